@@ -1,0 +1,44 @@
+"""Command-line interface `ai8x-nb`: one subcommand per job, each a thin wrapper over one
+library function. Subcommands live in their own modules (`ai8x_nb.cli.<name>`), each with
+`add_parser(subparsers)` and `run(args) -> int`.
+"""
+
+import argparse
+import importlib
+import logging
+import sys
+
+SUBCOMMANDS = ("check", "train", "evaluate", "export", "run")
+
+
+def build_parser():
+    """Return the argparse parser with every subcommand registered."""
+    parser = argparse.ArgumentParser(
+        prog="ai8x-nb",
+        description="Design, train, quantize and export networks for the MAX78000/MAX78002.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name in SUBCOMMANDS:
+        module = importlib.import_module(f"ai8x_nb.cli.{name}")
+        sub = module.add_parser(subparsers)
+        sub.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv=None):
+    """Entry point of the `ai8x-nb` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(message)s")
+    from ai8x_nb.errors import Ai8xNbError
+
+    try:
+        return args._run(args)
+    except Ai8xNbError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,157 @@
+"""Hardware limits of the MAX78000 and MAX78002 CNN accelerators, as frozen data.
+
+There is no "current device": every function that needs limits takes a `Device` (or a
+device name) explicitly. Numbers follow the ai8x reference, sections 3-4.
+
+Example:
+
+>>> from ai8x_nb.devices import get_device
+>>> dev = get_device("max78000")
+>>> dev.max_layers, dev.weight_memory_bytes // 1024
+(32, 432)
+"""
+
+import dataclasses
+
+from ai8x_nb.errors import UnknownDeviceError
+
+__all__ = ["Device", "MAX78000", "MAX78002", "DEVICES", "get_device"]
+
+WEIGHT_WORD_BITS = 72
+"""One weight-memory word: a 3x3 kernel of 8-bit weights."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Device:
+    """Limits of one accelerator.
+
+    Attributes are plain numbers and tuples; instances are immutable and hashable.
+    """
+
+    name: str
+    processors: int
+    processors_per_quadrant: int
+    processors_per_memory: int
+    max_layers: int
+    max_channels: int
+    weight_words: tuple  # 72-bit words of weight memory, per processor
+    bias_bytes_per_quadrant: int
+    max_bias_outputs: int
+    data_memory_bytes: int
+    data_memory_instances: int
+    max_pixels_hwc: int
+    max_pixels_chw: int
+    max_rows: int
+    max_cols: int
+    conv2d_kernels: tuple = (1, 3)
+    conv1d_kernels: tuple = tuple(range(1, 10))
+    conv_transpose_kernels: tuple = (3,)
+    conv_transpose_stride: int = 2
+    paddings: tuple = (0, 1, 2)
+    pool_range: tuple = (1, 16)
+    pool_stride_range: tuple = (1, 16)
+    max_dense_in: int = 1024
+    max_dense_out: int = 1024
+    max_flatten_values: int = 16384
+    max_flatten_pixels: int = 256
+    output_shift_range: tuple = (-15, 15)
+    weight_bits: tuple = (8, 4, 2, 1)
+    max_eltwise_operands: int = 16
+    conv2d_dilation: bool = False
+    depthwise: bool = False
+
+    @property
+    def quadrants(self):
+        """Number of processor quadrants."""
+        return self.processors // self.processors_per_quadrant
+
+    @property
+    def weight_memory_bytes(self):
+        """Total weight memory in bytes (72-bit words)."""
+        return sum(self.weight_words) * WEIGHT_WORD_BITS // 8
+
+    @property
+    def bias_memory_bytes(self):
+        """Total bias memory in bytes."""
+        return self.bias_bytes_per_quadrant * self.quadrants
+
+    @property
+    def data_instance_bytes(self):
+        """Bytes of one data-memory instance (shared by `processors_per_memory` processors)."""
+        return self.data_memory_bytes // self.data_memory_instances
+
+    @property
+    def out_offset_half(self):
+        """The ping-pong output offset: half of one data-memory instance, in bytes."""
+        return self.data_instance_bytes // 2
+
+    def __str__(self):
+        return self.name
+
+
+MAX78000 = Device(
+    name="MAX78000",
+    processors=64,
+    processors_per_quadrant=16,
+    processors_per_memory=4,
+    max_layers=32,
+    max_channels=1024,
+    weight_words=(768,) * 64,
+    bias_bytes_per_quadrant=512,
+    max_bias_outputs=512,
+    data_memory_bytes=512 * 1024,
+    data_memory_instances=16,
+    max_pixels_hwc=8192,
+    max_pixels_chw=32768,
+    max_rows=1023,
+    max_cols=1023,
+)
+
+MAX78002 = Device(
+    name="MAX78002",
+    processors=64,
+    processors_per_quadrant=16,
+    processors_per_memory=4,
+    max_layers=128,
+    max_channels=2048,
+    # 2,340 KiB in all: the first processor of each quadrant has 5120 words, the others 4096.
+    weight_words=tuple(5120 if p % 16 == 0 else 4096 for p in range(64)),
+    bias_bytes_per_quadrant=2048,
+    max_bias_outputs=2048,
+    data_memory_bytes=1280 * 1024,
+    data_memory_instances=16,
+    max_pixels_hwc=20480,
+    max_pixels_chw=81920,
+    max_rows=2047,
+    max_cols=2047,
+    conv2d_dilation=True,
+    depthwise=True,
+)
+
+DEVICES = {dev.name: dev for dev in (MAX78000, MAX78002)}
+
+
+def get_device(device="MAX78000"):
+    """Return the limits of a device.
+
+    Args:
+        device: a `Device`, or its name, case-insensitive ("MAX78000", "max78002").
+            The vendor's short names "ai85" / "85" and "ai87" / "87" are accepted too.
+
+    Returns:
+        The frozen `Device`.
+
+    Raises:
+        UnknownDeviceError: for any other name.
+    """
+    if isinstance(device, Device):
+        return device
+    key = str(device).strip().upper()
+    aliases = {"AI85": "MAX78000", "85": "MAX78000", "AI87": "MAX78002", "87": "MAX78002"}
+    key = aliases.get(key, key)
+    if key not in DEVICES:
+        raise UnknownDeviceError(
+            f"Unknown device {device!r}; supported devices are {', '.join(DEVICES)}. "
+            f"Pass device='MAX78000' or device='MAX78002'."
+        )
+    return DEVICES[key]

@@ -1,0 +1,44 @@
+"""Exception types of ai8x-nb.
+
+Every error a user can trigger is a subclass of `Ai8xNbError`; the ones about bad
+values are also `ValueError`s so that generic code catching `ValueError` keeps working.
+"""
+
+
+class Ai8xNbError(Exception):
+    """Base class of every ai8x-nb error."""
+
+
+class DeviceLimitError(Ai8xNbError, ValueError):
+    """A layer argument or a model is outside what the accelerator can run.
+
+    The message names the layer, the argument, the value received, the device limit
+    and how to fix it.
+    """
+
+
+class UnknownDeviceError(Ai8xNbError, ValueError):
+    """A device name that is not MAX78000 or MAX78002."""
+
+
+class ModelCheckError(Ai8xNbError, ValueError):
+    """A whole model cannot run on the device; `report` holds the full check report."""
+
+    def __init__(self, message, report=None):
+        super().__init__(message)
+        self.report = report
+
+
+class QuantizationError(Ai8xNbError, ValueError):
+    """A model or policy that cannot be quantized as asked."""
+
+
+class ExportError(Ai8xNbError):
+    """An export target could not be written."""
+
+
+class DatasetError(Ai8xNbError, ValueError):
+    """A dataset is missing, corrupt, truncated or cannot be downloaded.
+
+    The message names the file, what is wrong with it and how to fix it.
+    """

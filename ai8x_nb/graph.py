@@ -1,0 +1,241 @@
+"""Map a Keras model onto the accelerator's sequence of hardware layers.
+
+Keras layers that vanish on the device (InputLayer, Reshape, Flatten, Dropout) are folded
+into the hardware layer that follows them; every `HardwareLayer` / `Add` becomes one
+`HwLayer`. Anything else is kept as an `unsupported` entry so that `check_model` can say what
+to replace it with. This is the one place that walks a Keras graph: the model check, the
+YAML generator, the integer converter and the simulator all use its result.
+"""
+
+import dataclasses
+
+import keras
+
+from ai8x_nb.layers import Add, HardwareLayer
+from ai8x_nb.layers.conv import Conv1D, Conv2D, ConvTranspose2D
+from ai8x_nb.layers.dense import Dense
+
+__all__ = ["HwLayer", "ModelGraph", "trace_model", "FOLDED_LAYERS", "is_subclassed"]
+
+FOLDED_LAYERS = (
+    keras.layers.InputLayer,
+    keras.layers.Reshape,
+    keras.layers.Flatten,
+    keras.layers.Dropout,
+    keras.layers.SpatialDropout1D,
+    keras.layers.SpatialDropout2D,
+    keras.layers.GaussianNoise,
+    keras.layers.GaussianDropout,
+)
+"""Keras layers that do nothing at inference on the device (or only relabel memory)."""
+
+MODEL_INPUT = -1
+
+
+@dataclasses.dataclass
+class HwLayer:
+    """One hardware layer.
+
+    Attributes:
+        index: position in the device's layer sequence.
+        layer: the Keras layer.
+        op: "conv2d", "conv1d", "convtranspose2d", "linear", "passthrough", "add" or
+            "unsupported".
+        inputs: indices of the hardware layers feeding it (`MODEL_INPUT` = -1 for the model input).
+        in_shape: channels-last input shape without batch, as the operator sees it (before the
+            fused pooling), e.g. (H, W, C), (L, C) or (features,).
+        out_shape: channels-last output shape without batch.
+        flatten_from: for a linear layer after a Flatten, the (H, W, C) / (L, C) shape that was
+            flattened; else None.
+        reshaped_from: when a Reshape relabels the input (e.g. 1D -> 2D), the producer's shape.
+        problems: reasons the layer cannot run (filled for unsupported layers).
+    """
+
+    index: int
+    layer: object
+    op: str
+    inputs: tuple
+    in_shape: tuple
+    out_shape: tuple
+    flatten_from: tuple = None
+    reshaped_from: tuple = None
+    problems: list = dataclasses.field(default_factory=list)
+
+    @property
+    def name(self):
+        return self.layer.name
+
+    @property
+    def in_channels(self):
+        if self.flatten_from is not None:
+            return self.flatten_from[-1]
+        return self.in_shape[-1]
+
+    @property
+    def out_channels(self):
+        return self.out_shape[-1]
+
+    @property
+    def is_hardware(self):
+        return self.op != "unsupported"
+
+
+@dataclasses.dataclass
+class ModelGraph:
+    """The hardware view of a Keras model.
+
+    Attributes:
+        layers: the `HwLayer`s in device order.
+        input_shape: channels-last input shape as the first hardware layer sees it.
+        raw_input_shape: the Keras model's input shape (before any folded Reshape).
+        output_index: index of the layer producing the model output.
+        folded: names of the Keras layers that vanish on the device.
+        problems: model-level problems (subclassed model, layer reused, ...).
+    """
+
+    layers: list
+    input_shape: tuple
+    raw_input_shape: tuple
+    output_index: int
+    folded: list
+    problems: list
+
+
+@dataclasses.dataclass
+class _Source:
+    index: int
+    shape: tuple
+    flatten_from: tuple = None
+    reshaped_from: tuple = None
+
+
+def _as_list(x):
+    return list(x) if isinstance(x, (list, tuple)) else [x]
+
+
+def _shape(tensor):
+    return tuple(tensor.shape[1:])
+
+
+def is_subclassed(model):
+    """True for a subclassed `keras.Model` (neither Sequential nor functional)."""
+    from keras.src.models.functional import Functional
+
+    return not isinstance(model, (keras.Sequential, Functional))
+
+
+def _op_name(layer):
+    if isinstance(layer, Add):
+        return "add"
+    if isinstance(layer, ConvTranspose2D):
+        return "convtranspose2d"
+    if isinstance(layer, Conv2D):
+        return "conv2d"
+    if isinstance(layer, Conv1D):
+        return "conv1d"
+    if isinstance(layer, Dense):
+        return "linear"
+    if isinstance(layer, HardwareLayer) and not layer.has_operator:
+        return "passthrough"
+    return "unsupported"
+
+
+def _unsupported_reason(layer):
+    name = type(layer).__name__
+    cfg = layer.get_config() if hasattr(layer, "get_config") else {}
+    if isinstance(layer, keras.layers.Conv2D) and cfg.get("strides") not in (1, (1, 1), [1, 1]):
+        return (f"Keras {name} with strides={cfg.get('strides')} cannot run on the device "
+                f"(stride 1 only); use ai8x_nb.layers.Conv2D and downsample with pooling "
+                f"(pooling='max', pool_size=1, pool_strides=2).")
+    hints = {
+        "Conv2D": "use ai8x_nb.layers.Conv2D (kernel 1 or 3, padding 0..2)",
+        "Conv1D": "use ai8x_nb.layers.Conv1D",
+        "Conv2DTranspose": "use ai8x_nb.layers.ConvTranspose2D",
+        "Dense": "use ai8x_nb.layers.Dense",
+        "MaxPooling2D": "use ai8x_nb.layers.MaxPool2D or a fused pooling= argument",
+        "AveragePooling2D": "use ai8x_nb.layers.AvgPool2D or a fused pooling= argument",
+        "MaxPooling1D": "use ai8x_nb.layers.MaxPool1D",
+        "AveragePooling1D": "use ai8x_nb.layers.AvgPool1D",
+        "ReLU": "use activation='relu' on the layer before",
+        "Activation": "use activation='relu' or 'abs' on the layer before",
+        "BatchNormalization": "use batch_norm='affine' on the convolution before",
+        "Add": "use ai8x_nb.layers.Add",
+    }
+    hint = hints.get(name, "the device runs only ai8x_nb.layers layers")
+    return f"Keras layer {name} '{layer.name}' cannot run on the device: {hint}."
+
+
+def trace_model(model):
+    """Build the hardware view of a built Sequential or functional Keras model.
+
+    Args:
+        model: a built `keras.Sequential` or functional `keras.Model`.
+
+    Returns:
+        A `ModelGraph`. Problems are recorded, not raised; `check_model` reports them.
+    """
+    problems = []
+    if is_subclassed(model):
+        problems.append(
+            f"Model '{model.name}' is a subclassed keras.Model: its graph cannot be read. "
+            f"Rewrite it with the functional API (keras.Input -> layers -> keras.Model(inputs, "
+            f"outputs)) or keras.Sequential; the same layers work unchanged.")
+        return ModelGraph([], (), (), MODEL_INPUT, [], problems)
+    if len(model.inputs) != 1 or len(model.outputs) != 1:
+        problems.append(f"Model '{model.name}' has {len(model.inputs)} inputs and "
+                        f"{len(model.outputs)} outputs; the device runs one input, one output.")
+    raw_input = _shape(model.inputs[0])
+    sources = {id(model.inputs[0]): _Source(MODEL_INPUT, raw_input)}
+    hw_layers, folded = [], []
+    input_shape = raw_input
+    for layer in model.layers:
+        if len(getattr(layer, "_inbound_nodes", [])) > 1:
+            problems.append(
+                f"Layer '{layer.name}' is used {len(layer._inbound_nodes)} times; every call "
+                f"needs its own weights on the device. Create one layer instance per use.")
+        if isinstance(layer, keras.layers.InputLayer):
+            folded.append(layer.name)
+            continue
+        inputs, outputs = _as_list(layer.input), _as_list(layer.output)
+        srcs = [sources.get(id(t)) for t in inputs]
+        if any(s is None for s in srcs):
+            problems.append(f"Layer '{layer.name}' takes an input the tracer cannot follow.")
+            srcs = [s or _Source(MODEL_INPUT, _shape(t)) for s, t in zip(srcs, inputs)]
+        src = srcs[0]
+        if isinstance(layer, FOLDED_LAYERS):
+            folded.append(layer.name)
+            out = _shape(outputs[0])
+            if isinstance(layer, keras.layers.Flatten):
+                new = _Source(src.index, out, flatten_from=src.flatten_from or src.shape)
+            elif isinstance(layer, keras.layers.Reshape):
+                if src.index == MODEL_INPUT:
+                    input_shape = out  # a reshape of the model input is just the input layout
+                    new = _Source(MODEL_INPUT, out)
+                else:
+                    new = _Source(src.index, out, reshaped_from=src.reshaped_from or src.shape)
+                    if out[-1] != src.shape[-1] and len(out) > 1:
+                        problems.append(
+                            f"Reshape '{layer.name}' changes the channel count "
+                            f"({src.shape} -> {out}); the device can only relabel the length "
+                            f"of each channel (keep the last dimension).")
+            else:
+                new = dataclasses.replace(src, shape=out)
+            sources[id(outputs[0])] = new
+            continue
+        op = _op_name(layer)
+        hw = HwLayer(
+            index=len(hw_layers), layer=layer, op=op,
+            inputs=tuple(s.index for s in srcs),
+            in_shape=src.shape, out_shape=_shape(outputs[0]),
+            flatten_from=src.flatten_from if op == "linear" else None,
+            reshaped_from=src.reshaped_from)
+        if op == "unsupported":
+            hw.problems.append(_unsupported_reason(layer))
+        elif src.flatten_from is not None and op != "linear":
+            hw.problems.append(f"Layer '{layer.name}' follows a Flatten; only a Dense layer "
+                               f"can take a flattened input on the device.")
+        hw_layers.append(hw)
+        sources[id(outputs[0])] = _Source(hw.index, hw.out_shape)
+    out_src = sources.get(id(model.outputs[0]))
+    output_index = out_src.index if out_src is not None else len(hw_layers) - 1
+    return ModelGraph(hw_layers, input_shape, raw_input, output_index, folded, problems)

@@ -1,0 +1,115 @@
+"""Device arithmetic as `keras.ops` functions: rounding, clamps, pooling, fake quantization.
+
+Every function here is pure and works on float tensors that hold values in "data units"
+(device integer / 128). Rounding is the device's round-half-up, `floor(x + 0.5)`; the
+quantizers pass gradients straight through (STE) so they can be used in training.
+"""
+
+from keras import ops
+
+DATA_SCALE = 128.0
+"""Integer value of 1.0 in data units (Q7)."""
+OUT_MIN = -1.0
+OUT_MAX = 127.0 / 128.0
+WIDE_LIMIT = 32768.0
+
+
+def straight_through(x, quantized):
+    """Return `quantized` in the forward pass and the gradient of `x` in the backward pass."""
+    return x + ops.stop_gradient(quantized - x)
+
+
+def round_half_up(x):
+    """The device's rounding: `floor(x + 0.5)`."""
+    return ops.floor(x + 0.5)
+
+
+def quantize_activation(x):
+    """Round to the 8-bit data grid (1/128) with round-half-up; straight-through gradient."""
+    return straight_through(x, round_half_up(x * DATA_SCALE) / DATA_SCALE)
+
+
+def quantize_wide(x, weight_bits=8):
+    """Round a wide (32-bit) output to its accumulator grid, 1 / (128 * 2^(bits-1)), and clamp it.
+
+    For 8-bit weights the grid is 2^-14 (Q17.14).
+    """
+    scale = DATA_SCALE * 2.0 ** (weight_bits - 1)
+    x = straight_through(x, round_half_up(x * scale) / scale)
+    return ops.clip(x, -WIDE_LIMIT, WIDE_LIMIT)
+
+
+def quantize_weight(w, bits):
+    """Fake-quantize weights to `bits` bits: grid 2^-(bits-1), clamped to [-1, 1 - 2^-(bits-1)]."""
+    scale = 2.0 ** (bits - 1)
+    q = straight_through(w * scale, round_half_up(w * scale))
+    return ops.clip(q, -scale, scale - 1.0) / scale
+
+
+def quantize_bias(b, bits):
+    """Fake-quantize a bias: 8-bit integer in units of (data x weight), i.e. grid 2^-(bits-1).
+
+    The accumulator adds `bias_int * 128`; with `bits`-bit weights one accumulator unit is
+    1 / (128 * 2^(bits-1)) in data units, so the bias grid is the weight grid and its integer
+    range is always [-128, 127]. For 8-bit weights this is the usual `floor(b * 128 + 0.5) / 128`
+    clamped to [-1, 127/128].
+    """
+    scale = 2.0 ** (bits - 1)
+    q = straight_through(b * scale, round_half_up(b * scale))
+    return ops.clip(q, -128.0, 127.0) / scale
+
+
+def clamp_output(x, wide=False):
+    """Clamp a layer output: [-1, 127/128] for 8-bit outputs, +-32768 for wide outputs."""
+    if wide:
+        return ops.clip(x, -WIDE_LIMIT, WIDE_LIMIT)
+    return ops.clip(x, OUT_MIN, OUT_MAX)
+
+
+def activate(x, activation):
+    """Apply the device activation: None, "relu" or "abs"."""
+    if activation == "relu":
+        return ops.relu(x)
+    if activation == "abs":
+        return ops.abs(x)
+    return x
+
+
+def output_shift(kernel, bias=None, shift_quantile=1.0):
+    """Derive a layer's output_shift from its parameters, as ai8x-training does.
+
+    `limit = quantile(|W, b|, shift_quantile)`, `shift = -floor(log2(1 / limit))`, clamped
+    to [-15, 15]. The result is a float scalar tensor holding an integer, without gradient.
+    """
+    params = ops.abs(ops.reshape(kernel, (-1,)))
+    if bias is not None:
+        params = ops.concatenate([params, ops.abs(ops.reshape(bias, (-1,)))])
+    if shift_quantile >= 1.0:
+        limit = ops.max(params)
+    else:
+        limit = ops.quantile(params, shift_quantile)
+    limit = ops.maximum(limit, 2.0**-20)
+    shift = -ops.floor(ops.log2(1.0 / limit))
+    return ops.stop_gradient(ops.clip(shift, -15.0, 15.0))
+
+
+def pool(x, mode, pool_size, strides, quantized=False):
+    """Max or average pooling without padding, channels last (1D or 2D from `pool_size`).
+
+    With `quantized=True` the average is truncated toward zero on the 1/128 grid, as the
+    device does.
+    """
+    if mode == "max":
+        return ops.max_pool(x, pool_size, strides, padding="valid")
+    y = ops.average_pool(x, pool_size, strides, padding="valid")
+    if not quantized:
+        return y
+    count = 1
+    for k in pool_size:
+        count *= k
+    # The window sum is an exact integer on the data grid; truncate sum / count toward zero.
+    # floor(|S| / n + 0.5 / n) keeps every candidate at least 0.5 / n away from an integer,
+    # so float rounding in the division can never flip the result.
+    total = ops.round(y * (count * DATA_SCALE))
+    trunc = ops.sign(total) * ops.floor(ops.abs(total) / count + 0.5 / count)
+    return straight_through(y, trunc / DATA_SCALE)

@@ -1,0 +1,81 @@
+"""Argument checks shared by the layers: each failure names layer, argument, value, limit and fix."""
+
+from ai8x_nb.errors import DeviceLimitError
+
+POOLINGS = (None, "max", "avg")
+ACTIVATIONS = (None, "relu", "abs")
+
+
+def fail(layer, argument, value, limit, fix):
+    """Raise a `DeviceLimitError` in the project's standard wording."""
+    raise DeviceLimitError(
+        f"{type(layer).__name__} '{layer.name}': {argument}={value!r} is not supported by "
+        f"{layer.device.name} ({limit}). {fix}"
+    )
+
+
+def normalize_choice(layer, argument, value, choices, fix):
+    """Lower-case a string option ("Max" -> "max", "ReLU" -> "relu") and check it."""
+    norm = value.lower() if isinstance(value, str) else value
+    if norm in ("none", ""):
+        norm = None
+    if norm not in choices:
+        shown = ", ".join(repr(c) for c in choices)
+        fail(layer, argument, value, f"one of {shown}", fix)
+    return norm
+
+
+def as_tuple(layer, argument, value, rank):
+    """Turn an int or a sequence into a `rank`-tuple of ints."""
+    if isinstance(value, int):
+        return (value,) * rank
+    try:
+        values = tuple(int(v) for v in value)
+    except TypeError:
+        values = ()
+    if len(values) != rank:
+        fail(layer, argument, value, f"an int or {rank} ints", f"Pass e.g. {argument}=2.")
+    return values
+
+
+def check_range(layer, argument, value, low, high, fix):
+    """Check that every entry of an int or tuple lies in [low, high]."""
+    for v in value if isinstance(value, tuple) else (value,):
+        if not low <= v <= high:
+            fail(layer, argument, value, f"{low}..{high}", fix)
+
+
+def check_pooling(layer, pool_size, pool_strides, rank):
+    """Validate pool_size / pool_strides against the device; returns both as tuples."""
+    dev = layer.device
+    size = as_tuple(layer, "pool_size", pool_size, rank)
+    strides = size if pool_strides is None else as_tuple(layer, "pool_strides", pool_strides, rank)
+    low, high = dev.pool_range
+    check_range(layer, "pool_size", size, low, high,
+                "Use a pool size from 1 to 16, or pool in two layers.")
+    low, high = dev.pool_stride_range
+    check_range(layer, "pool_strides", strides, low, high,
+                "Use a pool stride from 1 to 16.")
+    return size, strides
+
+
+def check_channels(layer, argument, value):
+    """Check a channel count against the device maximum."""
+    limit = layer.device.max_channels
+    if not 1 <= value <= limit:
+        fail(layer, argument, value, f"1..{limit} channels",
+             f"Use at most {limit} channels, or split the layer.")
+
+
+def check_spatial(layer, shape, what):
+    """Check that every spatial size is >= 1 and within the device's row/column limit."""
+    for size in shape:
+        if size is None:
+            continue
+        if size < 1:
+            fail(layer, "input_shape", shape,
+                 f"{what} must be at least 1 pixel",
+                 "Use a larger input, a smaller pool, or less pooling before this layer.")
+        if size > layer.device.max_rows:
+            fail(layer, "input_shape", shape, f"at most {layer.device.max_rows} rows/columns",
+                 "Downsample the input before the accelerator.")

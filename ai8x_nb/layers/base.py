@@ -1,0 +1,241 @@
+"""The shared machinery of every hardware layer: fused pooling, activation, clamp, BatchNorm and QAT.
+
+One hardware layer of the MAX78000 computes, in this order (ai8x reference, section 3):
+pooling -> zero padding -> convolution / linear (+ bias) -> scale by 2^output_shift ->
+round -> activation -> clamp. `HardwareLayer` implements everything but the operator itself,
+which subclasses provide in `_operate(x, kernel, bias)`.
+
+Quantization state (`qat`, `weight_bits`, `shift_quantile`, `batch_norm_folded`) is part of
+the layer config, so a model saved during or after QAT reloads in the same mode.
+`ai8x_nb.quantize` decides when and how to switch it; the layer only computes.
+"""
+
+import keras
+from keras import ops
+
+from ai8x_nb.devices import get_device
+from ai8x_nb.errors import QuantizationError
+from ai8x_nb.layers import _ops
+from ai8x_nb.layers import _validate as v
+
+PACKAGE = "ai8x_nb"
+"""Frozen registration package: saved .keras files refer to it, never change it."""
+
+BATCH_NORMS = (None, "affine", "noaffine")
+BN_SCALE = 0.25
+"""ai8x trains BatchNorm as bn(x) / 4; the factor is folded into the weights later."""
+
+
+class HardwareLayer(keras.layers.Layer):
+    """Base class of layers that map to one accelerator layer.
+
+    Args:
+        pooling: None, "max" or "avg" (case-insensitive), applied before the operator.
+        pool_size: int or tuple, 1..16.
+        pool_strides: int or tuple, 1..16; defaults to `pool_size`.
+        activation: None, "relu" or "abs".
+        wide: 32-bit output (last layer only, no activation).
+        use_bias: whether the operator has a bias.
+        batch_norm: None, "affine" or "noaffine": BatchNorm after the operator, trained as
+            bn(x) / 4 and folded into weights and bias for quantization.
+        weight_bits: 8, 4, 2 or 1 (used when `qat` is on and at conversion).
+        qat: fake quantization on (set by `ai8x_nb.quantize`, stored in the config).
+        shift_quantile: quantile of |W, b| that sets output_shift, in (0, 1].
+        batch_norm_folded: BatchNorm already folded into kernel and bias.
+        device: "MAX78000" (default) or "MAX78002".
+    """
+
+    rank = 2  # spatial rank of the operator; 0 for Dense, None for element-wise
+    has_operator = True
+
+    def __init__(
+        self,
+        *,
+        pooling=None,
+        pool_size=2,
+        pool_strides=None,
+        activation=None,
+        wide=False,
+        use_bias=True,
+        batch_norm=None,
+        weight_bits=8,
+        qat=False,
+        shift_quantile=1.0,
+        batch_norm_folded=False,
+        device="MAX78000",
+        kernel_initializer="glorot_uniform",
+        bias_initializer="zeros",
+        kernel_regularizer=None,
+        bias_regularizer=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.device = get_device(device)
+        self.pooling = v.normalize_choice(
+            self, "pooling", pooling, v.POOLINGS, "Use pooling=None, 'max' or 'avg'.")
+        self.activation = v.normalize_choice(
+            self, "activation", activation, v.ACTIVATIONS,
+            "The device has ReLU and Abs only; use activation='relu', 'abs' or None.")
+        if self.pooling is not None:
+            self.pool_size, self.pool_strides = v.check_pooling(
+                self, pool_size, pool_strides, max(self.rank, 1))
+        else:
+            self.pool_size, self.pool_strides = None, None
+        self.wide = bool(wide)
+        if self.wide and self.activation is not None:
+            v.fail(self, "wide", wide, "a wide (32-bit) output has no activation",
+                   "Use activation=None on the wide last layer.")
+        self.use_bias = bool(use_bias)
+        self.batch_norm = v.normalize_choice(
+            self, "batch_norm", batch_norm, BATCH_NORMS,
+            "Use batch_norm=None, 'affine' or 'noaffine'.")
+        if weight_bits not in self.device.weight_bits:
+            v.fail(self, "weight_bits", weight_bits, "8, 4, 2 or 1 bits",
+                   "Use weight_bits=8 unless the weight memory is too small.")
+        self.weight_bits = int(weight_bits)
+        if not 0.0 < float(shift_quantile) <= 1.0:
+            v.fail(self, "shift_quantile", shift_quantile, "a quantile in (0, 1]",
+                   "Use 1.0 (the maximum) or e.g. 0.995.")
+        self.shift_quantile = float(shift_quantile)
+        self.qat = bool(qat)
+        self.batch_norm_folded = bool(batch_norm_folded)
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self.bias_initializer = keras.initializers.get(bias_initializer)
+        self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
+        self.bias_regularizer = keras.regularizers.get(bias_regularizer)
+        self.bn = None
+        if self.batch_norm is not None:
+            affine = self.batch_norm == "affine"
+            # PyTorch momentum 0.05 == Keras momentum 0.95; eps as in PyTorch.
+            self.bn = keras.layers.BatchNormalization(
+                momentum=0.95, epsilon=1e-5, center=affine, scale=affine, name="bn")
+
+    # ----------------------------------------------------------------- build
+    @property
+    def has_bias_variable(self):
+        """A bias exists when asked for, and always with BatchNorm (it receives the fold)."""
+        return self.use_bias or self.batch_norm is not None
+
+    def _add_params(self, kernel_shape, units):
+        self.kernel = self.add_weight(
+            name="kernel", shape=kernel_shape, initializer=self.kernel_initializer,
+            regularizer=self.kernel_regularizer)
+        self.bias = None
+        if self.has_bias_variable:
+            self.bias = self.add_weight(
+                name="bias", shape=(units,), initializer=self.bias_initializer,
+                regularizer=self.bias_regularizer)
+        if self.bn is not None:
+            self.bn.build((None, units))
+            if not self.use_bias and not self.batch_norm_folded:
+                # The bias only receives the BatchNorm fold; it must not train before that.
+                self.bias.trainable = False
+
+    def _pooled_shape(self, spatial):
+        """Spatial shape after the fused pooling: (in - pool) // stride + 1."""
+        if self.pooling is None:
+            return tuple(spatial)
+        out = []
+        for size, k, s in zip(spatial, self.pool_size, self.pool_strides):
+            if size is not None and size < k:
+                v.fail(self, "pool_size", self.pool_size,
+                       f"the pool must fit in the input, which is {tuple(spatial)}",
+                       "Use a smaller pool or a larger input.")
+            out.append(None if size is None else (size - k) // s + 1)
+        return tuple(out)
+
+    # ------------------------------------------------------------------ call
+    def _operate(self, x, kernel, bias):
+        raise NotImplementedError
+
+    def _pool(self, x):
+        if self.pooling is None:
+            return x
+        return _ops.pool(x, self.pooling, self.pool_size, self.pool_strides, quantized=self.qat)
+
+    def call(self, inputs, training=None):
+        x = self._pool(inputs)
+        if not self.has_operator:
+            return _ops.clamp_output(x)
+        if self.qat:
+            return self._call_quantized(x)
+        bias = self.bias if self.bias is not None and self.bias.trainable else None
+        y = self._operate(x, self.kernel, bias)
+        if self.bn is not None and not self.batch_norm_folded:
+            y = self.bn(y, training=training) * BN_SCALE
+        y = _ops.activate(y, self.activation)
+        return _ops.clamp_output(y, self.wide)
+
+    def _call_quantized(self, x):
+        if self.bn is not None and not self.batch_norm_folded:
+            raise QuantizationError(
+                f"{type(self).__name__} '{self.name}' has an unfolded BatchNorm; fold it before "
+                f"fake quantization (ai8x_nb.quantize.enable_qat does both).")
+        shift = self.output_shift_tensor()
+        weight_scale = ops.power(2.0, -shift)
+        kernel = _ops.quantize_weight(self.kernel * weight_scale, self.weight_bits)
+        bias = None
+        if self.bias is not None:
+            bias = _ops.quantize_bias(self.bias * weight_scale, self.weight_bits)
+        y = self._operate(x, kernel, bias)
+        if self.wide:
+            # The device keeps the raw accumulator of a wide layer: no output_shift.
+            return _ops.quantize_wide(y, self.weight_bits)
+        y = _ops.quantize_activation(y * ops.power(2.0, shift))
+        y = _ops.activate(y, self.activation)
+        return _ops.clamp_output(y)
+
+    # ---------------------------------------------------------- quantization
+    def output_shift_tensor(self):
+        """The output_shift derived from the current kernel and bias (float tensor, integer value)."""
+        return _ops.output_shift(self.kernel, self.bias, self.shift_quantile)
+
+    def fold_batch_norm(self):
+        """Fold the BatchNorm (trained as bn(x)/4) into kernel and bias, in place.
+
+        With r = 1 / sqrt(var + eps): W' = W * 0.25 * gamma * r per output channel,
+        b' = (b - mean) * r * 0.25 * gamma + 0.25 * beta. Does nothing without BatchNorm or
+        when already folded.
+        """
+        if self.bn is None or self.batch_norm_folded:
+            return
+        bn = self.bn
+        r = 1.0 / ops.sqrt(bn.moving_variance + bn.epsilon)
+        gamma = bn.gamma if bn.scale else ops.ones_like(r)
+        beta = bn.beta if bn.center else ops.zeros_like(r)
+        factor = BN_SCALE * gamma * r
+        kernel_factor = self._kernel_channel_factor(factor)
+        self.kernel.assign(self.kernel * kernel_factor)
+        bias = self.bias if self.use_bias else ops.zeros_like(r)
+        self.bias.assign((bias - bn.moving_mean) * factor + BN_SCALE * beta)
+        self.batch_norm_folded = True
+        self.bias.trainable = True
+        for var in bn.trainable_variables:
+            var.trainable = False
+
+    def _kernel_channel_factor(self, factor):
+        """Broadcast a per-output-channel factor onto the kernel (output axis last)."""
+        return factor
+
+    # ---------------------------------------------------------------- config
+    def get_config(self):
+        config = super().get_config()
+        config.update({
+            "pooling": self.pooling,
+            "pool_size": self.pool_size,
+            "pool_strides": self.pool_strides,
+            "activation": self.activation,
+            "wide": self.wide,
+            "use_bias": self.use_bias,
+            "batch_norm": self.batch_norm,
+            "weight_bits": self.weight_bits,
+            "qat": self.qat,
+            "shift_quantile": self.shift_quantile,
+            "batch_norm_folded": self.batch_norm_folded,
+            "device": self.device.name,
+            "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
+            "bias_initializer": keras.initializers.serialize(self.bias_initializer),
+            "kernel_regularizer": keras.regularizers.serialize(self.kernel_regularizer),
+            "bias_regularizer": keras.regularizers.serialize(self.bias_regularizer),
+        })
+        return config

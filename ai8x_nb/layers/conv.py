@@ -1,0 +1,166 @@
+"""Convolution layers of the accelerator: Conv2D, Conv1D and ConvTranspose2D, with fused pooling."""
+
+import keras
+from keras import ops
+
+from ai8x_nb.layers import _validate as v
+from ai8x_nb.layers.base import PACKAGE, HardwareLayer
+
+
+def _padding_amount(layer, padding, kernel_size):
+    """Accept 0/1/2 or Keras' "valid"/"same" (same = kernel_size // 2)."""
+    if isinstance(padding, str):
+        word = padding.lower()
+        if word not in ("valid", "same"):
+            v.fail(layer, "padding", padding, "padding 0, 1 or 2 (or 'valid' / 'same')",
+                   "Pass an int number of zero rows/columns.")
+        return 0 if word == "valid" else kernel_size // 2
+    if padding not in layer.device.paddings:
+        v.fail(layer, "padding", padding, "padding 0, 1 or 2",
+               "Use padding=1 for a 3x3 kernel to keep the size, 0 to shrink it.")
+    return int(padding)
+
+
+class _Conv(HardwareLayer):
+    """Shared parts of the convolutions: filters, kernel size, padding, the single stride."""
+
+    kernel_sizes_attr = "conv2d_kernels"
+    kernel_fix = "Use 3, or stack two 3x3 layers."
+
+    def __init__(self, filters, kernel_size=3, padding=1, strides=1, **kwargs):
+        super().__init__(**kwargs)
+        v.check_channels(self, "filters", filters)
+        self.filters = int(filters)
+        size = v.as_tuple(self, "kernel_size", kernel_size, self.rank)
+        allowed = getattr(self.device, self.kernel_sizes_attr)
+        if len(set(size)) != 1 or size[0] not in allowed:
+            v.fail(self, "kernel_size", kernel_size,
+                   "kernel_size " + " or ".join(str(k) for k in allowed), self.kernel_fix)
+        self.kernel_size = size[0]
+        self.padding = _padding_amount(self, padding, self.kernel_size)
+        stride = v.as_tuple(self, "strides", strides, self.rank)
+        if set(stride) != {self.required_stride}:
+            v.fail(self, "strides", strides, f"stride {self.required_stride} only",
+                   "Downsample with pooling instead, e.g. pooling='max', pool_size=1, "
+                   "pool_strides=2.")
+
+    required_stride = 1
+
+    def build(self, input_shape):
+        if len(input_shape) != self.rank + 2:
+            v.fail(self, "input_shape", tuple(input_shape),
+                   f"a {self.rank}D channels-last input (batch, {'rows, cols, ' if self.rank == 2 else 'length, '}channels)",
+                   "Reshape the input first.")
+        in_channels = input_shape[-1]
+        v.check_channels(self, "input channels", in_channels)
+        spatial = self._pooled_shape(input_shape[1:-1])
+        v.check_spatial(self, spatial, "the pooled input")
+        v.check_spatial(self, self._out_spatial(spatial), "the output")
+        kernel_shape = (self.kernel_size,) * self.rank + (in_channels, self.filters)
+        self._add_params(kernel_shape, self.filters)
+
+    def _out_spatial(self, spatial):
+        k, p = self.kernel_size, self.padding
+        return tuple(None if s is None else s + 2 * p - k + 1 for s in spatial)
+
+    def compute_output_shape(self, input_shape):
+        spatial = self._out_spatial(self._pooled_shape(input_shape[1:-1]))
+        return (input_shape[0],) + spatial + (self.filters,)
+
+    def _pad(self, x):
+        if self.padding == 0:
+            return x
+        p = self.padding
+        return ops.pad(x, [[0, 0]] + [[p, p]] * self.rank + [[0, 0]])
+
+    def _operate(self, x, kernel, bias):
+        y = ops.conv(self._pad(x), kernel, strides=1, padding="valid")
+        if bias is not None:
+            y = y + bias
+        return y
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"filters": self.filters, "kernel_size": self.kernel_size,
+                       "padding": self.padding, "strides": self.required_stride})
+        return config
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class Conv2D(_Conv):
+    """2D convolution of the accelerator, with optional fused pooling before it.
+
+    Args:
+        filters: output channels, 1..1024 (MAX78000) / 2048 (MAX78002).
+        kernel_size: 1 or 3.
+        padding: 0, 1 or 2 zero rows/columns on each side (or "valid" / "same").
+        strides: must be 1 (downsample with pooling).
+        **kwargs: pooling, pool_size, pool_strides, activation, wide, use_bias, batch_norm,
+            weight_bits, device and the Keras layer arguments; see `HardwareLayer`.
+
+    Example:
+
+    >>> layer = Conv2D(60, 3, padding=1, pooling="max", pool_size=2, activation="relu")
+    """
+
+    rank = 2
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class Conv1D(_Conv):
+    """1D convolution of the accelerator (kernel 1..9), with optional fused pooling.
+
+    Input is channels-last (batch, length, channels).
+
+    Example:
+
+    >>> layer = Conv1D(100, kernel_size=1, padding=0, activation="relu")
+    """
+
+    rank = 1
+    kernel_sizes_attr = "conv1d_kernels"
+    kernel_fix = "Use a kernel size from 1 to 9."
+
+    def __init__(self, filters, kernel_size=9, padding=0, strides=1, **kwargs):
+        super().__init__(filters, kernel_size=kernel_size, padding=padding, strides=strides,
+                         **kwargs)
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class ConvTranspose2D(_Conv):
+    """3x3 transposed convolution with stride 2 (2x upsampling at padding 1).
+
+    Output size is `2 * in + 2 - 2 * padding` (output padding 1, as the device).
+    The kernel has shape (3, 3, in, out): `out[2i + a - p, 2j + b - p] += x[i, j] * W[a, b]`.
+
+    Example:
+
+    >>> layer = ConvTranspose2D(16, 3, padding=1, activation="relu")
+    """
+
+    rank = 2
+    kernel_sizes_attr = "conv_transpose_kernels"
+    kernel_fix = "The device's transposed convolution is 3x3 only; use kernel_size=3."
+    required_stride = 2
+
+    def __init__(self, filters, kernel_size=3, padding=1, strides=2, **kwargs):
+        super().__init__(filters, kernel_size=kernel_size, padding=padding, strides=strides,
+                         **kwargs)
+
+    def _out_spatial(self, spatial):
+        return tuple(None if s is None else 2 * s + 2 - 2 * self.padding for s in spatial)
+
+    def _operate(self, x, kernel, bias):
+        # Zero-insertion upsampling then a plain convolution with the flipped kernel.
+        n_rows, n_cols, channels = x.shape[1], x.shape[2], x.shape[3]
+        zeros = ops.zeros_like(x)
+        x = ops.reshape(ops.stack([x, zeros], axis=3), (-1, n_rows, 2 * n_cols, channels))
+        zeros = ops.zeros_like(x)
+        x = ops.reshape(ops.stack([x, zeros], axis=2), (-1, 2 * n_rows, 2 * n_cols, channels))
+        x = x[:, : 2 * n_rows - 1, : 2 * n_cols - 1, :]
+        lead = self.kernel_size - 1 - self.padding
+        x = ops.pad(x, [[0, 0], [lead, lead + 1], [lead, lead + 1], [0, 0]])
+        y = ops.conv(x, ops.flip(ops.flip(kernel, axis=0), axis=1), strides=1, padding="valid")
+        if bias is not None:
+            y = y + bias
+        return y
