@@ -89,7 +89,7 @@ def check_checksum(
     size = path.stat().st_size
     what = "corrupt"
     if expected_size is not None and size < expected_size:
-        what = f"truncated ({size} bytes, expected {expected_size})"
+        what = f"truncated or corrupt ({size} bytes, expected {expected_size})"
     elif expected_size is not None and size != expected_size:
         what = f"corrupt ({size} bytes, expected {expected_size})"
     raise DatasetError(
@@ -244,6 +244,20 @@ def extract(archive: Path, dest: Path, *, strip_top: bool = True) -> Path:
     return dest
 
 
+def is_writable_dir(path: Path) -> bool:
+    """True if files may be created in `path` (or in its nearest existing parent).
+
+    A folder without any write permission bit counts as read-only even for
+    root, so shared read-only data folders are never written to.
+    """
+    path = Path(path)
+    while not path.exists():
+        if path.parent == path:
+            return False
+        path = path.parent
+    return path.is_dir() and bool(path.stat().st_mode & 0o222) and os.access(path, os.W_OK)
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> Path:
     """Write `data` to `path` via a temporary file in the same folder + `os.replace`."""
     path = Path(path)
@@ -252,6 +266,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> Path:
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; data files are meant to be shared
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

@@ -167,7 +167,9 @@ def _fetch_archive(spec: CifarSpec, root: Path, missing: list[Path]) -> None:
         try:
             _files.download(spec.url, archive, md5=spec.archive_md5)
         except DatasetError as exc:
-            raise _files.missing_error(missing, spec.url, str(exc)) from exc
+            cause = exc.__cause__
+            reason = f"{type(cause).__name__}: {cause}" if cause is not None else str(exc)
+            raise _files.missing_error([*missing, archive], spec.url, reason) from exc
     else:
         _files.check_checksum(archive, spec.archive_md5)
     _files.extract(archive, root, strip_top=True)

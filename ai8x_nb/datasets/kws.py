@@ -23,8 +23,8 @@ each training clip with a random time stretch (0.8..1.3, linear resampling via
 
 The processed arrays are cached as `<root>/processed/<name>_<key>.npz`, written
 atomically; the key hashes the settings and the file list (names, sizes,
-mtimes), so a changed folder is processed again. A read-only root is fine: the
-cache is then skipped.
+mtimes), so a changed folder is processed again. A read-only root (no write
+permission bit, even for root) is fine: the cache is then skipped.
 """
 
 from __future__ import annotations
@@ -257,7 +257,9 @@ def load_audio_folder(
     arrays = _read_cache(cache_path) if cache and cache_path.is_file() else None
     if arrays is None:
         arrays = _process(root, rel_paths, labels, valid_fraction, test_fraction, augment, seed, normalize)
-        if cache:
+        if cache and not _files.is_writable_dir(cache_path.parent):
+            logger.info("Not caching %s: %s is read-only.", name, cache_path.parent)
+        elif cache:
             try:
                 _files.atomic_save_npz(cache_path, **arrays)
                 logger.info("Cached %s to %s", name, cache_path)
