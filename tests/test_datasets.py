@@ -391,3 +391,63 @@ def test_make_tf_dataset(mnist):
     assert len(list(make_tf_dataset(split, 50, repeat=True).take(5))) == 5
     with pytest.raises(DatasetError, match="batch_size must be a positive int"):
         make_tf_dataset(split, 0)
+
+
+# ---------------------------------------------------------------- download + extract (file:// URLs, no network)
+
+
+def test_cifar_download_md5_and_extract(tmp_path):
+    import tarfile
+
+    src = write_cifar10(tmp_path / "build" / "cifar-10-batches-py", rows={f"data_batch_{i}": 10 for i in range(1, 6)})
+    archive = tmp_path / "build" / "cifar-10-python.tar.gz"
+    with tarfile.open(archive, "w:gz") as tf:
+        tf.add(src, arcname="cifar-10-batches-py")
+    spec = dataclasses.replace(
+        cifar.CIFAR10,
+        url=archive.as_uri(),
+        archive_md5=_files.file_digest(archive),
+        train_files=tuple((f"data_batch_{i}", 10) for i in range(1, 6)),
+        test_file=("test_batch", 20),
+    )
+    data = tmp_path / "data"
+    ds = cifar.load_cifar(spec, data / "mycifar", name="cifar10")  # folder name differs from the archive's
+    assert (len(ds.train), len(ds.valid), len(ds.test)) == (45, 5, 20)
+    assert (data / "cifar-10-python.tar.gz").is_file() and (data / "mycifar" / "data_batch_5").is_file()
+    bad = dataclasses.replace(spec, archive_md5="0" * 32)
+    with pytest.raises(DatasetError, match=r"cifar-10-python\.tar\.gz is corrupt: md5"):
+        cifar.load_cifar(bad, data / "other", name="cifar10")
+
+
+def test_rock_download_zip_and_extract(tmp_path, monkeypatch):
+    import types
+    import zipfile
+
+    from ai8x_nb.datasets import rock
+
+    build = write_rps(tmp_path / "build", train_per_class=4, test_per_class=2)
+    urls = {}
+    for which, top in (("train", "rps"), ("test", "rps-test-set")):
+        archive = build / f"{top}.zip"
+        with zipfile.ZipFile(archive, "w") as zf:
+            for f in sorted((build / top).rglob("*.png")):
+                zf.write(f, f.relative_to(build).as_posix())
+            zf.writestr(f"__MACOSX/{top}/._junk", b"x")
+        urls[which] = archive.as_uri()
+    monkeypatch.setattr(rock, "RPS_URLS", types.MappingProxyType(urls))
+    ds = load("rock", tmp_path / "data")
+    assert (len(ds.train), len(ds.valid), len(ds.test)) == (11, 1, 6)
+    assert not (tmp_path / "data" / "rps" / "__MACOSX").exists()
+    assert sorted(p.name for p in (tmp_path / "data" / "rps").iterdir()) == ["paper", "rock", "scissors"]
+
+
+def test_extract_refuses_path_traversal(tmp_path):
+    import zipfile
+
+    archive = tmp_path / "evil.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("a/ok.txt", b"ok")
+        zf.writestr("../evil.txt", b"bad")
+    with pytest.raises(DatasetError, match="outside"):
+        _files.extract(archive, tmp_path / "out")
+    assert not (tmp_path / "evil.txt").exists()

@@ -27,8 +27,8 @@ class Split:
         x: int8 array, values in [-128, 127], sample axis first.
         y: int64 class indices, shape `(N,)`.
         index: optional int64 array, for each sample its row in the source
-            file it came from (`-1` for augmented copies); lets callers check
-            that splits are disjoint.
+            data it came from (augmented copies carry their source's row);
+            lets callers check that splits are disjoint.
     """
 
     name: str

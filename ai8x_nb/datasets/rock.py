@@ -10,6 +10,7 @@ no published checksum, so they are checked for structure only.
 from __future__ import annotations
 
 import logging
+import types
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -23,10 +24,12 @@ logger = logging.getLogger(__name__)
 
 RPS_CLASS_NAMES = ("rock", "paper", "scissors")
 RPS_IMAGE_SIZE = (64, 64)
-RPS_URLS = {
-    "train": "https://storage.googleapis.com/download.tensorflow.org/data/rps.zip",
-    "test": "https://storage.googleapis.com/download.tensorflow.org/data/rps-test-set.zip",
-}
+RPS_URLS = types.MappingProxyType(
+    {
+        "train": "https://storage.googleapis.com/download.tensorflow.org/data/rps.zip",
+        "test": "https://storage.googleapis.com/download.tensorflow.org/data/rps-test-set.zip",
+    }
+)
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 
 
