@@ -12,6 +12,8 @@ DATA_SCALE = 128.0
 OUT_MIN = -1.0
 OUT_MAX = 127.0 / 128.0
 WIDE_LIMIT = 32768.0
+_SHIFT_STEPS = [2.0**k for k in range(-15, 15)]
+"""Thresholds of `output_shift`: the shift is -15 plus the number of them below the limit."""
 
 
 def straight_through(x, quantized):
@@ -80,6 +82,11 @@ def output_shift(kernel, bias=None, shift_quantile=1.0):
 
     `limit = quantile(|W, b|, shift_quantile)`, `shift = -floor(log2(1 / limit))`, clamped
     to [-15, 15]. The result is a float scalar tensor holding an integer, without gradient.
+
+    The shift is computed exactly as `ceil(log2(limit))`: the number of powers of two
+    2^-15 .. 2^14 below `limit`, minus 15. A float `log2` is off by one near powers of two,
+    and differently so in eager, graph and XLA mode; counting comparisons gives the same
+    integer everywhere, so training, evaluation and integer conversion always agree.
     """
     params = ops.abs(ops.reshape(kernel, (-1,)))
     if bias is not None:
@@ -88,9 +95,9 @@ def output_shift(kernel, bias=None, shift_quantile=1.0):
         limit = ops.max(params)
     else:
         limit = ops.quantile(params, shift_quantile)
-    limit = ops.maximum(limit, 2.0**-20)
-    shift = -ops.floor(ops.log2(1.0 / limit))
-    return ops.stop_gradient(ops.clip(shift, -15.0, 15.0))
+    steps = ops.convert_to_tensor(_SHIFT_STEPS, dtype=limit.dtype)
+    shift = ops.sum(ops.cast(ops.greater(limit, steps), limit.dtype)) - 15.0
+    return ops.stop_gradient(shift)
 
 
 def pool(x, mode, pool_size, strides, quantized=False):

@@ -38,11 +38,14 @@ def as_tuple(layer, argument, value, rank):
     return values
 
 
-def check_range(layer, argument, value, low, high, fix):
-    """Check that every entry of an int or tuple lies in [low, high]."""
+def check_range(layer, argument, value, low, high, fix, shown=None):
+    """Check that every entry of an int or tuple lies in [low, high].
+
+    `shown` is the value as the user passed it (defaults to `value`), for the message.
+    """
     for v in value if isinstance(value, tuple) else (value,):
         if not low <= v <= high:
-            fail(layer, argument, value, f"{low}..{high}", fix)
+            fail(layer, argument, value if shown is None else shown, f"{low}..{high}", fix)
 
 
 def check_pooling(layer, pool_size, pool_strides, rank):
@@ -52,10 +55,11 @@ def check_pooling(layer, pool_size, pool_strides, rank):
     strides = size if pool_strides is None else as_tuple(layer, "pool_strides", pool_strides, rank)
     low, high = dev.pool_range
     check_range(layer, "pool_size", size, low, high,
-                "Use a pool size from 1 to 16, or pool in two layers.")
+                "Use a pool size from 1 to 16, or pool in two layers.", shown=pool_size)
     low, high = dev.pool_stride_range
     check_range(layer, "pool_strides", strides, low, high,
-                "Use a pool stride from 1 to 16.")
+                "Use a pool stride from 1 to 16.",
+                shown=pool_size if pool_strides is None else pool_strides)
     return size, strides
 
 

@@ -116,6 +116,15 @@ class HardwareLayer(keras.layers.Layer):
         """A bias exists when asked for, and always with BatchNorm (it receives the fold)."""
         return self.use_bias or self.batch_norm is not None
 
+    @property
+    def _bias_in_use(self):
+        """The bias enters the float forward: asked for, or holding a folded BatchNorm.
+
+        Decided from the config, never from `bias.trainable`, which freezing the layer
+        (`layer.trainable = False`) also clears.
+        """
+        return self.bias is not None and (self.use_bias or self.batch_norm_folded)
+
     def _add_params(self, kernel_shape, units):
         self.kernel = self.add_weight(
             name="kernel", shape=kernel_shape, initializer=self.kernel_initializer,
@@ -126,7 +135,8 @@ class HardwareLayer(keras.layers.Layer):
                 name="bias", shape=(units,), initializer=self.bias_initializer,
                 regularizer=self.bias_regularizer)
         if self.bn is not None:
-            self.bn.build((None, units))
+            # BatchNormalization pins the input rank in build: batch + spatial axes + channels.
+            self.bn.build((None,) * (self.rank + 1) + (units,))
             if not self.use_bias and not self.batch_norm_folded:
                 # The bias only receives the BatchNorm fold; it must not train before that.
                 self.bias.trainable = False
@@ -159,8 +169,7 @@ class HardwareLayer(keras.layers.Layer):
             return _ops.clamp_output(x)
         if self.qat:
             return self._call_quantized(x)
-        bias = self.bias if self.bias is not None and self.bias.trainable else None
-        y = self._operate(x, self.kernel, bias)
+        y = self._operate(x, self.kernel, self.bias if self._bias_in_use else None)
         if self.bn is not None and not self.batch_norm_folded:
             y = self.bn(y, training=training) * BN_SCALE
         y = _ops.activate(y, self.activation)

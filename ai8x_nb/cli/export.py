@@ -1,0 +1,37 @@
+"""`ai8x-nb export RUN_DIR [--out DIR] [--targets ...] [--sample-index N]`."""
+
+from ai8x_nb.export import TARGETS, export_run
+
+
+def add_parser(subparsers):
+    """Register the `export` subcommand."""
+    parser = subparsers.add_parser(
+        "export", help="export a trained run to synthesis / ONNX / SavedModel / TFLite",
+        description="Export the best model of a training run folder into one folder with a "
+                    "manifest.json: the ai8xize.py package (integer ONNX, YAML, sample input "
+                    "and output), float ONNX, SavedModel and TFLite float / full-int8.")
+    parser.add_argument("run_dir", metavar="RUN_DIR", help="a training run folder (logs/...)")
+    parser.add_argument("--out", default=None,
+                        help="export folder (default: export/<run folder name>)")
+    parser.add_argument("--targets", nargs="+", default=list(TARGETS), metavar="TARGET",
+                        help=f"targets to write (default: all): {', '.join(TARGETS)}")
+    parser.add_argument("--sample-index", type=int, default=0,
+                        help="test sample used for sampledata.npy (default 0)")
+    parser.add_argument("--eval-limit", type=int, default=None,
+                        help="measure accuracies on at most this many test samples")
+    return parser
+
+
+def run(args):
+    """Run `export`; prints the folder, artifacts and accuracies; returns 0."""
+    targets = [t for item in args.targets for t in item.replace(",", " ").split()]
+    manifest = export_run(args.run_dir, args.out, targets=targets,
+                          sample_index=args.sample_index, eval_limit=args.eval_limit)
+    print(f"exported to {manifest.folder}")
+    for role, path in manifest.artifacts.items():
+        print(f"  {role:16s} {path}")
+    for target, reason in manifest.skipped.items():
+        print(f"  skipped {target}: {reason.splitlines()[0]}")
+    for key, value in manifest.accuracy.items():
+        print(f"  accuracy {key:20s} {value:.4f}")
+    return 0

@@ -1,0 +1,48 @@
+"""`ai8x-nb run`: execute dataset notebooks headless with papermill (`ai8x_nb.runner.run_all`)."""
+
+import argparse
+
+HELP = "run dataset notebooks headless (papermill) and print a summary table"
+
+
+def add_parser(subparsers):
+    """Register `run`; returns its parser."""
+    parser = subparsers.add_parser(
+        "run", help=HELP, description=HELP + ".",
+        epilog="Examples: ai8x-nb run mnist -p epochs 100 -p fast False; "
+               "ai8x-nb run all --parallel 2 --out runs")
+    parser.add_argument("notebooks", nargs="+", metavar="NOTEBOOK",
+                        help="dataset name (mnist, fashionmnist, cifar10, cifar100, kws20, "
+                             "rock), a path to a .ipynb, or 'all'")
+    parser.add_argument("-p", "--parameter", nargs=2, action="append", default=[],
+                        metavar=("NAME", "VALUE"),
+                        help="override a notebook parameter (VALUE parsed like papermill: "
+                             "numbers, True/False/None, YAML lists/dicts)")
+    parser.add_argument("--parallel", type=int, default=1, metavar="N",
+                        help="notebooks run at once (default 1)")
+    parser.add_argument("--out", default="runs", help="folder for executed notebooks")
+    parser.add_argument("--kernel", default="python3", help="Jupyter kernel name")
+    parser.add_argument("--cwd", default=None,
+                        help="working directory of the notebooks (default: --out)")
+    parser.add_argument("--log-output", action="store_true",
+                        help="stream notebook outputs to the log")
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the notebooks; print the summary. Exit 0 when all ran, 1 when any failed."""
+    from ai8x_nb import runner
+
+    names = None if args.notebooks == ["all"] else args.notebooks
+    parameters = {name: runner.parse_value(value) for name, value in args.parameter}
+    results = runner.run_all(names, parameters, parallel=args.parallel, out_dir=args.out,
+                             kernel_name=args.kernel, cwd=args.cwd, log_output=args.log_output)
+    for result in results:
+        if result.ok:
+            print(f"{result.name}: ok, export in {result.export_dir or '-'}")
+        else:
+            print(f"{result.name}: FAILED at cell In [{result.error_cell}]: {result.error}"
+                  f" (notebook: {result.output_notebook})")
+    print()
+    print(runner.summary_table(results))
+    return 0 if all(r.ok for r in results) else 1

@@ -1,0 +1,462 @@
+"""Batch runs of the dataset notebooks with papermill, and the notebooks' parameter checks.
+
+`run_notebook` executes one notebook headless into `runs/<timestamp>-<name>.ipynb`;
+`run_all` runs several (optionally in parallel worker processes) and never lets one failure
+stop the others. Each notebook ends with `record_summary({...})`, which writes a JSON output
+the runner reads back from the executed notebook (accuracies, export folder).
+
+Example:
+
+>>> from ai8x_nb.runner import run_all, summary_table  # doctest: +SKIP
+>>> results = run_all(["mnist", "kws20"], {"epochs": 1}, parallel=2)  # doctest: +SKIP
+>>> print(summary_table(results))  # doctest: +SKIP
+"""
+
+import concurrent.futures
+import dataclasses
+import json
+import logging
+import math
+import multiprocessing
+import os
+import time
+from pathlib import Path
+
+from ai8x_nb.errors import Ai8xNbError
+
+__all__ = [
+    "NOTEBOOKS",
+    "SUMMARY_MIME",
+    "SUMMARY_ENV",
+    "FAST_LIMIT",
+    "NotebookError",
+    "NotebookParameterError",
+    "RunResult",
+    "notebook_dir",
+    "find_notebook",
+    "notebook_parameters",
+    "parse_value",
+    "run_notebook",
+    "run_all",
+    "summary_table",
+    "record_summary",
+    "read_summary",
+    "check_parameters",
+]
+
+logger = logging.getLogger(__name__)
+
+NOTEBOOKS = ("mnist", "fashionmnist", "cifar10", "cifar100", "kws20", "rock")
+"""The dataset notebooks, in `run all` order."""
+
+SUMMARY_MIME = "application/vnd.ai8x-nb.summary+json"
+"""Mime type of the output `record_summary` writes; the runner reads it back."""
+
+SUMMARY_ENV = "AI8X_NB_SUMMARY"
+"""When set, `record_summary` also writes the summary JSON to this path."""
+
+NOTEBOOKS_ENV = "AI8X_NB_NOTEBOOKS"
+"""Folder of the dataset notebooks, when not `<repo>/notebooks`."""
+
+FAST_LIMIT = 1024
+"""Samples per split a notebook keeps when `fast=True` and `limit` is None."""
+
+
+class NotebookError(Ai8xNbError, ValueError):
+    """A notebook that cannot be found or run (the message names it and the fix)."""
+
+
+class NotebookParameterError(Ai8xNbError, ValueError):
+    """A notebook parameter with a wrong type or value."""
+
+
+@dataclasses.dataclass
+class RunResult:
+    """Outcome of one notebook run.
+
+    Attributes:
+        status: "ok" or "failed".
+        output_notebook: the executed notebook (kept on failure too, with the error shown).
+        export_dir: the export folder the notebook reported (absolute), or None.
+        summary: the dict the notebook passed to `record_summary` ({} when it did not).
+        error_cell: execution count ("In [n]") of the failing cell, or None.
+        error: "ExceptionName: message" of the failure, or None.
+        name: the notebook's name.
+        seconds: wall time of the run.
+    """
+
+    status: str
+    output_notebook: Path
+    export_dir: str = None
+    summary: dict = dataclasses.field(default_factory=dict)
+    error_cell: int = None
+    error: str = None
+    name: str = ""
+    seconds: float = 0.0
+
+    @property
+    def ok(self):
+        """True when the notebook ran to the end."""
+        return self.status == "ok"
+
+
+# ------------------------------------------------------------- notebooks
+def notebook_dir():
+    """The folder holding the dataset notebooks.
+
+    `AI8X_NB_NOTEBOOKS` when set, else `<repo>/notebooks` next to the (editable-installed)
+    package.
+    """
+    env = os.environ.get(NOTEBOOKS_ENV)
+    if env:
+        return Path(env).expanduser().resolve()
+    return Path(__file__).resolve().parents[1] / "notebooks"
+
+
+def find_notebook(name_or_path):
+    """Resolve a dataset notebook name ("mnist") or a path to an existing .ipynb file.
+
+    Raises:
+        NotebookError: no such notebook.
+    """
+    text = str(name_or_path)
+    path = Path(text).expanduser()
+    if text.endswith(".ipynb") or path.is_file():
+        if path.is_file():
+            return path.resolve()
+        raise NotebookError(f"Notebook file {text!r} does not exist; pass an existing .ipynb "
+                            f"path or one of {', '.join(NOTEBOOKS)}.")
+    candidate = notebook_dir() / f"{text}.ipynb"
+    if candidate.is_file():
+        return candidate
+    found = sorted(p.stem for p in notebook_dir().glob("*.ipynb"))
+    raise NotebookError(
+        f"No notebook named {text!r} in {notebook_dir()} (found: {', '.join(found) or 'none'}). "
+        f"Pass a dataset name, a path to a .ipynb file, or set {NOTEBOOKS_ENV} to the folder "
+        f"holding the notebooks.")
+
+
+def notebook_parameters(path):
+    """The parameters a notebook declares in its `parameters` cell: name -> default text."""
+    papermill = _papermill()
+    return {name: info.get("default") for name, info in
+            papermill.inspect_notebook(str(path)).items()}
+
+
+def parse_value(text):
+    """Parse a `-p NAME VALUE` value as papermill does, plus YAML for lists and dicts.
+
+    "True"/"False"/"None" -> bool/None, ints and floats (1e-3 too) -> numbers, then YAML
+    (`[1, 2]`, `{start_epoch: 1}`, `null`), else the text itself.
+
+    Example:
+
+    >>> parse_value("1e-3"), parse_value("None"), parse_value("{start_epoch: 5}")
+    (0.001, None, {'start_epoch': 5})
+    """
+    import yaml
+
+    if not isinstance(text, str):
+        return text
+    literal = {"True": True, "False": False, "None": None}
+    if text in literal:
+        return literal[text]
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
+def _papermill():
+    try:
+        import papermill
+    except ImportError as err:  # pragma: no cover - papermill is a dependency
+        raise NotebookError("Batch runs need papermill: pip install papermill "
+                            "(or pip install ai8x-nb).") from err
+    return papermill
+
+
+def _output_path(out_dir, name):
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    path = out_dir / f"{stamp}-{name}.ipynb"
+    k = 2
+    while path.exists():
+        path = out_dir / f"{stamp}-{name}-{k}.ipynb"
+        k += 1
+    path.touch()  # claim the name before another worker takes it
+    return path
+
+
+def run_notebook(name_or_path, parameters=None, *, out_dir="runs", kernel_name="python3",
+                 cwd=None, log_output=False):
+    """Execute one notebook headless with papermill.
+
+    Args:
+        name_or_path: a dataset name ("mnist") or a path to a notebook.
+        parameters: dict overriding the `parameters` cell (papermill injects a cell after it).
+        out_dir: folder for the executed notebook `<timestamp>-<name>.ipynb`.
+        kernel_name: Jupyter kernel to run it with.
+        cwd: working directory of the kernel; default `out_dir` (so relative `export` and
+            `logs` folders land next to the executed notebooks).
+        log_output: stream the notebook's outputs to the `papermill` logger.
+
+    Returns:
+        A `RunResult`; a failing cell gives `status="failed"` with `error_cell` and `error`
+        (it does not raise).
+
+    Raises:
+        NotebookError: the notebook does not exist.
+        NotebookParameterError: a parameter the notebook does not declare.
+    """
+    papermill = _papermill()
+    path = find_notebook(name_or_path)
+    name = path.stem
+    parameters = dict(parameters or {})
+    declared = notebook_parameters(path)
+    unknown = sorted(set(parameters) - set(declared))
+    if unknown:
+        raise NotebookParameterError(
+            f"Notebook {name!r} has no parameter(s) {', '.join(unknown)}; its parameters are "
+            f"{', '.join(declared)}.")
+    out_dir = Path(out_dir).expanduser().resolve()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    cwd = Path(cwd).expanduser().resolve() if cwd is not None else out_dir
+    output = _output_path(out_dir, name)
+    start = time.monotonic()
+    logger.info("Running %s -> %s", path, output)
+    error_cell, error = None, None
+    try:
+        papermill.execute_notebook(
+            str(path), str(output), parameters=parameters, kernel_name=kernel_name,
+            cwd=str(cwd), log_output=log_output, progress_bar=False)
+    except papermill.PapermillExecutionError as err:
+        error_cell, error = err.exec_count, f"{err.ename}: {err.evalue}"
+    except Exception as err:  # noqa: BLE001 - kernel death, timeouts: report, don't stop others
+        error = f"{type(err).__name__}: {err}"
+    seconds = time.monotonic() - start
+    summary = read_summary(output) if output.stat().st_size else {}
+    export_dir = summary.get("export_dir")
+    if export_dir:
+        export_dir = str((cwd / export_dir).resolve())
+    status = "failed" if error else "ok"
+    if error:
+        logger.error("%s failed at cell In [%s]: %s (see %s)", name, error_cell, error, output)
+    return RunResult(status=status, output_notebook=output, export_dir=export_dir,
+                     summary=summary, error_cell=error_cell, error=error, name=name,
+                     seconds=seconds)
+
+
+def run_all(names=None, parameters=None, parallel=1, *, per_notebook=None, out_dir="runs",
+            kernel_name="python3", cwd=None, log_output=False):
+    """Run several notebooks; one failure does not stop the others.
+
+    Args:
+        names: notebook names or paths (default: all of `NOTEBOOKS`).
+        parameters: parameters passed to every notebook (each must declare them).
+        parallel: number of notebooks run at once (separate worker processes).
+        per_notebook: {name: {parameter: value}} merged over `parameters` for that notebook
+            (e.g. a different `data_dir` for one dataset).
+        out_dir, kernel_name, cwd, log_output: as in `run_notebook`.
+
+    Returns:
+        One `RunResult` per notebook, in the order of `names`.
+
+    Raises:
+        NotebookError: a name that is not a notebook (checked before anything runs).
+    """
+    names = list(names or NOTEBOOKS)
+    paths = [find_notebook(name) for name in names]
+    per_notebook = per_notebook or {}
+    params = [{**(parameters or {}), **per_notebook.get(name, per_notebook.get(path.stem, {}))}
+              for name, path in zip(names, paths)]
+    kwargs = dict(out_dir=out_dir, kernel_name=kernel_name, cwd=cwd, log_output=log_output)
+    if int(parallel) <= 1 or len(paths) == 1:
+        return [_safe_run(path, p, kwargs) for path, p in zip(paths, params)]
+    # Worker processes, spawned (not forked): the parent may hold TensorFlow threads.
+    context = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(max_workers=int(parallel),
+                                                mp_context=context) as pool:
+        futures = [pool.submit(_safe_run, path, p, kwargs) for path, p in zip(paths, params)]
+        return [future.result() for future in futures]
+
+
+def _safe_run(path, parameters, kwargs):
+    try:
+        return run_notebook(path, parameters, **kwargs)
+    except Ai8xNbError as err:
+        return RunResult(status="failed", output_notebook=None, error=str(err),
+                         name=Path(path).stem)
+
+
+def _percent(value):
+    if value is None:
+        return "-"
+    value = float(value)
+    if math.isnan(value):
+        return "-"
+    return f"{100 * value:.2f}"
+
+
+def summary_table(results):
+    """A text table of run results: status, accuracies (%), export folder, output notebook."""
+    header = ("notebook", "status", "float %", "fake-q %", "int %", "time", "export / error")
+    rows = []
+    for r in results:
+        s = r.summary or {}
+        detail = r.export_dir or "-"
+        if not r.ok:
+            detail = f"cell In [{r.error_cell}]: {r.error}" if r.error_cell else str(r.error)
+        rows.append((r.name, r.status, _percent(s.get("float_accuracy")),
+                     _percent(s.get("fake_quant_accuracy")), _percent(s.get("integer_accuracy")),
+                     f"{r.seconds:.0f}s", detail))
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
+    widths[-1] = min(widths[-1], 100)
+    lines = ["  ".join(str(x).ljust(w) for x, w in zip(header, widths)).rstrip()]
+    lines.append("  ".join("-" * w for w in widths))
+    for row in rows:
+        cells = [str(x) for x in row]
+        cells[-1] = cells[-1][:300]
+        lines.append("  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip())
+    for r in results:
+        if r.output_notebook is not None:
+            lines.append(f"{r.name}: {r.output_notebook}")
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------- summary
+def _json_safe(value):
+    return json.loads(json.dumps(value, default=lambda o: o.item() if hasattr(o, "item")
+                                 else str(o)))
+
+
+def record_summary(summary):
+    """Publish a notebook's result summary for the batch runner (call it in the last cell).
+
+    Displays the summary as JSON output (mime `SUMMARY_MIME`, read back by
+    `read_summary`), and writes it to the path in `AI8X_NB_SUMMARY` when that is set.
+
+    Args:
+        summary: JSON-able dict, e.g. {"dataset": "mnist", "float_accuracy": 0.98,
+            "fake_quant_accuracy": 0.97, "integer_accuracy": 0.97, "export_dir": "..."}.
+
+    Returns:
+        The JSON-clean summary dict.
+    """
+    clean = _json_safe(summary)
+    path = os.environ.get(SUMMARY_ENV)
+    if path:
+        Path(path).write_text(json.dumps(clean, indent=2))
+    try:
+        from IPython import get_ipython
+        from IPython.display import display
+    except ImportError:  # pragma: no cover - IPython ships with the kernel
+        return clean
+    if get_ipython() is not None:
+        display({SUMMARY_MIME: clean, "text/plain": json.dumps(clean, indent=2)}, raw=True)
+    return clean
+
+
+def read_summary(notebook_path):
+    """The last summary a notebook recorded with `record_summary` ({} when none)."""
+    import nbformat
+
+    try:
+        nb = nbformat.read(str(notebook_path), as_version=4)
+    except Exception:  # noqa: BLE001 - a half-written notebook has no summary
+        return {}
+    found = {}
+    for cell in nb.cells:
+        for output in cell.get("outputs", []):
+            data = output.get("data", {})
+            if SUMMARY_MIME in data:
+                value = data[SUMMARY_MIME]
+                found = json.loads(value) if isinstance(value, str) else dict(value)
+    return found
+
+
+# ------------------------------------------------------ parameter checks
+def _fail(name, value, expected, fix="Edit the parameters cell, or pass -p NAME VALUE."):
+    raise NotebookParameterError(
+        f"Notebook parameter {name}={value!r} is invalid: expected {expected}. {fix}")
+
+
+def _int(params, name, low, allow_none=False):
+    value = params[name]
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        _fail(name, value, f"an int >= {low}" + (" or None" if allow_none else ""))
+    return value
+
+
+def check_parameters(params, *, fast_limit=FAST_LIMIT):
+    """Validate a dataset notebook's parameters and derive the values it uses.
+
+    Args:
+        params: dict with `epochs`, `batch_size`, `lr`, `optimizer`, `qat_policy`, `device`,
+            `data_dir`, `dataset_folder`, `allow_partial`, `export_dir`, `fast`, `limit`,
+            `model_spec`, `seed` (the notebook passes its parameter variables).
+        fast_limit: samples per split kept when `fast` is on and `limit` is None.
+
+    Returns:
+        A dict of derived values: `limit` (None = all data), `data_dir` (None: the
+        datasets' own default, `AI8X_NB_DATA`), `device` (canonical name), `qat_policy`
+        (dict, "default", a path, or None for float only), `model_spec` (canonical).
+
+    Raises:
+        NotebookParameterError: the first bad parameter, by name, with the expected value.
+    """
+    from ai8x_nb import spec as specs
+    from ai8x_nb.devices import get_device
+
+    required = ("epochs", "batch_size", "lr", "optimizer", "qat_policy", "device", "data_dir",
+                "dataset_folder", "allow_partial", "export_dir", "fast", "limit", "model_spec",
+                "seed")
+    missing = [k for k in required if k not in params]
+    if missing:
+        raise NotebookParameterError(f"Notebook parameters missing: {', '.join(missing)}.")
+    _int(params, "epochs", 1)
+    _int(params, "batch_size", 1, allow_none=True)
+    _int(params, "seed", 0)
+    limit = _int(params, "limit", 1, allow_none=True)
+    lr = params["lr"]
+    if lr is not None and (isinstance(lr, bool) or not isinstance(lr, (int, float))
+                           or not 0 < lr < 10):
+        _fail("lr", lr, "a learning rate > 0 (e.g. 1e-3) or None for the model's default")
+    if params["optimizer"] is not None and not isinstance(params["optimizer"], str):
+        _fail("optimizer", params["optimizer"], "an optimizer name such as 'adam' or None")
+    for name in ("allow_partial", "fast"):
+        if not isinstance(params[name], bool):
+            _fail(name, params[name], "True or False")
+    for name in ("data_dir", "dataset_folder"):
+        if params[name] is not None and not isinstance(params[name], (str, os.PathLike)):
+            _fail(name, params[name], "a folder path (str) or None")
+    if not isinstance(params["export_dir"], (str, os.PathLike)) or not str(params["export_dir"]):
+        _fail("export_dir", params["export_dir"], "a folder path such as 'export'")
+    policy = params["qat_policy"]
+    if policy is not None and not isinstance(policy, (str, dict)):
+        _fail("qat_policy", policy, "None (float only), 'default', a policy YAML path or a dict "
+              "like {'start_epoch': 1, 'weight_bits': 8}")
+    if isinstance(policy, dict) and "start_epoch" in policy:
+        start = policy["start_epoch"]
+        if isinstance(start, bool) or not isinstance(start, int) or start < 0:
+            _fail("qat_policy", policy, "start_epoch as an int >= 0")
+    try:
+        device = get_device(params["device"]).name
+    except Ai8xNbError as err:
+        raise NotebookParameterError(f"Notebook parameter device={params['device']!r}: {err}") \
+            from err
+    try:
+        model_spec = specs.normalize_spec(params["model_spec"])
+    except specs.SpecError as err:
+        raise NotebookParameterError(f"Notebook parameter model_spec: {err}") from err
+    if limit is None and params["fast"]:
+        limit = fast_limit
+    data_dir = params["data_dir"]
+    return {"limit": limit, "data_dir": None if data_dir is None else str(data_dir),
+            "device": device, "qat_policy": policy, "model_spec": model_spec}

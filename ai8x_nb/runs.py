@@ -1,0 +1,215 @@
+"""Training run folders: what a run wrote and how to reopen it.
+
+A run folder `logs/<YYYYmmdd-HHMMSS>-<name>/` holds:
+
+- `config.json`: dataset name and load arguments, model (seed name or spec), device, epochs,
+  batch size, optimizer, learning rate, seed, QAT policy.
+- `best.keras`: best validation accuracy over the float phase.
+- `qat_best.keras`: best validation accuracy since QAT started (when QAT ran).
+- `last.keras` + `state.json`: the model, optimizer and callback state after the last
+  completed epoch (for resuming).
+- `history.csv`: one row per epoch; `tensorboard/`: TensorBoard logs.
+- `results.json`: accuracy on the TEST split, confusion matrix, class names.
+
+Example:
+
+>>> run = RunDir("logs/20250101-120000-mnist")  # doctest: +SKIP
+>>> run.results["test_accuracy"]  # doctest: +SKIP
+0.991
+>>> model = run.load_model()  # doctest: +SKIP
+"""
+
+import json
+import logging
+import os
+import tempfile
+import time
+from pathlib import Path
+
+from ai8x_nb.errors import Ai8xNbError
+
+__all__ = ["RunDir", "RunDirError", "new_run_dir", "atomic_write_json"]
+
+logger = logging.getLogger(__name__)
+
+CONFIG = "config.json"
+BEST = "best.keras"
+QAT_BEST = "qat_best.keras"
+LAST = "last.keras"
+STATE = "state.json"
+HISTORY = "history.csv"
+TENSORBOARD = "tensorboard"
+RESULTS = "results.json"
+
+
+class RunDirError(Ai8xNbError, ValueError):
+    """A run folder that does not exist or lacks the file asked for."""
+
+
+def atomic_write_json(path, data):
+    """Write `data` as JSON to `path` atomically (temp file in the same folder + os.replace).
+
+    A reader (or a run killed mid-write) sees either the old or the new file, never half.
+    """
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f, indent=2, sort_keys=True)
+            f.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _safe_name(name):
+    keep = "".join(c if c.isalnum() or c in "-_." else "_" for c in str(name))
+    return keep.strip("._") or "run"
+
+
+def new_run_dir(out="logs", name="run"):
+    """Create a fresh run folder `<out>/<YYYYmmdd-HHMMSS>-<name>/` and return its `RunDir`.
+
+    Two runs started in the same second get `-2`, `-3`, ... suffixes instead of sharing a folder.
+
+    Args:
+        out: parent folder (created if missing).
+        name: short run name, usually the model name.
+
+    Returns:
+        A `RunDir` for the new, empty folder.
+    """
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    stem = f"{time.strftime('%Y%m%d-%H%M%S')}-{_safe_name(name)}"
+    path, n = out / stem, 1
+    while True:
+        try:
+            path.mkdir()
+            return RunDir(path)
+        except FileExistsError:
+            n += 1
+            path = out / f"{stem}-{n}"
+
+
+class RunDir:
+    """A training run folder (see the module docstring for its contents).
+
+    Args:
+        path: the folder.
+
+    Example:
+
+    >>> run = RunDir("logs/20250101-120000-mnist")  # doctest: +SKIP
+    >>> run.model_path().name  # doctest: +SKIP
+    'qat_best.keras'
+    """
+
+    def __init__(self, path):
+        self.path = Path(path)
+
+    def __repr__(self):
+        return f"RunDir({str(self.path)!r})"
+
+    def __fspath__(self):
+        return str(self.path)
+
+    def file(self, name):
+        """Path of a file in the run folder."""
+        return self.path / name
+
+    @property
+    def exists(self):
+        """True when the folder exists."""
+        return self.path.is_dir()
+
+    @property
+    def can_resume(self):
+        """True when the run has a last checkpoint and its state."""
+        return self.file(LAST).is_file() and self.file(STATE).is_file()
+
+    def _read_json(self, name, required=True):
+        path = self.file(name)
+        if not path.is_file():
+            if required:
+                raise RunDirError(
+                    f"Run folder {str(self.path)!r} has no {name}. Pass the folder of a "
+                    f"training run (created by ai8x_nb.training.train / `ai8x-nb train`).")
+            return None
+        with open(path) as f:
+            return json.load(f)
+
+    @property
+    def config(self):
+        """The run configuration (dict from config.json)."""
+        return self._read_json(CONFIG)
+
+    @property
+    def results(self):
+        """The test results (dict from results.json), or None before training finished."""
+        return self._read_json(RESULTS, required=False)
+
+    @property
+    def state(self):
+        """The resume state (dict from state.json), or None."""
+        return self._read_json(STATE, required=False)
+
+    def write_config(self, config):
+        """Write config.json atomically."""
+        atomic_write_json(self.file(CONFIG), config)
+
+    def write_results(self, results):
+        """Write results.json atomically."""
+        atomic_write_json(self.file(RESULTS), results)
+
+    def model_path(self):
+        """The model to evaluate or export: `qat_best.keras` if QAT ran, else `best.keras`.
+
+        Falls back to `last.keras` when no best checkpoint was written.
+
+        Raises:
+            RunDirError: the folder holds no model.
+        """
+        for name in (QAT_BEST, BEST, LAST):
+            if self.file(name).is_file():
+                return self.file(name)
+        raise RunDirError(
+            f"Run folder {str(self.path)!r} holds no model ({QAT_BEST}, {BEST} or {LAST}); "
+            f"the run did not finish an epoch. Train (or resume) it first.")
+
+    def load_model(self, name=None, compile=True):
+        """Load a model of the run.
+
+        Args:
+            name: file name in the run folder (default: `model_path()`).
+            compile: restore the compiled state (loss, metrics, optimizer).
+
+        Returns:
+            The `keras.Model`.
+        """
+        import keras
+
+        import ai8x_nb.layers  # noqa: F401  registers the hardware layers for loading
+
+        path = self.model_path() if name is None else self.file(name)
+        if not path.is_file():
+            raise RunDirError(f"Run folder {str(self.path)!r} has no {path.name}.")
+        return keras.saving.load_model(path, compile=compile)
+
+    def load_dataset(self, **overrides):
+        """Load the run's dataset with the arguments it was trained with.
+
+        Args:
+            **overrides: arguments of `ai8x_nb.datasets.load` to change (e.g. `limit=100`,
+                `data_dir=...`).
+
+        Returns:
+            An `ai8x_nb.datasets.Dataset`.
+        """
+        from ai8x_nb import datasets
+
+        config = self.config
+        kwargs = {**(config.get("dataset_kwargs") or {}), **overrides}
+        return datasets.load(config["dataset"], **kwargs)

@@ -1,0 +1,292 @@
+"""Bit-exact integer simulation of a quantized model, as the accelerator computes it.
+
+Per hardware layer (ai8x reference, section 3), on integers:
+
+- pooling: max, or average = window sum truncated toward zero (`sign(S) * (|S| // n)`);
+- zero padding, then convolution / linear: `acc = sum(x_int * w_int) + b_int * 128` (int64);
+- output: `floor(0.5 + acc * 2^(output_shift + 8 - bits) / 128)`, then ReLU / Abs, then clamp to
+  [-128, 127];
+- wide (32-bit) output: the raw accumulator, no shift;
+- Add: the sum of the inputs, clamped; pooling-only layers pass the pooled data through.
+
+The matrix products run in float32 when every partial sum stays below 2^24 (exact there),
+else in float64 (exact below 2^53), so the result is the exact integer either way.
+`QuantizedModel` comes from `ai8x_nb.quantize.convert`.
+"""
+
+import dataclasses
+import logging
+import math
+
+import numpy as np
+
+from ai8x_nb.errors import QuantizationError
+from ai8x_nb.graph import MODEL_INPUT
+from ai8x_nb.layers._ops import DATA_SCALE, WIDE_LIMIT
+
+__all__ = ["simulate", "LayerStats", "round_shift", "evaluate_quantized", "QuantReport"]
+
+logger = logging.getLogger(__name__)
+
+DATA_MIN, DATA_MAX = -128, 127
+_FLOAT32_EXACT = 2**24
+_FLOAT64_EXACT = 2**53
+
+
+@dataclasses.dataclass
+class LayerStats:
+    """How often one layer's outputs were clipped by the final clamp.
+
+    Attributes:
+        name: layer name.
+        op: hardware op.
+        outputs: number of output values seen.
+        clipped_low: values that were below the range before the clamp.
+        clipped_high: values that were above the range before the clamp.
+    """
+
+    name: str
+    op: str
+    outputs: int = 0
+    clipped_low: int = 0
+    clipped_high: int = 0
+
+    @property
+    def saturation(self):
+        """Fraction of outputs clipped (low or high)."""
+        return (self.clipped_low + self.clipped_high) / self.outputs if self.outputs else 0.0
+
+    def to_dict(self):
+        data = dataclasses.asdict(self)
+        data["saturation"] = self.saturation
+        return data
+
+
+def round_shift(acc, shift):
+    """`floor(0.5 + acc * 2^shift / 128)` on int64 arrays, with integer operations only.
+
+    Args:
+        acc: int64 accumulator values.
+        shift: the device's total shift, `output_shift + 8 - weight_bits`.
+
+    Returns:
+        int64 array.
+    """
+    k = 7 - int(shift)
+    if k > 0:
+        return (acc + (1 << (k - 1))) >> k
+    return acc << (-k)
+
+
+def _exact_dtype(x, w, terms):
+    """float32 / float64 / int64: the cheapest dtype whose matmul is exact for these operands."""
+    bound = terms * (int(np.abs(x).max(initial=0)) or 1) * (int(np.abs(w).max(initial=0)) or 1)
+    if bound < _FLOAT32_EXACT:
+        return np.float32
+    if bound < _FLOAT64_EXACT:
+        return np.float64
+    return np.int64
+
+
+def _matmul(cols, w2d, dtype):
+    out = np.matmul(cols.astype(dtype, copy=False), w2d.astype(dtype, copy=False))
+    return out.astype(np.int64)
+
+
+def _conv(x, w, padding):
+    """Correlation of channels-last x (N, *spatial, C) with a Keras kernel (*k, C, O)."""
+    rank = x.ndim - 2
+    k = w.shape[:rank]
+    terms = int(np.prod(w.shape[:-1]))
+    dtype = _exact_dtype(x, w, terms)
+    x = x.astype(dtype, copy=False)
+    if padding:
+        x = np.pad(x, [(0, 0)] + [(padding, padding)] * rank + [(0, 0)])
+    out_spatial = tuple(s - kk + 1 for s, kk in zip(x.shape[1:-1], k))
+    if all(kk == 1 for kk in k):
+        cols = x
+    else:
+        taps = []
+        for offset in np.ndindex(*k):
+            index = (slice(None),) + tuple(slice(o, o + n) for o, n in zip(offset, out_spatial))
+            taps.append(x[index])
+        # Tap-major then channel, the order of the Keras kernel reshaped to (k*k*C, O).
+        cols = np.concatenate(taps, axis=-1)
+    out = _matmul(cols.reshape(-1, terms), w.reshape(terms, -1), dtype)
+    return out.reshape((x.shape[0],) + out_spatial + (w.shape[-1],))
+
+
+def _conv_transpose(x, w, padding):
+    """Stride-2 transposed convolution: out[2i + a - p, 2j + b - p] += x[i, j] @ W[a, b]."""
+    n, rows, cols_, channels = x.shape
+    kh, kw = w.shape[:2]
+    dtype = _exact_dtype(x, w, kh * kw * channels)
+    flat = x.reshape(-1, channels).astype(dtype, copy=False)
+    full = np.zeros((n, 2 * rows + kh - 1, 2 * cols_ + kw - 1, w.shape[-1]), dtype=dtype)
+    for a in range(kh):
+        for b in range(kw):
+            contrib = np.matmul(flat, w[a, b].astype(dtype)).reshape(n, rows, cols_, -1)
+            full[:, a:a + 2 * rows:2, b:b + 2 * cols_:2, :] += contrib
+    out_rows, out_cols = 2 * rows + 2 - 2 * padding, 2 * cols_ + 2 - 2 * padding
+    out = np.zeros((n, out_rows, out_cols, w.shape[-1]), dtype=dtype)
+    crop = full[:, padding:padding + out_rows, padding:padding + out_cols, :]
+    out[:, :crop.shape[1], :crop.shape[2], :] = crop
+    return out.astype(np.int64)
+
+
+def _linear(x, w):
+    dtype = _exact_dtype(x, w, w.shape[0])
+    return _matmul(x, w, dtype)
+
+
+def _pool(x, mode, size, strides):
+    """Max or truncating-average pooling without padding on int64 channels-last data."""
+    spatial = x.shape[1:-1]
+    out = tuple((s - k) // st + 1 for s, k, st in zip(spatial, size, strides))
+    result = None
+    for offset in np.ndindex(*size):
+        index = (slice(None),) + tuple(
+            slice(o, o + st * (n - 1) + 1, st) for o, st, n in zip(offset, strides, out))
+        window = x[index]
+        if result is None:
+            result = window.copy()
+        elif mode == "max":
+            np.maximum(result, window, out=result)
+        else:
+            result += window
+    if mode == "max":
+        return result
+    count = math.prod(size)
+    return np.sign(result) * (np.abs(result) // count)
+
+
+def _clamp(y, low, high, stats):
+    stats.outputs += y.size
+    stats.clipped_low += int(np.count_nonzero(y < low))
+    stats.clipped_high += int(np.count_nonzero(y > high))
+    return np.clip(y, low, high)
+
+
+def _run_layer(ql, inputs, stats):
+    hw = ql.hw
+    layer = hw.layer
+    n = inputs[0].shape[0]
+    xs = [x.reshape((n,) + tuple(hw.in_shape)) for x in inputs]
+    if hw.op == "add":
+        return _clamp(sum(xs[1:], xs[0]), DATA_MIN, DATA_MAX, stats)
+    x = xs[0]
+    if getattr(layer, "pooling", None) is not None:
+        x = _pool(x, layer.pooling, layer.pool_size, layer.pool_strides)
+    if hw.op == "passthrough":
+        return _clamp(x, DATA_MIN, DATA_MAX, stats)
+    if hw.op in ("conv2d", "conv1d"):
+        acc = _conv(x, ql.weights, layer.padding)
+    elif hw.op == "convtranspose2d":
+        acc = _conv_transpose(x, ql.weights, layer.padding)
+    elif hw.op == "linear":
+        acc = _linear(x, ql.weights)
+    else:
+        raise QuantizationError(
+            f"Layer '{hw.name}' ({hw.op}) cannot be simulated; run ai8x_nb.check.check_model.")
+    if ql.bias is not None:
+        acc += ql.bias * int(DATA_SCALE)
+    if layer.wide:
+        limit = int(WIDE_LIMIT * DATA_SCALE) << (ql.weight_bits - 1)
+        return _clamp(acc, -limit, limit, stats)
+    y = round_shift(acc, ql.total_shift)
+    if layer.activation == "relu":
+        y = np.maximum(y, 0)
+    elif layer.activation == "abs":
+        y = np.abs(y)
+    return _clamp(y, DATA_MIN, DATA_MAX, stats)
+
+
+def _last_use(qmodel):
+    last = {}
+    for ql in qmodel.layers:
+        for src in ql.hw.inputs:
+            last[src] = ql.hw.index
+    return last
+
+
+def _run_batch(qmodel, x, stats, last_use):
+    values = {MODEL_INPUT: x}
+    out_index = qmodel.graph.output_index
+    for ql in qmodel.layers:
+        idx = ql.hw.index
+        values[idx] = _run_layer(ql, [values[i] for i in ql.hw.inputs], stats[idx])
+        for src in ql.hw.inputs:
+            if last_use.get(src) == idx and src != out_index:
+                values.pop(src, None)
+    return values[out_index]
+
+
+def _check_input(qmodel, x_int):
+    graph = qmodel.graph
+    x = np.asarray(x_int)
+    shapes = {tuple(graph.raw_input_shape), tuple(graph.input_shape)}
+    if x.ndim < 1 or tuple(x.shape[1:]) not in shapes:
+        raise QuantizationError(
+            f"simulate: x_int has shape {x.shape}; expected (batch,) + {tuple(graph.raw_input_shape)} "
+            f"(the model's input). Add a batch axis for a single sample: x[None].")
+    if not np.issubdtype(x.dtype, np.integer):
+        if not np.all(np.isfinite(x)) or not np.array_equal(x, np.round(x)):
+            raise QuantizationError(
+                "simulate: x_int must hold integers in [-128, 127] (device input codes); got "
+                "non-integer values. Pass the dataset's int8 data, or round(x_float * 128).")
+    if x.size and (x.min() < DATA_MIN or x.max() > DATA_MAX):
+        raise QuantizationError(
+            f"simulate: x_int values must be in [-128, 127]; got [{int(x.min())}, {int(x.max())}]. "
+            f"Clip the input, or pass x_float * 128 rounded, not x_float * 256.")
+    return x.astype(np.int64).reshape((x.shape[0],) + tuple(graph.input_shape))
+
+
+def simulate(qmodel, x_int, batch_size=256, *, return_stats=False):
+    """Run a `QuantizedModel` on integer inputs with the device's integer arithmetic.
+
+    Args:
+        qmodel: a `QuantizedModel` from `ai8x_nb.quantize.convert`.
+        x_int: integers in [-128, 127], shape (batch,) + the model's input shape (channels
+            last; the model's raw input layout, e.g. (N, 28, 28) for the seed MNIST model).
+        batch_size: samples per vectorised step (memory vs speed).
+        return_stats: also return per-layer clamp statistics.
+
+    Returns:
+        int64 array of the model output: 8-bit codes in [-128, 127], or the raw 32-bit
+        accumulator of a wide last layer (its float value times 128 * 2^(bits-1)). With
+        `return_stats`, a tuple `(outputs, [LayerStats per hardware layer])`.
+
+    Raises:
+        QuantizationError: for an input of the wrong shape or out of range.
+
+    Example:
+
+    >>> y = simulate(convert(model), ds.test.x[:100])  # doctest: +SKIP
+    >>> (y.argmax(-1) == ds.test.y[:100]).mean()  # doctest: +SKIP
+    """
+    if int(batch_size) < 1:
+        raise QuantizationError(f"simulate: batch_size must be >= 1; got {batch_size}.")
+    x = _check_input(qmodel, x_int)
+    stats = [LayerStats(ql.name, ql.op) for ql in qmodel.layers]
+    last_use = _last_use(qmodel)
+    outputs = [_run_batch(qmodel, x[start:start + batch_size], stats, last_use)
+               for start in range(0, x.shape[0], int(batch_size))]
+    if outputs:
+        y = np.concatenate(outputs)
+    else:
+        out_shape = qmodel.layers[qmodel.graph.output_index].hw.out_shape
+        y = np.zeros((0,) + tuple(out_shape), dtype=np.int64)
+    shape = qmodel.output_shape
+    if shape is not None and None not in shape and math.prod(shape) == math.prod(y.shape[1:]):
+        y = y.reshape((y.shape[0],) + tuple(shape))
+    return (y, stats) if return_stats else y
+
+
+def __getattr__(name):
+    # evaluate_quantized / QuantReport live in ai8x_nb.evaluate (which imports this module);
+    # they are reachable from here too, loaded on first use to avoid an import cycle.
+    if name in ("evaluate_quantized", "QuantReport"):
+        from ai8x_nb import evaluate
+
+        return getattr(evaluate, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,495 @@
+"""Model specs: a model as a JSON-able list of dicts, one per layer.
+
+A spec is what the layer editor edits and what a notebook's `parameters` cell holds, so a
+papermill run reproduces an edited model. Each row has a `type` and that type's fields:
+
+| type | fields (defaults) |
+|---|---|
+| conv2d, conv1d, convtranspose2d | filters, kernel_size (3 / 9 for conv1d), padding (1 / 0 for conv1d), pooling (None), pool_size, pool_strides, activation ("relu"), wide (False), use_bias (True) |
+| dense | units, activation (None), wide (False), use_bias (True) |
+| maxpool, avgpool | pool_size (2), pool_strides (= pool_size) |
+| flatten | - |
+| dropout | rate (0.2) |
+| reshape | target_shape |
+
+Optional conv/dense fields, written only when set: `batch_norm` ("affine"/"noaffine"),
+`weight_bits` (4/2/1), `l2` (kernel L2 regularisation factor). Pool rows become 1D or 2D
+pooling from the rank of their input.
+
+Example:
+
+>>> spec = [{"type": "conv2d", "filters": 8, "pooling": "max", "pool_size": 2},
+...         {"type": "flatten"}, {"type": "dense", "units": 10, "wide": True}]
+>>> model = spec_to_model(spec, (28, 28, 1), 10)  # doctest: +SKIP
+>>> model_to_spec(model) == normalize_spec(spec)  # doctest: +SKIP
+True
+"""
+
+import copy
+import json
+import math
+
+from ai8x_nb.errors import Ai8xNbError
+
+__all__ = [
+    "SpecError",
+    "LAYER_TYPES",
+    "SEED_SPECS",
+    "default_row",
+    "normalize_row",
+    "normalize_spec",
+    "spec_to_model",
+    "model_to_spec",
+    "seed_spec",
+    "seed_input_shape",
+    "validate_spec",
+    "spec_to_python",
+]
+
+CONV_TYPES = ("conv2d", "conv1d", "convtranspose2d")
+POOL_TYPES = ("maxpool", "avgpool")
+LAYER_TYPES = CONV_TYPES + ("dense",) + POOL_TYPES + ("flatten", "dropout", "reshape")
+OPTIONAL_KEYS = ("batch_norm", "weight_bits", "l2")
+
+
+class SpecError(Ai8xNbError, ValueError):
+    """A model spec row that is malformed or that the device cannot run.
+
+    Attributes:
+        row: index of the offending row (None for spec-level problems).
+    """
+
+    def __init__(self, message, row=None):
+        super().__init__(message)
+        self.row = row
+
+
+# ----------------------------------------------------------------- rows
+def default_row(layer_type):
+    """Return a new row of `layer_type` with every field at its default.
+
+    Args:
+        layer_type: one of `LAYER_TYPES`.
+
+    Returns:
+        A dict.
+
+    Raises:
+        SpecError: unknown type.
+    """
+    if layer_type in CONV_TYPES:
+        one_d = layer_type == "conv1d"
+        return {"type": layer_type, "filters": 16, "kernel_size": 9 if one_d else 3,
+                "padding": 0 if one_d else 1, "pooling": None, "pool_size": None,
+                "pool_strides": None, "activation": "relu", "wide": False, "use_bias": True}
+    if layer_type == "dense":
+        return {"type": "dense", "units": 10, "activation": None, "wide": False,
+                "use_bias": True}
+    if layer_type in POOL_TYPES:
+        return {"type": layer_type, "pool_size": 2, "pool_strides": 2}
+    if layer_type == "flatten":
+        return {"type": "flatten"}
+    if layer_type == "dropout":
+        return {"type": "dropout", "rate": 0.2}
+    if layer_type == "reshape":
+        return {"type": "reshape", "target_shape": [-1]}
+    raise SpecError(f"Unknown layer type {layer_type!r}; use one of {', '.join(LAYER_TYPES)}.")
+
+
+def _compact(value):
+    """(2, 2) -> 2, (2, 3) -> [2, 3]: the JSON form of a pool size."""
+    if value is None:
+        return None
+    if isinstance(value, (list, tuple)):
+        values = [int(v) for v in value]
+        return values[0] if len(set(values)) == 1 else values
+    return int(value)
+
+
+def normalize_row(row, index=None):
+    """Return `row` with defaults filled in and values in canonical form.
+
+    Args:
+        row: a dict with at least `type`.
+        index: the row's position, used in error messages.
+
+    Returns:
+        A new dict (the canonical form `model_to_spec` produces).
+
+    Raises:
+        SpecError: not a dict, unknown type or unknown field.
+    """
+    where = f"row {index}" if index is not None else "row"
+    if not isinstance(row, dict) or "type" not in row:
+        raise SpecError(f"Model spec {where}: expected a dict with a 'type' key, got {row!r}.",
+                        index)
+    layer_type = str(row["type"]).lower()
+    if layer_type not in LAYER_TYPES:
+        raise SpecError(f"Model spec {where}: unknown type {row['type']!r}; use one of "
+                        f"{', '.join(LAYER_TYPES)}.", index)
+    out = default_row(layer_type)
+    allowed = set(out) | (set(OPTIONAL_KEYS) if layer_type in CONV_TYPES + ("dense",) else set())
+    unknown = sorted(set(row) - allowed)
+    if unknown:
+        raise SpecError(f"Model spec {where} ({layer_type}): unknown field(s) "
+                        f"{', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}.", index)
+    out.update(row)
+    out["type"] = layer_type
+    for key in ("activation", "pooling", "batch_norm"):
+        if isinstance(out.get(key), str):
+            out[key] = None if out[key].lower() in ("none", "") else out[key].lower()
+    if layer_type in CONV_TYPES:
+        out["kernel_size"] = _compact(out["kernel_size"])
+        if out["pooling"] is None:
+            out["pool_size"] = out["pool_strides"] = None
+        else:
+            out["pool_size"] = _compact(out["pool_size"] if out["pool_size"] is not None else 2)
+            strides = out["pool_strides"]
+            out["pool_strides"] = _compact(strides if strides is not None else out["pool_size"])
+    if layer_type in POOL_TYPES:
+        out["pool_size"] = _compact(out["pool_size"])
+        strides = out["pool_strides"]
+        out["pool_strides"] = _compact(strides if strides is not None else out["pool_size"])
+    if layer_type == "reshape":
+        out["target_shape"] = [int(v) for v in out["target_shape"]]
+    for key in OPTIONAL_KEYS:
+        if key in out and out[key] in (None, 8 if key == "weight_bits" else None, 0, 0.0):
+            del out[key]
+    return out
+
+
+def normalize_spec(spec):
+    """Return the canonical form of a whole spec (a new list).
+
+    Raises:
+        SpecError: not a list, or a malformed row (the message names its index).
+    """
+    if not isinstance(spec, (list, tuple)):
+        raise SpecError(f"A model spec is a list of dicts, got {type(spec).__name__}.")
+    return [normalize_row(row, i) for i, row in enumerate(spec)]
+
+
+# --------------------------------------------------------------- layers
+def _make_layer(row, index, rank, device):
+    """Build the Keras layer of one canonical row; `rank` is the spatial rank of its input."""
+    import keras
+
+    from ai8x_nb import layers
+
+    name = f"{row['type']}_{index}"
+    kind = row["type"]
+    if kind in CONV_TYPES or kind == "dense":
+        kwargs = {"activation": row["activation"], "wide": row["wide"],
+                  "use_bias": row["use_bias"], "device": device, "name": name}
+        for key in ("batch_norm", "weight_bits"):
+            if key in row:
+                kwargs[key] = row[key]
+        if "l2" in row:
+            kwargs["kernel_regularizer"] = keras.regularizers.L2(row["l2"])
+        if kind == "dense":
+            return layers.Dense(row["units"], **kwargs)
+        if row["pooling"] is not None:
+            kwargs.update(pooling=row["pooling"], pool_size=row["pool_size"],
+                          pool_strides=row["pool_strides"])
+        cls = {"conv2d": layers.Conv2D, "conv1d": layers.Conv1D,
+               "convtranspose2d": layers.ConvTranspose2D}[kind]
+        return cls(row["filters"], kernel_size=row["kernel_size"], padding=row["padding"],
+                   **kwargs)
+    if kind in POOL_TYPES:
+        one_d = rank == 1
+        cls = {("maxpool", False): layers.MaxPool2D, ("maxpool", True): layers.MaxPool1D,
+               ("avgpool", False): layers.AvgPool2D, ("avgpool", True): layers.AvgPool1D}
+        return cls[(kind, one_d)](row["pool_size"], row["pool_strides"], device=device,
+                                  name=name)
+    if kind == "flatten":
+        return keras.layers.Flatten(name=name)
+    if kind == "dropout":
+        return keras.layers.Dropout(row["rate"], name=name)
+    return keras.layers.Reshape(tuple(row["target_shape"]), name=name)
+
+
+def _apply(row, index, tensor, device):
+    """Apply one row to a symbolic tensor; returns (output tensor, layer) or raises SpecError."""
+    try:
+        layer = _make_layer(row, index, len(tensor.shape) - 2, device)
+        return layer(tensor), layer
+    except Ai8xNbError as err:
+        raise SpecError(f"Model spec row {index} ({row['type']}): {err}", index) from err
+    except (ValueError, TypeError, KeyError) as err:
+        raise SpecError(f"Model spec row {index} ({row['type']}): {err}", index) from err
+
+
+def _check_classes(out_shape, num_classes, last_index):
+    if num_classes is not None and (len(out_shape) != 1 or out_shape[0] != num_classes):
+        raise SpecError(
+            f"Model spec row {last_index}: the model outputs shape {out_shape} but the dataset "
+            f"has {num_classes} classes; end with a layer of {num_classes} outputs (e.g. "
+            f"dense units={num_classes}, wide=True, or a 1x1 conv2d with {num_classes} filters "
+            f"followed by flatten).", last_index)
+
+
+def spec_to_model(spec, input_shape, num_classes=None, device="MAX78000", *, name="model"):
+    """Build a functional Keras model from a spec.
+
+    Args:
+        spec: list of row dicts (see the module docstring).
+        input_shape: one sample's shape without the batch axis, e.g. (28, 28, 1).
+        num_classes: when given, the model output must be `(num_classes,)`.
+        device: "MAX78000" or "MAX78002"; every layer validates against it.
+        name: the Keras model name.
+
+    Returns:
+        A built `keras.Model` (uncompiled).
+
+    Raises:
+        SpecError: a malformed row, or a layer the device cannot run; the message names the
+            row index and carries the layer's own explanation.
+
+    Example:
+
+    >>> model = spec_to_model(seed_spec("mnist"), (28, 28, 1), 10)  # doctest: +SKIP
+    """
+    import keras
+
+    rows = normalize_spec(spec)
+    if not rows:
+        raise SpecError("The model spec is empty; add at least one layer.")
+    inputs = keras.Input(shape=tuple(input_shape), name="input")
+    x = inputs
+    for i, row in enumerate(rows):
+        x, _ = _apply(row, i, x, device)
+    _check_classes(tuple(x.shape[1:]), num_classes, len(rows) - 1)
+    return keras.Model(inputs, x, name=name)
+
+
+def validate_spec(spec, input_shape, device="MAX78000", num_classes=None):
+    """Check each row of a spec and report shapes and parameters, row by row.
+
+    A row that fails is skipped for the rows after it (they see its input), so one mistake
+    does not hide the others.
+
+    Args:
+        spec: list of row dicts.
+        input_shape: one sample's shape without the batch axis.
+        device: "MAX78000" or "MAX78002".
+        num_classes: when given, the last row's output must be `(num_classes,)`.
+
+    Returns:
+        A list with one `(ok, message, output_shape, params)` tuple per row: `message` is
+        "" when ok, else the error text; `output_shape` is the channels-last output without
+        batch (or None); `params` the row's parameter count.
+    """
+    import keras
+
+    results = []
+    x = keras.Input(shape=tuple(input_shape))
+    for i, raw in enumerate(spec):
+        try:
+            row = normalize_row(raw, i)
+            y, layer = _apply(row, i, x, device)
+        except SpecError as err:
+            results.append((False, str(err), None, 0))
+            continue
+        x = y
+        results.append((True, "", tuple(y.shape[1:]), int(layer.count_params())))
+    if num_classes is not None and results and results[-1][0]:
+        last = len(results) - 1
+        try:
+            _check_classes(results[last][2], num_classes, last)
+        except SpecError as err:
+            _, _, shape, params = results[last]
+            results[last] = (False, str(err), shape, params)
+    return results
+
+
+# ------------------------------------------------------------ model -> spec
+def _layer_row(layer):
+    """The canonical row of one Keras layer; raises SpecError for layers a spec cannot hold."""
+    import keras
+
+    from ai8x_nb import layers
+
+    if isinstance(layer, layers.HardwareLayer) and not layer.has_operator:
+        return normalize_row({"type": f"{layer.pooling}pool", "pool_size": layer.pool_size,
+                              "pool_strides": layer.pool_strides})
+    if isinstance(layer, (layers.Conv2D, layers.Conv1D, layers.ConvTranspose2D, layers.Dense)):
+        if isinstance(layer, layers.Dense):
+            row = {"type": "dense", "units": layer.units}
+        else:
+            kind = {layers.ConvTranspose2D: "convtranspose2d", layers.Conv2D: "conv2d",
+                    layers.Conv1D: "conv1d"}[type(layer)]
+            row = {"type": kind, "filters": layer.filters, "kernel_size": layer.kernel_size,
+                   "padding": layer.padding, "pooling": layer.pooling,
+                   "pool_size": layer.pool_size, "pool_strides": layer.pool_strides}
+        row.update(activation=layer.activation, wide=layer.wide, use_bias=layer.use_bias)
+        if layer.batch_norm is not None:
+            row["batch_norm"] = layer.batch_norm
+        if layer.weight_bits != 8:
+            row["weight_bits"] = layer.weight_bits
+        reg = layer.kernel_regularizer
+        if reg is not None:
+            l2 = reg.get_config().get("l2") if hasattr(reg, "get_config") else None
+            if l2 is None or reg.get_config().get("l1"):
+                raise SpecError(f"Layer '{layer.name}': only an L2 kernel regulariser fits "
+                                f"in a model spec, got {reg!r}.")
+            row["l2"] = float(l2)
+        return normalize_row(row)
+    if isinstance(layer, keras.layers.Flatten):
+        return {"type": "flatten"}
+    if isinstance(layer, keras.layers.Dropout):
+        return {"type": "dropout", "rate": float(layer.rate)}
+    if isinstance(layer, keras.layers.Reshape):
+        return {"type": "reshape", "target_shape": [int(v) for v in layer.target_shape]}
+    raise SpecError(f"Layer '{layer.name}' ({type(layer).__name__}) has no model-spec form; "
+                    f"a spec holds ai8x_nb.layers layers plus Flatten, Dropout and Reshape.")
+
+
+def model_to_spec(model):
+    """Describe a sequential chain of layers as a spec.
+
+    Args:
+        model: a Sequential or functional Keras model whose layers form one chain.
+
+    Returns:
+        The canonical spec (list of dicts); `spec_to_model(model_to_spec(m), ...)` rebuilds
+        the same architecture.
+
+    Raises:
+        SpecError: a layer a spec cannot express (e.g. Add, a branch, a Keras Conv2D).
+    """
+    import keras
+
+    rows = []
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.InputLayer):
+            continue
+        if len(getattr(layer, "_inbound_nodes", [])) > 1 or isinstance(
+                getattr(layer, "input", None), (list, tuple)):
+            raise SpecError(f"Layer '{layer.name}' takes several inputs or is reused; a spec "
+                            f"describes a single chain of layers only.")
+        rows.append(_layer_row(layer))
+    return rows
+
+
+# ----------------------------------------------------------------- seeds
+def _conv(filters, *, kernel_size=3, padding=1, pooling=None, activation="relu", wide=False,
+          use_bias=True, kind="conv2d", **extra):
+    row = {"type": kind, "filters": filters, "kernel_size": kernel_size, "padding": padding,
+           "pooling": pooling, "pool_size": 2 if pooling else None,
+           "pool_strides": 2 if pooling else None, "activation": activation, "wide": wide,
+           "use_bias": use_bias}
+    row.update(extra)
+    return row
+
+
+def _dense(units, *, use_bias=True, **extra):
+    row = {"type": "dense", "units": units, "activation": None, "wide": True,
+           "use_bias": use_bias}
+    row.update(extra)
+    return row
+
+
+def _mnist_like(first_bias, bias, first_padding2):
+    return [
+        _conv(60, use_bias=first_bias),
+        _conv(60, padding=2 if first_padding2 else 1, pooling="max", use_bias=bias),
+        _conv(56, pooling="max", use_bias=bias),
+        _conv(12, pooling="avg", use_bias=bias),
+        {"type": "flatten"},
+    ]
+
+
+def _seed_table():
+    cifar100_convs = [  # (filters, kernel, pooled before)
+        (16, 3, False), (20, 3, False), (20, 3, False), (20, 3, False), (20, 3, True),
+        (20, 3, False), (44, 3, False), (48, 3, True), (48, 3, False), (96, 3, True),
+        (512, 1, True), (128, 1, False), (128, 3, True)]
+    kws_l2 = {"l2": 1e-4}
+    return {
+        "mnist": ((28, 28, 1),
+                  _mnist_like(False, False, True) + [_dense(10)]),
+        "fashionmnist": ((28, 28, 1),
+                         _mnist_like(True, True, True) + [_dense(10)]),
+        "cifar10": ((32, 32, 3),
+                    _mnist_like(False, False, False) + [_dense(10, use_bias=False)]),
+        "cifar100": ((32, 32, 3),
+                     [_conv(f, kernel_size=k, padding=1 if k == 3 else 0,
+                            pooling="max" if pooled else None, use_bias=False)
+                      for f, k, pooled in cifar100_convs]
+                     + [_conv(100, kernel_size=1, padding=0, activation=None, wide=True,
+                              use_bias=False), {"type": "flatten"}]),
+        "kws20": ((128, 128),
+                  [_conv(f, kernel_size=1, padding=0, use_bias=False, kind="conv1d", **kws_l2)
+                   for f in (100, 100, 50, 16)]
+                  + [{"type": "reshape", "target_shape": [8, 16, 16]}]
+                  + [_conv(f, use_bias=False, **kws_l2) for f in (32, 64, 64, 30, 7)]
+                  + [{"type": "flatten"}, _dense(21, use_bias=False, **kws_l2)]),
+        "rock": ((64, 64, 3),
+                 [_conv(15), _conv(30, pooling="max"), {"type": "dropout", "rate": 0.2},
+                  _conv(60, pooling="max"), _conv(30, pooling="max"),
+                  _conv(30, pooling="max"), _conv(30), {"type": "flatten"},
+                  {"type": "dropout", "rate": 0.2}, _dense(3)]),
+    }
+
+
+SEED_SPECS = tuple(_seed_table())
+"""Names of the seed models that have a spec (the six dataset models)."""
+
+
+def seed_spec(name):
+    """Return the spec of a seed model (a new list each call).
+
+    The specs follow the reference's seed table (same layers and parameter counts as
+    `ai8x_nb.models.get_model(name)`); a leading input Reshape (mnist's Input(28, 28) ->
+    Reshape(28, 28, 1)) is expressed by `seed_input_shape(name)` instead.
+
+    Args:
+        name: "mnist", "fashionmnist", "cifar10", "cifar100", "kws20" or "rock".
+
+    Returns:
+        The canonical spec.
+
+    Raises:
+        SpecError: unknown name.
+    """
+    table = _seed_table()
+    if name not in table:
+        raise SpecError(f"No seed spec {name!r}; choose one of {', '.join(table)}.")
+    return normalize_spec(copy.deepcopy(table[name][1]))
+
+
+def seed_input_shape(name):
+    """The input shape (no batch axis) a seed spec expects, e.g. (28, 28, 1) for mnist."""
+    table = _seed_table()
+    if name not in table:
+        raise SpecError(f"No seed spec {name!r}; choose one of {', '.join(table)}.")
+    return table[name][0]
+
+
+# ------------------------------------------------------------------ text
+def _literal(value):
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, float):
+        return repr(value) if math.isfinite(value) else "None"
+    return repr(value)
+
+
+def spec_to_python(spec, variable="model_spec"):
+    """Python source of a spec as a literal assignment, one row per line.
+
+    Paste it into a notebook's `parameters` cell.
+
+    Example:
+
+    >>> print(spec_to_python([{"type": "flatten"}]))
+    model_spec = [
+        {"type": "flatten"},
+    ]
+    """
+    lines = [f"{variable} = ["]
+    for row in normalize_spec(spec):
+        items = ", ".join(f'"{k}": {_literal(v)}' for k, v in row.items())
+        lines.append(f"    {{{items}}},")
+    lines.append("]")
+    return "\n".join(lines)

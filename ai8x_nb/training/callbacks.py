@@ -1,0 +1,136 @@
+"""Callbacks of the training loop: checkpoints that survive a kill, and epoch timing.
+
+Every file is written to a temporary name in the run folder and moved into place with
+`os.replace`, so a run killed at any moment leaves either the previous or the new file.
+"""
+
+import logging
+import os
+import time
+
+import keras
+
+from ai8x_nb.runs import BEST, LAST, QAT_BEST, STATE, atomic_write_json
+
+logger = logging.getLogger(__name__)
+
+
+def atomic_save_model(model, path):
+    """Save a model (with its optimizer) to `path` atomically."""
+    path = os.fspath(path)
+    folder, name = os.path.split(path)
+    tmp = os.path.join(folder, f".{name}.{os.getpid()}.tmp.keras")
+    try:
+        model.save(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def in_qat(model):
+    """True when any layer of `model` runs fake quantization."""
+    return any(getattr(layer, "qat", False) for layer in model.layers)
+
+
+class EpochTimer(keras.callbacks.Callback):
+    """Add `epoch_time` (seconds of training + validation) to each epoch's logs."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["epoch_time"] = time.perf_counter() - self._start
+
+
+class PhaseCheckpoint(keras.callbacks.Callback):
+    """Keep the best model of each phase: `best.keras` (float) and `qat_best.keras` (QAT).
+
+    The float phase and the QAT phase have separate bests: the first QAT epochs are usually
+    worse than the float optimum, and the model to quantize must come from the QAT phase.
+
+    Args:
+        run_dir: the `RunDir`.
+        monitor: metric to maximize (default "val_accuracy").
+        best: best float value reached so far (for resuming).
+        qat_best: best QAT value reached so far (for resuming).
+    """
+
+    def __init__(self, run_dir, monitor="val_accuracy", best=None, qat_best=None):
+        super().__init__()
+        self.run_dir = run_dir
+        self.monitor = monitor
+        self.best = best
+        self.qat_best = qat_best
+
+    def on_epoch_end(self, epoch, logs=None):
+        value = (logs or {}).get(self.monitor)
+        if value is None:
+            logger.warning("Checkpoint: metric %r missing from the logs (%s); not saving.",
+                           self.monitor, sorted(logs or {}))
+            return
+        value = float(value)
+        if in_qat(self.model):
+            if self.qat_best is None or value > self.qat_best:
+                self.qat_best = value
+                atomic_save_model(self.model, self.run_dir.file(QAT_BEST))
+                logger.debug("Epoch %d: %s %.4f, saved %s", epoch, self.monitor, value, QAT_BEST)
+        elif self.best is None or value > self.best:
+            self.best = value
+            atomic_save_model(self.model, self.run_dir.file(BEST))
+            logger.debug("Epoch %d: %s %.4f, saved %s", epoch, self.monitor, value, BEST)
+
+
+class ResumeCheckpoint(keras.callbacks.Callback):
+    """Save `last.keras` and `state.json` after every epoch, and restore schedule state.
+
+    `state.json` records the number of completed epochs, the checkpoint bests and the state
+    of a ReduceLROnPlateau schedule, which Keras does not save with the model. It is moved
+    into place right after `last.keras`, so the two describe the same epoch.
+
+    Args:
+        run_dir: the `RunDir`.
+        phase_checkpoint: the `PhaseCheckpoint` whose bests to record.
+        schedule: the LR-schedule callback (its plateau state is saved and restored).
+        restore: a previous `state.json` dict to restore the schedule from, or None.
+    """
+
+    PLATEAU_FIELDS = ("wait", "best", "cooldown_counter")
+
+    def __init__(self, run_dir, phase_checkpoint, schedule=None, restore=None):
+        super().__init__()
+        self.run_dir = run_dir
+        self.phase_checkpoint = phase_checkpoint
+        self.schedule = schedule
+        self.restore = restore
+
+    def _plateau(self):
+        if isinstance(self.schedule, keras.callbacks.ReduceLROnPlateau):
+            return self.schedule
+        return None
+
+    def on_train_begin(self, logs=None):
+        # Runs after the schedule's own on_train_begin (which resets it): put the state back.
+        plateau = self._plateau()
+        saved = (self.restore or {}).get("plateau")
+        if plateau is not None and saved:
+            plateau.best = float(saved["best"])
+            plateau.wait = int(saved["wait"])
+            plateau.cooldown_counter = int(saved["cooldown_counter"])
+
+    def on_epoch_end(self, epoch, logs=None):
+        atomic_save_model(self.model, self.run_dir.file(LAST))
+        plateau = self._plateau()
+        state = {
+            "epochs_completed": epoch + 1,
+            "best": self.phase_checkpoint.best,
+            "qat_best": self.phase_checkpoint.qat_best,
+            "qat": in_qat(self.model),
+            "learning_rate": float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)),
+            "plateau": None if plateau is None else {
+                f: float(getattr(plateau, f)) for f in self.PLATEAU_FIELDS},
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        }
+        atomic_write_json(self.run_dir.file(STATE), state)

@@ -1,0 +1,10 @@
+"""Notebook widgets: the layer editor and the live training plot.
+
+`LayerEditor` needs ipywidgets (imported when an editor is created); both also render as
+static matplotlib figures, so headless runs and GitHub show something.
+"""
+
+from ai8x_nb.widgets.layer_editor import CSS_CLASS, LayerEditor
+from ai8x_nb.widgets.live_plot import LivePlot
+
+__all__ = ["CSS_CLASS", "LayerEditor", "LivePlot"]

@@ -1,0 +1,93 @@
+"""Training throughput of the seed MNIST model: ai8x_nb layers vs the same net in plain Keras.
+
+Both models see the same 10,000 MNIST training images (batch 256) through the same
+`make_tf_dataset` pipeline. After one warm-up epoch each, epochs alternate between the
+two models for `--reps` repetitions; the median images/s of each is printed with the
+ratio ours / plain (target >= 0.95).
+
+The plain model has no output clamp (Keras has no such layer), so it is the cost floor of
+the architecture; the clamp is the price of matching the device.
+
+Run:
+    TF_CPP_MIN_LOG_LEVEL=2 python benchmarks/train_throughput.py [--reps 5] [--images 10000]
+"""
+
+import argparse
+import os
+import statistics
+import time
+from pathlib import Path
+
+import keras
+
+from ai8x_nb import datasets
+from ai8x_nb.models import get_model
+
+
+def plain_mnist():
+    """The seed MNIST architecture with stock Keras layers."""
+    L = keras.layers
+    inputs = keras.Input((28, 28), name="input")
+    x = L.Reshape((28, 28, 1))(inputs)
+    x = L.Conv2D(60, 3, padding="same", use_bias=False)(x)
+    x = L.ReLU()(x)
+    x = L.MaxPooling2D(2)(x)
+    x = L.ZeroPadding2D(2)(x)
+    x = L.Conv2D(60, 3, padding="valid", use_bias=False)(x)
+    x = L.ReLU()(x)
+    x = L.MaxPooling2D(2)(x)
+    x = L.Conv2D(56, 3, padding="same", use_bias=False)(x)
+    x = L.ReLU()(x)
+    x = L.AveragePooling2D(2)(x)
+    x = L.Conv2D(12, 3, padding="same", use_bias=False)(x)
+    x = L.ReLU()(x)
+    x = L.Flatten()(x)
+    outputs = L.Dense(10)(x)
+    return keras.Model(inputs, outputs, name="plain_mnist")
+
+
+def _compile(model, jit):
+    model.compile(optimizer=keras.optimizers.Adam(1e-3),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  metrics=["accuracy"], jit_compile=jit)
+    return model
+
+
+def _epoch_seconds(model, data):
+    start = time.perf_counter()
+    model.fit(data, epochs=1, verbose=0, shuffle=False)
+    return time.perf_counter() - start
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=int, default=10_000)
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--reps", type=int, default=5)
+    parser.add_argument("--jit", action="store_true", help="compile both with XLA")
+    parser.add_argument("--data-dir", default=os.environ.get("AI8X_NB_DATA") or str(
+        Path(__file__).resolve().parents[2] / "shared" / "data"))
+    args = parser.parse_args(argv)
+
+    ds = datasets.load("mnist", args.data_dir, limit=args.images)
+    data = datasets.make_tf_dataset(ds.train, args.batch_size, shuffle=True).cache()
+    keras.utils.set_random_seed(0)
+    models = {"ai8x_nb": _compile(get_model("mnist"), args.jit),
+              "plain keras": _compile(plain_mnist(), args.jit)}
+    for model in models.values():
+        _epoch_seconds(model, data)  # warm-up: tracing, oneDNN primitive creation
+    times = {name: [] for name in models}
+    for _ in range(args.reps):
+        for name, model in models.items():
+            times[name].append(_epoch_seconds(model, data))
+    n = len(ds.train)
+    rate = {name: n / statistics.median(t) for name, t in times.items()}
+    for name, t in times.items():
+        print(f"{name:12s} {rate[name]:8.0f} images/s  (median of {len(t)} epochs of {n} images: "
+              f"{', '.join(f'{s:.2f}' for s in t)} s)")
+    print(f"ratio ai8x_nb / plain keras: {rate['ai8x_nb'] / rate['plain keras']:.3f} "
+          f"(jit_compile={args.jit}, batch {args.batch_size})")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,359 @@
+"""Whole-model check, processor allocation, model sources and the `ai8x-nb check` CLI."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+import keras
+
+from ai8x_nb import layers as L
+from ai8x_nb.check import allocate_processors, check_model
+from ai8x_nb.errors import DeviceLimitError, ModelCheckError
+from ai8x_nb.modelsource import (ModelSourceNotFoundError, NoModelInSourceError,
+                                 load_model_source)
+from seed_models_ai8xtf import SEED_BUILDERS, SEED_PARAMS
+
+
+@pytest.fixture(scope="module")
+def seed_reports():
+    models = {name: build() for name, build in SEED_BUILDERS.items()}
+    return models, {name: check_model(m) for name, m in models.items()}
+
+
+def _errors(report):
+    return "\n".join(report.errors)
+
+
+# ------------------------------------------------------------------------ seed models
+@pytest.mark.parametrize("name", list(SEED_PARAMS))
+def test_seed_models_pass(seed_reports, name):
+    models, reports = seed_reports
+    report = reports[name]
+    assert report.ok, _errors(report)
+    assert report.totals["parameters"] == SEED_PARAMS[name] == models[name].count_params()
+    assert report.totals["layers"] == len(report.rows) <= 32
+    assert report.totals["weight_bytes"] <= report.totals["weight_memory_bytes"]
+    assert report.totals["weight_words_max_processor"] <= 768
+    json.dumps(report.to_dict())  # JSON-able
+    report.raise_if_errors()
+
+
+def test_mnist_rows_by_hand(seed_reports):
+    report = seed_reports[1]["mnist"]
+    rows = report.rows
+    assert [r.op for r in rows] == ["conv2d"] * 4 + ["linear"]
+    assert [r.processor_mask for r in rows] == [0x1, 2**60 - 1, 2**60 - 1, 2**56 - 1, 0xFFF]
+    assert rows[0].data_format == "CHW" and rows[1].data_format == "HWC"
+    assert [r.pooling for r in rows] == ["", "max 2x2/2", "max 2x2/2", "avg 2x2/2", ""]
+    # 3x3 8-bit kernels are one 72-bit word each: words per processor = out channels.
+    assert [r.weight_words_per_processor for r in rows[:4]] == [60, 60, 56, 12]
+    # The linear layer: 12 processors, each 16 pixels x 10 outputs x 8 bits / 72 -> 18 words.
+    assert rows[4].processors == 12 and rows[4].weight_words_per_processor == math.ceil(160 * 8 / 72)
+    words = 60 + 60 * 60 + 60 * 56 + 56 * 12 + 12 * 18
+    assert report.totals["weight_bytes"] == words * 9
+    assert report.totals["bias_bytes"] == 10 and rows[4].bias_bytes == 10
+    assert rows[0].in_bytes == 28 * 28 and rows[0].out_bytes == 28 * 28 * 60
+    assert rows[4].out_bytes == 10 * 4  # wide: 32-bit outputs
+    text = str(report)
+    assert "words/p" in text and "avg 2x2/2" in text and text.rstrip().endswith("OK")
+
+
+def test_cifar100_multipass_rows(seed_reports):
+    rows = seed_reports[1]["cifar100"].rows
+    r = rows[10]  # 96 -> 512, 1x1: 2 passes on 48 processors, 2 * 512 weights each
+    assert (r.in_channels, r.passes, r.processors, r.kernel) == (96, 2, 48, "1x1")
+    assert r.weight_words_per_processor == math.ceil(2 * 512 * 8 / 72)
+    assert rows[11].passes == 8 and rows[11].processors == 64
+
+
+def test_kws20_first_layer_is_hwc_multipass(seed_reports):
+    row = seed_reports[1]["kws20"].rows[0]
+    assert (row.data_format, row.passes, row.processors, row.kernel) == ("HWC", 2, 64, "k1")
+
+
+# ---------------------------------------------------------------- failing models
+def _seq(shape, *layers, name=None):
+    return keras.Sequential([keras.Input(shape), *layers], name=name)
+
+
+def test_layer_over_weight_budget():
+    model = _seq((4, 4, 1024), L.Conv2D(1024, 3, padding=1))
+    report = check_model(model)
+    assert not report.ok
+    assert "weight memory over budget" in _errors(report)
+    assert report.rows[0].passes == 16 and report.rows[0].weight_words_per_processor == 16 * 1024
+
+
+def test_total_weight_budget_and_max78002():
+    model = _seq((4, 4, 64), *[L.Conv2D(64, 3, padding=1) for _ in range(13)])
+    report = check_model(model)
+    assert "Weights need 479232 bytes" in _errors(report)
+    assert "weight memory over budget" in _errors(report)
+    assert check_model(model, "MAX78002").ok
+
+
+def test_per_processor_weight_budget():
+    # Two layers, each 400 words on 40 processors: 32,000 words fit the 49,152 in total, but
+    # 40 + 40 processors cannot both have 400 free words out of 64 x 768.
+    inputs = keras.Input((2, 2, 40))
+    branches = [L.Conv2D(400, 3, padding=1, use_bias=False)(inputs) for _ in range(2)]
+    report = check_model(keras.Model(inputs, L.Add()(branches)))
+    assert [r.weight_words_per_processor for r in report.rows[:2]] == [400, 400]
+    assert report.totals["weight_bytes"] <= report.totals["weight_memory_bytes"]
+    assert "do not fit per processor" in _errors(report)
+
+
+def test_too_many_layers_and_max78002():
+    model = _seq((4, 4, 4), *[L.Conv2D(4, 1, padding=0) for _ in range(33)])
+    report = check_model(model)
+    assert report.totals["layers"] == 33
+    assert "33 hardware layers; MAX78000 runs at most 32" in _errors(report)
+    assert check_model(model, device="MAX78002").ok
+
+
+def test_reused_layer_instance():
+    conv = L.Conv2D(4, 3, padding=1)
+    inputs = keras.Input((6, 6, 4))
+    model = keras.Model(inputs, conv(conv(inputs)))
+    report = check_model(model)
+    assert "used 2 times" in _errors(report) and "one layer instance per use" in _errors(report)
+
+
+class _Subclassed(keras.Model):
+    def __init__(self):
+        super().__init__()
+        self.conv = L.Conv2D(4, 3, padding=1)
+
+    def call(self, x):
+        return self.conv(x)
+
+
+def test_subclassed_model_gets_conversion_advice():
+    model = _Subclassed()
+    model(np.zeros((1, 6, 6, 2), np.float32))
+    report = check_model(model)
+    assert not report.ok
+    assert "subclassed" in _errors(report)
+    assert "functional API" in _errors(report) and "keras.Sequential" in _errors(report)
+    with pytest.raises(ModelCheckError, match="subclassed") as info:
+        report.raise_if_errors()
+    assert info.value.report is report
+
+
+def test_plain_keras_strided_conv_fails():
+    model = _seq((8, 8, 3), keras.layers.Conv2D(8, 3, strides=2), keras.layers.Flatten(),
+                 L.Dense(10, wide=True))
+    report = check_model(model)
+    assert "strides=(2, 2)" in _errors(report) and "pooling" in _errors(report)
+    assert report.rows[0].op == "unsupported"
+
+
+def test_plain_keras_relu_fails_but_dropout_passes():
+    bad = _seq((8, 8, 3), L.Conv2D(8, 3), keras.layers.ReLU())
+    assert "activation='relu'" in _errors(check_model(bad))
+    good = _seq((8, 8, 3), L.Conv2D(8, 3, activation="relu"), keras.layers.Dropout(0.3),
+                keras.layers.SpatialDropout2D(0.1), L.Conv2D(4, 3), keras.layers.Flatten(),
+                keras.layers.Dropout(0.2), L.Dense(3, wide=True))
+    report = check_model(good)
+    assert report.ok, _errors(report)
+    assert len(report.rows) == 3 and "dropout" in " ".join(report.totals["folded_layers"])
+
+
+def test_flatten_pixel_limit():
+    model = _seq((17, 17, 3), L.Conv2D(3, 3, padding=1), keras.layers.Flatten(),
+                 L.Dense(10, wide=True))
+    report = check_model(model)
+    assert "flattens 289 pixels per channel" in _errors(report)
+    assert "H*W <= 256" in _errors(report)
+
+
+def test_pool_only_layer_on_many_channels():
+    bad = _seq((4, 4, 64), L.Conv2D(100, 1, padding=0), L.MaxPool2D(2))
+    assert "pool-only layer handles at most 64 channels" in _errors(check_model(bad))
+    good = _seq((4, 4, 64), L.Conv2D(100, 1, padding=0), L.AvgPool2D(4))
+    assert check_model(good).ok
+
+
+def test_data_memory_pixel_limits():
+    # First layer CHW: 100x100 = 10,000 pixels fit (32,768), but the HWC output does not (8,192).
+    model = _seq((100, 100, 8), L.Conv2D(8, 3, padding=1))
+    report = check_model(model)
+    assert report.rows[0].data_format == "CHW"
+    assert "writes 10000 pixels" in _errors(report) and "8192" in _errors(report)
+    assert "reads" not in _errors(report)
+    hwc = _seq((100, 100, 20), L.Conv2D(8, 1, padding=0, pooling="max", pool_size=4))
+    assert "reads 10000 pixels" in _errors(check_model(hwc))
+    assert check_model(hwc, "MAX78002").ok
+
+
+def test_bias_limits():
+    per_layer = _seq((2, 2, 8), L.Conv2D(600, 1, padding=0))
+    assert "bias for 600 outputs" in _errors(check_model(per_layer))
+    assert check_model(_seq((2, 2, 8), L.Conv2D(600, 1, padding=0, use_bias=False))).ok
+    total = _seq((2, 2, 8), *[L.Conv2D(500, 1, padding=0) for _ in range(5)])
+    report = check_model(total)
+    assert report.totals["bias_bytes"] == 2500 and "bias memory over budget" in _errors(report)
+    # 3 x 300 bytes fit in 2 KiB in total but not in 4 quadrants of 512 bytes... they do:
+    # one per quadrant. Five of them do not.
+    five = _seq((2, 2, 8), *[L.Conv2D(300, 1, padding=0) for _ in range(5)])
+    report = check_model(five)
+    assert report.totals["bias_bytes"] == 1500 and "do not fit into 4 quadrants" in _errors(report)
+
+
+def test_wide_layer_must_be_last():
+    model = _seq((4, 4, 3), L.Conv2D(8, 3, wide=True), L.Conv2D(4, 3))
+    assert "not the last layer" in _errors(check_model(model))
+
+
+def test_add_before_conv_is_not_counted():
+    inputs = keras.Input((4, 4, 8))
+    a = L.Conv2D(8, 3, padding=1)(inputs)
+    b = L.Conv2D(8, 1, padding=0)(inputs)
+    out = L.Conv2D(4, 3, padding=1)(L.Add()([a, b]))
+    report = check_model(keras.Model(inputs, out))
+    assert report.ok and len(report.rows) == 4 and report.totals["layers"] == 3
+
+
+def test_unbuilt_model():
+    report = check_model(keras.Sequential([L.Conv2D(4)]))
+    assert not report.ok and "not built" in _errors(report)
+
+
+# -------------------------------------------------------------- processor allocation
+@pytest.mark.parametrize("channels,kwargs,expected", [
+    (1, {}, (0x1, 1, 1)),
+    (60, {}, (0x0FFFFFFFFFFFFFFF, 1, 60)),
+    (64, {}, (2**64 - 1, 1, 64)),
+    (3, dict(first_layer=True), (0x111, 1, 3)),
+    (1, dict(first_layer=True), (0x1, 1, 1)),
+    (16, dict(first_layer=True), (0x1111111111111111, 1, 16)),
+    (20, dict(first_layer=True), (2**20 - 1, 1, 20)),   # too many for CHW: HWC
+    (100, {}, (2**52 - 1, 2, 52)),
+    (128, {}, (2**64 - 1, 2, 64)),
+    (65, {}, (2**36 - 1, 2, 36)),
+    (1024, {}, (2**64 - 1, 16, 64)),
+    (60, dict(offset=4), (0xFFFFFFFFFFFFFFF0, 1, 60)),    # the vendor's MNIST layers 2-3
+    (3, dict(first_layer=True, offset=1), (0x222, 1, 3)),
+])
+def test_allocate_processors(channels, kwargs, expected):
+    assert allocate_processors(channels, "MAX78000", **kwargs) == expected
+
+
+@pytest.mark.parametrize("channels,kwargs,match", [
+    (0, {}, "0 input channels"),
+    (1025, {}, r"1\.\.1024 channels"),
+    (60, dict(offset=5), "offset of at most 4"),
+    (16, dict(first_layer=True, offset=4), "need processor 64"),
+])
+def test_allocate_processors_errors(channels, kwargs, match):
+    with pytest.raises(DeviceLimitError, match=match):
+        allocate_processors(channels, **kwargs)
+
+
+def test_allocate_processors_max78002_channels():
+    assert allocate_processors(2048, "MAX78002") == (2**64 - 1, 32, 64)
+
+
+# ------------------------------------------------------------------ model sources
+GOOD_PY = """
+import keras
+from ai8x_nb import layers as L
+
+def build_model(device="MAX78000"):
+    inputs = keras.Input((8, 8, 3))
+    x = L.Conv2D(8, 3, padding=1, activation="relu", device=device)(inputs)
+    x = L.Conv2D(4, 3, padding=1, pooling="max", pool_size=2, device=device)(x)
+    x = keras.layers.Flatten()(x)
+    return keras.Model(inputs, L.Dense(3, wide=True)(x), name="good_net")
+"""
+
+BAD_PY = """
+import keras
+from ai8x_nb import layers as L
+
+model = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Conv2D(8, 3, strides=2),
+                          keras.layers.Flatten(), L.Dense(3, wide=True)], name="bad_net")
+"""
+
+
+@pytest.fixture()
+def model_files(tmp_path):
+    (tmp_path / "good_net.py").write_text(GOOD_PY)
+    (tmp_path / "bad_net.py").write_text(BAD_PY)
+    (tmp_path / "empty_net.py").write_text("x = 1\n")
+    return tmp_path
+
+
+def test_load_model_source_kinds(model_files, monkeypatch):
+    good = load_model_source(model_files / "good_net.py")
+    assert good.name == "good_net"
+    assert load_model_source(f"{model_files / 'bad_net.py'}:model").name == "bad_net"
+    path = model_files / "saved.keras"
+    good.save(path)
+    assert load_model_source(str(path)).count_params() == good.count_params()
+    monkeypatch.syspath_prepend(str(model_files))
+    assert load_model_source("good_net").name == "good_net"
+    with pytest.raises(NoModelInSourceError, match="build_model"):
+        load_model_source(model_files / "empty_net.py")
+    with pytest.raises(ModelSourceNotFoundError, match="does not exist"):
+        load_model_source(model_files / "missing.py")
+    with pytest.raises(ModelSourceNotFoundError, match="does not exist"):
+        load_model_source(model_files / "missing.keras")
+    with pytest.raises(ModelSourceNotFoundError, match="No model file, module or seed model"):
+        load_model_source("no_such_model_xyz")
+
+
+def test_load_model_source_seed_name():
+    models = pytest.importorskip("ai8x_nb.models")
+    model = load_model_source("mnist")
+    assert model.count_params() == models.get_model("mnist").count_params() == 71158
+
+
+# ----------------------------------------------------------------------------- CLI
+def _cli(argv):
+    """`ai8x-nb` main; while sibling subcommands are still missing, the check subcommand alone."""
+    try:
+        from ai8x_nb.cli import build_parser, main
+
+        build_parser()
+    except ModuleNotFoundError as err:
+        if not (err.name or "").startswith("ai8x_nb.cli."):
+            raise
+        import argparse
+
+        from ai8x_nb.cli import check as check_cli
+        from ai8x_nb.errors import Ai8xNbError
+
+        parser = argparse.ArgumentParser(prog="ai8x-nb")
+        check_cli.add_parser(parser.add_subparsers(dest="command"))
+        args = parser.parse_args(argv)
+        try:
+            return check_cli.run(args)
+        except Ai8xNbError as exc:
+            print(f"error: {exc}")
+            return 2
+    return main(argv)
+
+
+def test_cli_check_good_and_bad(model_files, capsys):
+    assert _cli(["check", str(model_files / "good_net.py")]) == 0
+    out = capsys.readouterr().out
+    assert "good_net" in out and "conv2d" in out and out.rstrip().endswith("OK")
+
+    assert _cli(["check", str(model_files / "bad_net.py")]) == 1
+    out = capsys.readouterr().out
+    assert "ERROR" in out and "strides" in out and "FAILED" in out
+
+    assert _cli(["check", str(model_files / "good_net.py"), "--json",
+                 "--device", "MAX78002"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["ok"] and data["device"] == "MAX78002" and len(data["rows"]) == 3
+    assert data["rows"][0]["processor_mask"] == "0x0000000000000111"
+
+
+def test_cli_check_missing_file(model_files, capsys):
+    assert _cli(["check", str(model_files / "missing.py")]) == 2
+    captured = capsys.readouterr()
+    assert "does not exist" in captured.out + captured.err

@@ -1,0 +1,71 @@
+"""Every dataset notebook runs end to end headless (papermill) with tiny parameters.
+
+One `run_all` call runs the six notebooks two at a time; cifar100 and rock get fixture data
+dirs in their real on-disk formats. Each run must finish, report its accuracies through
+`record_summary`, and leave an export folder with a manifest and the synthesis package.
+"""
+
+import json
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from notebook_fixtures import NOTEBOOKS, data_dir_for
+
+from ai8x_nb import runner
+
+pytestmark = pytest.mark.slow
+
+TINY = {"epochs": 1, "fast": True, "limit": 128, "qat_policy": {"start_epoch": 0,
+                                                                "weight_bits": 8}}
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory):
+    root = tmp_path_factory.mktemp("nbruns")
+    per_notebook = {name: {"data_dir": str(data_dir_for(name, root))}
+                    for name in runner.NOTEBOOKS}
+    return {r.name: r for r in runner.run_all(runner.NOTEBOOKS, TINY, parallel=2,
+                                              per_notebook=per_notebook,
+                                              out_dir=root / "runs")}
+
+
+def test_notebooks_share_one_skeleton():
+    headings = []
+    for name in runner.NOTEBOOKS:
+        nb = nbformat.read(str(NOTEBOOKS / f"{name}.ipynb"), as_version=4)
+        first_code = next(c for c in nb.cells if c.cell_type == "code")
+        assert first_code.metadata.get("tags") == ["parameters"], name
+        assert all(not c.get("outputs") and c.get("execution_count") is None
+                   for c in nb.cells if c.cell_type == "code"), f"{name}: outputs not cleared"
+        assert nb.metadata["kernelspec"]["name"] == "python3"
+        headings.append([line for c in nb.cells if c.cell_type == "markdown"
+                         for line in c.source.splitlines() if line.startswith("## ")])
+    assert all(h == headings[0] for h in headings)
+    assert headings[0] == ["## Parameters", "## Setup", "## Data", "## Model", "## Train",
+                           "## Evaluate", "## Quantize", "## Export", "## Summary"]
+
+
+@pytest.mark.parametrize("name", runner.NOTEBOOKS)
+def test_notebook_runs_and_exports(results, name):
+    result = results[name]
+    assert result.ok, f"{name} failed at In [{result.error_cell}]: {result.error} " \
+                      f"(see {result.output_notebook})"
+    summary = result.summary
+    assert summary["dataset"] == name
+    assert summary["samples_per_split"] == TINY["limit"]
+    for key in ("float_accuracy", "fake_quant_accuracy", "integer_accuracy"):
+        assert 0.0 <= summary[key] <= 1.0
+    export = Path(result.export_dir)
+    manifest = json.loads((export / "manifest.json").read_text())
+    assert manifest["dataset"] == name and manifest["device"] == "MAX78000"
+    for role in ("synthesis_onnx", "synthesis_yaml", "sample_input"):
+        assert (export / manifest["artifacts"][role]).is_file(), role
+    assert "ai8xize.py" in manifest["ai8xize_command"]
+    # The executed notebook kept the static figures (editor fallback, live plot, plots).
+    nb = nbformat.read(str(result.output_notebook), as_version=4)
+    images = sum("image/png" in o.get("data", {}) for c in nb.cells for o in c.get("outputs", []))
+    assert images >= 7, f"{name}: only {images} figures in {result.output_notebook}"
+    injected = [c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", [])]
+    assert injected and "limit = 128" in injected[0].source

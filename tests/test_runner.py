@@ -1,0 +1,138 @@
+"""papermill batch runs on tiny notebooks: success, a failing cell, summaries, the CLI."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from notebook_fixtures import tiny_notebook
+
+from ai8x_nb import runner
+from ai8x_nb.cli import main
+from ai8x_nb.spec import seed_spec
+
+CELLS = [
+    "import os\nfrom ai8x_nb.runner import record_summary",
+    "os.makedirs('export/tiny', exist_ok=True)\nvalue = 10 / x",
+    "summary = record_summary({'dataset': 'tiny', 'float_accuracy': value / 100, "
+    "'export_dir': 'export/tiny'})",
+]
+
+
+@pytest.fixture
+def notebook(tmp_path):
+    return tiny_notebook(tmp_path / "tiny.ipynb", CELLS, parameters="x = 1")
+
+
+def test_run_notebook_success_reads_the_summary(notebook, tmp_path):
+    result = runner.run_notebook(notebook, {"x": 4}, out_dir=tmp_path / "runs")
+    assert result.ok and result.status == "ok" and result.error is None
+    assert result.name == "tiny"
+    out = result.output_notebook
+    assert out.parent == tmp_path / "runs" and out.name.endswith("-tiny.ipynb")
+    assert result.summary == {"dataset": "tiny", "float_accuracy": 0.025,
+                              "export_dir": "export/tiny"}
+    # cwd defaults to out_dir: the relative export dir is resolved against it.
+    assert result.export_dir == str(tmp_path / "runs" / "export" / "tiny")
+    assert Path(result.export_dir).is_dir()
+    assert runner.read_summary(out) == result.summary
+
+
+def test_run_notebook_failing_cell(notebook, tmp_path):
+    result = runner.run_notebook(notebook, {"x": 0}, out_dir=tmp_path / "runs",
+                                 cwd=tmp_path)
+    assert result.status == "failed" and not result.ok
+    # Cells: parameters (1), injected parameters (2), import (3), division (4).
+    assert result.error_cell == 4
+    assert result.error.startswith("ZeroDivisionError")
+    assert result.output_notebook.is_file() and result.summary == {}
+    table = runner.summary_table([result])
+    assert "failed" in table and "cell In [4]: ZeroDivisionError" in table
+    assert str(result.output_notebook) in table
+
+
+def test_unknown_parameter_is_refused_before_running(notebook, tmp_path):
+    with pytest.raises(runner.NotebookParameterError, match="no parameter.*epochz.*x"):
+        runner.run_notebook(notebook, {"epochz": 3}, out_dir=tmp_path)
+    with pytest.raises(runner.NotebookError, match="No notebook named 'nope'"):
+        runner.find_notebook("nope")
+
+
+def test_run_all_keeps_going_after_a_failure(tmp_path):
+    ok = tiny_notebook(tmp_path / "good.ipynb", CELLS, parameters="x = 2")
+    bad = tiny_notebook(tmp_path / "bad.ipynb", CELLS, parameters="x = 0")
+    results = runner.run_all([bad, ok], parallel=2, out_dir=tmp_path / "runs")
+    assert [(r.name, r.status) for r in results] == [("bad", "failed"), ("good", "ok")]
+    assert results[1].summary["float_accuracy"] == 0.05
+    outputs = {r.output_notebook for r in results}
+    assert len(outputs) == 2 and all(p.is_file() for p in outputs)
+
+
+def test_cli_run_prints_table_and_exit_code(notebook, tmp_path, capsys):
+    code = main(["run", str(notebook), "-p", "x", "5", "--out", str(tmp_path / "r")])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "tiny: ok, export in" in out and "20.00" in out  # float_accuracy 0.2 in percent
+    code = main(["run", str(notebook), "-p", "x", "0", "--out", str(tmp_path / "r")])
+    out = capsys.readouterr().out
+    assert code == 1 and "FAILED at cell In [4]: ZeroDivisionError" in out
+
+
+def test_parse_value_like_papermill():
+    assert runner.parse_value("3") == 3 and runner.parse_value("1e-3") == 0.001
+    assert runner.parse_value("True") is True and runner.parse_value("None") is None
+    assert runner.parse_value("{start_epoch: 2, weight_bits: 4}") == {"start_epoch": 2,
+                                                                       "weight_bits": 4}
+    assert runner.parse_value("[1, 2]") == [1, 2]
+    assert runner.parse_value("kws-espeak") == "kws-espeak"
+
+
+def test_dataset_notebooks_are_found_and_declare_the_parameters():
+    expected = {"epochs", "batch_size", "lr", "optimizer", "qat_policy", "device", "data_dir",
+                "dataset_folder", "allow_partial", "export_dir", "fast", "limit",
+                "model_spec", "seed"}
+    for name in runner.NOTEBOOKS:
+        path = runner.find_notebook(name)
+        assert path == runner.notebook_dir() / f"{name}.ipynb"
+        assert set(runner.notebook_parameters(path)) == expected
+
+
+def _params(**changes):
+    params = {"epochs": 2, "batch_size": 32, "lr": 0.001, "optimizer": "adam",
+              "qat_policy": {"start_epoch": 1, "weight_bits": 8}, "device": "max78002",
+              "data_dir": None, "dataset_folder": None, "allow_partial": False,
+              "export_dir": "export", "fast": True, "limit": None,
+              "model_spec": seed_spec("rock"), "seed": 42}
+    params.update(changes)
+    return params
+
+
+def test_check_parameters_derives_values():
+    derived = runner.check_parameters(_params())
+    assert derived["limit"] == runner.FAST_LIMIT and derived["device"] == "MAX78002"
+    assert derived["model_spec"] == seed_spec("rock")
+    assert runner.check_parameters(_params(fast=False))["limit"] is None
+    assert runner.check_parameters(_params(limit=50))["limit"] == 50
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"epochs": 0}, r"epochs=0 is invalid: expected an int >= 1"),
+    ({"lr": "fast"}, r"lr='fast' is invalid"),
+    ({"fast": "yes"}, r"fast='yes' is invalid: expected True or False"),
+    ({"device": "MAX99"}, r"device='MAX99'.*Unknown device"),
+    ({"qat_policy": 3}, r"qat_policy=3 is invalid"),
+    ({"model_spec": [{"type": "conv3d"}]}, r"model_spec: Model spec row 0: unknown type"),
+])
+def test_check_parameters_names_the_bad_one(changes, message):
+    with pytest.raises(runner.NotebookParameterError, match=message):
+        runner.check_parameters(_params(**changes))
+
+
+def test_record_summary_writes_the_env_file(tmp_path, monkeypatch):
+    path = tmp_path / "summary.json"
+    monkeypatch.setenv(runner.SUMMARY_ENV, str(path))
+    import numpy as np
+
+    clean = runner.record_summary({"acc": np.float32(0.5), "n": np.int64(3)})
+    assert clean == {"acc": 0.5, "n": 3}
+    assert json.loads(path.read_text()) == clean

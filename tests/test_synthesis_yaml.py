@@ -1,0 +1,145 @@
+"""The network YAML for ai8xize.py: golden files, the vendor MNIST layout, layout rules."""
+
+import re
+
+import keras
+import pytest
+import yaml
+
+from ai8x_nb import layers
+from ai8x_nb.errors import ExportError
+from ai8x_nb.export import synthesis_yaml
+from ai8x_nb.models import get_model, model_names
+from ai8x_nb.quantize import convert
+
+from export_fixtures import VENDOR_MNIST_YAML, check_golden, set_deterministic_weights
+
+
+def generate(model, dataset="TEST"):
+    qmodel = convert(model)
+    desc, warnings = synthesis_yaml.network_description(qmodel, arch=model.name,
+                                                        dataset=dataset)
+    return synthesis_yaml.to_yaml(desc), desc, warnings
+
+
+@pytest.fixture(scope="module")
+def seed_yaml():
+    out = {}
+    for name in model_names():
+        model = set_deterministic_weights(get_model(name), seed=1)
+        out[name] = generate(model, dataset=name.upper())
+    return out
+
+
+@pytest.mark.parametrize("name", model_names())
+def test_seed_model_yaml_matches_golden(seed_yaml, name):
+    text, desc, _ = seed_yaml[name]
+    check_golden(name, text)
+    parsed = yaml.safe_load(text)
+    assert parsed["arch"] == name
+    assert len(parsed["layers"]) == len(desc["layers"])
+    for layer in parsed["layers"]:
+        # Every key the tool would default is written explicitly.
+        for key in ("processors", "out_offset", "operation", "pad", "activate"):
+            assert key in layer
+    # Hex stays hex in the text (not 8192).
+    for mask in re.findall(r"processors: (\S+)", text):
+        assert re.fullmatch(r"0x[0-9a-f]{16}", mask)
+    for offset in re.findall(r"out_offset: (\S+)", text):
+        assert re.fullmatch(r"0x[0-9a-f]{4}", offset)
+
+
+def test_mnist_layout_equals_vendor_yaml(seed_yaml):
+    ours = yaml.safe_load(seed_yaml["mnist"][0])["layers"]
+    vendor = yaml.safe_load(VENDOR_MNIST_YAML)["layers"]
+    assert len(ours) == len(vendor)
+    for i, (o, v) in enumerate(zip(ours, vendor)):
+        assert o["processors"] == v["processors"], i
+        assert o["out_offset"] == v["out_offset"], i
+        assert o["operation"].lower() == v["op"].lower(), i
+        assert o["pad"] == v.get("pad", 0), i
+        for key in ("max_pool", "avg_pool", "pool_stride", "data_format", "flatten",
+                    "output_width"):
+            assert o.get(key) == v.get(key), (i, key)
+    assert ours[0]["data_format"] == "CHW"
+    assert [o["activate"] for o in ours] == ["ReLU"] * 4 + ["None"]
+
+
+def test_kws20_yaml_switches_1d_to_2d(seed_yaml):
+    parsed = yaml.safe_load(seed_yaml["kws20"][0])["layers"]
+    assert [p["operation"] for p in parsed] == ["Conv1d"] * 4 + ["Conv2d"] * 5 + ["MLP"]
+    assert parsed[0]["data_format"] == "HWC"
+    assert parsed[0]["processors"] == 2**64 - 1          # 128 channels: 2 passes on 64
+    assert parsed[1]["processors"] == 2**52 - 1          # 100 channels: 2 passes on 52
+    assert [p["kernel_size"] for p in parsed[:4]] == [1, 1, 1, 1]
+    assert parsed[4]["in_dim"] == [8, 16]
+    assert all("in_dim" not in p for i, p in enumerate(parsed) if i != 4)
+    assert parsed[-1]["flatten"] is True and parsed[-1]["output_width"] == 32
+    assert parsed[-1]["processors"] == 0x7f              # 7 channels before the flatten
+
+
+def test_large_layers_use_half_instance_offsets(seed_yaml):
+    # rock: the first output is 64x64 HWC = 16 KiB per memory instance > 0x2000.
+    parsed = yaml.safe_load(seed_yaml["rock"][0])["layers"]
+    assert parsed[0]["data_format"] == "CHW" and parsed[0]["processors"] == 0x111
+    assert [p["out_offset"] for p in parsed[:-1]] == [0x4000, 0] * 3
+    # cifar100 ends in a wide 1x1 convolution.
+    cifar100 = yaml.safe_load(seed_yaml["cifar100"][0])["layers"]
+    assert cifar100[-1]["output_width"] == 32 and cifar100[-1]["kernel_size"] == "1x1"
+
+
+def test_consecutive_layers_avoid_each_others_processors(seed_yaml):
+    # Where a non-overlapping group exists it is taken (rock: 15 channels after 0x111;
+    # cifar10's 60 channels after 0x111 cannot avoid processor 0..8 and keep the start).
+    for name in ("mnist", "rock"):
+        parsed = yaml.safe_load(seed_yaml[name][0])["layers"]
+        assert parsed[1]["processors"] & parsed[0]["processors"] == 0, name
+    rock = yaml.safe_load(seed_yaml["rock"][0])["layers"]
+    assert rock[1]["processors"] == 0x7fff << 12
+
+
+def test_shift_and_bits_come_from_the_quantized_model():
+    model = set_deterministic_weights(get_model("mnist"), seed=3)
+    qmodel = convert(model)
+    desc, _ = synthesis_yaml.network_description(qmodel, arch="m", dataset="MNIST")
+    assert [e["output_shift"] for e in desc["layers"]] == [q.output_shift for q in qmodel.layers]
+    assert [e["quantization"] for e in desc["layers"]] == [8] * 5
+
+
+def passthrough_model():
+    inp = keras.Input((16, 16, 3))
+    x = layers.Conv2D(8, 3, padding=1, activation="relu")(inp)
+    x = layers.MaxPool2D(pool_size=(2, 1), pool_strides=(2, 1))(x)
+    x = layers.Conv2D(8, 1, padding=0, activation="abs", pooling="avg", pool_size=2)(x)
+    x = keras.layers.Flatten()(x)
+    x = layers.Dense(4, wide=True)(x)
+    return keras.Model(inp, x, name="pt")
+
+
+def test_passthrough_and_non_square_pool():
+    model = set_deterministic_weights(passthrough_model())
+    text, _, _ = generate(model)
+    parsed = yaml.safe_load(text)["layers"]
+    pool = parsed[1]
+    assert pool["operation"] == "None" and pool["pad"] == 0
+    assert pool["max_pool"] == [2, 1] and pool["pool_stride"] == [2, 1]
+    assert "output_shift" not in pool and "kernel_size" not in pool
+    # The tool requires the layer after a passthrough to read the same processors.
+    assert parsed[2]["processors"] == pool["processors"]
+    assert parsed[2]["kernel_size"] == "1x1" and parsed[2]["activate"] == "Abs"
+    assert parsed[2]["avg_pool"] == 2 and parsed[2]["pool_stride"] == 2
+
+
+def test_unsupported_layer_is_refused():
+    inp = keras.Input((8, 8, 3))
+    x = keras.layers.Conv2D(4, 3)(inp)
+    model = keras.Model(inp, x)
+    from ai8x_nb.graph import trace_model
+
+    class FakeQ:
+        graph = trace_model(model)
+        layers = []
+        device = "MAX78000"
+
+    with pytest.raises(ExportError, match="cannot run on the device"):
+        synthesis_yaml.network_description(FakeQ(), arch="bad", dataset="X")

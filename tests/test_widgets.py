@@ -1,0 +1,173 @@
+"""Layer editor driven through its widgets (no browser), and the live training plot."""
+
+import json
+
+import keras
+import numpy as np
+import pytest
+
+from ai8x_nb import layers
+from ai8x_nb.check import check_model
+from ai8x_nb.spec import seed_spec, spec_to_model
+from ai8x_nb.widgets import CSS_CLASS, LayerEditor, LivePlot
+from ai8x_nb.widgets import live_plot
+
+
+@pytest.fixture
+def editor():
+    return LayerEditor(seed_spec("mnist"), (28, 28, 1), 10)
+
+
+def _filters(editor):
+    return [row.get("filters", row.get("units")) for row in editor.spec]
+
+
+def test_initial_state_shapes_params_and_budget(editor):
+    assert CSS_CLASS in editor.widget._dom_classes
+    assert editor.ok and len(editor.rows) == 6
+    assert "28x28x60" in editor.rows[0]["status"].value
+    assert "540 params" in editor.rows[0]["status"].value  # 3*3*1*60, no bias
+    assert "1,930 params" in editor.rows[5]["status"].value  # 192*10 + 10
+    expected = check_model(spec_to_model(seed_spec("mnist"), (28, 28, 1), 10), "MAX78000")
+    assert editor.report.totals == expected.totals
+    assert editor.report.totals["parameters"] == 71_158
+    html = editor.budget.value
+    assert "5 / 32" in html  # five hardware layers of 32
+    assert f"{expected.totals['weight_bytes']:,} / 442,368 B" in html
+    assert "71,158 parameters" in editor.summary.value
+
+
+def test_bad_kernel_and_too_many_channels_show_inline(editor):
+    editor.rows[1]["kernel_size"].value = 5
+    status = editor.rows[1]["status"].value
+    assert "ai8x-row-error" in status and "kernel_size=5" in status and "Use 3" in status
+    assert not editor.ok and editor.report is None
+    assert "fix the rows in red" in editor.budget.value
+    editor.rows[2]["size"].value = 2000
+    assert "filters=2000" in editor.rows[2]["status"].value
+    assert "1..1024 channels" in editor.rows[2]["status"].value
+    assert "errors in row(s) 1, 2" in editor.summary.value
+    editor.rows[1]["kernel_size"].value = 3
+    editor.rows[2]["size"].value = 56
+    assert editor.ok and editor.spec == seed_spec("mnist")
+
+
+def test_device_dropdown_changes_the_limits(editor):
+    editor.rows[2]["size"].value = 2000
+    assert "filters=2000" in editor.rows[2]["status"].value
+    editor.device_dropdown.value = "MAX78002"
+    assert editor.device == "MAX78002"
+    assert "ai8x-row-error" not in editor.rows[2]["status"].value
+    assert editor.report.totals["max_layers"] == 128
+    assert "5 / 128" in editor.budget.value
+
+
+def test_add_insert_delete_move_rows(editor):
+    editor.add_type.value = "dropout"
+    editor.add_button.click()
+    assert editor.spec[-1] == {"type": "dropout", "rate": 0.2}
+    editor.rows[6]["delete"].click()
+    assert _filters(editor) == [60, 60, 56, 12, None, 10]
+    editor.rows[1]["insert"].click()  # a copy of the row's type, with defaults, above it
+    assert len(editor.rows) == 7 and editor.spec[1]["type"] == "conv2d"
+    assert editor.spec[1]["filters"] == 16
+    editor.rows[1]["down"].click()
+    assert _filters(editor) == [60, 60, 16, 56, 12, None, 10]
+    editor.rows[2]["up"].click()
+    editor.rows[0]["up"].click()  # already first: nothing moves
+    assert _filters(editor) == [60, 16, 60, 56, 12, None, 10]
+    editor.rows[1]["delete"].click()
+    assert editor.spec == seed_spec("mnist")
+    assert [r["index"] for r in editor.rows] == list(range(6))
+
+
+def test_changing_type_and_pooling_fields(editor):
+    editor.rows[0]["pooling"].value = "max"
+    assert editor.spec[0]["pool_size"] == 2 and editor.spec[0]["pool_strides"] == 2
+    assert not editor.rows[0]["pool_size"].disabled
+    assert "14x14x60" in editor.rows[0]["status"].value
+    editor.rows[0]["pool_strides"].value = 1
+    assert "27x27x60" in editor.rows[0]["status"].value
+    editor.rows[0]["pooling"].value = "None"
+    assert editor.spec[0]["pool_size"] is None and editor.rows[0]["pool_size"].disabled
+    editor.rows[5]["type"].value = "conv2d"
+    assert editor.spec[5]["type"] == "conv2d" and editor.spec[5]["filters"] == 10
+    assert "ai8x-row-error" in editor.rows[5]["status"].value  # conv after flatten
+    editor.rows[5]["type"].value = "dense"
+    assert editor.spec[5]["units"] == 10
+
+
+def test_text_exports_rebuild_the_same_model(editor):
+    editor.rows[3]["size"].value = 16
+    namespace = {}
+    exec(editor.to_python(), {}, namespace)  # noqa: S102 - generated literal
+    assert namespace["model_spec"] == editor.spec == json.loads(editor.to_json())
+    model = editor.to_model()
+    assert model.count_params() == 71_158 - 9 * 56 * 12 + 9 * 56 * 16 - 1920 + 2560
+    assert "model_spec = [" in editor.code.value
+
+
+def test_static_fallback_in_the_mimebundle(editor):
+    bundle = editor._repr_mimebundle_()
+    assert "application/vnd.jupyter.widget-view+json" in bundle
+    assert bundle["image/png"][:8] == "iVBORw0K"  # base64 of the PNG signature
+    assert "71,158 parameters" in bundle["text/plain"]
+    fig = editor.figure()
+    assert len(fig.axes) == 2 and len(fig.axes[1].patches) == 5  # table + five budget bars
+    editor.rows[1]["kernel_size"].value = 5
+    fig = editor.figure()
+    assert len(fig.axes) == 1  # no budget while a row is wrong
+    assert "errors in row(s) 1" in editor._repr_mimebundle_()["text/plain"]
+
+
+# ------------------------------------------------------------------ LivePlot
+def _tiny_fit(callback, epochs=1):
+    keras.utils.set_random_seed(1)
+    inputs = keras.Input((4, 4, 1))
+    x = layers.Conv2D(4, 3, padding=1, activation="relu")(inputs)
+    x = keras.layers.Flatten()(x)
+    model = keras.Model(inputs, layers.Dense(3, wide=True)(x))
+    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  metrics=["accuracy"])
+    x_data = np.random.default_rng(0).uniform(-1, 0.99, (32, 4, 4, 1)).astype("float32")
+    y_data = np.arange(32) % 3
+    model.fit(x_data, y_data, epochs=epochs, batch_size=16, validation_split=0.25,
+              callbacks=[callback], verbose=0)
+    return model
+
+
+def test_live_plot_outside_ipython_keeps_the_figure():
+    live = LivePlot(title="tiny")
+    _tiny_fit(live)
+    assert live._handle is None
+    for key in ("loss", "val_loss", "accuracy", "val_accuracy", "learning_rate"):
+        assert len(live.history[key]) == 1, key
+    assert live.history["learning_rate"] == [pytest.approx(1e-3)]
+    loss_ax, acc_ax, lr_ax = live.figure.axes
+    assert [line.get_label() for line in loss_ax.lines] == ["loss", "val loss"]
+    assert len(acc_ax.lines) == 2 and len(lr_ax.lines) == 1
+    assert live._repr_mimebundle_()["image/png"].startswith("iVBORw0K")
+
+
+def test_live_plot_updates_one_display_in_place(monkeypatch):
+    calls = []
+
+    class Handle:
+        def update(self, obj, **kwargs):
+            calls.append(("update", obj, kwargs))
+
+    def fake_display(obj, **kwargs):
+        calls.append(("display", obj, kwargs))
+        return Handle()
+
+    import IPython.display
+
+    monkeypatch.setattr(live_plot, "_ipython_shell", lambda: object())
+    monkeypatch.setattr(IPython.display, "display", fake_display)
+    live = LivePlot()
+    _tiny_fit(live, epochs=2)
+    kinds = [c[0] for c in calls]
+    assert kinds == ["display", "update", "update", "update"]  # begin, 2 epochs, end
+    assert calls[0][2] == {"raw": True, "display_id": True}
+    assert all("image/png" in c[1] for c in calls)
+    assert live.history["epoch"] == [0, 1]

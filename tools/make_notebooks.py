@@ -1,0 +1,372 @@
+"""Write the dataset notebooks (notebooks/<dataset>.ipynb) from one template.
+
+Every notebook has the same skeleton (keras-io header, Parameters, Setup, Data, Model, Train,
+Evaluate, Quantize, Export, Summary); only the dataset facts below differ. Run it after
+changing the template and commit the generated notebooks (outputs cleared, tags kept):
+
+    python tools/make_notebooks.py            # all six
+    python tools/make_notebooks.py mnist      # one
+"""
+
+import argparse
+import sys
+from pathlib import Path
+
+import nbformat
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from ai8x_nb.spec import seed_spec, spec_to_python  # noqa: E402
+
+DATE_CREATED = "2026/11/22"
+
+DEVICE_TEXT = (
+    "The [MAX78000](https://www.analog.com/en/products/max78000.html) is an Arm Cortex-M4 "
+    "microcontroller from Analog Devices with a CNN accelerator: 64 parallel processors, "
+    "432 KiB of weight memory for 8-bit (or 1/2/4-bit) weights, 512 KiB of data memory and "
+    "up to 32 layers (the MAX78002 is its larger sibling). It computes in integers: inputs and "
+    "activations are signed 8-bit values in [-128, 127], each layer's output is scaled by a "
+    "power of two, rounded and clamped.")
+
+FLOW_TEXT = (
+    "This notebook trains the model in float, then with quantization-aware training (QAT) so "
+    "it keeps its accuracy in 8 bits, checks it against the device limits, compares float, "
+    "fake-quantized and integer-simulated accuracy, and exports the package the vendor's "
+    "synthesis tool (`ai8xize.py`) turns into C code, plus ONNX and TFLite (float and int8).")
+
+DATASETS = {
+    "mnist": {
+        "title": "Handwritten digits (MNIST) on the MAX78000",
+        "description": "Train, quantize and export a 5-layer CNN that reads MNIST digits on "
+                       "the MAX78000 CNN accelerator.",
+        "model": "The model is the vendor's MNIST network: four 3x3 convolutions with ReLU, the "
+                 "last three with a fused 2x2 max or average pooling in front, then a wide "
+                 "(32-bit) linear layer to the 10 classes; 71,158 parameters.",
+        "data": "MNIST: 60,000 training and 10,000 test images of handwritten digits, 28x28 "
+                "grayscale, read from the four official IDX files. 10 % of the training images "
+                "are held out for validation; the test split is only used for the final "
+                "numbers.",
+        "batch_size": 256, "lr": 0.001, "folder": None, "allow_partial": False,
+    },
+    "fashionmnist": {
+        "title": "Clothing images (Fashion-MNIST) on the MAX78000",
+        "description": "Train, quantize and export a 5-layer CNN that classifies Fashion-MNIST "
+                       "clothing images on the MAX78000 CNN accelerator.",
+        "model": "The model is the MNIST network with biases: four 3x3 convolutions with ReLU "
+                 "and fused pooling, then a wide linear layer to the 10 classes; 71,346 "
+                 "parameters.",
+        "data": "Fashion-MNIST: 60,000 training and 10,000 test images of 10 kinds of clothing, "
+                "28x28 grayscale, in the MNIST file format. 10 % of the training images are "
+                "held out for validation.",
+        "batch_size": 256, "lr": 0.001, "folder": None, "allow_partial": False,
+    },
+    "cifar10": {
+        "title": "CIFAR-10 image classification on the MAX78000",
+        "description": "Train, quantize and export a 5-layer CNN for CIFAR-10 colour images on "
+                       "the MAX78000 CNN accelerator.",
+        "model": "The model has four 3x3 convolutions without bias, with fused max/avg pooling, "
+                 "then a wide linear layer to the 10 classes; 72,228 parameters.",
+        "data": "CIFAR-10: 50,000 training and 10,000 test colour images (32x32x3) in 10 "
+                "classes, read from the official python pickles. `allow_partial=True` accepts "
+                "an incomplete copy (whichever batches are present), as in CI.",
+        "batch_size": 64, "lr": 0.0003, "folder": None, "allow_partial": True,
+    },
+    "cifar100": {
+        "title": "CIFAR-100 image classification on the MAX78000",
+        "description": "Train, quantize and export a 14-layer CNN for the 100 classes of "
+                       "CIFAR-100 on the MAX78000 CNN accelerator.",
+        "model": "The model is a 14-layer network of 3x3 and 1x1 convolutions without bias, "
+                 "max pooling fused into five of them, ending in a wide 1x1 convolution to the "
+                 "100 classes; 381,792 parameters.",
+        "data": "CIFAR-100: 50,000 training and 10,000 test colour images (32x32x3) in 100 fine "
+                "classes, read from the official `cifar-100-python` pickles (downloaded into "
+                "`data_dir` when missing and a network is available).",
+        "batch_size": 32, "lr": 0.0003, "folder": None, "allow_partial": False,
+    },
+    "kws20": {
+        "title": "Keyword spotting (KWS20) on the MAX78000",
+        "description": "Train, quantize and export a keyword-spotting network that recognises "
+                       "20 spoken words (plus 'unknown') on the MAX78000 CNN accelerator.",
+        "model": "The model reads one second of 16 kHz audio laid out as 128 rows of 128 "
+                 "samples: four 1x1 Conv1D layers treat each row as a time step with 128 "
+                 "channels, a reshape turns the result into an 8x16 image with 16 channels, five "
+                 "3x3 Conv2D layers follow, and a wide linear layer gives 21 classes; 126,490 "
+                 "parameters.",
+        "data": "KWS20: the 20 keywords of Google Speech Commands v0.02 (up, down, left, right, "
+                "stop, go, yes, no, on, off, one to nine, zero) plus class 20 'unknown'. Each "
+                "clip's first 16,384 samples become a 128x128 int8 layout. The default "
+                "`dataset_folder='kws-espeak'` uses 200 synthetic clips in the same folder "
+                "layout (CI); set `dataset_folder=None` for the real dataset.",
+        "batch_size": 128, "lr": 0.0003, "folder": "kws-espeak", "allow_partial": False,
+    },
+    "rock": {
+        "title": "Rock, paper, scissors on the MAX78000",
+        "description": "Train, quantize and export a 7-layer CNN that tells rock, paper and "
+                       "scissors hand shapes apart on the MAX78000 CNN accelerator.",
+        "model": "The model has six 3x3 convolutions with ReLU and fused max pooling, dropout, "
+                 "and a wide linear layer to the 3 classes; 54,693 parameters.",
+        "data": "Rock-Paper-Scissors: 2,520 training and 372 test computer-generated images of "
+                "hands (300x300 PNGs, resized to 64x64x3), read from the extracted `rps/` and "
+                "`rps-test-set/` folders (downloaded into `data_dir` when missing and a network "
+                "is available).",
+        "batch_size": 32, "lr": 0.001, "folder": None, "allow_partial": False,
+    },
+}
+
+PARAMETER_NAMES = ("epochs", "batch_size", "lr", "optimizer", "qat_policy", "device", "data_dir",
+                   "dataset_folder", "allow_partial", "export_dir", "fast", "limit",
+                   "model_spec", "seed")
+
+
+def _md(text):
+    return nbformat.v4.new_markdown_cell(text.strip("\n"))
+
+
+def _code(text, tags=()):
+    cell = nbformat.v4.new_code_cell(text.strip("\n"))
+    if tags:
+        cell.metadata["tags"] = list(tags)
+    return cell
+
+
+def parameters_source(name, info):
+    """The literal-only parameters cell of one notebook."""
+    spec_text = spec_to_python(seed_spec(name))
+    return f"""
+epochs = 2  # total epochs; QAT starts at qat_policy["start_epoch"] (0-based)
+batch_size = {info["batch_size"]}
+lr = {info["lr"]!r}
+optimizer = "adam"
+qat_policy = {{"start_epoch": 1, "weight_bits": 8}}  # or "default", a policy YAML path, None
+device = "MAX78000"  # or "MAX78002"
+data_dir = None  # None: the AI8X_NB_DATA environment variable, else ./data
+dataset_folder = {info["folder"]!r}
+allow_partial = {info["allow_partial"]!r}
+export_dir = "export"
+fast = True  # demo: keep only `limit` samples per split (1024 when limit is None)
+limit = None
+seed = 42
+{spec_text}
+"""
+
+
+def build_notebook(name):
+    """Return the notebook of one dataset."""
+    info = DATASETS[name]
+    check_args = ",\n    ".join(f'"{p}": {p}' for p in PARAMETER_NAMES)
+    cells = [
+        _md(f"""
+# {info["title"]}
+
+**Author:** ai8x-nb contributors<br>
+**Date created:** {DATE_CREATED}<br>
+**Last modified:** {DATE_CREATED}<br>
+**Description:** {info["description"]}
+
+{DEVICE_TEXT} {info["model"]} {FLOW_TEXT}
+"""),
+        _md(f"""
+## Parameters
+
+Edit the values below, or run the notebook headless with other values:
+`ai8x-nb run {name} -p epochs 100 -p fast False` (papermill injects them after this cell).
+`fast=True` keeps only the first `limit` samples of each split (1024 by default) so the whole
+notebook runs in about a minute; set `fast=False` for a real training run. `model_spec`
+describes the model one layer per line; the layer editor below writes this text for you.
+"""),
+        _code(parameters_source(name, info), tags=["parameters"]),
+        _md("""
+## Setup
+
+Imports, and a check of the parameters: a wrong value stops here with a message naming it.
+"""),
+        _code(f"""
+%matplotlib inline
+import logging
+from pathlib import Path
+
+import keras
+
+from ai8x_nb import datasets, plots, runner
+from ai8x_nb.check import check_model
+from ai8x_nb.evaluate import evaluate_quantized
+from ai8x_nb.export import export_model
+from ai8x_nb.spec import spec_to_model
+from ai8x_nb.training import train
+from ai8x_nb.widgets import LayerEditor, LivePlot
+
+logging.basicConfig(level=logging.WARNING, format="%(message)s")
+logging.getLogger("ai8x_nb").setLevel(logging.INFO)
+
+DATASET = "{name}"
+derived = runner.check_parameters({{
+    {check_args},
+}})
+device = derived["device"]
+model_spec = derived["model_spec"]
+sample_limit = derived["limit"]
+print(f"{{DATASET}} on {{device}}: {{epochs}} epoch(s), samples per split: {{sample_limit or 'all'}}")
+"""),
+        _md(f"""
+## Data
+
+{info["data"]} The device reads signed 8-bit inputs: pixels are stored as
+`int8 = uint8 - 128`, and training divides by 128 (`datasets.to_float`).
+"""),
+        _code("""
+dataset = datasets.load(DATASET, derived["data_dir"], folder=dataset_folder,
+                        allow_partial=allow_partial, seed=seed, limit=sample_limit)
+print(dataset)
+"""),
+    ]
+    if name == "kws20":
+        cells += [
+            _code("plots.kws_waveforms(dataset.train, dataset.class_names, n=3)"),
+            _md("""
+The accelerator does not see a waveform but a 128x128 layout: row r holds samples
+128r to 128r+127, each row is one time step of the first Conv1D layer and each column one of
+its 128 input channels.
+"""),
+            _code("""
+plots.kws_layout(dataset.train.x[0],
+                 title=f"'{dataset.class_names[dataset.train.y[0]]}' as the device reads it")
+"""),
+        ]
+    else:
+        cells.append(_code("plots.sample_grid(dataset.train, dataset.class_names, n=16)"))
+    cells += [
+        _md("""
+## Model
+
+The layer editor shows the model of `model_spec`, one row per layer, with its output shape and
+parameters. Every field is checked against the chosen device as you type (an unsupported
+kernel size or too many channels shows the error in red in its row), and the bars show how much
+of the device's layers, weight, bias and data memory the model uses. Headless runs show a
+static picture of the same table.
+
+The training below uses `model_spec`. To train what you edited, run
+`print(editor.to_python())` and paste the text into the parameters cell (a batch run then
+reproduces your model), or build it directly with `model = editor.to_model()`.
+"""),
+        _code("""
+editor = LayerEditor(model_spec, dataset.input_shape, dataset.num_classes, device=device)
+editor
+"""),
+        _code("""
+keras.utils.set_random_seed(seed)
+model = spec_to_model(model_spec, dataset.input_shape, dataset.num_classes, device=device,
+                      name=DATASET)
+# model = editor.to_model(name=DATASET)  # the edited model, without copying the spec
+report = check_model(model, device)
+print(report)
+report.raise_if_errors()
+plots.memory_budget(report)
+"""),
+        _md("""
+## Train
+
+`train` writes a run folder under `logs/` (config, checkpoints, history, results on the test
+split). The curves update after every epoch; the dotted line marks where quantization-aware
+training starts (BatchNorm folded, weights fake-quantized to `weight_bits`).
+"""),
+        _code("""
+live = LivePlot(title=f"{DATASET}: training")
+result = train(
+    model, dataset, epochs=epochs, batch_size=batch_size, optimizer=optimizer, lr=lr,
+    qat_policy=derived["qat_policy"], out="logs", seed=seed, callbacks=[live],
+    dataset_kwargs={"data_dir": derived["data_dir"], "folder": dataset_folder,
+                    "allow_partial": allow_partial, "limit": sample_limit, "seed": seed})
+print(f"run folder: {result.run_dir.path}")
+print(f"test accuracy: {100 * result.test_accuracy:.2f} %")
+"""),
+        _md("""
+## Evaluate
+
+The confusion matrix of the run's best model on the test split (rows: true class), and test
+predictions titled "predicted (true)", mistakes framed in red.
+"""),
+        _code("plots.confusion_matrix(result.confusion_matrix, dataset.class_names)"),
+        _code("""
+shown = dataset.test.head(64)
+logits = result.model.predict(datasets.to_float(shown.x), verbose=0)
+plots.prediction_grid(shown.x, shown.y, logits, dataset.class_names, n=24)
+"""),
+        _md("""
+## Quantize
+
+The same test split three ways: the float weights, the fake-quantized Keras model (what QAT
+trained), and the integer simulation of the converted model (what the device computes, with
+8-bit weights, 8-bit biases and power-of-two output shifts).
+"""),
+        _code("""
+qreport = evaluate_quantized(result.model, dataset)
+print(qreport)
+plots.quant_comparison(qreport)
+"""),
+        _md("""
+## Export
+
+One folder with the synthesis package (`<name>.onnx` with integer weights, `<name>.yaml`,
+`sampledata.npy`, the `ai8xize.py` command), float ONNX, SavedModel and TFLite (float and
+full int8), listed in `manifest.json`.
+"""),
+        _code("""
+manifest = export_model(result.model, Path(export_dir) / DATASET, dataset=dataset,
+                        name=DATASET, device=device)
+print(f"export folder: {Path(manifest.folder).resolve()}")
+for role, path in manifest.artifacts.items():
+    print(f"  {role:<18} {path}")
+for target, reason in manifest.skipped.items():
+    print(f"  skipped {target}: {reason}")
+print("accuracy at export:", {k: round(v, 4) for k, v in manifest.accuracy.items()})
+print("\\nSynthesis (inside the export folder, with ai8x-synthesis installed):")
+print(manifest.ai8xize_command)
+"""),
+        _md("""
+## Summary
+
+The numbers a batch run (`ai8x-nb run all`) collects into its summary table.
+"""),
+        _code("""
+summary = runner.record_summary({
+    "dataset": DATASET,
+    "device": device,
+    "epochs": epochs,
+    "samples_per_split": sample_limit,
+    "test_accuracy": result.test_accuracy,
+    "float_accuracy": qreport.float_accuracy,
+    "fake_quant_accuracy": qreport.fake_quant_accuracy,
+    "integer_accuracy": qreport.integer_accuracy,
+    "run_dir": str(Path(result.run_dir.path).resolve()),
+    "export_dir": str(Path(manifest.folder).resolve()),
+})
+"""),
+    ]
+    nb = nbformat.v4.new_notebook(cells=cells)
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
+                                 "language": "python"}
+    nb.metadata["language_info"] = {"name": "python"}
+    for i, cell in enumerate(nb.cells):
+        cell["id"] = f"{name}-{i:02d}"  # stable ids: regenerating gives no spurious diff
+    return nb
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("names", nargs="*", default=list(DATASETS), help="datasets to write")
+    parser.add_argument("--out", default=str(REPO / "notebooks"), help="output folder")
+    args = parser.parse_args(argv)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    for name in args.names:
+        nb = build_notebook(name)
+        nbformat.validate(nb)
+        path = out / f"{name}.ipynb"
+        nbformat.write(nb, str(path))
+        print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
