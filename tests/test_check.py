@@ -357,3 +357,14 @@ def test_cli_check_missing_file(model_files, capsys):
     assert _cli(["check", str(model_files / "missing.py")]) == 2
     captured = capsys.readouterr()
     assert "does not exist" in captured.out + captured.err
+
+
+def test_linear_input_limits_depend_on_flatten():
+    # After a Flatten a linear layer takes up to C*H*W = 16,384 values (here 128 x 4 x 4 = 2048).
+    flat = _seq((4, 4, 128), L.Conv2D(128, 1, padding=0), keras.layers.Flatten(),
+                L.Dense(10, wide=True))
+    assert check_model(flat).ok, _errors(check_model(flat))
+    # On an already flat input the limit is 1024 features.
+    plain = _seq((1025,), L.Dense(10, wide=True))
+    assert "1025 input features" in _errors(check_model(plain))
+    assert "at most 1024" in _errors(check_model(plain))

@@ -174,7 +174,7 @@ def test_constructor_limits(make, match):
 
 @pytest.mark.parametrize("layer,shape,match", [
     (lambda: L.Conv2D(4), (4, 4, 1025), r"input channels=1025 .*1\.\.1024 channels"),
-    (lambda: L.Dense(4), (1025,), r"input features=1025 .*1\.\.1024 inputs"),
+    (lambda: L.Dense(4), (16385,), r"input features=16385 .*1\.\.16384 inputs after a Flatten"),
     (lambda: L.Dense(4), (4, 4, 3), r"flat \(batch, features\).*Flatten"),
     (lambda: L.Conv2D(4, pooling="max", pool_size=8), (4, 4, 2), r"the pool must fit"),
     (lambda: L.MaxPool1D(9), (8, 2), r"the pool must fit"),

@@ -171,7 +171,7 @@ class _Checker:
                     f"{hw.flatten_from}); {dev.name} flattens at most {dev.max_flatten_pixels} "
                     f"(flatten limit, H*W <= {dev.max_flatten_pixels}). Pool further before the "
                     f"Flatten.")
-        if features > dev.max_dense_in:
+        elif features > dev.max_dense_in:
             self.error(f"{label} has {features} input features; a {dev.name} linear layer takes "
                        f"at most {dev.max_dense_in}. Pool more before the Flatten.")
         if out_ch > dev.max_dense_out:

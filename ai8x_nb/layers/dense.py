@@ -42,9 +42,12 @@ class Dense(HardwareLayer):
         if len(input_shape) != 2:
             v.fail(self, "input_shape", tuple(input_shape), "a flat (batch, features) input",
                    "Put keras.layers.Flatten() before Dense.")
-        limit = self.device.max_dense_in
+        # After a Flatten the device takes up to C*H*W = 16,384 inputs (check_model checks the
+        # finer flatten rules); a linear layer on a flat input takes at most 1024.
+        limit = self.device.max_flatten_values
         if not 1 <= input_shape[-1] <= limit:
-            v.fail(self, "input features", input_shape[-1], f"1..{limit} inputs",
+            v.fail(self, "input features", input_shape[-1], f"1..{limit} inputs after a Flatten, "
+                   f"{self.device.max_dense_in} otherwise",
                    "Reduce the features before the linear layer (more pooling, fewer channels).")
         self._add_params((input_shape[-1], self.units), self.units)
 
