@@ -62,43 +62,54 @@ class LayerStats:
         return data
 
 
-def round_shift(acc, shift):
-    """`floor(0.5 + acc * 2^shift / 128)` on int64 arrays, with integer operations only.
+def round_shift(acc, shift, out=None):
+    """`floor(0.5 + acc * 2^shift / 128)` on integer arrays, with integer operations only.
 
     Args:
-        acc: int64 accumulator values.
+        acc: integer accumulator values (int32 or int64).
         shift: the device's total shift, `output_shift + 8 - weight_bits`.
+        out: optional array to write into (may be `acc`).
 
     Returns:
-        int64 array.
+        Integer array of `acc`'s dtype. For a left shift (shift > 7) values whose result
+        would not fit the dtype are first limited to a magnitude that still saturates the
+        8-bit clamp.
     """
     k = 7 - int(shift)
     if k > 0:
-        return (acc + (1 << (k - 1))) >> k
-    return acc << (-k)
+        result = np.add(acc, 1 << (k - 1), out=out)
+        return np.right_shift(result, k, out=result)
+    if k == 0:
+        if out is None or out is acc:
+            return acc
+        np.copyto(out, acc)
+        return out
+    limit = np.iinfo(acc.dtype).max >> (-k + 1)
+    result = np.clip(acc, -limit, limit, out=out)
+    return np.left_shift(result, -k, out=result)
 
 
-def _exact_dtype(x, w, terms):
-    """float32 / float64 / int64: the cheapest dtype whose matmul is exact for these operands."""
-    bound = terms * (int(np.abs(x).max(initial=0)) or 1) * (int(np.abs(w).max(initial=0)) or 1)
+def _exact_dtype(x, w, terms, bias=None):
+    """(matmul dtype, accumulator int dtype) exact for these operands.
+
+    Activations are int32 codes in [-128, 127]; int64 marks a wide layer's raw output.
+    """
+    x_max = 128 if x.dtype == np.int32 else int(np.abs(x).max(initial=0))
+    bound = terms * max(x_max, 1) * max(int(np.abs(w).max(initial=0)), 1)
+    if bias is not None:
+        bound += 128 * int(np.abs(bias).max(initial=0))
     if bound < _FLOAT32_EXACT:
-        return np.float32
+        return np.float32, np.int32
     if bound < _FLOAT64_EXACT:
-        return np.float64
-    return np.int64
+        return np.float64, np.int64
+    return np.int64, np.int64
 
 
-def _matmul(cols, w2d, dtype):
-    out = np.matmul(cols.astype(dtype, copy=False), w2d.astype(dtype, copy=False))
-    return out.astype(np.int64)
-
-
-def _conv(x, w, padding):
+def _conv(x, w, padding, dtype):
     """Correlation of channels-last x (N, *spatial, C) with a Keras kernel (*k, C, O)."""
     rank = x.ndim - 2
     k = w.shape[:rank]
     terms = int(np.prod(w.shape[:-1]))
-    dtype = _exact_dtype(x, w, terms)
     x = x.astype(dtype, copy=False)
     if padding:
         x = np.pad(x, [(0, 0)] + [(padding, padding)] * rank + [(0, 0)])
@@ -106,21 +117,20 @@ def _conv(x, w, padding):
     if all(kk == 1 for kk in k):
         cols = x
     else:
-        taps = []
-        for offset in np.ndindex(*k):
-            index = (slice(None),) + tuple(slice(o, o + n) for o, n in zip(offset, out_spatial))
-            taps.append(x[index])
-        # Tap-major then channel, the order of the Keras kernel reshaped to (k*k*C, O).
-        cols = np.concatenate(taps, axis=-1)
-    out = _matmul(cols.reshape(-1, terms), w.reshape(terms, -1), dtype)
+        axes = tuple(range(1, rank + 1))
+        windows = np.lib.stride_tricks.sliding_window_view(x, k, axis=axes)
+        # (N, *out, C, *k) -> (N, *out, *k, C): tap-major then channel, the order of the
+        # Keras kernel reshaped to (k*k*C, O).
+        order = (0,) + axes + tuple(range(rank + 2, 2 * rank + 2)) + (rank + 1,)
+        cols = np.ascontiguousarray(windows.transpose(order))
+    out = np.matmul(cols.reshape(-1, terms), w.reshape(terms, -1).astype(dtype))
     return out.reshape((x.shape[0],) + out_spatial + (w.shape[-1],))
 
 
-def _conv_transpose(x, w, padding):
+def _conv_transpose(x, w, padding, dtype):
     """Stride-2 transposed convolution: out[2i + a - p, 2j + b - p] += x[i, j] @ W[a, b]."""
     n, rows, cols_, channels = x.shape
     kh, kw = w.shape[:2]
-    dtype = _exact_dtype(x, w, kh * kw * channels)
     flat = x.reshape(-1, channels).astype(dtype, copy=False)
     full = np.zeros((n, 2 * rows + kh - 1, 2 * cols_ + kw - 1, w.shape[-1]), dtype=dtype)
     for a in range(kh):
@@ -131,16 +141,15 @@ def _conv_transpose(x, w, padding):
     out = np.zeros((n, out_rows, out_cols, w.shape[-1]), dtype=dtype)
     crop = full[:, padding:padding + out_rows, padding:padding + out_cols, :]
     out[:, :crop.shape[1], :crop.shape[2], :] = crop
-    return out.astype(np.int64)
+    return out
 
 
-def _linear(x, w):
-    dtype = _exact_dtype(x, w, w.shape[0])
-    return _matmul(x, w, dtype)
+def _linear(x, w, dtype):
+    return np.matmul(x.astype(dtype, copy=False), w.astype(dtype))
 
 
 def _pool(x, mode, size, strides):
-    """Max or truncating-average pooling without padding on int64 channels-last data."""
+    """Max or truncating-average pooling without padding on integer channels-last data."""
     spatial = x.shape[1:-1]
     out = tuple((s - k) // st + 1 for s, k, st in zip(spatial, size, strides))
     result = None
@@ -161,10 +170,34 @@ def _pool(x, mode, size, strides):
 
 
 def _clamp(y, low, high, stats):
-    stats.outputs += y.size
-    stats.clipped_low += int(np.count_nonzero(y < low))
-    stats.clipped_high += int(np.count_nonzero(y > high))
-    return np.clip(y, low, high)
+    """Clamp in place; count the clamped values only when statistics are collected."""
+    if stats is not None:
+        stats.outputs += y.size
+        stats.clipped_low += int(np.count_nonzero(y < low))
+        stats.clipped_high += int(np.count_nonzero(y > high))
+    return np.clip(y, low, high, out=y)
+
+
+def _accumulate(ql, x):
+    """The layer's integer accumulator: pooled input * weights + bias * 128."""
+    hw, layer = ql.hw, ql.hw.layer
+    terms = int(np.prod(ql.weights.shape[:-1]))
+    if hw.op == "convtranspose2d":
+        terms = ql.weights.shape[2] * 9
+    dtype, int_dtype = _exact_dtype(x, ql.weights, terms, ql.bias)
+    if hw.op in ("conv2d", "conv1d"):
+        acc = _conv(x, ql.weights, layer.padding, dtype)
+    elif hw.op == "convtranspose2d":
+        acc = _conv_transpose(x, ql.weights, layer.padding, dtype)
+    elif hw.op == "linear":
+        acc = _linear(x, ql.weights, dtype)
+    else:
+        raise QuantizationError(
+            f"Layer '{hw.name}' ({hw.op}) cannot be simulated; run ai8x_nb.check.check_model.")
+    acc = acc.astype(int_dtype, copy=False)  # exact: every value is an integer below the bound
+    if ql.bias is not None:
+        acc += (ql.bias * int(DATA_SCALE)).astype(int_dtype)
+    return acc
 
 
 def _run_layer(ql, inputs, stats):
@@ -173,32 +206,25 @@ def _run_layer(ql, inputs, stats):
     n = inputs[0].shape[0]
     xs = [x.reshape((n,) + tuple(hw.in_shape)) for x in inputs]
     if hw.op == "add":
-        return _clamp(sum(xs[1:], xs[0]), DATA_MIN, DATA_MAX, stats)
+        total = xs[0].astype(np.int64)
+        for x in xs[1:]:
+            total += x
+        return _clamp(total, DATA_MIN, DATA_MAX, stats).astype(np.int32)
     x = xs[0]
     if getattr(layer, "pooling", None) is not None:
         x = _pool(x, layer.pooling, layer.pool_size, layer.pool_strides)
     if hw.op == "passthrough":
-        return _clamp(x, DATA_MIN, DATA_MAX, stats)
-    if hw.op in ("conv2d", "conv1d"):
-        acc = _conv(x, ql.weights, layer.padding)
-    elif hw.op == "convtranspose2d":
-        acc = _conv_transpose(x, ql.weights, layer.padding)
-    elif hw.op == "linear":
-        acc = _linear(x, ql.weights)
-    else:
-        raise QuantizationError(
-            f"Layer '{hw.name}' ({hw.op}) cannot be simulated; run ai8x_nb.check.check_model.")
-    if ql.bias is not None:
-        acc += ql.bias * int(DATA_SCALE)
+        return _clamp(x.copy(), DATA_MIN, DATA_MAX, stats)
+    acc = _accumulate(ql, x)
     if layer.wide:
         limit = int(WIDE_LIMIT * DATA_SCALE) << (ql.weight_bits - 1)
-        return _clamp(acc, -limit, limit, stats)
-    y = round_shift(acc, ql.total_shift)
+        return _clamp(acc.astype(np.int64), -limit, limit, stats)
+    y = round_shift(acc, ql.total_shift, out=acc)
     if layer.activation == "relu":
-        y = np.maximum(y, 0)
+        np.maximum(y, 0, out=y)
     elif layer.activation == "abs":
-        y = np.abs(y)
-    return _clamp(y, DATA_MIN, DATA_MAX, stats)
+        np.abs(y, out=y)
+    return _clamp(y, DATA_MIN, DATA_MAX, stats).astype(np.int32, copy=False)
 
 
 def _last_use(qmodel):
@@ -238,7 +264,7 @@ def _check_input(qmodel, x_int):
         raise QuantizationError(
             f"simulate: x_int values must be in [-128, 127]; got [{int(x.min())}, {int(x.max())}]. "
             f"Clip the input, or pass x_float * 128 rounded, not x_float * 256.")
-    return x.astype(np.int64).reshape((x.shape[0],) + tuple(graph.input_shape))
+    return x.astype(np.int32).reshape((x.shape[0],) + tuple(graph.input_shape))
 
 
 def simulate(qmodel, x_int, batch_size=256, *, return_stats=False):
@@ -267,12 +293,12 @@ def simulate(qmodel, x_int, batch_size=256, *, return_stats=False):
     if int(batch_size) < 1:
         raise QuantizationError(f"simulate: batch_size must be >= 1; got {batch_size}.")
     x = _check_input(qmodel, x_int)
-    stats = [LayerStats(ql.name, ql.op) for ql in qmodel.layers]
+    stats = [LayerStats(ql.name, ql.op) if return_stats else None for ql in qmodel.layers]
     last_use = _last_use(qmodel)
     outputs = [_run_batch(qmodel, x[start:start + batch_size], stats, last_use)
                for start in range(0, x.shape[0], int(batch_size))]
     if outputs:
-        y = np.concatenate(outputs)
+        y = np.concatenate(outputs).astype(np.int64, copy=False)
     else:
         out_shape = qmodel.layers[qmodel.graph.output_index].hw.out_shape
         y = np.zeros((0,) + tuple(out_shape), dtype=np.int64)

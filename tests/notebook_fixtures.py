@@ -39,6 +39,17 @@ def data_dir_for(name: str, tmp_root: Path) -> Path:
     return shared_data_dir()
 
 
+def notebook_parameters_for(name: str, tmp_root: Path) -> dict:
+    """Papermill parameters pointing a dataset notebook at its test data.
+
+    Fixture copies are small, so the loaders must accept them as partial copies.
+    """
+    params = {"data_dir": str(data_dir_for(name, tmp_root))}
+    if name in FIXTURE_DATASETS:
+        params["allow_partial"] = True
+    return params
+
+
 def tiny_notebook(path: Path, cells: list[str], parameters: str = "x = 1") -> Path:
     """Write a small notebook: a `parameters` cell, then one code cell per source string."""
     nb = nbformat.v4.new_notebook()

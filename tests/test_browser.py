@@ -52,6 +52,20 @@ def _wait_for_server(url, proc, timeout=60):
     raise TimeoutError(f"JupyterLab did not answer {url} within {timeout} s")
 
 
+def _stop_group(proc):
+    """Stop the server and its kernels: the process group of the session we started."""
+    for sig, wait in ((signal.SIGTERM, 20), (signal.SIGKILL, 5)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            break
+        try:
+            proc.wait(timeout=wait)
+            break
+        except subprocess.TimeoutExpired:
+            continue
+
+
 @pytest.fixture
 def lab(tmp_path):
     """A JupyterLab server on a tmp copy of the mnist notebook (smaller subset)."""
@@ -61,27 +75,67 @@ def lab(tmp_path):
     params = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
     params.source = params.source.replace("limit = None", "limit = 256")
     nbformat.write(nb, str(root / "mnist.ipynb"))
+    settings = tmp_path / "settings"
+    # Render every cell (no windowing: off-screen outputs exist in the DOM) and no news toast.
+    for plugin, values in (("notebook-extension/tracker", {"windowingMode": "none"}),
+                           ("apputils-extension/notification", {"fetchNews": "false"})):
+        path = settings / "@jupyterlab" / f"{plugin}.jupyterlab-settings"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(values))
     port, token = free_port(), secrets.token_hex(16)
-    log = open(tmp_path / "jupyterlab.log", "w")
+    ARTIFACTS.mkdir(exist_ok=True)
+    log_path = ARTIFACTS / "browser-jupyterlab.log"
+    log = open(log_path, "w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "jupyter", "lab", "--no-browser", f"--port={port}",
-         "--ServerApp.ip=127.0.0.1", f"--ServerApp.token={token}",
+         "--ServerApp.ip=127.0.0.1", f"--IdentityProvider.token={token}",
          f"--ServerApp.root_dir={root}", "--ServerApp.open_browser=False",
-         "--LabApp.news_url=", "--LabServerApp.extensions_manager=false"],
+         "--ServerApp.allow_root=True", "--LabApp.news_url=",
+         "--LabApp.extension_manager=readonly",
+         # A fresh workspace and settings: nothing restored from earlier sessions.
+         f"--LabApp.workspaces_dir={tmp_path / 'workspaces'}",
+         f"--LabApp.user_settings_dir={tmp_path / 'settings'}"],
         cwd=root, env=kernel_env(), stdout=log, stderr=subprocess.STDOUT,
         start_new_session=True)
     try:
         _wait_for_server(f"http://127.0.0.1:{port}/api/status?token={token}", proc)
         yield {"url": f"http://127.0.0.1:{port}/lab/tree/mnist.ipynb?token={token}",
-               "root": root, "log": tmp_path / "jupyterlab.log"}
+               "root": root, "log": log_path}
     finally:
         # The server and its kernels are in the session we started: stop exactly that group.
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(timeout=20)
-        except (ProcessLookupError, subprocess.TimeoutExpired):
-            os.killpg(proc.pid, signal.SIGKILL)
+        _stop_group(proc)
         log.close()
+
+
+def _accept_dialogs(page):
+    """Accept JupyterLab's start-up dialogs (e.g. "Select Kernel": the default python3)."""
+    dialog = page.locator(".jp-Dialog")
+    while dialog.count() and dialog.first.is_visible():
+        print("JupyterLab dialog:", dialog.first.inner_text()[:300].replace("\n", " | "))
+        choice = dialog.first.locator("select")
+        if choice.count():
+            labels = choice.first.locator("option").all_inner_texts()
+            python = [label for label in labels if label.startswith("Python 3")]
+            if python:
+                choice.first.select_option(label=python[0])
+        dialog.first.locator(".jp-Dialog-button.jp-mod-accept").click()
+        page.wait_for_timeout(500)
+
+
+def _run_all_cells(page, attempts=4):
+    """Run > Run All Cells; repeated while no cell started (the kernel may still connect)."""
+    page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']",
+                           timeout=60_000)
+    for _ in range(attempts):
+        _accept_dialogs(page)
+        page.click("li.lm-MenuBar-item:has-text('Run')")
+        page.click("li.lm-Menu-item[data-command='runmenu:run-all']")
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            if any(p != "[ ]:" for p in _prompts(page)):
+                return
+            time.sleep(0.5)
+    raise TimeoutError("Run All Cells started no cell; is the kernel running?")
 
 
 def _prompts(page):
@@ -118,11 +172,7 @@ def test_mnist_notebook_renders_editor_and_training_plot(lab):
             page = browser.new_page(viewport={"width": 1500, "height": 1000})
             page.goto(lab["url"], wait_until="domcontentloaded", timeout=60_000)
             page.wait_for_selector(".jp-Notebook .jp-CodeCell", timeout=60_000)
-            # The kernel must be up before Run All, or the first cells queue forever.
-            page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']",
-                                   timeout=60_000)
-            page.click("li.lm-MenuBar-item:has-text('Run')")
-            page.click("li.lm-Menu-item[data-command='notebook:run-all-cells']")
+            _run_all_cells(page)
             prompts, error = _wait_for_run(page, RUN_TIMEOUT_S)
             if error:
                 page.screenshot(path=str(shot))
@@ -133,7 +183,7 @@ def test_mnist_notebook_renders_editor_and_training_plot(lab):
             editor.scroll_into_view_if_needed()
             assert editor.is_visible()
             assert page.locator(".ai8x-layer-editor .ai8x-layer-row").count() == 6
-            assert "71,158 parameters" in editor.inner_text()
+            assert "71,158 parameters" in editor.text_content()
 
             # Live validation in the browser: kernel 5 in row 1 shows the error inline.
             kernel = page.locator(".ai8x-layer-editor .ai8x-layer-row").nth(1) \
@@ -142,7 +192,7 @@ def test_mnist_notebook_renders_editor_and_training_plot(lab):
             kernel.press("Enter")
             error_text = page.locator(".ai8x-layer-editor .ai8x-row-error").first
             error_text.wait_for(timeout=20_000)
-            assert "kernel_size=5" in error_text.inner_text()
+            assert "kernel_size=5" in error_text.text_content()
             editor.screenshot(path=str(ARTIFACTS / "browser-mnist-editor.png"))
 
             # The training cell's output holds the live plot as an image.

@@ -11,7 +11,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from notebook_fixtures import NOTEBOOKS, data_dir_for
+from notebook_fixtures import NOTEBOOKS, notebook_parameters_for
 
 from ai8x_nb import runner
 
@@ -24,8 +24,7 @@ TINY = {"epochs": 1, "fast": True, "limit": 128, "qat_policy": {"start_epoch": 0
 @pytest.fixture(scope="module")
 def results(tmp_path_factory):
     root = tmp_path_factory.mktemp("nbruns")
-    per_notebook = {name: {"data_dir": str(data_dir_for(name, root))}
-                    for name in runner.NOTEBOOKS}
+    per_notebook = {name: notebook_parameters_for(name, root) for name in runner.NOTEBOOKS}
     return {r.name: r for r in runner.run_all(runner.NOTEBOOKS, TINY, parallel=2,
                                               per_notebook=per_notebook,
                                               out_dir=root / "runs")}

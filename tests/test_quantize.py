@@ -227,8 +227,9 @@ def test_callback_train_loss_after_switch_is_fake_quant_loss():
     assert model.evaluate(x, y, verbose=0) == pytest.approx(quant_loss, rel=1e-5)
 
 
-def test_callback_with_batchnorm_no_bias_rebuilds_optimizer():
-    model = _small_model(batch_norm="affine", use_bias=False)
+@pytest.mark.parametrize("use_bias", [False, True])
+def test_callback_with_batchnorm_rebuilds_optimizer(tmp_path, use_bias):
+    model = _small_model(batch_norm="affine", use_bias=use_bias)
     randomize(model, seed=5, scales=(0.3, 1.0))
     qat_cb = QATCallback({"start_epoch": 1})
     _fit(model, [qat_cb], epochs=2)
@@ -237,6 +238,11 @@ def test_callback_with_batchnorm_no_bias_rebuilds_optimizer():
     assert any(v is conv1.bias for v in model.trainable_variables)
     assert not any(v is w for v in model.trainable_variables for w in conv1.bn.weights)
     assert int(model.optimizer.iterations) == 2
+    model.save(tmp_path / "last.keras")  # a checkpoint after the optimizer was replaced
+    loaded = keras.saving.load_model(tmp_path / "last.keras")
+    assert is_qat(loaded) and int(loaded.optimizer.iterations) == 2
+    x, _ = _random_data(4)
+    np.testing.assert_array_equal(np.asarray(loaded(x)), np.asarray(model(x)))
 
 
 def test_callback_resume_after_start_switches_immediately():
@@ -358,3 +364,32 @@ def test_mnist_qat_integer_matches_fake_quant():
     assert report.argmax_agreement >= 0.99, str(report)
     assert [row.output_shift for row in report.layers] == [
         q.output_shift for q in convert(model).layers]
+
+
+@pytest.mark.skipif(not (data_dir() / "mnist").is_dir(), reason="MNIST data not available")
+def test_cli_evaluate_run_dir(tmp_path, capsys):
+    import argparse
+    import json
+
+    from ai8x_nb.cli import evaluate as cli_evaluate
+
+    run = tmp_path / "20250101-000000-mnist"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps({
+        "dataset": "mnist",
+        "dataset_kwargs": {"data_dir": str(data_dir()), "download": False}}))
+    model = mnist_model()
+    randomize(model, seed=14, scales=(0.3, 1.0))
+    enable_qat(model)
+    model.save(run / "qat_best.keras")
+    expected = convert(model)
+
+    parser = argparse.ArgumentParser()
+    cli_evaluate.add_parser(parser.add_subparsers())
+    args = parser.parse_args(["evaluate", str(run), "--limit", "300", "--batch-size", "128"])
+    assert cli_evaluate.run(args) == 0
+    out = capsys.readouterr().out
+    assert "integer (device sim.)" in out and "conv4" in out and "quant_report.json" in out
+    data = json.loads((run / "quant_report.json").read_text())
+    assert data["samples"] == 300 and data["exact_agreement"] == 1.0
+    assert [row["output_shift"] for row in data["layers"]] == [q.output_shift for q in expected.layers]

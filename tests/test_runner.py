@@ -72,7 +72,7 @@ def test_cli_run_prints_table_and_exit_code(notebook, tmp_path, capsys):
     code = main(["run", str(notebook), "-p", "x", "5", "--out", str(tmp_path / "r")])
     out = capsys.readouterr().out
     assert code == 0
-    assert "tiny: ok, export in" in out and "20.00" in out  # float_accuracy 0.2 in percent
+    assert "tiny: ok, export in" in out and "2.00" in out  # float_accuracy 0.02 in percent
     code = main(["run", str(notebook), "-p", "x", "0", "--out", str(tmp_path / "r")])
     out = capsys.readouterr().out
     assert code == 1 and "FAILED at cell In [4]: ZeroDivisionError" in out

@@ -116,13 +116,17 @@ def test_validate_spec_reports_every_row():
     spec = seed_spec("mnist")
     spec[1]["kernel_size"] = 5
     spec[2]["filters"] = 2000
+    spec[5]["units"] = 1500
     results = validate_spec(spec, (28, 28, 1), "MAX78000", num_classes=10)
     assert [r[0] for r in results] == [True, False, False, True, True, False]
     assert "kernel_size=5" in results[1][1] and "filters=2000" in results[2][1]
     # Failed rows are skipped: row 3 sees row 0's 28x28x60 output, avg-pooled to 14x14.
     assert results[3][2] == (14, 14, 12) and results[3][3] == 9 * 60 * 12
     assert results[4][2] == (14 * 14 * 12,)
-    assert "input features=2352" in results[5][1]
+    assert "units=1500" in results[5][1] and "1..1024 outputs" in results[5][1]
+    # A valid last row with the wrong output size fails the class check.
+    spec[5]["units"] = 12
+    assert "has 10 classes" in validate_spec(spec, (28, 28, 1), num_classes=10)[5][1]
 
     good = validate_spec(seed_spec("mnist"), (28, 28, 1), "MAX78000", num_classes=10)
     assert all(ok for ok, *_ in good)

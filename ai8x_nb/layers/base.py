@@ -140,6 +140,12 @@ class HardwareLayer(keras.layers.Layer):
             if not self.use_bias and not self.batch_norm_folded:
                 # The bias only receives the BatchNorm fold; it must not train before that.
                 self.bias.trainable = False
+            if self.batch_norm_folded:
+                # As after fold_batch_norm(): a reloaded folded layer trains no BatchNorm
+                # parameters, so its trainable variables (and a checkpoint's optimizer
+                # state) match the model that was saved.
+                for var in self.bn.trainable_variables:
+                    var.trainable = False
 
     def _pooled_shape(self, spatial):
         """Spatial shape after the fused pooling: (in - pool) // stride + 1."""

@@ -117,20 +117,22 @@ def _slot_variables(optimizer):
             if id(var) not in keep and var.name not in ("iteration", "iterations", "learning_rate")]
 
 
-def _knows_all(optimizer, variables):
-    index = getattr(optimizer, "_trainable_variables_indices", None)
-    if index is None:
+def _built_for(optimizer, variables):
+    """True when the optimizer was built for exactly `variables`, in this order."""
+    built = getattr(optimizer, "_trainable_variables", None)
+    if built is None:
         return True
-    return all(optimizer._var_key(var) in index for var in variables)
+    return [id(var) for var in built] == [id(var) for var in variables]
 
 
 def reset_optimizer_state(model):
     """Reset the optimizer of a compiled model for the QAT phase, keeping `iterations` and the LR.
 
     Slot variables (momentums, velocities, ...) are set to zero in place. When folding
-    BatchNorm made new variables trainable (a bias that only receives the fold), the optimizer
-    cannot update them, so a fresh optimizer of the same class and config (at the current
-    learning rate) replaces `model.optimizer`.
+    BatchNorm changed the trainable variables (BatchNorm parameters frozen, a bias that only
+    receives the fold now trained), a fresh optimizer of the same class and config (at the
+    current learning rate) replaces `model.optimizer`: the old one cannot update new
+    variables, and its state would not match a checkpoint reloaded after the fold.
 
     Args:
         model: a compiled Keras model.
@@ -141,7 +143,7 @@ def reset_optimizer_state(model):
     optimizer = getattr(model, "optimizer", None)
     if optimizer is None or not getattr(optimizer, "built", False):
         return optimizer
-    if _knows_all(optimizer, model.trainable_variables):
+    if _built_for(optimizer, model.trainable_variables):
         for var in _slot_variables(optimizer):
             var.assign(np.zeros(var.shape, dtype=var.dtype))
         return optimizer
@@ -151,7 +153,7 @@ def reset_optimizer_state(model):
     if iterations is not None and getattr(fresh, "_iterations", None) is not None:
         fresh._iterations.assign(iterations)
     model.optimizer = fresh
-    logger.info("QAT: new trainable variables after the BatchNorm fold; optimizer rebuilt.")
+    logger.info("QAT: trainable variables changed by the BatchNorm fold; optimizer rebuilt.")
     return fresh
 
 

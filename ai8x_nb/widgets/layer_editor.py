@@ -25,8 +25,8 @@ FIELDS = ("type", "size", "kernel_size", "padding", "pooling", "pool_size", "poo
           "activation", "wide", "use_bias", "other")
 HEADERS = ("#", "type", "filters/units", "kernel", "pad", "pool", "pool size", "stride",
            "act", "wide", "bias", "rate/shape", "", "output / error")
-WIDTHS = ("28px", "130px", "90px", "58px", "58px", "70px", "70px", "62px", "70px", "48px",
-          "48px", "90px", "150px", "auto")
+WIDTHS = ("24px", "112px", "64px", "50px", "50px", "66px", "50px", "50px", "66px", "34px",
+          "34px", "72px", "132px", "320px")
 ENABLED = {
     "conv2d": {"size", "kernel_size", "padding", "pooling", "pool_size", "pool_strides",
                "activation", "wide", "use_bias"},
@@ -355,12 +355,14 @@ class LayerEditor:
         for key, icon, tip in (("insert", "plus", "insert a layer above"),
                                ("up", "arrow-up", "move up"), ("down", "arrow-down", "move down"),
                                ("delete", "trash", "delete")):
-            button = w.Button(icon=icon, tooltip=tip, layout=w.Layout(width="36px"))
+            button = w.Button(icon=icon, tooltip=tip,
+                              layout=w.Layout(width="30px", padding="0px"))
             button._ai8x_action = key
             button.on_click(self._on_button)
             buttons[key] = button
         index_label = w.HTML(str(index), layout=lay[0])
         status = w.HTML(layout=lay[13])
+        status.add_class("ai8x-row-status")
         box = w.HBox([index_label] + [widgets[k] for k in FIELDS]
                      + [w.HBox(list(buttons.values()), layout=lay[12]), status])
         box.add_class("ai8x-layer-row")

@@ -1,0 +1,61 @@
+"""Integer simulator speed: the seed MNIST model on the 10,000 MNIST test images.
+
+Target: <= 20 s on a 2-core machine. Weights are random (shifts and saturation like a
+trained model's do not change the work done) unless --train-epochs > 0.
+
+Usage:
+    python benchmarks/simulator_throughput.py [--data DIR] [--batch-size 256] [--train-epochs 0]
+"""
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", default=None, help="data dir (default: AI8X_NB_DATA or ../shared/data)")
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--train-epochs", type=int, default=0,
+                        help="train briefly first (float epochs on 6,000 images, then 1 QAT epoch)")
+    args = parser.parse_args(argv)
+
+    import keras
+    import numpy as np
+
+    from ai8x_nb.datasets import load
+    from ai8x_nb.quantize import QATCallback, convert, enable_qat
+    from ai8x_nb.simulate import simulate
+    from quantize_fixtures import data_dir, mnist_model
+
+    ds = load("mnist", args.data or data_dir(), download=False)
+    x_test = ds.test.x.reshape(-1, 28, 28)
+    model = mnist_model()
+    if args.train_epochs:
+        model.compile(optimizer="adam", metrics=["accuracy"],
+                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        model.fit(ds.train.x[:6000].reshape(-1, 28, 28) / 128.0, ds.train.y[:6000], batch_size=256,
+                  epochs=args.train_epochs + 1, verbose=0,
+                  callbacks=[QATCallback({"start_epoch": args.train_epochs})])
+    else:
+        enable_qat(model)
+    qmodel = convert(model)
+    simulate(qmodel, x_test[:64])  # warm-up
+    start = time.perf_counter()
+    out = simulate(qmodel, x_test, batch_size=args.batch_size)
+    seconds = time.perf_counter() - start
+    accuracy = float(np.mean(out.argmax(-1) == ds.test.y))
+    print(f"simulate: {len(x_test)} MNIST test images in {seconds:.2f} s "
+          f"({len(x_test) / seconds:.0f} images/s, batch {args.batch_size}); "
+          f"integer accuracy {100 * accuracy:.2f} % (target <= 20 s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
