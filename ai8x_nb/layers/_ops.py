@@ -12,7 +12,7 @@ DATA_SCALE = 128.0
 OUT_MIN = -1.0
 OUT_MAX = 127.0 / 128.0
 WIDE_LIMIT = 32768.0
-_SHIFT_STEPS = [2.0**k for k in range(-15, 15)]
+_SHIFT_STEPS = tuple(2.0**k for k in range(-15, 15))
 """Thresholds of `output_shift`: the shift is -15 plus the number of them below the limit."""
 
 

@@ -110,7 +110,8 @@ def enable_qat(model, policy=None):
 
 def _slot_variables(optimizer):
     """The optimizer's per-variable state (moments, velocities, accumulators)."""
-    keep = {id(getattr(optimizer, "_iterations", None)), id(getattr(optimizer, "_learning_rate", None))}
+    keep = {id(getattr(optimizer, "_iterations", None)),
+            id(getattr(optimizer, "_learning_rate", None))}
     for var in getattr(optimizer, "_model_variables_moving_average", None) or []:
         keep.add(id(var))
     return [var for var in optimizer.variables

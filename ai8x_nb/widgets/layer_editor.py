@@ -23,7 +23,7 @@ CSS_CLASS = "ai8x-layer-editor"
 
 FIELDS = ("type", "size", "kernel_size", "padding", "pooling", "pool_size", "pool_strides",
           "activation", "wide", "use_bias", "other")
-HEADERS = ("#", "type", "filters/units", "kernel", "pad", "pool", "pool size", "stride",
+HEADERS = ("#", "type", "filters", "kernel", "pad", "pool", "size", "stride",
            "act", "wide", "bias", "rate/shape", "", "output / error")
 WIDTHS = ("24px", "112px", "64px", "50px", "50px", "66px", "50px", "50px", "66px", "34px",
           "34px", "72px", "132px", "320px")
