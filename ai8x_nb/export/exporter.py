@@ -1,0 +1,309 @@
+"""`export_model` / `export_run`: orchestrate the targets into one atomic export folder."""
+
+import logging
+import shlex
+from pathlib import Path
+
+import numpy as np
+
+from ai8x_nb.devices import get_device
+from ai8x_nb.errors import ExportError
+from ai8x_nb.export import package, samples, savedmodel, synthesis_onnx, synthesis_yaml
+from ai8x_nb.export import tflite as tfl
+
+__all__ = ["TARGETS", "export_model", "export_run", "ai8xize_command"]
+
+log = logging.getLogger(__name__)
+
+TARGETS = ("savedmodel", "onnx", "synthesis", "tflite", "tflite_int8")
+"""Valid export targets."""
+
+SAVED_MODEL = "saved_model"
+FLOAT_ONNX = "saved_model.onnx"
+TFLITE_FLOAT = "model_float.tflite"
+TFLITE_INT8 = "model_int8.tflite"
+SAMPLE_INPUT = "sampledata.npy"
+SAMPLE_OUTPUT = "sampleoutput.npy"
+COMMAND_FILE = "ai8xize_command.txt"
+
+
+def ai8xize_command(name, device, *, out="sdk"):
+    """The synthesis command for an export folder (paths relative to that folder).
+
+    Args:
+        name: the export name (prefix, `<name>.onnx`, `<name>.yaml`).
+        device: device name.
+        out: the `--test-dir` the tool writes the C project into.
+
+    Returns:
+        The command line as a string.
+    """
+    args = ["ai8xize.py", "--test-dir", out, "--prefix", name,
+            "--checkpoint-file", f"{name}.onnx", "--config-file", f"{name}.yaml",
+            "--sample-input", SAMPLE_INPUT, "--device", get_device(device).name,
+            "--softmax", "--compact-data", "--mexpress", "--timer", "0"]
+    return " ".join(shlex.quote(a) for a in args)
+
+
+def _check_targets(targets):
+    if isinstance(targets, str):
+        targets = [t for t in targets.replace(",", " ").split() if t]
+    targets = [str(t).lower() for t in targets]
+    unknown = [t for t in targets if t not in TARGETS]
+    if unknown or not targets:
+        raise ExportError(f"Unknown export target(s) {unknown or targets!r}; valid targets are "
+                          f"{', '.join(TARGETS)}.")
+    return [t for t in TARGETS if t in targets]
+
+
+def _model_device(model, device):
+    if device is not None:
+        return get_device(device)
+    for layer in model.layers:
+        if hasattr(layer, "device"):
+            return get_device(layer.device)
+    return get_device("MAX78000")
+
+
+def _raw_view(x, model):
+    """Dataset samples reshaped to the Keras model's input shape (batch first)."""
+    shape = tuple(int(s) for s in model.inputs[0].shape[1:])
+    x = np.asarray(x)
+    if x.shape[1:] != shape:
+        if int(np.prod(x.shape[1:])) != int(np.prod(shape)):
+            raise ExportError(f"Dataset samples have shape {x.shape[1:]}; model "
+                              f"'{model.name}' takes {shape}. Export with its own dataset.")
+        x = x.reshape((len(x),) + shape)
+    return x
+
+
+def _float_view(x):
+    return np.asarray(x, dtype=np.float32) / 128.0
+
+
+def _accuracy(logits, y):
+    logits = np.asarray(logits)
+    return float(np.mean(np.argmax(logits.reshape(len(logits), -1), axis=1) == np.asarray(y)))
+
+
+def _keras_predict(model, x, batch_size=256):
+    outs = [np.asarray(model(x[i:i + batch_size], training=False))
+            for i in range(0, len(x), batch_size)]
+    return np.concatenate(outs) if outs else np.zeros((0,))
+
+
+def _check_summary(report):
+    return {"ok": bool(report.ok), "errors": list(report.errors),
+            "warnings": list(report.warnings),
+            "totals": {k: (v.item() if hasattr(v, "item") else v)
+                       for k, v in dict(getattr(report, "totals", {}) or {}).items()}}
+
+
+def export_model(model, out_dir, *, dataset=None, name=None, device=None, sample_index=0,
+                 targets=TARGETS, representative_samples=100, eval_limit=None):
+    """Export a trained model to every target into one folder.
+
+    Args:
+        model: a built `keras.Model` made of `ai8x_nb.layers` (trained, possibly with QAT).
+        out_dir: the export folder to create (replaced atomically if it exists).
+        dataset: an `ai8x_nb.datasets.Dataset`; its test split gives the synthesis sample and
+            the accuracies, its training split the TFLite int8 representative samples.
+            Without it the sample is random and no accuracy is measured.
+        name: export name (synthesis prefix, `arch`); default: the model name.
+        device: "MAX78000" / "MAX78002"; default: the device of the model's layers.
+        sample_index: test sample used for `sampledata.npy`.
+        targets: any of `TARGETS` ("savedmodel", "onnx", "synthesis", "tflite",
+            "tflite_int8"); a string may list them separated by commas.
+        representative_samples: training samples used to calibrate the int8 TFLite model.
+        eval_limit: evaluate accuracies on at most this many test samples (None: all).
+
+    Returns:
+        The `Manifest` (also written as `manifest.json`).
+
+    Raises:
+        ExportError: unknown target, or a target failed (nothing is left behind then).
+
+    Example:
+
+    >>> manifest = export_model(model, "export/mnist", dataset=ds)  # doctest: +SKIP
+    >>> manifest.path("synthesis_yaml")  # doctest: +SKIP
+    PosixPath('export/mnist/mnist.yaml')
+    """
+    targets = _check_targets(targets)
+    dev = _model_device(model, device)
+    name = str(name or model.name)
+    out_dir = Path(out_dir)
+    manifest = package.Manifest(name=name, device=dev.name,
+                                dataset=getattr(dataset, "name", None))
+    manifest.versions = _versions()
+    test_x = test_y = None
+    if dataset is not None:
+        split = dataset.test.head(eval_limit) if eval_limit else dataset.test
+        test_x, test_y = _raw_view(split.x, model), split.y
+        manifest.evaluated_samples = int(len(test_y))
+        manifest.accuracy["keras_float"] = _accuracy(
+            _keras_predict(model, _float_view(test_x)), test_y)
+    with package.staging_folder(out_dir) as tmp:
+        if "synthesis" in targets:
+            _export_synthesis(model, tmp, manifest, dev, dataset, sample_index, test_x, test_y)
+        if "onnx" in targets:
+            check = _check_inputs(model, test_x)
+            diff = savedmodel.export_float_onnx(model, tmp / FLOAT_ONNX, check)
+            manifest.artifacts["onnx"] = FLOAT_ONNX
+            manifest.details["onnx_max_abs_diff"] = diff
+        if {"savedmodel", "tflite", "tflite_int8"} & set(targets):
+            savedmodel.export_savedmodel(model, tmp / SAVED_MODEL)
+            if "savedmodel" in targets:
+                manifest.artifacts["savedmodel"] = SAVED_MODEL
+            _export_tflite(model, tmp, manifest, targets, dataset, representative_samples,
+                           test_x, test_y)
+            if "savedmodel" not in targets:
+                import shutil
+
+                shutil.rmtree(tmp / SAVED_MODEL)
+        manifest.finished = package.now_iso()
+        manifest.save(tmp)
+    manifest.folder = out_dir
+    log.info("exported '%s' to %s: %s", name, out_dir, ", ".join(manifest.artifacts))
+    return manifest
+
+
+def _versions():
+    import keras
+    import tensorflow as tf
+
+    return {"keras": keras.__version__, "tensorflow": tf.__version__}
+
+
+def _check_inputs(model, test_x, count=8):
+    if test_x is not None and len(test_x):
+        return _float_view(test_x[:count])
+    shape = tuple(int(s) for s in model.inputs[0].shape[1:])
+    rng = np.random.default_rng(0)
+    return rng.integers(-128, 128, size=(count,) + shape).astype(np.float32) / 128.0
+
+
+def _export_synthesis(model, tmp, manifest, dev, dataset, sample_index, test_x, test_y):
+    from ai8x_nb.check import check_model
+
+    report = check_model(model, dev)
+    manifest.check = _check_summary(report)
+    if not report.ok:
+        reason = (f"The model cannot run on {dev.name}; synthesis package not written.\n"
+                  f"{report}")
+        log.warning(reason)
+        manifest.skipped["synthesis"] = reason
+        return
+    from ai8x_nb.quantize import convert
+    from ai8x_nb.simulate import simulate
+
+    qmodel = convert(model)
+    name = manifest.name
+    synthesis_onnx.write_synthesis_onnx(qmodel, tmp / f"{name}.onnx", name)
+    _, warnings = synthesis_yaml.write_network_yaml(
+        qmodel, tmp / f"{name}.yaml", arch=name,
+        dataset=(manifest.dataset or name).upper(), device=dev)
+    manifest.warnings.extend(warnings)
+    manifest.warnings.extend(_loader_warnings(qmodel))
+    if not any(getattr(l.layer, "qat", False) for l in qmodel.graph.layers):
+        manifest.warnings.append(
+            "The model was not trained with QAT; the synthesis weights are post-training "
+            "quantized and may lose accuracy (see integer_simulation accuracy).")
+    # The sample: one test sample (or a seeded random one without a dataset).
+    graph = qmodel.graph
+    if test_x is not None:
+        if not 0 <= sample_index < len(test_x):
+            raise ExportError(f"sample_index={sample_index} is outside the evaluated test "
+                              f"split (0..{len(test_x) - 1}); pass a smaller index.")
+        raw = np.asarray(test_x[sample_index], dtype=np.int64)
+        label = int(test_y[sample_index])
+    else:
+        rng = np.random.default_rng(sample_index)
+        raw = rng.integers(-128, 128, size=graph.raw_input_shape).astype(np.int64)
+        label = None
+        manifest.warnings.append("No dataset given: sampledata.npy is a seeded random input.")
+    x_in = samples.sample_input(raw, graph)
+    samples.save_npy(tmp / SAMPLE_INPUT, x_in)
+    y_out = samples.sample_output(qmodel, raw.reshape(graph.raw_input_shape), simulate)
+    samples.save_npy(tmp / SAMPLE_OUTPUT, y_out)
+    command = ai8xize_command(name, dev.name)
+    (tmp / COMMAND_FILE).write_text(command + "\n")
+    manifest.ai8xize_command = command
+    manifest.artifacts.update({
+        "synthesis_onnx": f"{name}.onnx", "synthesis_yaml": f"{name}.yaml",
+        "sample_input": SAMPLE_INPUT, "sample_output": SAMPLE_OUTPUT,
+        "ai8xize_command": COMMAND_FILE})
+    manifest.sample = {"index": int(sample_index) if test_x is not None else None,
+                       "label": label, "input_shape": list(x_in.shape),
+                       "output_shape": list(y_out.shape),
+                       "integer_prediction": int(np.argmax(y_out.reshape(-1)))}
+    if test_x is not None:
+        y_int = simulate(qmodel, np.asarray(test_x, dtype=np.int64))
+        manifest.accuracy["integer_simulation"] = _accuracy(y_int, test_y)
+
+
+def _loader_warnings(qmodel):
+    """Known limits of the vendor's ONNX loader that the ONNX format cannot work around."""
+    warnings = []
+    for ql in qmodel.layers:
+        hw = ql.hw
+        if hw.op == "linear" and ql.weights is not None and ql.weights.shape[1] > \
+                ql.weights.shape[0]:
+            warnings.append(
+                f"Layer '{hw.name}' has more outputs ({ql.weights.shape[1]}) than inputs "
+                f"({ql.weights.shape[0]}); the vendor's ONNX loader may transpose such Gemm "
+                f"weights. Check the loaded shapes in the ai8xize.py log.")
+    return warnings
+
+
+def _export_tflite(model, tmp, manifest, targets, dataset, representative_samples, test_x,
+                   test_y):
+    saved = tmp / SAVED_MODEL
+    if "tflite" in targets:
+        tfl.convert_float(saved, tmp / TFLITE_FLOAT)
+        manifest.artifacts["tflite"] = TFLITE_FLOAT
+        if test_x is not None:
+            manifest.accuracy["tflite_float"] = tfl.evaluate_tflite(
+                tmp / TFLITE_FLOAT, _float_view(test_x), test_y)
+    if "tflite_int8" in targets:
+        if dataset is None:
+            manifest.skipped["tflite_int8"] = (
+                "Full-int8 TFLite needs real representative samples; export with dataset=.")
+            log.warning(manifest.skipped["tflite_int8"])
+            return
+        train_x = _raw_view(dataset.train.x[:representative_samples], model)
+        tfl.convert_int8(saved, tmp / TFLITE_INT8, _float_view(train_x))
+        manifest.artifacts["tflite_int8"] = TFLITE_INT8
+        manifest.details["tflite_int8_io"] = tfl.tflite_io_details(tmp / TFLITE_INT8)
+        manifest.details["tflite_int8_representative_samples"] = int(len(train_x))
+        if test_x is not None:
+            manifest.accuracy["tflite_int8"] = tfl.evaluate_tflite(
+                tmp / TFLITE_INT8, _float_view(test_x), test_y)
+
+
+def export_run(run_dir, out=None, **kwargs):
+    """Export the model of a training run folder.
+
+    Args:
+        run_dir: a run folder (`ai8x_nb.runs.RunDir`): its best (QAT) model, dataset and
+            device are used.
+        out: the export folder; default `export/<run folder name>/`.
+        **kwargs: passed to `export_model` (targets, sample_index, eval_limit, dataset, ...).
+
+    Returns:
+        The `Manifest`.
+
+    Example:
+
+    >>> export_run("logs/20250101-120000-mnist", targets=("synthesis",))  # doctest: +SKIP
+    """
+    from ai8x_nb.runs import RunDir
+
+    run = RunDir(run_dir)
+    config = run.config
+    model = run.load_model(compile=False)
+    if "dataset" not in kwargs:
+        kwargs["dataset"] = run.load_dataset()
+    kwargs.setdefault("device", config.get("device"))
+    out = Path(out) if out is not None else Path("export") / run.path.name
+    return export_model(model, out, **kwargs)

@@ -1,0 +1,65 @@
+"""The synthesis known-answer pair: `sampledata.npy` (input) and `sampleoutput.npy`.
+
+The synthesis tool reads an int64 array in [-128, 127], channel-first, no batch axis
+(ai8x reference section 6): (C, H, W) for 2D inputs, (C, L) for 1D (kws20: (128, 128)).
+`sampleoutput.npy` is what our integer simulator computes for that input, in the same
+channel-first layout (for a wide last layer: the raw 32-bit accumulator values).
+"""
+
+import numpy as np
+
+from ai8x_nb.errors import ExportError
+
+__all__ = ["sample_input", "sample_output", "save_npy", "channel_first"]
+
+
+def channel_first(x):
+    """(H, W, C) -> (C, H, W), (L, C) -> (C, L); flat vectors stay as they are. int64."""
+    x = np.asarray(x)
+    if x.ndim >= 2:
+        x = np.moveaxis(x, -1, 0)
+    return np.ascontiguousarray(x, dtype=np.int64)
+
+
+def sample_input(x, graph):
+    """The synthesis sample input for one raw sample.
+
+    Args:
+        x: one sample, int8/int values in [-128, 127], any layout with the model's element
+            count (the dataset's (H, W, C), or the model's raw input shape).
+        graph: the `ModelGraph`; `graph.input_shape` is what the first hardware layer reads.
+
+    Returns:
+        int64 array, channel-first, no batch axis.
+
+    Raises:
+        ExportError: the sample does not have the model's number of values, or values
+            outside [-128, 127].
+    """
+    x = np.asarray(x)
+    shape = tuple(int(s) for s in graph.input_shape)
+    if x.size != int(np.prod(shape)):
+        raise ExportError(f"The sample has shape {x.shape} ({x.size} values); the model input "
+                          f"{shape} needs {int(np.prod(shape))}. Pass the model's dataset.")
+    if x.size and (x.min() < -128 or x.max() > 127):
+        raise ExportError(f"The sample spans [{x.min()}, {x.max()}]; the device reads "
+                          f"[-128, 127]. Use the int8 dataset values, not x / 128.")
+    return channel_first(x.reshape(shape))
+
+
+def sample_output(qmodel, x_raw, simulate):
+    """The integer simulator's output for one sample, channel-first int64, no batch axis.
+
+    Args:
+        qmodel: the `QuantizedModel`.
+        x_raw: one sample in the model's raw input layout (`graph.raw_input_shape`).
+        simulate: `ai8x_nb.simulate.simulate`.
+    """
+    y = np.asarray(simulate(qmodel, np.asarray(x_raw, dtype=np.int64)[None]))
+    return channel_first(y[0])
+
+
+def save_npy(path, array):
+    """Save without pickling (what the synthesis tool loads)."""
+    np.save(path, np.asarray(array, dtype=np.int64), allow_pickle=False)
+    return path
