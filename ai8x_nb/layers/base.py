@@ -178,6 +178,10 @@ class HardwareLayer(keras.layers.Layer):
         y = self._operate(x, self.kernel, self.bias if self._bias_in_use else None)
         if self.bn is not None and not self.batch_norm_folded:
             y = self.bn(y, training=training) * BN_SCALE
+        if self.activation == "relu" and not self.wide:
+            # ReLU output is >= 0 > -1, so only the upper clamp can act: the same values as
+            # clamp_output(relu(y)) with one element-wise op (and its gradient) less.
+            return ops.minimum(ops.relu(y), _ops.OUT_MAX)
         y = _ops.activate(y, self.activation)
         return _ops.clamp_output(y, self.wide)
 

@@ -74,7 +74,12 @@ class _Conv(HardwareLayer):
         return ops.pad(x, [[0, 0]] + [[p, p]] * self.rank + [[0, 0]])
 
     def _operate(self, x, kernel, bias):
-        y = ops.conv(self._pad(x), kernel, strides=1, padding="valid")
+        if self.kernel_size % 2 == 1 and self.padding == self.kernel_size // 2:
+            # Symmetric "same" padding: the convolution pads itself (bit-identical to pad +
+            # valid, and cheaper: no separate Pad op and its gradient).
+            y = ops.conv(x, kernel, strides=1, padding="same")
+        else:
+            y = ops.conv(self._pad(x), kernel, strides=1, padding="valid")
         if bias is not None:
             y = y + bias
         return y

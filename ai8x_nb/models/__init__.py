@@ -18,8 +18,8 @@ from ai8x_nb.errors import Ai8xNbError
 from ai8x_nb.models import cifar10, cifar100, fashionmnist, kws20, mnist, rock
 from ai8x_nb.models.base import ModelInfo
 
-__all__ = ["MODELS", "ModelInfo", "UnknownModelError", "get_model", "model_for_dataset",
-           "model_names"]
+__all__ = ["MODELS", "ModelInfo", "UnknownModelError", "get_info", "get_model",
+           "model_for_dataset", "model_names"]
 
 
 class UnknownModelError(Ai8xNbError, ValueError):

@@ -3,6 +3,7 @@
 import dataclasses
 import importlib.util
 import logging
+import math
 import os
 import sys
 import time
@@ -130,8 +131,7 @@ def _build_model(model_or_name, ds, device):
 def _check_shapes(model, ds):
     want = tuple(model.inputs[0].shape[1:])
     have = ds.input_shape
-    size = lambda shape: int(__import__("numpy").prod(shape))  # noqa: E731
-    if None not in want and size(want) != size(have):
+    if None not in want and math.prod(want) != math.prod(have):
         raise TrainingError(f"Model '{model.name}' takes inputs of shape {want} but dataset "
                             f"{ds.name!r} has samples of shape {have}. Build the model for "
                             f"this dataset (input shape {have}).")
