@@ -55,7 +55,8 @@ def test_run_folder_contents(trained):
     assert run.path.name.endswith("-mnist")
     names = set(os.listdir(run.path))
     assert {"config.json", "best.keras", "last.keras", "state.json", "history.csv",
-            "results.json"} <= names
+            "results.json", "tensorboard"} <= names
+    assert any((run.path / "tensorboard").rglob("events.out.tfevents.*"))
     assert not any(n.endswith(".tmp") or ".tmp." in n for n in names)
     config = run.config
     assert config["dataset"] == "mnist" and config["model"] == "mnist"
