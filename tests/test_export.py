@@ -66,7 +66,8 @@ def test_synthesis_onnx_reads_back(tmp_path):
     proto = onnx.load(str(tmp_path / "f" / "fm.onnx"))
     onnx.checker.check_model(proto)
     ops = [n.op_type for n in proto.graph.node]
-    assert ops == ["Conv"] * 4 + ["Flatten", "Gemm"]
+    assert ops == ["Conv", "MaxPool", "Conv", "MaxPool", "Conv", "AveragePool", "Conv",
+                   "Flatten", "Gemm"]
     inits = {t.name: numpy_helper.to_array(t) for t in proto.graph.initializer}
     qmodel = convert(model)
     weighted = [n for n in proto.graph.node if n.op_type in ("Conv", "Gemm")]
@@ -129,7 +130,9 @@ def test_conv1d_and_conv_transpose_layouts(tmp_path):
     assert np.array_equal(inits["ct.weight"],
                           np.transpose(qmodel.layers[1].weights, (2, 3, 0, 1)))
     kinds = {n.name: n for n in proto.graph.node}
-    assert list(onnx.helper.get_attribute_value(kinds["c1"].attribute[0])) == [3, 1]
+    attrs = {a.name: onnx.helper.get_attribute_value(a) for a in kinds["c1"].attribute}
+    assert list(attrs["kernel_shape"]) == [3]  # the loader reads a 1D kernel as k x 1
+    assert kinds["ct"].op_type == "ConvTranspose" and kinds["ct.reshape"].op_type == "Reshape"
     y = np.load(tmp_path / "u" / "sampleoutput.npy")
     assert y.shape == (5, 8, 8)  # channel-first spatial output
 
@@ -251,3 +254,48 @@ def test_cli_exports_a_hand_made_run_dir(tmp_path, capsys):
     assert (tmp_path / "export" / run.name / MANIFEST_NAME).is_file()
     assert m2.name == "mnist"
     assert main(["export", str(run), "--targets", "nope"]) == 2
+
+
+@pytest.mark.parametrize("case", ["conv2d_maxpool", "conv1d_maxpool", "convtranspose", "dense_flat"])
+def test_synthesis_onnx_runs_the_device_accumulator(tmp_path, case):
+    """The loader runs the file in onnxruntime; for a wide (raw accumulator) layer its output
+    equals the integer simulator's exactly, which pins layouts, pads, pools and bias x 128."""
+    import onnxruntime
+
+    rng = np.random.default_rng(11)
+    if case == "conv2d_maxpool":
+        inp = keras.Input((6, 5, 3))
+        out = layers.Conv2D(4, 3, padding=2, pooling="max", pool_size=(2, 1), wide=True)(inp)
+    elif case == "conv1d_maxpool":
+        inp = keras.Input((12, 5))
+        out = layers.Conv1D(4, 5, padding=2, pooling="max", pool_size=2, wide=True)(inp)
+    elif case == "convtranspose":
+        inp = keras.Input((3, 4, 2))
+        out = layers.ConvTranspose2D(3, 3, padding=0, wide=True)(inp)
+    else:
+        inp = keras.Input((3, 2, 4))
+        out = layers.Dense(5, wide=True)(keras.layers.Flatten()(inp))
+    model = set_deterministic_weights(keras.Model(inp, out, name="acc"), seed=12)
+    export_model(model, tmp_path / "a", targets=("synthesis",))
+    x = rng.integers(-128, 128, size=(4,) + tuple(inp.shape[1:]))
+    expected = simulate(convert(model), x)
+    session = onnxruntime.InferenceSession(str(tmp_path / "a" / "acc.onnx"))
+    x_cf = np.moveaxis(x, -1, 1).astype(np.float32)
+    got = session.run(None, {"input": x_cf})[0]
+    if expected.ndim > 2:
+        expected = np.moveaxis(expected, -1, 1)
+    assert got.shape == expected.shape
+    assert np.array_equal(got.astype(np.int64), expected)
+
+
+def test_seed_synthesis_onnx_runs_in_onnxruntime(tmp_path):
+    import onnxruntime
+
+    for name in ("mnist", "kws20", "cifar100"):
+        model = set_deterministic_weights(get_model(name), seed=3)
+        export_model(model, tmp_path / name, targets=("synthesis",), name=name)
+        session = onnxruntime.InferenceSession(str(tmp_path / name / f"{name}.onnx"))
+        meta = session.get_inputs()[0]
+        shape = [1] + list(meta.shape[1:])
+        out = session.run(None, {meta.name: np.zeros(shape, np.float32)})[0]
+        assert out.shape[1] == {"mnist": 10, "kws20": 21, "cifar100": 100}[name]

@@ -1,23 +1,26 @@
 """Integer-weight ONNX for the synthesis tool (`ai8xize.py --checkpoint-file NAME.onnx`).
 
-The vendor's loader (`izer/onnxcp.py`, ai8x reference section 6) walks the graph's `Conv` and
-`Gemm` nodes in order, casts their initializers to int64 and reads the kernel size from the
-`kernel_shape` attribute. So this file is a container of integer weights in layer order, not
-an executable model (use `saved_model.onnx` to run the float model):
+The vendor's loader (`izer/onnxcp.py`, ai8x reference section 6) first runs the file in
+onnxruntime on a random input (to learn the data shapes), then walks the `Conv`,
+`ConvTranspose` and `Gemm` nodes in order, casts their initializers to int64 and reads the
+kernel size from the `kernel_shape` attribute. So the file is a runnable graph of the
+device's data flow, with integer weights:
 
-- Conv2D: `Conv`, weight (out, in, kh, kw) from the Keras kernel (kh, kw, in, out).
-- Conv1D: `Conv`, weight (out, in, k); `kernel_shape` is written as [k, 1] because the
-  loader compares both entries ([k, 1] is what it expects for 1D layers).
-- ConvTranspose2D: a `Conv` node (the loader only walks Conv and Gemm) holding the standard
-  ONNX/PyTorch ConvTranspose weight (in, out, kh, kw); the loader flips and transposes it
-  because the YAML says `operation: ConvTranspose2d`.
-- Dense: `Gemm` with `transB=1`, weight (out, in). After a Flatten the input columns are
-  reordered from Keras' HWC flatten order to the device's CHW order.
-- Biases are stored multiplied by 128 (the loader divides by 128).
-- Pool-only and element-wise layers have no weights and no node; ai8xize.py inserts empty
-  weights for them from the YAML.
+- fused pooling and pool-only layers: `MaxPool` / `AveragePool` nodes (the loader counts a
+  pool node as a layer only when the YAML says `operation: None`);
+- Conv2D: `Conv`, weight (out, in, kh, kw) from the Keras kernel (kh, kw, in, out);
+- Conv1D: `Conv` with `kernel_shape` [k], weight (out, in, k) (the loader reads it as k x 1);
+- ConvTranspose2D: `ConvTranspose` (stride 2, output padding 1) with the standard ONNX weight
+  (in, out, kh, kw); the loader flips and transposes it;
+- Dense: `Gemm` with `transB=1`, weight (out, in); after a channels-first `Flatten`, so the
+  input columns are in the device's CHW order (reordered from Keras' HWC flatten order);
+- a Reshape between layers (1D <-> 2D, `in_dim` in the YAML) is a `Reshape` node;
+- element-wise Add: an `Add` node of the operands.
 
-Values are float32 tensors that hold integers (exact for every 8-bit weight and bias * 128).
+Biases are stored multiplied by 128 (the loader divides by 128). Values are float32 tensors
+that hold integers, exact for every 8-bit weight and bias * 128. Without the device's
+output_shift, rounding and clamps the graph's numbers are not the device's outputs (use
+`saved_model.onnx` to run the float model, `ai8x_nb.simulate` for the integer one).
 """
 
 import logging
@@ -113,63 +116,104 @@ def build_synthesis_onnx(qmodel, name):
         name: graph name (the model name).
 
     Returns:
-        An `onnx.ModelProto` that `onnx.checker.check_model` accepts.
+        An `onnx.ModelProto` that `onnx.checker.check_model` accepts and onnxruntime runs.
 
     Raises:
         ExportError: the model has no layer with weights, or weights out of range.
     """
     import onnx
-    from onnx import TensorProto, helper, numpy_helper
+    from onnx import TensorProto, helper
 
     graph = qmodel.graph
-    nodes, inits = [], []
-    current = "input"
-    last_shape = None
+    builder = _GraphBuilder()
+    tensors = {-1: ("input", _channels_first(graph.input_shape))}
     for ql in qmodel.layers:
-        hw = ql.hw
-        if hw.op not in WEIGHTED_OPS or ql.weights is None:
-            continue
-        weight, bias = onnx_layout(ql)
-        lname = hw.name
-        inits.append(numpy_helper.from_array(weight, f"{lname}.weight"))
-        inputs = [current, f"{lname}.weight"]
-        if bias is not None:
-            inits.append(numpy_helper.from_array(bias, f"{lname}.bias"))
-            inputs.append(f"{lname}.bias")
-        out = f"{lname}.output"
-        if hw.op == "linear":
-            if last_shape is None or len(last_shape) > 2:
-                nodes.append(helper.make_node("Flatten", [current], [f"{lname}.flat"],
-                                              name=f"{lname}.flatten", axis=1))
-                inputs[0] = f"{lname}.flat"
-            nodes.append(helper.make_node("Gemm", inputs, [out], name=lname, transB=1,
-                                          doc_string=_doc(hw)))
-        else:
-            k = int(hw.layer.kernel_size)
-            p = int(hw.layer.padding)
-            if hw.op == "conv1d":
-                attrs = {"kernel_shape": [k, 1], "pads": [p, p]}
-            else:
-                attrs = {"kernel_shape": [k, k], "pads": [p, p, p, p]}
-            nodes.append(helper.make_node("Conv", inputs, [out], name=lname,
-                                          doc_string=_doc(hw), **attrs))
-        current = out
-        last_shape = _channels_first(hw.out_shape)
-    if not nodes:
+        tensors[ql.hw.index] = builder.add_layer(ql, tensors)
+    if not builder.weighted:
         raise ExportError(f"Model '{name}' has no layer with weights; the synthesis tool needs "
                           f"at least one convolution or linear layer.")
+    out_name, out_shape = tensors[graph.output_index]
+    batch = ["N"]  # symbolic: the loader feeds one sample, tests feed batches
     g = helper.make_graph(
-        nodes, str(name),
+        builder.nodes, str(name),
         [helper.make_tensor_value_info("input", TensorProto.FLOAT,
-                                       list(_channels_first(graph.input_shape)))],
-        [helper.make_tensor_value_info(current, TensorProto.FLOAT, list(last_shape))],
-        inits)
+                                       batch + list(_channels_first(graph.input_shape))[1:])],
+        [helper.make_tensor_value_info(out_name, TensorProto.FLOAT,
+                                       batch + list(out_shape)[1:])],
+        builder.inits)
     model = helper.make_model(g, opset_imports=[helper.make_opsetid("", OPSET)],
                               producer_name="ai8x_nb",
-                              doc_string="Integer weights for ai8xize.py; not executable.")
+                              doc_string="Integer weights for ai8xize.py (device data flow).")
     model.ir_version = min(model.ir_version, 8)
     onnx.checker.check_model(model)
     return model
+
+
+class _GraphBuilder:
+    """Collects nodes and initializers, one hardware layer at a time, channels-first."""
+
+    def __init__(self):
+        self.nodes, self.inits, self.weighted = [], [], 0
+
+    def _node(self, op, inputs, output, **attrs):
+        from onnx import helper
+
+        self.nodes.append(helper.make_node(op, inputs, [output], name=output, **attrs))
+        return output
+
+    def _init(self, array, name):
+        from onnx import numpy_helper
+
+        self.inits.append(numpy_helper.from_array(np.asarray(array), name))
+        return name
+
+    def add_layer(self, ql, tensors):
+        """Append the nodes of one layer; returns (output name, channels-first shape)."""
+        hw = ql.hw
+        lname = hw.name
+        out_shape = _channels_first(hw.out_shape)
+        srcs = [tensors[i][0] for i in hw.inputs]
+        if hw.reshaped_from is not None:
+            shape = self._init(np.array((-1,) + _channels_first(hw.in_shape)[1:], dtype=np.int64),
+                               f"{lname}.in_dim")
+            srcs[0] = self._node("Reshape", [srcs[0], shape], f"{lname}.reshape")
+        if hw.op == "add":
+            total = srcs[0]
+            for i, other in enumerate(srcs[1:]):
+                total = self._node("Add", [total, other], f"{lname}.add{i}")
+            return total, out_shape
+        x = srcs[0]
+        layer = hw.layer
+        if layer.pooling is not None:
+            op = "MaxPool" if layer.pooling == "max" else "AveragePool"
+            x = self._node(op, [x], f"{lname}.pool", kernel_shape=list(layer.pool_size),
+                           strides=list(layer.pool_strides))
+        if hw.op == "passthrough":
+            return x, out_shape
+        if hw.op not in WEIGHTED_OPS or ql.weights is None:
+            raise ExportError(f"Layer '{lname}' ({hw.op}) cannot go into the synthesis ONNX; "
+                              f"run ai8x_nb.check_model for the reason.")
+        weight, bias = onnx_layout(ql)
+        inputs = [x, self._init(weight, f"{lname}.weight")]
+        if bias is not None:
+            inputs.append(self._init(bias, f"{lname}.bias"))
+        self.weighted += 1
+        k, doc = None, _doc(hw)
+        if hw.op == "linear":
+            if hw.flatten_from is not None or len(tensors[hw.inputs[0]][1]) > 2:
+                inputs[0] = self._node("Flatten", [x], f"{lname}.flatten", axis=1)
+            self._node("Gemm", inputs, lname, transB=1, doc_string=doc)
+            return lname, out_shape
+        k, p = int(layer.kernel_size), int(layer.padding)
+        if hw.op == "conv1d":
+            self._node("Conv", inputs, lname, kernel_shape=[k], pads=[p, p], doc_string=doc)
+        elif hw.op == "conv2d":
+            self._node("Conv", inputs, lname, kernel_shape=[k, k], pads=[p] * 4,
+                       doc_string=doc)
+        else:
+            self._node("ConvTranspose", inputs, lname, kernel_shape=[k, k], pads=[p] * 4,
+                       strides=[2, 2], output_padding=[1, 1], doc_string=doc)
+        return lname, out_shape
 
 
 def _doc(hw):
