@@ -6,6 +6,7 @@ library function. Subcommands live in their own modules (`ai8x_nb.cli.<name>`), 
 import argparse
 import importlib
 import logging
+import os
 import sys
 
 SUBCOMMANDS = ("check", "train", "evaluate", "export", "run")
@@ -27,6 +28,8 @@ def build_parser():
 
 def main(argv=None):
     """Entry point of the `ai8x-nb` console script."""
+    # TensorFlow's C++ start-up chatter hides the tool's own output; users can still set it.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
