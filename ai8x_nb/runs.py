@@ -21,11 +21,10 @@ Example:
 
 import json
 import logging
-import os
-import tempfile
 import time
 from pathlib import Path
 
+from ai8x_nb import _atomic
 from ai8x_nb.errors import Ai8xNbError
 
 __all__ = ["RunDir", "RunDirError", "new_run_dir", "atomic_write_json"]
@@ -51,17 +50,7 @@ def atomic_write_json(path, data):
 
     A reader (or a run killed mid-write) sees either the old or the new file, never half.
     """
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=2, sort_keys=True)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    return _atomic.write_json(path, data)
 
 
 def _safe_name(name):

@@ -21,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ai8x_nb import _atomic
+
 from ai8x_nb.errors import DatasetError
 
 logger = logging.getLogger(__name__)
@@ -260,19 +262,7 @@ def is_writable_dir(path: Path) -> bool:
 
 def atomic_write_bytes(path: Path, data: bytes) -> Path:
     """Write `data` to `path` via a temporary file in the same folder + `os.replace`."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; data files are meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    return _atomic.write_bytes(path, data)
 
 
 def atomic_save_npz(path: Path, **arrays: np.ndarray) -> Path:

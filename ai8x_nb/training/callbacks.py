@@ -5,10 +5,12 @@ Every file is written to a temporary name in the run folder and moved into place
 """
 
 import logging
-import os
 import time
 
 import keras
+
+from ai8x_nb import _atomic
+from ai8x_nb.quantize import is_qat
 
 from ai8x_nb.runs import BEST, LAST, QAT_BEST, STATE, atomic_write_json
 
@@ -17,21 +19,8 @@ logger = logging.getLogger(__name__)
 
 def atomic_save_model(model, path):
     """Save a model (with its optimizer) to `path` atomically."""
-    path = os.fspath(path)
-    folder, name = os.path.split(path)
-    tmp = os.path.join(folder, f".{name}.{os.getpid()}.tmp.keras")
-    try:
+    with _atomic.atomic_path(path, suffix=".keras") as tmp:
         model.save(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def in_qat(model):
-    """True when any layer of `model` runs fake quantization."""
-    return any(getattr(layer, "qat", False) for layer in model.layers)
 
 
 class EpochTimer(keras.callbacks.Callback):
@@ -72,7 +61,7 @@ class PhaseCheckpoint(keras.callbacks.Callback):
                            self.monitor, sorted(logs or {}))
             return
         value = float(value)
-        if in_qat(self.model):
+        if is_qat(self.model):
             if self.qat_best is None or value > self.qat_best:
                 self.qat_best = value
                 atomic_save_model(self.model, self.run_dir.file(QAT_BEST))
@@ -127,7 +116,7 @@ class ResumeCheckpoint(keras.callbacks.Callback):
             "epochs_completed": epoch + 1,
             "best": self.phase_checkpoint.best,
             "qat_best": self.phase_checkpoint.qat_best,
-            "qat": in_qat(self.model),
+            "qat": is_qat(self.model),
             "learning_rate": float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)),
             "plateau": None if plateau is None else {
                 f: float(getattr(plateau, f)) for f in self.PLATEAU_FIELDS},

@@ -7,6 +7,8 @@ import os
 
 import numpy as np
 
+from ai8x_nb import _atomic
+
 logger = logging.getLogger(__name__)
 
 
@@ -66,10 +68,8 @@ def truncate_history(path, epochs):
         return
     logger.info("Dropping %d history row(s) of epochs not saved in last.keras.",
                 len(body) - len(kept))
-    tmp = f"{path}.tmp"
-    with open(tmp, "w", newline="") as f:
+    with _atomic.atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
         csv.writer(f).writerows([header] + kept)
-    os.replace(tmp, path)
 
 
 def confusion_matrix(y_true, y_pred, num_classes):
