@@ -26,9 +26,20 @@ def round_half_up(x):
     return ops.floor(x + 0.5)
 
 
-def quantize_activation(x):
-    """Round to the 8-bit data grid (1/128) with round-half-up; straight-through gradient."""
-    return straight_through(x, round_half_up(x * DATA_SCALE) / DATA_SCALE)
+def quantize_output(y, shift, activation):
+    """The quantized tail of a non-wide layer: scale by 2^shift, round, activate, clamp.
+
+    Computes `clamp(activate(floor(y * 2^shift * 128 + 0.5))) / 128` with a straight-through
+    gradient (zero where the clamp or ReLU cuts). With no activation or ReLU the bounds are
+    integers, so clamping before the rounding gives the same values in fewer element-wise
+    passes; Abs keeps the device order (round, then abs), which differs at negative halves.
+    """
+    v = y * (DATA_SCALE * ops.power(2.0, shift))
+    if activation == "abs":
+        q = ops.abs(straight_through(v, round_half_up(v)))
+        return ops.minimum(q, 127.0) / DATA_SCALE
+    v = ops.clip(v, 0.0 if activation == "relu" else -128.0, 127.0)
+    return straight_through(v, round_half_up(v)) / DATA_SCALE
 
 
 def quantize_wide(x, weight_bits=8):

@@ -200,9 +200,7 @@ class HardwareLayer(keras.layers.Layer):
         if self.wide:
             # The device keeps the raw accumulator of a wide layer: no output_shift.
             return _ops.quantize_wide(y, self.weight_bits)
-        y = _ops.quantize_activation(y * ops.power(2.0, shift))
-        y = _ops.activate(y, self.activation)
-        return _ops.clamp_output(y)
+        return _ops.quantize_output(y, shift, self.activation)
 
     # ---------------------------------------------------------- quantization
     def output_shift_tensor(self):
