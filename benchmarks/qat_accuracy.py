@@ -37,11 +37,12 @@ def main(argv=None):
     from ai8x_nb.datasets import load, to_float
     from ai8x_nb.evaluate import evaluate_quantized
     from ai8x_nb.quantize import QATCallback
-    from quantize_fixtures import data_dir, mnist_model
+    from ai8x_nb.models import get_model
+    from quantize_fixtures import data_dir
 
     keras.utils.set_random_seed(args.seed)
     ds = load(args.dataset, args.data or data_dir(), download=False)
-    model = mnist_model()
+    model = get_model(args.dataset)  # the dataset's seed model
     shape = (-1,) + tuple(model.inputs[0].shape[1:])
     x_train, x_valid = to_float(ds.train.x).reshape(shape), to_float(ds.valid.x).reshape(shape)
     model.compile(optimizer=keras.optimizers.Adam(args.lr), metrics=["accuracy"],
