@@ -27,16 +27,7 @@ def convert_float(saved_model_dir, path):
     Raises:
         ExportError: the converter failed.
     """
-    import tensorflow as tf
-
-    try:
-        converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model_dir))
-        data = converter.convert()
-    except Exception as err:
-        raise ExportError(f"TFLite float conversion of {str(saved_model_dir)!r} failed: "
-                          f"{type(err).__name__}: {err}") from err
-    Path(path).write_bytes(data)
-    return Path(path)
+    return _convert(saved_model_dir, path, "float", lambda converter, tf: None)
 
 
 def convert_int8(saved_model_dir, path, representative):
@@ -55,8 +46,6 @@ def convert_int8(saved_model_dir, path, representative):
         ExportError: no representative samples, or the converter failed (e.g. an op without
             an int8 builtin kernel).
     """
-    import tensorflow as tf
-
     representative = np.asarray(representative, dtype=np.float32)
     if len(representative) == 0:
         raise ExportError("Full-int8 TFLite needs representative samples; got none. Pass a "
@@ -66,16 +55,26 @@ def convert_int8(saved_model_dir, path, representative):
         for x in representative:
             yield [x[None]]
 
-    try:
-        converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model_dir))
+    def configure(converter, tf):
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.representative_dataset = samples
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         converter.inference_input_type = tf.int8
         converter.inference_output_type = tf.int8
+
+    return _convert(saved_model_dir, path, "int8", configure)
+
+
+def _convert(saved_model_dir, path, kind, configure):
+    """Run the TFLite converter on a SavedModel with `configure(converter, tf)` applied."""
+    import tensorflow as tf
+
+    try:
+        converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model_dir))
+        configure(converter, tf)
         data = converter.convert()
     except Exception as err:
-        raise ExportError(f"TFLite int8 conversion of {str(saved_model_dir)!r} failed: "
+        raise ExportError(f"TFLite {kind} conversion of {str(saved_model_dir)!r} failed: "
                           f"{type(err).__name__}: {err}") from err
     Path(path).write_bytes(data)
     return Path(path)
