@@ -58,7 +58,7 @@ SUMMARY_ENV = "AI8X_NB_SUMMARY"
 NOTEBOOKS_ENV = "AI8X_NB_NOTEBOOKS"
 """Folder of the dataset notebooks, when not `<repo>/notebooks`."""
 
-FAST_LIMIT = 1024
+FAST_LIMIT = 4096
 """Samples per split a notebook keeps when `fast=True` and `limit` is None."""
 
 

@@ -134,17 +134,17 @@ def parameters_source(name, info):
     """The literal-only parameters cell of one notebook."""
     spec_text = spec_to_python(seed_spec(name))
     return f"""
-epochs = 2  # total epochs; QAT starts at qat_policy["start_epoch"] (0-based)
+epochs = 3  # total epochs; QAT starts at qat_policy["start_epoch"] (0-based)
 batch_size = {info["batch_size"]}
 lr = {info["lr"]!r}
 optimizer = "adam"
-qat_policy = {{"start_epoch": 1, "weight_bits": 8}}  # or "default", a policy YAML path, None
+qat_policy = {{"start_epoch": 2, "weight_bits": 8}}  # or "default", a policy YAML path, None
 device = "MAX78000"  # or "MAX78002"
 data_dir = None  # None: the AI8X_NB_DATA environment variable, else ./data
 dataset_folder = {info["folder"]!r}
 allow_partial = {info["allow_partial"]!r}
 export_dir = "export"
-fast = True  # demo: keep only `limit` samples per split (1024 when limit is None)
+fast = True  # demo: keep only `limit` samples per split (4096 when limit is None)
 limit = None
 seed = 42
 {spec_text}
@@ -171,7 +171,7 @@ def build_notebook(name):
 
 Edit the values below, or run the notebook headless with other values:
 `ai8x-nb run {name} -p epochs 100 -p fast False` (papermill injects them after this cell).
-`fast=True` keeps only the first `limit` samples of each split (1024 by default) so the whole
+`fast=True` keeps only the first `limit` samples of each split (4096 by default) so the whole
 notebook runs in about a minute; set `fast=False` for a real training run. `model_spec`
 describes the model one layer per line; the layer editor below writes this text for you.
 """),
