@@ -9,7 +9,10 @@ Per hardware layer with `bits`-bit weights (ai8x reference, section 3):
 `shift = output_shift(W, b)`; `W_int = clamp(floor(W * 2^-shift * 2^(bits-1) + 0.5),
 -2^(bits-1), 2^(bits-1) - 1)`; `b_int = clamp(floor(b * 2^-shift * 2^(bits-1) + 0.5), -128, 127)`
 (the accumulator adds `b_int * 128`); the stored output_shift is `shift` (the YAML value; the
-synthesis loader adds `8 - bits` itself).
+synthesis loader adds `8 - bits` itself). A wide (32-bit) layer stores output_shift 0: the device
+keeps its raw accumulator, so the weight scale 2^-shift lives only in its integer weights (the
+logits are scaled by a power of two, which leaves the argmax unchanged), and a YAML value of 0 is
+right whether or not the synthesis tool applies shifts to 32-bit outputs.
 """
 
 import dataclasses
@@ -186,7 +189,8 @@ def convert(model, *, ptq_quantile=None):
                 f"[{low}, {high}]. Use more weight bits for this layer or keep its weights smaller "
                 f"(weight decay).")
         qlayers.append(QuantizedLayer(hw=hw, weights=w_int, bias=b_int,
-                                      weight_bits=source.weight_bits, output_shift=shift))
+                                      weight_bits=source.weight_bits,
+                                      output_shift=0 if source.wide else shift))
     output_shape = tuple(model.outputs[0].shape[1:])
     logger.debug("Converted model '%s': %d hardware layers.", model.name, len(qlayers))
     return QuantizedModel(graph=graph, layers=qlayers, device=device, output_shape=output_shape)
