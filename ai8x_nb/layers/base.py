@@ -221,18 +221,14 @@ class HardwareLayer(keras.layers.Layer):
         gamma = bn.gamma if bn.scale else ops.ones_like(r)
         beta = bn.beta if bn.center else ops.zeros_like(r)
         factor = BN_SCALE * gamma * r
-        kernel_factor = self._kernel_channel_factor(factor)
-        self.kernel.assign(self.kernel * kernel_factor)
+        # Every kernel layout here has the output channels last, so the factor broadcasts.
+        self.kernel.assign(self.kernel * factor)
         bias = self.bias if self.use_bias else ops.zeros_like(r)
         self.bias.assign((bias - bn.moving_mean) * factor + BN_SCALE * beta)
         self.batch_norm_folded = True
         self.bias.trainable = True
         for var in bn.trainable_variables:
             var.trainable = False
-
-    def _kernel_channel_factor(self, factor):
-        """Broadcast a per-output-channel factor onto the kernel (output axis last)."""
-        return factor
 
     # ---------------------------------------------------------------- config
     def get_config(self):
