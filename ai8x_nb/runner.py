@@ -44,6 +44,9 @@ __all__ = [
     "check_parameters",
 ]
 
+SCHEDULES = ("seed", "cosine", "constant")
+"""The notebooks' `schedule` values: `ai8x_nb.training.SCHEDULES`, here without importing Keras."""
+
 logger = logging.getLogger(__name__)
 
 NOTEBOOKS = ("mnist", "fashionmnist", "cifar10", "cifar100", "kws20", "rock")
@@ -398,7 +401,7 @@ def check_parameters(params, *, fast_limit=FAST_LIMIT):
     """Validate a dataset notebook's parameters and derive the values it uses.
 
     Args:
-        params: dict with `epochs`, `batch_size`, `lr`, `optimizer`, `qat_policy`, `device`,
+        params: dict with `epochs`, `batch_size`, `lr`, `schedule`, `optimizer`, `qat_policy`, `device`,
             `data_dir`, `dataset_folder`, `allow_partial`, `export_dir`, `fast`, `limit`,
             `model_spec`, `seed` (the notebook passes its parameter variables).
         fast_limit: samples per split kept when `fast` is on and `limit` is None.
@@ -414,7 +417,7 @@ def check_parameters(params, *, fast_limit=FAST_LIMIT):
     from ai8x_nb import spec as specs
     from ai8x_nb.devices import get_device
 
-    required = ("epochs", "batch_size", "lr", "optimizer", "qat_policy", "device", "data_dir",
+    required = ("epochs", "batch_size", "lr", "schedule", "optimizer", "qat_policy", "device", "data_dir",
                 "dataset_folder", "allow_partial", "export_dir", "fast", "limit", "model_spec",
                 "seed")
     missing = [k for k in required if k not in params]
@@ -428,6 +431,9 @@ def check_parameters(params, *, fast_limit=FAST_LIMIT):
     if lr is not None and (isinstance(lr, bool) or not isinstance(lr, (int, float))
                            or not 0 < lr < 10):
         _fail("lr", lr, "a learning rate > 0 (e.g. 1e-3) or None for the model's default")
+    if params["schedule"] not in SCHEDULES:
+        _fail("schedule", params["schedule"], f"one of {', '.join(map(repr, SCHEDULES))}: the "
+              f"seed's schedule (made for 100 epochs), cosine decay over the run, or constant")
     if params["optimizer"] is not None and not isinstance(params["optimizer"], str):
         _fail("optimizer", params["optimizer"], "an optimizer name such as 'adam' or None")
     for name in ("allow_partial", "fast"):

@@ -88,7 +88,7 @@ def test_parse_value_like_papermill():
 
 
 def test_dataset_notebooks_are_found_and_declare_the_parameters():
-    expected = {"epochs", "batch_size", "lr", "optimizer", "qat_policy", "device", "data_dir",
+    expected = {"epochs", "batch_size", "lr", "schedule", "optimizer", "qat_policy", "device", "data_dir",
                 "dataset_folder", "allow_partial", "export_dir", "fast", "limit",
                 "model_spec", "seed"}
     for name in runner.NOTEBOOKS:
@@ -98,7 +98,8 @@ def test_dataset_notebooks_are_found_and_declare_the_parameters():
 
 
 def _params(**changes):
-    params = {"epochs": 2, "batch_size": 32, "lr": 0.001, "optimizer": "adam",
+    params = {"epochs": 2, "batch_size": 32, "lr": 0.001, "schedule": "cosine",
+              "optimizer": "adam",
               "qat_policy": {"start_epoch": 1, "weight_bits": 8}, "device": "max78002",
               "data_dir": None, "dataset_folder": None, "allow_partial": False,
               "export_dir": "export", "fast": True, "limit": None,
@@ -118,6 +119,7 @@ def test_check_parameters_derives_values():
 @pytest.mark.parametrize("changes, message", [
     ({"epochs": 0}, r"epochs=0 is invalid: expected an int >= 1"),
     ({"lr": "fast"}, r"lr='fast' is invalid"),
+    ({"schedule": "onecycle"}, r"schedule='onecycle' is invalid: expected one of 'seed', "),
     ({"fast": "yes"}, r"fast='yes' is invalid: expected True or False"),
     ({"device": "MAX99"}, r"device='MAX99'.*Unknown device"),
     ({"qat_policy": 3}, r"qat_policy=3 is invalid"),

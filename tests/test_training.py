@@ -201,3 +201,72 @@ def test_verbose_is_one_line_per_epoch_headless(monkeypatch):
     monkeypatch.delenv("CI")
     monkeypatch.setattr(sys, "stdout", open(os.devnull, "w"))
     assert auto_verbose() == 2
+
+
+def test_cosine_schedule_curve():
+    from ai8x_nb.models.schedules import CosineSchedule
+
+    s = CosineSchedule(2e-3, epochs=3, warmup_epochs=0.5, steps_per_epoch=10)
+    rates = [s.rate(step) for step in range(30)]
+    assert rates[:5] == pytest.approx([4e-4, 8e-4, 1.2e-3, 1.6e-3, 2e-3])  # linear warm-up
+    assert max(rates) == pytest.approx(2e-3) and rates[-1] == pytest.approx(0.0, abs=1e-12)
+    assert all(a >= b for a, b in zip(rates[4:], rates[5:]))  # then never rises
+    assert rates[5 + 12] == pytest.approx(1e-3)  # decay over steps 5..29: half way at 17
+    with pytest.raises(ValueError, match="warmup_epochs=3"):
+        CosineSchedule(1e-3, epochs=3, warmup_epochs=3)
+    with pytest.raises(ValueError, match="steps per epoch"):
+        CosineSchedule(1e-3, epochs=3).rate(0)
+
+
+def test_schedule_names_and_errors():
+    from ai8x_nb import models, runner
+    from ai8x_nb.models.schedules import CosineSchedule
+    from ai8x_nb.training import SCHEDULES, make_schedule
+
+    assert runner.SCHEDULES == SCHEDULES
+    info = models.get_info("mnist")
+    assert isinstance(make_schedule("seed", info, 1e-3, 3), keras.callbacks.ReduceLROnPlateau)
+    assert isinstance(make_schedule("auto", info, 1e-3, 3), keras.callbacks.ReduceLROnPlateau)
+    assert isinstance(make_schedule("cosine", info, 1e-3, 3), CosineSchedule)
+    assert make_schedule("constant", info, 1e-3, 3) is None
+    with pytest.raises(TrainingError, match="schedule='linear'.*'cosine'"):
+        make_schedule("linear", info, 1e-3, 3)
+    with pytest.raises(TrainingError, match="warmup_epochs=5"):
+        make_schedule("cosine", info, 1e-3, 3, warmup_epochs=5)
+
+
+def test_cosine_run_resumes_on_the_same_curve(mnist, tmp_path):
+    from ai8x_nb.models.schedules import CosineSchedule
+
+    class Stop(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            raise KeyboardInterrupt  # after last.keras + state.json of epoch 0 are written
+
+    run_dir = tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt):
+        train("mnist", mnist, epochs=3, run_dir=run_dir, verbose=0, schedule="cosine",
+              warmup_epochs=0.5, lr=2e-3, callbacks=[Stop()],
+              dataset_kwargs={"data_dir": str(DATA), "limit": LIMIT})
+    assert RunDir(run_dir).state["epochs_completed"] == 1
+    assert RunDir(run_dir).config["schedule"] == "cosine"
+    result = train(run_dir=run_dir, epochs=3, verbose=0)
+    steps = -(-len(mnist.train) // 256)
+    curve = CosineSchedule(2e-3, epochs=3, warmup_epochs=0.5, steps_per_epoch=steps)
+    logged = [float(r["learning_rate"]) for r in _csv_rows(run_dir / "history.csv")]
+    assert logged == pytest.approx([curve.rate(e * steps + steps - 1) for e in range(3)],
+                                   rel=1e-5, abs=1e-9)
+    assert result.history["epoch"] == [0, 1, 2]
+
+
+def test_cli_train_accepts_a_schedule(tmp_path):
+    from ai8x_nb.cli import main
+
+    code = main(["train", "--dataset", "mnist", "--epochs", "2", "--limit", "256", "--out",
+                 str(tmp_path), "--schedule", "cosine", "--warmup-epochs", "0.5",
+                 "--data-dir", str(DATA)])
+    assert code == 0
+    (folder,) = [p for p in tmp_path.iterdir() if p.is_dir()]
+    config = json.loads((folder / "config.json").read_text())
+    assert config["schedule"] == "cosine" and config["warmup_epochs"] == 0.5
+    rates = [float(r["learning_rate"]) for r in _csv_rows(folder / "history.csv")]
+    assert rates[0] > rates[1] and rates[1] == pytest.approx(0.0, abs=1e-9)

@@ -114,7 +114,7 @@ DATASETS = {
     },
 }
 
-PARAMETER_NAMES = ("epochs", "batch_size", "lr", "optimizer", "qat_policy", "device", "data_dir",
+PARAMETER_NAMES = ("epochs", "batch_size", "lr", "schedule", "optimizer", "qat_policy", "device", "data_dir",
                    "dataset_folder", "allow_partial", "export_dir", "fast", "limit",
                    "model_spec", "seed")
 
@@ -136,7 +136,8 @@ def parameters_source(name, info):
     return f"""
 epochs = 3  # total epochs; QAT starts at qat_policy["start_epoch"] (0-based)
 batch_size = {info["batch_size"]}
-lr = {info["lr"]!r}
+lr = {info["lr"]!r}  # peak learning rate
+schedule = "cosine"  # "cosine": decay to 0 over the run; "seed": the seed's (for 100 epochs)
 optimizer = "adam"
 qat_policy = {{"start_epoch": 2, "weight_bits": 8}}  # or "default", a policy YAML path, None
 device = "MAX78000"  # or "MAX78002"
@@ -274,7 +275,7 @@ training starts (BatchNorm folded, weights fake-quantized to `weight_bits`).
 live = LivePlot(title=f"{DATASET}: training")
 result = train(
     model, dataset, epochs=epochs, batch_size=batch_size, optimizer=optimizer, lr=lr,
-    qat_policy=derived["qat_policy"], out="logs", seed=seed, callbacks=[live],
+    schedule=schedule, qat_policy=derived["qat_policy"], out="logs", seed=seed, callbacks=[live],
     dataset_kwargs={"data_dir": derived["data_dir"], "folder": dataset_folder,
                     "allow_partial": allow_partial, "limit": sample_limit, "seed": seed})
 print(f"run folder: {result.run_dir.path}")

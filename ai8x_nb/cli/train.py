@@ -24,6 +24,12 @@ def add_parser(subparsers):
                    help="batch size (default: the seed's)")
     p.add_argument("--optimizer", choices=("adam", "sgd"), help="default: the seed's (adam)")
     p.add_argument("--lr", type=float, help="initial learning rate (default: the seed's)")
+    p.add_argument("--schedule", choices=("seed", "cosine", "constant"), default="seed",
+                   help="LR schedule: the seed's (default; ReduceLROnPlateau or steps, made "
+                        "for 100 epochs), cosine decay to 0 over the run (best for short "
+                        "runs), or constant")
+    p.add_argument("--warmup-epochs", type=float, default=0.0, metavar="E",
+                   help="linear LR warm-up before the cosine decay, in epochs (default 0)")
     p.add_argument("--metrics", nargs="+", default=["accuracy"], help="Keras metric names")
     p.add_argument("--qat-policy", metavar="FILE|default",
                    help="quantization-aware training policy: 'default' or a policy YAML")
@@ -88,7 +94,8 @@ def run(args):
         args.model, ds, epochs=_epochs(args), batch_size=args.batch_size,
         optimizer=args.optimizer, lr=args.lr, metrics=tuple(args.metrics),
         qat_policy=args.qat_policy, out=args.out, run_dir=args.run_dir, seed=args.seed,
-        dataset_kwargs=ds_kwargs, device=args.device)
+        dataset_kwargs=ds_kwargs, device=args.device, schedule=args.schedule,
+        warmup_epochs=args.warmup_epochs)
     folder = result.run_dir.path
     if args.save_sample is not None:
         path = folder / f"sample_{ds.name}_{args.save_sample}.npy"

@@ -5,10 +5,11 @@ so the training loop needs no per-model code.
 """
 
 import bisect
+import math
 
 import keras
 
-__all__ = ["reduce_on_plateau", "step_schedule", "StepSchedule"]
+__all__ = ["reduce_on_plateau", "step_schedule", "StepSchedule", "CosineSchedule"]
 
 
 def reduce_on_plateau(lr=None):
@@ -83,3 +84,76 @@ def step_schedule(boundaries, values, base_lr=None):
         return keras.callbacks.LearningRateScheduler(schedule)
 
     return factory
+
+
+class CosineSchedule(keras.callbacks.Callback):
+    """Cosine decay of the learning rate over the whole run, per step, after a linear warm-up.
+
+    The rate rises linearly from `lr / warmup_steps` to `lr` over the first `warmup_epochs`,
+    then follows half a cosine down to `final_lr` at the last step of epoch `epochs`. The
+    rate is a pure function of the global step, so a resumed run continues on the same curve.
+    Seed schedules (ReduceLROnPlateau, steps at epoch 40) were written for 100+ epochs and
+    never act in a short run; this one anneals whatever the budget, which is what a short run
+    needs to converge.
+
+    Args:
+        lr: peak learning rate.
+        epochs: total epochs of the run (the decay ends there).
+        warmup_epochs: length of the linear warm-up, in epochs (fractions allowed).
+        final_lr: rate at the end of the run.
+        steps_per_epoch: batches per epoch; default: taken from `model.fit` when it starts.
+
+    Example:
+
+    >>> schedule = CosineSchedule(1e-3, epochs=2, steps_per_epoch=100)
+    >>> [round(schedule.rate(step), 6) for step in (0, 199)]
+    [0.001, 0.0]
+    """
+
+    def __init__(self, lr, epochs, warmup_epochs=0.0, final_lr=0.0, steps_per_epoch=None):
+        super().__init__()
+        if not lr > 0 or not epochs >= 1:
+            raise ValueError(f"CosineSchedule needs lr > 0 and epochs >= 1; got lr={lr!r}, "
+                             f"epochs={epochs!r}.")
+        if not 0 <= warmup_epochs < epochs:
+            raise ValueError(f"CosineSchedule warmup_epochs={warmup_epochs!r} must be in "
+                             f"[0, epochs={epochs}); shorten the warm-up.")
+        if not 0 <= final_lr <= lr:
+            raise ValueError(f"CosineSchedule final_lr={final_lr!r} must be in [0, lr={lr}].")
+        self.lr, self.epochs = float(lr), int(epochs)
+        self.warmup_epochs, self.final_lr = float(warmup_epochs), float(final_lr)
+        self.steps_per_epoch = steps_per_epoch
+        self._epoch = 0
+
+    def rate(self, step):
+        """The learning rate at global step `step` (0-based) of the run."""
+        steps = self.steps_per_epoch
+        if not steps:
+            raise ValueError("CosineSchedule does not know the steps per epoch; pass "
+                             "steps_per_epoch or use a dataset of known length.")
+        total = self.epochs * steps
+        warmup = int(round(self.warmup_epochs * steps))
+        if step < warmup:
+            return self.lr * (step + 1) / warmup
+        progress = min(1.0, (step - warmup) / max(1, total - warmup - 1))
+        return self.final_lr + (self.lr - self.final_lr) * 0.5 * (1 + math.cos(math.pi * progress))
+
+    def on_train_begin(self, logs=None):
+        if not self.steps_per_epoch:
+            self.steps_per_epoch = (self.params or {}).get("steps")
+        self.rate(0)  # fail now, not at the first batch, when the step count is unknown
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self.model.optimizer.learning_rate = self.rate(self._epoch * self.steps_per_epoch + batch)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["learning_rate"] = float(keras.ops.convert_to_numpy(
+                self.model.optimizer.learning_rate))
+
+    def __repr__(self):
+        return (f"CosineSchedule(lr={self.lr}, epochs={self.epochs}, warmup_epochs="
+                f"{self.warmup_epochs}, final_lr={self.final_lr})")

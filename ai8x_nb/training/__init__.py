@@ -6,7 +6,9 @@ Example:
 >>> result = train("mnist", epochs=3)  # doctest: +SKIP
 """
 
-from ai8x_nb.training.loop import TrainingError, auto_verbose, make_optimizer, train
+from ai8x_nb.training.loop import (SCHEDULES, TrainingError, auto_verbose, make_optimizer,
+                                   make_schedule, train)
 from ai8x_nb.training.results import TrainResult
 
-__all__ = ["TrainResult", "TrainingError", "auto_verbose", "make_optimizer", "train"]
+__all__ = ["SCHEDULES", "TrainResult", "TrainingError", "auto_verbose", "make_optimizer",
+           "make_schedule", "train"]

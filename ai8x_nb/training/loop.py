@@ -12,7 +12,7 @@ import keras
 
 from ai8x_nb import datasets, models
 from ai8x_nb.errors import Ai8xNbError
-from ai8x_nb.models.schedules import reduce_on_plateau
+from ai8x_nb.models.schedules import CosineSchedule, reduce_on_plateau
 from ai8x_nb.runs import HISTORY, LAST, TENSORBOARD, RunDir, new_run_dir
 from ai8x_nb.training import callbacks as cb
 from ai8x_nb.training.results import TrainResult, evaluate_split, read_history, truncate_history
@@ -22,6 +22,7 @@ logger = logging.getLogger(__name__)
 DEFAULT_BATCH_SIZE = 64
 DEFAULT_LR = 1e-3
 OPTIMIZERS = ("adam", "sgd")
+SCHEDULES = ("seed", "cosine", "constant")
 
 
 class TrainingError(Ai8xNbError, ValueError):
@@ -141,16 +142,49 @@ def _check_shapes(model, ds):
                             f"{ds.name!r} has {ds.num_classes} classes.")
 
 
-def _schedule(schedule, info, lr):
-    if schedule == "auto":
+def make_schedule(schedule, info, lr, epochs, warmup_epochs=0.0):
+    """Return the LR-schedule callback (or None) for a schedule name or callback.
+
+    Args:
+        schedule: "seed" (alias "auto": the seed model's schedule, else ReduceLROnPlateau),
+            "cosine" (per-step cosine decay to 0 over `epochs` after `warmup_epochs` of
+            linear warm-up), "constant"/None (no schedule), or a Keras callback.
+        info: the `ModelInfo` giving the seed schedule, or None.
+        lr: the initial (peak) learning rate.
+        epochs: total epochs of the run.
+        warmup_epochs: warm-up length for "cosine".
+
+    Raises:
+        TrainingError: an unknown schedule name or a bad warm-up.
+    """
+    if schedule is None or isinstance(schedule, keras.callbacks.Callback):
+        return schedule
+    name = str(schedule).lower()
+    if name in ("seed", "auto"):
         return info.lr_schedule(lr) if info is not None else reduce_on_plateau(lr)
-    return schedule
+    if name == "cosine":
+        try:
+            return CosineSchedule(lr, epochs, warmup_epochs=warmup_epochs)
+        except ValueError as err:
+            raise TrainingError(str(err)) from None
+    if name == "constant":
+        return None
+    raise TrainingError(f"schedule={schedule!r} is not supported; use one of {SCHEDULES}, "
+                        f"None or a keras.callbacks.Callback.")
+
+
+def _schedule_name(schedule):
+    if schedule is None:
+        return "constant"
+    if isinstance(schedule, str):
+        return "seed" if schedule.lower() == "auto" else schedule.lower()
+    return type(schedule).__name__
 
 
 def train(model_or_name=None, dataset_or_name=None, *, epochs, batch_size=None,
           optimizer=None, lr=None, metrics=("accuracy",), qat_policy=None, out="logs",
           run_dir=None, seed=42, data_dir=None, dataset_kwargs=None, verbose="auto",
-          callbacks=(), device="MAX78000", schedule="auto", name=None):
+          callbacks=(), device="MAX78000", schedule="seed", warmup_epochs=0.0, name=None):
     """Train a model, with checkpoints, resume, optional QAT and a test-split evaluation.
 
     Args:
@@ -177,7 +211,11 @@ def train(model_or_name=None, dataset_or_name=None, *, epochs, batch_size=None,
         verbose: "auto" (progress bar when interactive, one line per epoch headless), 0, 1, 2.
         callbacks: extra Keras callbacks, run after the built-in ones.
         device: "MAX78000" or "MAX78002" (seed models and specs are built for it).
-        schedule: "auto" (the seed's LR schedule, else ReduceLROnPlateau), None, or a callback.
+        schedule: "seed" (the seed model's LR schedule, else ReduceLROnPlateau; alias
+            "auto"), "cosine" (per-step cosine decay from `lr` to 0 over the run: the choice
+            for short runs, where the seeds' 100-epoch schedules never act), "constant" or
+            None, or a Keras callback. Names are saved in config.json and used on resume.
+        warmup_epochs: linear warm-up before the cosine decay, in epochs (fractions allowed).
         name: run folder name suffix (default: the model name).
 
     Returns:
@@ -211,6 +249,7 @@ def train(model_or_name=None, dataset_or_name=None, *, epochs, batch_size=None,
     lr = lr if lr is not None else (info.lr if info else DEFAULT_LR)
     optimizer = optimizer if optimizer is not None else (info.optimizer if info else "adam")
     policy = resolve_policy(qat_policy, epochs)
+    lr_schedule = make_schedule(schedule, info, lr, epochs, warmup_epochs)
     compile_model(model, make_optimizer(optimizer, lr), metrics)
 
     if run is None:
@@ -228,6 +267,8 @@ def train(model_or_name=None, dataset_or_name=None, *, epochs, batch_size=None,
         "batch_size": int(batch_size),
         "optimizer": optimizer if isinstance(optimizer, str) else type(optimizer).__name__,
         "lr": float(lr),
+        "schedule": _schedule_name(schedule),
+        "warmup_epochs": float(warmup_epochs),
         "metrics": [m if isinstance(m, str) else type(m).__name__ for m in metrics],
         "seed": seed,
         "qat_policy": _policy_dict(policy),
@@ -235,7 +276,7 @@ def train(model_or_name=None, dataset_or_name=None, *, epochs, batch_size=None,
     }
     run.write_config(config)
     logger.info("Run folder: %s", run.path)
-    return _fit(run, model, ds, config, policy, _schedule(schedule, info, lr), initial_epoch=0,
+    return _fit(run, model, ds, config, policy, lr_schedule, initial_epoch=0,
                 state=None, verbose=verbose, callbacks=callbacks)
 
 
@@ -275,8 +316,18 @@ def _resume(run, dataset, epochs, verbose, callbacks):
     policy = resolve_policy(config.get("qat_policy"), epochs)
     info = models.MODELS.get(config.get("defaults_from") or "")
     truncate_history(run.file(HISTORY), initial_epoch)
-    return _fit(run, model, ds, config, policy, _schedule("auto", info, config["lr"]),
+    return _fit(run, model, ds, config, policy, _resume_schedule(config, info, epochs),
                 initial_epoch=initial_epoch, state=state, verbose=verbose, callbacks=callbacks)
+
+
+def _resume_schedule(config, info, epochs):
+    """The schedule a run was started with (a custom callback cannot be saved: the seed's)."""
+    name = config.get("schedule", "seed")
+    if name not in SCHEDULES:
+        logger.warning("Run was trained with schedule %s, which cannot be restored; resuming "
+                       "with the seed schedule.", name)
+        name = "seed"
+    return make_schedule(name, info, config["lr"], epochs, config.get("warmup_epochs", 0.0))
 
 
 def _fit(run, model, ds, config, policy, schedule, *, initial_epoch, state, verbose, callbacks):
