@@ -247,3 +247,31 @@ def test_batch_norm_float_and_fold(batch_norm, use_bias, cls, shape, args, extra
                                rtol=1e-5, atol=1e-6)
     # And the folded layer quantizes exactly like the device.
     _check_qat(layer, x_int, x, np.asarray(layer.kernel), np.asarray(layer.bias), op)
+
+
+@pytest.mark.parametrize("cls,shape,args", [(L.Conv2D, (2, 6, 6, 3), (4, 3)),
+                                            (L.Conv1D, (2, 9, 3), (4, 3)),
+                                            (L.Dense, (2, 5), (4,))])
+def test_relu_clamp_is_exact_at_the_top_and_its_gradient_stops_there(cls, shape, args):
+    import tensorflow as tf
+
+    rng = np.random.default_rng(7)
+    _, x = _grid_input(rng, shape)
+    kwargs = {"activation": "relu", "use_bias": True}
+    if cls is not L.Dense:
+        kwargs["padding"] = 1
+    layer, _, _ = _build(cls, args, kwargs, x, rng, weight_scale=1.5, bias_scale=0.5)
+    x_t = tf.constant(x)
+    with tf.GradientTape() as tape:
+        tape.watch(x_t)
+        y = layer(x_t)
+    grad = tape.gradient(y, layer.kernel)
+    got = np.asarray(y)
+    assert got.max() == np.float32(127 / 128) and got.min() == 0.0  # saturates, exactly
+    assert (got == np.float32(127 / 128)).sum() > 0 and (got > 0).sum() > (got == 127 / 128).sum()
+    # The gradient equals that of min(relu(y), 127/128): zero where either bound cuts.
+    with tf.GradientTape() as tape:
+        raw = layer._operate(x_t, layer.kernel, layer.bias)
+        ref = tf.minimum(tf.nn.relu(raw), 127 / 128)
+    np.testing.assert_allclose(np.asarray(grad), np.asarray(tape.gradient(ref, layer.kernel)),
+                               rtol=1e-4, atol=1e-5)

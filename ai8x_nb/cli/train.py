@@ -28,8 +28,8 @@ def add_parser(subparsers):
                    help="LR schedule: the seed's (default; ReduceLROnPlateau or steps, made "
                         "for 100 epochs), cosine decay to 0 over the run (best for short "
                         "runs), or constant")
-    p.add_argument("--warmup-epochs", type=float, default=0.0, metavar="E",
-                   help="linear LR warm-up before the cosine decay, in epochs (default 0)")
+    p.add_argument("--warmup-epochs", type=float, default=0.3, metavar="E",
+                   help="linear LR warm-up before the cosine decay, in epochs (default 0.3)")
     p.add_argument("--metrics", nargs="+", default=["accuracy"], help="Keras metric names")
     p.add_argument("--qat-policy", metavar="FILE|default",
                    help="quantization-aware training policy: 'default' or a policy YAML")

@@ -12,6 +12,10 @@ DATA_SCALE = 128.0
 OUT_MIN = -1.0
 OUT_MAX = 127.0 / 128.0
 WIDE_LIMIT = 32768.0
+RELU6_GAIN = 768.0 / 127.0
+"""`min(relu(y), OUT_MAX) == relu6(y * RELU6_GAIN) * RELU6_LOSS`: the clamped ReLU as ReLU6."""
+RELU6_LOSS = 127.0 / 768.0
+"""In float32, `6 * RELU6_LOSS` is exactly `OUT_MAX`, so the top of the range is exact."""
 _SHIFT_STEPS = tuple(2.0**k for k in range(-15, 15))
 """Thresholds of `output_shift`: the shift is -15 plus the number of them below the limit."""
 

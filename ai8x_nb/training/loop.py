@@ -184,7 +184,7 @@ def _schedule_name(schedule):
 def train(model_or_name=None, dataset_or_name=None, *, epochs, batch_size=None,
           optimizer=None, lr=None, metrics=("accuracy",), qat_policy=None, out="logs",
           run_dir=None, seed=42, data_dir=None, dataset_kwargs=None, verbose="auto",
-          callbacks=(), device="MAX78000", schedule="seed", warmup_epochs=0.0, name=None):
+          callbacks=(), device="MAX78000", schedule="seed", warmup_epochs=0.3, name=None):
     """Train a model, with checkpoints, resume, optional QAT and a test-split evaluation.
 
     Args:
@@ -215,7 +215,9 @@ def train(model_or_name=None, dataset_or_name=None, *, epochs, batch_size=None,
             "auto"), "cosine" (per-step cosine decay from `lr` to 0 over the run: the choice
             for short runs, where the seeds' 100-epoch schedules never act), "constant" or
             None, or a Keras callback. Names are saved in config.json and used on resume.
-        warmup_epochs: linear warm-up before the cosine decay, in epochs (fractions allowed).
+        warmup_epochs: linear warm-up before the cosine decay, in epochs (fractions allowed;
+            default 0.3: Adam at the peak rate from the first step saturates the clamped
+            activations, e.g. MNIST 3 epochs at lr 2e-3 reached 98.5 % without and 99.0 % with).
         name: run folder name suffix (default: the model name).
 
     Returns:
