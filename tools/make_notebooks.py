@@ -17,6 +17,7 @@ import nbformat
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from ai8x_nb.models import get_info  # noqa: E402
 from ai8x_nb.spec import seed_spec, spec_to_python  # noqa: E402
 
 DATE_CREATED = "2026/11/22"
@@ -47,7 +48,7 @@ DATASETS = {
                 "grayscale, read from the four official IDX files. 10 % of the training images "
                 "are held out for validation; the test split is only used for the final "
                 "numbers.",
-        "batch_size": 256, "lr": 0.001, "folder": None, "allow_partial": False,
+        "batch_size": 64, "lr": 0.002, "folder": None, "allow_partial": False,
     },
     "fashionmnist": {
         "title": "Clothing images (Fashion-MNIST) on the MAX78000",
@@ -59,7 +60,7 @@ DATASETS = {
         "data": "Fashion-MNIST: 60,000 training and 10,000 test images of 10 kinds of clothing, "
                 "28x28 grayscale, in the MNIST file format. 10 % of the training images are "
                 "held out for validation.",
-        "batch_size": 256, "lr": 0.001, "folder": None, "allow_partial": False,
+        "batch_size": 64, "lr": 0.002, "folder": None, "allow_partial": False,
     },
     "cifar10": {
         "title": "CIFAR-10 image classification on the MAX78000",
@@ -70,7 +71,7 @@ DATASETS = {
         "data": "CIFAR-10: 50,000 training and 10,000 test colour images (32x32x3) in 10 "
                 "classes, read from the official python pickles. `allow_partial=True` accepts "
                 "an incomplete copy (whichever batches are present), as in CI.",
-        "batch_size": 64, "lr": 0.0003, "folder": None, "allow_partial": True,
+        "batch_size": 64, "lr": 0.001, "folder": None, "allow_partial": True,
     },
     "cifar100": {
         "title": "CIFAR-100 image classification on the MAX78000",
@@ -114,8 +115,8 @@ DATASETS = {
     },
 }
 
-PARAMETER_NAMES = ("epochs", "batch_size", "lr", "schedule", "optimizer", "qat_policy", "device", "data_dir",
-                   "dataset_folder", "allow_partial", "export_dir", "fast", "limit",
+PARAMETER_NAMES = ("epochs", "batch_size", "lr", "schedule", "optimizer", "qat_policy", "device",
+                   "data_dir", "dataset_folder", "allow_partial", "export_dir", "fast", "limit",
                    "model_spec", "seed")
 
 
@@ -130,13 +131,20 @@ def _code(text, tags=()):
     return cell
 
 
+def _seed_note(value, seed_value):
+    if value == seed_value:
+        return "the seed's"
+    return f"the seed's is {seed_value!r} (for 100 epochs); this suits a short run"
+
+
 def parameters_source(name, info):
     """The literal-only parameters cell of one notebook."""
     spec_text = spec_to_python(seed_spec(name))
+    seed = get_info(name)
     return f"""
 epochs = 3  # total epochs; QAT starts at qat_policy["start_epoch"] (0-based)
-batch_size = {info["batch_size"]}
-lr = {info["lr"]!r}  # peak learning rate
+batch_size = {info["batch_size"]}  # {_seed_note(info["batch_size"], seed.batch_size)}
+lr = {info["lr"]!r}  # peak learning rate; {_seed_note(info["lr"], seed.lr)}
 schedule = "cosine"  # "cosine": decay to 0 over the run; "seed": the seed's (for 100 epochs)
 optimizer = "adam"
 qat_policy = {{"start_epoch": 2, "weight_bits": 8}}  # or "default", a policy YAML path, None
