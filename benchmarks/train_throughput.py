@@ -10,7 +10,7 @@ the architecture; the clamp to 127/128 (one ReLU6 and one multiply per layer) is
 matching the device.
 
 Run:
-    TF_CPP_MIN_LOG_LEVEL=2 python benchmarks/train_throughput.py [--reps 5] [--images 10000]
+    TF_CPP_MIN_LOG_LEVEL=2 python benchmarks/train_throughput.py [--reps 9] [--images 10000]
 """
 
 import argparse
@@ -65,7 +65,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=10_000)
     parser.add_argument("--batch-size", type=int, default=256)
-    parser.add_argument("--reps", type=int, default=5)
+    parser.add_argument("--reps", type=int, default=9)
     parser.add_argument("--jit", action="store_true", help="compile both with XLA")
     parser.add_argument("--data-dir", default=os.environ.get("AI8X_NB_DATA") or str(
         Path(__file__).resolve().parents[2] / "shared" / "data"))
