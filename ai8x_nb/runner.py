@@ -401,9 +401,9 @@ def check_parameters(params, *, fast_limit=FAST_LIMIT):
     """Validate a dataset notebook's parameters and derive the values it uses.
 
     Args:
-        params: dict with `epochs`, `batch_size`, `lr`, `schedule`, `optimizer`, `qat_policy`, `device`,
-            `data_dir`, `dataset_folder`, `allow_partial`, `export_dir`, `fast`, `limit`,
-            `model_spec`, `seed` (the notebook passes its parameter variables).
+        params: dict with `epochs`, `batch_size`, `lr`, `schedule`, `optimizer`, `qat_policy`,
+            `device`, `data_dir`, `dataset_folder`, `allow_partial`, `export_dir`, `fast`,
+            `limit`, `model_spec`, `seed` (the notebook passes its parameter variables).
         fast_limit: samples per split kept when `fast` is on and `limit` is None.
 
     Returns:
@@ -417,9 +417,9 @@ def check_parameters(params, *, fast_limit=FAST_LIMIT):
     from ai8x_nb import spec as specs
     from ai8x_nb.devices import get_device
 
-    required = ("epochs", "batch_size", "lr", "schedule", "optimizer", "qat_policy", "device", "data_dir",
-                "dataset_folder", "allow_partial", "export_dir", "fast", "limit", "model_spec",
-                "seed")
+    required = ("epochs", "batch_size", "lr", "schedule", "optimizer", "qat_policy", "device",
+                "data_dir", "dataset_folder", "allow_partial", "export_dir", "fast", "limit",
+                "model_spec", "seed")
     missing = [k for k in required if k not in params]
     if missing:
         raise NotebookParameterError(f"Notebook parameters missing: {', '.join(missing)}.")

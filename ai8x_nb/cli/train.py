@@ -7,6 +7,8 @@ A thin wrapper over `ai8x_nb.training.train`; accepts the flags of the vendor's 
 
 import logging
 
+from ai8x_nb.runner import SCHEDULES  # Keras-free, so `ai8x-nb --help` stays fast
+
 logger = logging.getLogger(__name__)
 
 
@@ -24,7 +26,7 @@ def add_parser(subparsers):
                    help="batch size (default: the seed's)")
     p.add_argument("--optimizer", choices=("adam", "sgd"), help="default: the seed's (adam)")
     p.add_argument("--lr", type=float, help="initial learning rate (default: the seed's)")
-    p.add_argument("--schedule", choices=("seed", "cosine", "constant"), default="seed",
+    p.add_argument("--schedule", choices=SCHEDULES, default="seed",
                    help="LR schedule: the seed's (default; ReduceLROnPlateau or steps, made "
                         "for 100 epochs), cosine decay to 0 over the run (best for short "
                         "runs), or constant")

@@ -1,4 +1,4 @@
-"""Learning-rate schedule callbacks of the seed models.
+"""Learning-rate schedule callbacks: the seed models' own, and a cosine decay for short runs.
 
 A schedule is described as data on each `ModelInfo` (a factory `schedule(lr) -> Callback`),
 so the training loop needs no per-model code.
