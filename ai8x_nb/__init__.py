@@ -11,6 +11,7 @@ Public API (imported lazily, so `import ai8x_nb` and the CLI start fast):
 - quantization: `QATPolicy`, `load_policy`, `enable_qat`, `QATCallback`, `convert`
 - integer simulator: `simulate`, `evaluate_quantized`
 - export: `export_model`, `export_run`
+- synthesis: `synthesize(export_dir)` runs the vendor's `ai8xize.py`, verifies its known answer
 - notebooks in batch: `run_notebook`, `run_all`
 
 Example:
@@ -41,6 +42,8 @@ _API = {
     "evaluate_quantized": "ai8x_nb.evaluate",
     "export_model": "ai8x_nb.export",
     "export_run": "ai8x_nb.export",
+    "synthesize": "ai8x_nb.synthesis",
+    "SynthesisResult": "ai8x_nb.synthesis",
     "run_notebook": "ai8x_nb.runner",
     "run_all": "ai8x_nb.runner",
 }

@@ -42,3 +42,14 @@ class DatasetError(Ai8xNbError, ValueError):
 
     The message names the file, what is wrong with it and how to fix it.
     """
+
+
+class SynthesisError(Ai8xNbError):
+    """The vendor's synthesis tool is missing, rejected an export, or computed another answer.
+
+    `result` holds the `SynthesisResult` when the tool ran.
+    """
+
+    def __init__(self, message, result=None):
+        super().__init__(message)
+        self.result = result

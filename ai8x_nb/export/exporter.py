@@ -8,7 +8,7 @@ import numpy as np
 
 from ai8x_nb.devices import get_device
 from ai8x_nb.errors import ExportError
-from ai8x_nb.export import package, samples, savedmodel, synthesis_onnx, synthesis_yaml
+from ai8x_nb.export import package, samples, savedmodel, synthesis_checkpoint, synthesis_yaml
 from ai8x_nb.export import tflite as tfl
 
 __all__ = ["TARGETS", "export_model", "export_run", "ai8xize_command"]
@@ -27,22 +27,29 @@ SAMPLE_OUTPUT = "sampleoutput.npy"
 COMMAND_FILE = "ai8xize_command.txt"
 
 
-def ai8xize_command(name, device, *, out="sdk"):
-    """The synthesis command for an export folder (paths relative to that folder).
+def ai8xize_command(name, device, export_dir, *, out=None):
+    """The synthesis command for an export folder, to run from the tool's own folder.
 
     Args:
-        name: the export name (prefix, `<name>.onnx`, `<name>.yaml`).
+        name: the export name (`--prefix`, `<name>-q.pth.tar`, `<name>.yaml`).
         device: device name.
-        out: the `--test-dir` the tool writes the C project into.
+        export_dir: the export folder (made absolute).
+        out: the `--test-dir` the tool writes the C project into; default `<export_dir>/sdk`.
 
     Returns:
-        The command line as a string.
+        The shell command line as a string: `cd` into `$AI8X_SYNTHESIS_DIR`, then the
+        tool with the environment's Python (`$AI8X_SYNTHESIS_PYTHON`, else `python`).
     """
-    args = ["ai8xize.py", "--test-dir", out, "--prefix", name,
-            "--checkpoint-file", f"{name}.onnx", "--config-file", f"{name}.yaml",
-            "--sample-input", SAMPLE_INPUT, "--device", get_device(device).name,
-            "--softmax", "--compact-data", "--mexpress", "--timer", "0"]
-    return " ".join(shlex.quote(a) for a in args)
+    from ai8x_nb.synthesis.tool import tool_arguments
+
+    export_dir = Path(export_dir).resolve()
+    args = tool_arguments(
+        prefix=name, device=get_device(device).name,
+        checkpoint=export_dir / synthesis_checkpoint.checkpoint_name(name),
+        config=export_dir / f"{name}.yaml", sample=export_dir / SAMPLE_INPUT,
+        test_dir=Path(out).resolve() if out else export_dir / "sdk", verbose=False)
+    return ('cd "${AI8X_SYNTHESIS_DIR:?set AI8X_SYNTHESIS_DIR to your ai8x-synthesis folder}" '
+            '&& "${AI8X_SYNTHESIS_PYTHON:-python}" ' + " ".join(shlex.quote(a) for a in args))
 
 
 def _check_targets(targets):
@@ -100,7 +107,7 @@ def _check_summary(report):
 
 
 def export_model(model, out_dir, *, dataset=None, name=None, device=None, sample_index=0,
-                 targets=TARGETS, representative_samples=100, eval_limit=None):
+                 targets=TARGETS, representative_samples=100, eval_limit=None, epoch=0):
     """Export a trained model to every target into one folder.
 
     Args:
@@ -116,6 +123,7 @@ def export_model(model, out_dir, *, dataset=None, name=None, device=None, sample
             "tflite_int8"); a string may list them separated by commas.
         representative_samples: training samples used to calibrate the int8 TFLite model.
         eval_limit: evaluate accuracies on at most this many test samples (None: all).
+        epoch: the training epoch of the weights, stored in the synthesis checkpoint.
 
     Returns:
         The `Manifest` (also written as `manifest.json`).
@@ -145,7 +153,8 @@ def export_model(model, out_dir, *, dataset=None, name=None, device=None, sample
             _keras_predict(model, _float_view(test_x)), test_y)
     with package.staging_folder(out_dir) as tmp:
         if "synthesis" in targets:
-            _export_synthesis(model, tmp, manifest, dev, dataset, sample_index, test_x, test_y)
+            _export_synthesis(model, tmp, manifest, dev, sample_index, test_x, test_y,
+                              epoch=epoch, final_dir=out_dir)
         if "onnx" in targets:
             check = _check_inputs(model, test_x)
             diff = savedmodel.export_float_onnx(model, tmp / FLOAT_ONNX, check)
@@ -183,7 +192,8 @@ def _check_inputs(model, test_x, count=8):
     return rng.integers(-128, 128, size=(count,) + shape).astype(np.float32) / 128.0
 
 
-def _export_synthesis(model, tmp, manifest, dev, dataset, sample_index, test_x, test_y):
+def _export_synthesis(model, tmp, manifest, dev, sample_index, test_x, test_y, *, epoch,
+                      final_dir):
     from ai8x_nb.check import check_model
 
     report = check_model(model, dev)
@@ -199,12 +209,13 @@ def _export_synthesis(model, tmp, manifest, dev, dataset, sample_index, test_x, 
 
     qmodel = convert(model)
     name = manifest.name
-    synthesis_onnx.write_synthesis_onnx(qmodel, tmp / f"{name}.onnx", name)
+    weights_file = synthesis_checkpoint.checkpoint_name(name)
+    synthesis_checkpoint.write_checkpoint(qmodel, tmp / weights_file, arch=name,
+                                          epoch=epoch)
     _, warnings = synthesis_yaml.write_network_yaml(
         qmodel, tmp / f"{name}.yaml", arch=name,
         dataset=(manifest.dataset or name).upper(), device=dev)
     manifest.warnings.extend(warnings)
-    manifest.warnings.extend(_loader_warnings(qmodel))
     if not any(getattr(l.layer, "qat", False) for l in qmodel.graph.layers):
         manifest.warnings.append(
             "The model was not trained with QAT; the synthesis weights are post-training "
@@ -226,11 +237,11 @@ def _export_synthesis(model, tmp, manifest, dev, dataset, sample_index, test_x, 
     samples.save_npy(tmp / SAMPLE_INPUT, x_in)
     y_out = samples.sample_output(qmodel, raw.reshape(graph.raw_input_shape), simulate)
     samples.save_npy(tmp / SAMPLE_OUTPUT, y_out)
-    command = ai8xize_command(name, dev.name)
+    command = ai8xize_command(name, dev.name, final_dir)
     (tmp / COMMAND_FILE).write_text(command + "\n")
     manifest.ai8xize_command = command
     manifest.artifacts.update({
-        "synthesis_onnx": f"{name}.onnx", "synthesis_yaml": f"{name}.yaml",
+        "synthesis_weights": weights_file, "synthesis_yaml": f"{name}.yaml",
         "sample_input": SAMPLE_INPUT, "sample_output": SAMPLE_OUTPUT,
         "ai8xize_command": COMMAND_FILE})
     manifest.sample = {"index": int(sample_index) if test_x is not None else None,
@@ -240,20 +251,6 @@ def _export_synthesis(model, tmp, manifest, dev, dataset, sample_index, test_x, 
     if test_x is not None:
         y_int = simulate(qmodel, np.asarray(test_x, dtype=np.int64))
         manifest.accuracy["integer_simulation"] = _accuracy(y_int, test_y)
-
-
-def _loader_warnings(qmodel):
-    """Known limits of the vendor's ONNX loader that the ONNX format cannot work around."""
-    warnings = []
-    for ql in qmodel.layers:
-        hw = ql.hw
-        if hw.op == "linear" and ql.weights is not None and ql.weights.shape[1] > \
-                ql.weights.shape[0]:
-            warnings.append(
-                f"Layer '{hw.name}' has more outputs ({ql.weights.shape[1]}) than inputs "
-                f"({ql.weights.shape[0]}); the vendor's ONNX loader may transpose such Gemm "
-                f"weights. Check the loaded shapes in the ai8xize.py log.")
-    return warnings
 
 
 def _export_tflite(model, tmp, manifest, targets, dataset, representative_samples, test_x,

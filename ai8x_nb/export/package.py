@@ -17,6 +17,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from ai8x_nb import _atomic
 from ai8x_nb.errors import ExportError
 
 __all__ = ["Manifest", "staging_folder", "MANIFEST_NAME", "ROLES"]
@@ -25,7 +26,7 @@ log = logging.getLogger(__name__)
 
 MANIFEST_NAME = "manifest.json"
 
-ROLES = ("savedmodel", "onnx", "synthesis_onnx", "synthesis_yaml", "sample_input",
+ROLES = ("savedmodel", "onnx", "synthesis_weights", "synthesis_yaml", "sample_input",
          "sample_output", "tflite", "tflite_int8", "ai8xize_command")
 """Artifact roles a manifest can list, each mapped to a path relative to the folder."""
 
@@ -51,12 +52,14 @@ class Manifest:
         skipped: target -> the reason it was not exported.
         warnings: remarks that do not stop the export.
         check: summary of the model check (ok, errors, warnings, totals).
-        ai8xize_command: the synthesis command, run from the export folder.
+        ai8xize_command: the synthesis command (it changes into the tool's folder first).
         sample: index, label and predictions of the synthesis sample.
         details: per-target extra facts (float ONNX max difference, TFLite int8 input
             quantization, ...).
         started / finished: ISO timestamps.
         versions: library versions used.
+        synthesis: the last `ai8x_nb.synthesize` result for this folder (verdict, known
+            answer comparison, the tool's memory figures), or None.
     """
 
     name: str
@@ -75,6 +78,7 @@ class Manifest:
     started: str = dataclasses.field(default_factory=now_iso)
     finished: str = None
     versions: dict = dataclasses.field(default_factory=dict)
+    synthesis: dict = None
 
     def path(self, role):
         """Absolute path of the artifact with `role`.
@@ -92,9 +96,8 @@ class Manifest:
 
     def save(self, folder):
         """Write `manifest.json` into `folder`."""
-        path = Path(folder) / MANIFEST_NAME
-        path.write_text(json.dumps(self.to_dict(), indent=2, default=_json_default) + "\n")
-        return path
+        text = json.dumps(self.to_dict(), indent=2, default=_json_default) + "\n"
+        return _atomic.write_bytes(Path(folder) / MANIFEST_NAME, text.encode())
 
     @classmethod
     def load(cls, folder):

@@ -1,9 +1,11 @@
 """The synthesis known-answer pair: `sampledata.npy` (input) and `sampleoutput.npy`.
 
 The synthesis tool reads an int64 array in [-128, 127], channel-first, no batch axis
-(ai8x reference section 6): (C, H, W) for 2D inputs, (C, L) for 1D (kws20: (128, 128)).
-`sampleoutput.npy` is what our integer simulator computes for that input, in the same
-channel-first layout (for a wide last layer: the raw 32-bit accumulator values).
+(ai8x reference section 6): (C, H, W) for 2D inputs, (C, L) for 1D (kws20: (128, 128)),
+(N, 1, 1) when the first layer is a linear one. `sampleoutput.npy` is what our integer
+simulator computes for that input, laid out as the device leaves it: the last hardware layer's
+output channel-first, also when the Keras model flattens it afterwards (for a wide last layer:
+the raw 32-bit accumulator values).
 """
 
 import numpy as np
@@ -44,19 +46,27 @@ def sample_input(x, graph):
     if x.size and (x.min() < -128 or x.max() > 127):
         raise ExportError(f"The sample spans [{x.min()}, {x.max()}]; the device reads "
                           f"[-128, 127]. Use the int8 dataset values, not x / 128.")
+    if len(shape) == 1:
+        return np.ascontiguousarray(x.reshape(shape + (1, 1)), dtype=np.int64)
     return channel_first(x.reshape(shape))
 
 
 def sample_output(qmodel, x_raw, simulate):
-    """The integer simulator's output for one sample, channel-first int64, no batch axis.
+    """The integer simulator's output for one sample as the device leaves it (int64).
 
     Args:
         qmodel: the `QuantizedModel`.
         x_raw: one sample in the model's raw input layout (`graph.raw_input_shape`).
         simulate: `ai8x_nb.simulate.simulate`.
+
+    Returns:
+        The last hardware layer's output, channel-first, no batch axis: a Flatten after it
+        only relabels memory on the device, so its HWC order is not applied.
     """
     y = np.asarray(simulate(qmodel, np.asarray(x_raw, dtype=np.int64)[None]))
-    return channel_first(y[0])
+    graph = qmodel.graph
+    out_shape = tuple(int(s) for s in graph.layers[graph.output_index].out_shape)
+    return channel_first(y[0].reshape(out_shape))
 
 
 def save_npy(path, array):

@@ -189,9 +189,8 @@ def _layer_entry(hw, ql, placement, out_offset, index, graph):
         entry["kernel_size"] = f"{layer.kernel_size}x{layer.kernel_size}"
     elif hw.op == "conv1d":
         entry["kernel_size"] = int(layer.kernel_size)
-    elif hw.op == "linear":
-        entry["kernel_size"] = "1x1"
-    entry["pad"] = int(getattr(layer, "padding", 0)) if hw.op not in ("linear", "add") else 0
+    if hw.op in ("conv2d", "conv1d", "convtranspose2d"):
+        entry["pad"] = int(layer.padding)
     entry["activate"] = ACTIVATIONS[getattr(layer, "activation", None)]
     pooling = getattr(layer, "pooling", None)
     if pooling is not None:

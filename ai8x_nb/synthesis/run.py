@@ -1,0 +1,179 @@
+"""`synthesize`: run the vendor's `ai8xize.py` on an export folder and check its known answer.
+
+The tool is the judge of the export: it reads the checkpoint, the YAML and the sample input,
+checks them against the device, writes the C project and computes the known answer that
+the C code verifies on the chip. `synthesize` asks it to also save that known answer as
+NumPy (`--sample-numpy-filename`) and compares it, value by value, with the answer of our
+own integer simulator (`sampleoutput.npy`).
+"""
+
+import logging
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ai8x_nb.errors import SynthesisError
+from ai8x_nb.export.package import MANIFEST_NAME, Manifest
+from ai8x_nb.synthesis import result as res
+from ai8x_nb.synthesis.tool import find_tool, tool_arguments
+
+__all__ = ["synthesize", "KNOWN_ANSWER", "REQUIRED_ROLES"]
+
+log = logging.getLogger(__name__)
+
+KNOWN_ANSWER = "known_answer.npy"
+"""The tool's known answer, saved by the tool into the C project folder."""
+REQUIRED_ROLES = ("synthesis_weights", "synthesis_yaml", "sample_input", "sample_output")
+_QUIET = ("Cannot run \"yamllint\"",)
+
+
+def _package(export_dir):
+    export_dir = Path(export_dir)
+    if not (export_dir / MANIFEST_NAME).is_file():
+        raise SynthesisError(f"{str(export_dir)!r} is not an export folder (no {MANIFEST_NAME}). "
+                             f"Export a model first: ai8x-nb export RUN_DIR, or "
+                             f"ai8x_nb.export.export_model(model, folder, targets='synthesis').")
+    manifest = Manifest.load(export_dir)
+    missing = [r for r in REQUIRED_ROLES if r not in manifest.artifacts]
+    if missing:
+        why = manifest.skipped.get("synthesis")
+        raise SynthesisError(
+            f"The export {str(export_dir)!r} has no synthesis package (missing: "
+            f"{', '.join(missing)}). "
+            + (f"It was skipped at export: {why.splitlines()[0]}" if why else
+               "Export again with the 'synthesis' target (this version writes the checkpoint "
+               "the tool needs)."))
+    for role in REQUIRED_ROLES:
+        if not manifest.path(role).is_file():
+            raise SynthesisError(f"The export's {role} file {str(manifest.path(role))!r} is "
+                                 f"missing; export the model again.")
+    return manifest
+
+
+def _show(line):
+    if line and not any(q in line for q in _QUIET):
+        log.info("ai8xize.py: %s", line)
+
+
+def _run_tool(tool, args, progress, timeout):
+    """Run the tool from its folder, streaming its output; returns (returncode, text)."""
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    started = time.monotonic()
+    lines = []
+    try:
+        proc = subprocess.Popen([tool.python] + args, cwd=tool.folder, env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                errors="replace")
+    except OSError as err:
+        raise SynthesisError(f"Cannot start the synthesis tool's Python {tool.python!r}: {err}. "
+                             f"Check AI8X_SYNTHESIS_PYTHON.") from err
+    try:
+        for raw in proc.stdout:
+            line = raw.rstrip("\r\n").split("\r")[-1].rstrip()
+            lines.append(line)
+            progress(line)
+            if time.monotonic() - started > timeout:
+                proc.kill()
+                raise SynthesisError(f"ai8xize.py took longer than {timeout} s and was stopped; "
+                                     f"pass a larger timeout.")
+        returncode = proc.wait(timeout=max(1.0, timeout - (time.monotonic() - started)))
+    except subprocess.TimeoutExpired as err:
+        proc.kill()
+        raise SynthesisError(f"ai8xize.py took longer than {timeout} s and was stopped; pass a "
+                             f"larger timeout.") from err
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.stdout.close()
+    return returncode, "\n".join(lines)
+
+
+def synthesize(export_dir, *, out=None, synthesis_dir=None, python=None, progress=None,
+               timeout=900, extra_args=()):
+    """Run the vendor's synthesis tool on an export folder and verify its known answer.
+
+    Args:
+        export_dir: a folder written by `export_model` / `ai8x-nb export` with the
+            synthesis package (`<name>-q.pth.tar`, `<name>.yaml`, `sampledata.npy`,
+            `sampleoutput.npy`).
+        out: where the tool writes (`--test-dir`); the C project lands in `out/<name>/`.
+            Default: `<export_dir>/sdk`.
+        synthesis_dir: the `ai8x-synthesis` folder; default `$AI8X_SYNTHESIS_DIR`.
+        python: the tool environment's Python; default `$AI8X_SYNTHESIS_PYTHON`.
+        progress: called with each line the tool prints; default: logged at INFO.
+        timeout: seconds before the tool is stopped.
+        extra_args: more `ai8xize.py` arguments (e.g. `["--avg-pool-rounding"]`).
+
+    Returns:
+        A `SynthesisResult`; `result.ok` is True only when the tool succeeded and its known
+        answer equals `sampleoutput.npy`. The result is also stored in the export's
+        `manifest.json` under `synthesis`.
+
+    Raises:
+        SynthesisError: the folder holds no synthesis package, the tool cannot be found or
+            started, or it ran past `timeout`.
+
+    Example:
+
+    >>> result = synthesize("runs/export/mnist")  # doctest: +SKIP
+    >>> print(result.summary())  # doctest: +SKIP
+    PASS: ai8xize.py accepted the export and its known answer equals sampleoutput.npy ...
+    """
+    export_dir = Path(export_dir).resolve()
+    manifest = _package(export_dir)
+    tool = find_tool(synthesis_dir, python)
+    out = Path(out).resolve() if out is not None else export_dir / "sdk"
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise SynthesisError(f"Cannot create the synthesis output folder {str(out)!r}: {err}.") \
+            from err
+    project = out / manifest.name
+    known = project / KNOWN_ANSWER
+    if known.exists():
+        known.unlink()  # never compare against an answer of an earlier run
+    args = tool_arguments(prefix=manifest.name, device=manifest.device,
+                          checkpoint=manifest.path("synthesis_weights"),
+                          config=manifest.path("synthesis_yaml"),
+                          sample=manifest.path("sample_input"), test_dir=out, verbose=False)
+    args += ["--sample-numpy-filename", KNOWN_ANSWER] + [str(a) for a in extra_args]
+    log.info("synthesizing %s for %s with %s", manifest.name, manifest.device, tool.script)
+    started = time.monotonic()
+    returncode, text = _run_tool(tool, args, progress or _show, timeout)
+    result = res.SynthesisResult(ok=False, export_dir=export_dir, returncode=returncode,
+                                 seconds=time.monotonic() - started, command=args,
+                                 tool_dir=tool.folder, check=dict((manifest.check or {})
+                                                                  .get("totals") or {}))
+    log_text = text
+    if (project / "log.txt").is_file():
+        log_text = text + "\n" + (project / "log.txt").read_text(errors="replace")
+    result.resources = res.parse_resources(log_text)
+    if returncode == 0 and known.is_file():
+        result.project_dir = project
+        result.files = sorted(p.name for p in project.iterdir() if p.is_file()
+                              and p.name != KNOWN_ANSWER)
+        ours = np.load(manifest.path("sample_output"), allow_pickle=False)
+        tools = np.load(known, allow_pickle=False)
+        result.mismatches, result.values, result.first_mismatch = res.compare_answers(ours, tools)
+        result.ok = result.mismatches == 0
+        if not result.ok:
+            result.diagnosis = (
+                "the tool computes another network than our simulator for this export: please "
+                "report it with the export folder (a layer the YAML describes differently "
+                "from the model, or a device rule the simulator does not follow).")
+    else:
+        result.error = res.tool_errors(text) or (
+            "ai8xize.py did not write its known answer" if returncode == 0 else
+            f"ai8xize.py exited with status {returncode}")
+        result.diagnosis = res.diagnose(text)
+    _record(manifest, result)
+    (log.info if result.ok else log.warning)("%s", result.summary())
+    return result
+
+
+def _record(manifest, result):
+    manifest.synthesis = result.to_dict()
+    manifest.save(manifest.folder)
