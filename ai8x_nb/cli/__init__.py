@@ -9,7 +9,7 @@ import logging
 import os
 import sys
 
-SUBCOMMANDS = ("check", "train", "evaluate", "export", "run")
+SUBCOMMANDS = ("check", "train", "evaluate", "export", "synthesize", "run")
 
 
 def build_parser():

@@ -154,7 +154,15 @@ def parse_resources(text):
 def tool_errors(text):
     """The tool's own error lines (`ERROR: ...`, a Python exception), at most 12 lines."""
     lines = [l.rstrip() for l in text.splitlines()]
-    errors = [l for l in lines if l.lstrip().startswith("ERROR")]
+    errors = []
+    for i, line in enumerate(lines):
+        if line.lstrip().startswith("ERROR"):
+            message = line.strip()
+            if message.rstrip(":") == "ERROR":  # the message follows on the next line
+                message = next((f"ERROR: {l.strip()}" for l in lines[i + 1:] if l.strip()),
+                               message)
+            if message not in errors:
+                errors.append(message)
     if not errors and "Traceback (most recent call last)" in text:
         tail = [l for l in lines if l.strip()]
         errors = tail[-3:]

@@ -170,7 +170,7 @@ def synthesize(export_dir, *, out=None, synthesis_dir=None, python=None, progres
             f"ai8xize.py exited with status {returncode}")
         result.diagnosis = res.diagnose(text)
     _record(manifest, result)
-    (log.info if result.ok else log.warning)("%s", result.summary())
+    log.debug("%s", result.summary())
     return result
 
 

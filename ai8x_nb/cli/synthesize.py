@@ -1,0 +1,47 @@
+"""`ai8x-nb synthesize EXPORT_DIR`: run the vendor's ai8xize.py and verify its known answer."""
+
+import json
+
+HELP = "run the vendor's synthesis tool on an export and verify its known answer"
+
+
+def add_parser(subparsers):
+    """Register the `synthesize` subcommand."""
+    parser = subparsers.add_parser(
+        "synthesize", help=HELP,
+        description="Run Analog Devices' ai8xize.py (from its own folder) on the synthesis "
+                    "package of an export folder, write the C project into EXPORT_DIR/sdk/ "
+                    "(or --out) and compare the tool's known answer with sampleoutput.npy, "
+                    "value by value. Exit 0 only when they are equal; 1 when the tool rejects "
+                    "the export or computes another answer; 2 when the tool or the export is "
+                    "missing.",
+        epilog="The tool is found with --synthesis-dir / --python, else the environment "
+               "variables AI8X_SYNTHESIS_DIR / AI8X_SYNTHESIS_PYTHON.")
+    parser.add_argument("export_dir", metavar="EXPORT_DIR",
+                        help="an export folder with the synthesis package (manifest.json)")
+    parser.add_argument("--out", default=None,
+                        help="where the tool writes the C project (default EXPORT_DIR/sdk)")
+    parser.add_argument("--synthesis-dir", default=None,
+                        help="the ai8x-synthesis folder (default $AI8X_SYNTHESIS_DIR)")
+    parser.add_argument("--python", default=None,
+                        help="the synthesis tool's Python (default $AI8X_SYNTHESIS_PYTHON)")
+    parser.add_argument("--timeout", type=float, default=900.0,
+                        help="seconds before the tool is stopped (default 900)")
+    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    return parser
+
+
+def run(args):
+    """Run `synthesize`; returns 0 on PASS, 1 on FAIL."""
+    from ai8x_nb.synthesis import synthesize
+
+    progress = None
+    if args.json:
+        progress = (lambda line: None)
+    result = synthesize(args.export_dir, out=args.out, synthesis_dir=args.synthesis_dir,
+                        python=args.python, timeout=args.timeout, progress=progress)
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2))
+    else:
+        print(result.summary())
+    return 0 if result.ok else 1
