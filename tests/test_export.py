@@ -11,7 +11,6 @@ from ai8x_nb import layers
 from ai8x_nb.errors import ExportError
 from ai8x_nb.export import MANIFEST_NAME, TARGETS, Manifest, export_model, export_run
 from ai8x_nb.export import samples as samples_module
-from ai8x_nb.export.synthesis_onnx import chw_columns
 from ai8x_nb.models import get_model, model_names
 from ai8x_nb.quantize import convert
 from ai8x_nb.simulate import simulate
@@ -37,7 +36,7 @@ def test_seed_models_export_synthesis_package(tmp_path, name):
                             sample_index=3)
     folder = tmp_path / name
     assert not manifest.skipped and leftovers(tmp_path) == []
-    for role in ("synthesis_onnx", "synthesis_yaml", "sample_input", "sample_output",
+    for role in ("synthesis_weights", "synthesis_yaml", "sample_input", "sample_output",
                  "ai8xize_command"):
         assert (folder / manifest.artifacts[role]).is_file(), role
     x = np.load(folder / "sampledata.npy", allow_pickle=False)
@@ -48,93 +47,184 @@ def test_seed_models_export_synthesis_package(tmp_path, name):
     assert np.array_equal(x, np.moveaxis(raw, -1, 0))
     y = np.load(folder / "sampleoutput.npy", allow_pickle=False)
     want = simulate(convert(model), ds.test.x[3:4].reshape((1,) + tuple(model.inputs[0].shape[1:])))
-    assert y.dtype == np.int64 and np.array_equal(y, want[0])
+    # Every seed model ends in a 1x1 map or a Dense layer: the device order is the flat order.
+    assert y.dtype == np.int64 and np.array_equal(y.reshape(-1), want[0].reshape(-1))
+    assert y.shape == ((100, 1, 1) if name == "cifar100" else want[0].shape)
     assert manifest.sample["label"] == int(ds.test.y[3])
     command = (folder / "ai8xize_command.txt").read_text().strip()
     assert command == manifest.ai8xize_command
-    assert f"--checkpoint-file {name}.onnx --config-file {name}.yaml" in command
-    assert "--sample-input sampledata.npy --device MAX78000 --softmax" in command
+    folder_abs = folder.resolve()
+    assert f"--checkpoint-file {folder_abs}/{name}-q.pth.tar" in command
+    assert f"--config-file {folder_abs}/{name}.yaml" in command
+    assert f"--sample-input {folder_abs}/sampledata.npy --device MAX78000" in command
+    assert command.startswith('cd "${AI8X_SYNTHESIS_DIR')  # the tool runs from its folder
     assert "integer_simulation" in manifest.accuracy and "keras_float" in manifest.accuracy
 
 
-def test_synthesis_onnx_reads_back(tmp_path):
-    import onnx
-    from onnx import numpy_helper
+class _Tensor:
+    """Stand-in for torch._utils._rebuild_tensor_v2 when reading a checkpoint without torch."""
 
+    def __init__(self, storage, offset, size, stride, requires_grad, hooks, *rest):
+        dtype, data = storage
+        flat = np.frombuffer(data, dtype=dtype)
+        self.array = np.lib.stride_tricks.as_strided(
+            flat[offset:], shape=size, strides=[s * flat.itemsize for s in stride]).copy()
+
+
+def read_checkpoint(path):
+    """Read a torch-format checkpoint with the standard library and numpy only."""
+    import pickle
+    import zipfile
+
+    zf = zipfile.ZipFile(path)
+    names = zf.namelist()
+    prefix = names[0].split("/")[0]
+    assert all(n.startswith(prefix + "/") for n in names)
+    assert zf.read(f"{prefix}/version") == b"3\n"
+    for info in zf.infolist():
+        assert info.compress_type == zipfile.ZIP_STORED
+        if "/data/" in info.filename:  # tensor data is 64-byte aligned, as torch writes it
+            start = info.header_offset + 30 + len(info.filename) + len(info.extra)
+            assert start % 64 == 0
+    dtypes = {"FloatStorage": np.float32, "LongStorage": np.int64}
+
+    class Reader(pickle.Unpickler):
+        def find_class(self, module, name):
+            if (module, name) == ("torch._utils", "_rebuild_tensor_v2"):
+                return lambda *args: _Tensor(*args).array
+            if module == "torch" and name in dtypes:
+                return dtypes[name]
+            if (module, name) == ("collections", "OrderedDict"):
+                import collections
+                return collections.OrderedDict
+            raise AssertionError(f"unexpected global {module}.{name}")
+
+        def persistent_load(self, pid):
+            kind, dtype, key, location, numel = pid
+            assert kind == "storage" and location == "cpu"
+            return dtype, zf.read(f"{prefix}/data/{key}")
+
+    import io
+    return Reader(io.BytesIO(zf.read(f"{prefix}/data.pkl"))).load()
+
+
+def test_synthesis_checkpoint_reads_back(tmp_path):
     model = set_deterministic_weights(get_model("fashionmnist"), seed=4)
-    export_model(model, tmp_path / "f", targets=("synthesis",), name="fm")
-    proto = onnx.load(str(tmp_path / "f" / "fm.onnx"))
-    onnx.checker.check_model(proto)
-    ops = [n.op_type for n in proto.graph.node]
-    assert ops == ["Conv", "MaxPool", "Conv", "MaxPool", "Conv", "AveragePool", "Conv",
-                   "Flatten", "Gemm"]
-    inits = {t.name: numpy_helper.to_array(t) for t in proto.graph.initializer}
+    export_model(model, tmp_path / "f", targets=("synthesis",), name="fm", epoch=7)
+    ckpt = read_checkpoint(tmp_path / "f" / "fm-q.pth.tar")
+    assert ckpt["arch"] == "fm" and ckpt["epoch"] == 7
+    sd = ckpt["state_dict"]
     qmodel = convert(model)
-    weighted = [n for n in proto.graph.node if n.op_type in ("Conv", "Gemm")]
+    names = [ql.name for ql in qmodel.layers]
+    weights = [k for k in sd if k.endswith(".op.weight")]
+    assert weights == [f"{n}.op.weight" for n in names]  # device order: the loader's order
     shapes = [(60, 1, 3, 3), (60, 60, 3, 3), (56, 60, 3, 3), (12, 56, 3, 3), (10, 192)]
-    for node, ql, shape in zip(weighted, qmodel.layers, shapes):
-        w = inits[node.input[1]]
-        assert w.shape == shape
+    for key, ql, shape in zip(weights, qmodel.layers, shapes):
+        layer = key[:-len(".op.weight")]
+        w = sd[key]
+        assert w.shape == shape and w.dtype == np.float32
         assert np.array_equal(w, np.round(w)) and -128 <= w.min() and w.max() <= 127
-        b = inits[node.input[2]]
-        assert np.array_equal(b, ql.bias * 128)  # the loader divides by 128
-        attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
-        if node.op_type == "Conv":
-            assert list(attrs["kernel_shape"]) == [3, 3]
+        assert np.array_equal(sd[f"{layer}.op.bias"], ql.bias * 128)  # bias_int * 2^(8-1)
+        assert sd[f"{layer}.weight_bits"].tolist() == [8.0]
+        assert sd[f"{layer}.output_shift"].tolist() == [float(ql.output_shift)]
+        if w.ndim == 4:
             assert np.array_equal(w, np.transpose(ql.weights, (3, 2, 0, 1)))
-        else:
-            assert attrs["transB"] == 1
 
 
-def test_gemm_columns_are_in_device_chw_order(tmp_path):
-    import onnx
-    from onnx import numpy_helper
-
-    inp = keras.Input((4, 3, 5))
-    conv = layers.Conv2D(6, 3, padding=1, activation="relu", name="conv")(inp)
-    out = layers.Dense(7, wide=True, name="fc")(keras.layers.Flatten()(conv))
-    model = set_deterministic_weights(keras.Model(inp, out, name="chw"), seed=5)
-    export_model(model, tmp_path / "c", targets=("synthesis",))
-    proto = onnx.load(str(tmp_path / "c" / "chw.onnx"))
-    inits = {t.name: numpy_helper.to_array(t) for t in proto.graph.initializer}
-    w, b = inits["fc.weight"].astype(np.int64), inits["fc.bias"].astype(np.int64)
-    x = np.random.default_rng(0).integers(-128, 128, size=(3, 4, 3, 5))
-    act = simulate(convert(keras.Model(inp, conv)), x)          # (N, 4, 3, 6) channels last
-    full = simulate(convert(model), x)                           # wide: raw accumulators
-    chw = np.moveaxis(act, -1, 1).reshape(len(x), -1)            # device flatten order
-    assert np.array_equal(chw @ w.T + b, full)
-    hwc = act.reshape(len(x), -1)
-    assert not np.array_equal(hwc @ w.T + b, full)               # the difference is visible
-    # chw_columns is a permutation of the rows.
-    k = np.arange(4 * 3 * 6 * 2).reshape(4 * 3 * 6, 2)
-    assert sorted(chw_columns(k, (4, 3, 6))[:, 0]) == list(k[:, 0])
-
-
-def test_conv1d_and_conv_transpose_layouts(tmp_path):
-    import onnx
-    from onnx import numpy_helper
-
-    inp = keras.Input((16, 8))
-    x = layers.Conv1D(4, 3, padding=1, activation="relu", name="c1")(inp)
-    x = keras.layers.Reshape((4, 4, 4))(x)
-    x = layers.ConvTranspose2D(5, 3, padding=1, name="ct")(x)
-    model = set_deterministic_weights(keras.Model(inp, x, name="up"), seed=6)
-    export_model(model, tmp_path / "u", targets=("synthesis",))
-    proto = onnx.load(str(tmp_path / "u" / "up.onnx"))
-    inits = {t.name: numpy_helper.to_array(t) for t in proto.graph.initializer}
+def test_checkpoint_bias_scales_with_weight_bits(tmp_path):
+    inp = keras.Input((6, 6, 3))
+    x = layers.Conv2D(4, 3, padding=1, activation="relu", weight_bits=4, name="c4")(inp)
+    x = layers.Conv2D(5, 1, padding=0, weight_bits=2, name="c2", wide=True)(x)
+    model = set_deterministic_weights(keras.Model(inp, x, name="bits"), seed=3)
+    export_model(model, tmp_path / "b", targets=("synthesis",))
+    sd = read_checkpoint(tmp_path / "b" / "bits-q.pth.tar")["state_dict"]
     qmodel = convert(model)
-    assert np.array_equal(inits["c1.weight"], np.transpose(qmodel.layers[0].weights, (2, 1, 0)))
-    assert inits["c1.weight"].shape == (4, 8, 3)
-    # ConvTranspose: the standard ONNX/PyTorch (in, out, kh, kw) weight.
-    assert inits["ct.weight"].shape == (4, 5, 3, 3)
-    assert np.array_equal(inits["ct.weight"],
-                          np.transpose(qmodel.layers[1].weights, (2, 3, 0, 1)))
-    kinds = {n.name: n for n in proto.graph.node}
-    attrs = {a.name: onnx.helper.get_attribute_value(a) for a in kinds["c1"].attribute}
-    assert list(attrs["kernel_shape"]) == [3]  # the loader reads a 1D kernel as k x 1
-    assert kinds["ct"].op_type == "ConvTranspose" and kinds["ct.reshape"].op_type == "Reshape"
-    y = np.load(tmp_path / "u" / "sampleoutput.npy")
-    assert y.shape == (5, 8, 8)  # channel-first spatial output
+    for ql, bits in zip(qmodel.layers, (4, 2)):
+        assert sd[f"{ql.name}.weight_bits"].tolist() == [float(bits)]
+        # the loader divides the bias by 2^(bits-1)
+        assert np.array_equal(sd[f"{ql.name}.op.bias"], ql.bias * 2 ** (bits - 1))
+        w = sd[f"{ql.name}.op.weight"]
+        assert w.min() >= -(2 ** (bits - 1)) and w.max() <= 2 ** (bits - 1) - 1
+
+
+def test_checkpoint_rejects_unsupported_values(tmp_path):
+    from ai8x_nb.export.torchfile import save_checkpoint
+
+    with pytest.raises(TypeError, match="float32 or int64"):
+        save_checkpoint({"w": np.zeros(3, np.int8)}, tmp_path / "x.pth.tar")
+    with pytest.raises(TypeError, match="cannot write a set"):
+        save_checkpoint({"w": {1, 2}}, tmp_path / "y.pth.tar")
+
+
+def _conv_nchw(x, w, pad):
+    """Independent reference: a Conv2d in PyTorch layout (x: C,H,W; w: out,in,kh,kw)."""
+    c, h, wd = x.shape
+    out, _, kh, kw = w.shape
+    xp = np.pad(x, ((0, 0), (pad, pad), (pad, pad)))
+    oh, ow = h + 2 * pad - kh + 1, wd + 2 * pad - kw + 1
+    y = np.zeros((out, oh, ow), dtype=np.int64)
+    for i in range(kh):
+        for j in range(kw):
+            y += np.einsum("oc,chw->ohw", w[:, :, i, j], xp[:, i:i + oh, j:j + ow])
+    return y
+
+
+@pytest.mark.parametrize("case", ["conv2d", "conv1d", "dense_flat"])
+def test_checkpoint_layout_computes_the_device_accumulator(tmp_path, case):
+    """A wide layer keeps the raw accumulator: computed from the checkpoint's weights in
+    PyTorch layout (channel-first data) it equals the simulator's, which pins the layouts,
+    the pads and the bias scale."""
+    rng = np.random.default_rng(11)
+    if case == "conv2d":
+        inp = keras.Input((6, 5, 3))
+        out = layers.Conv2D(4, 3, padding=2, wide=True, name="k")(inp)
+    elif case == "conv1d":
+        inp = keras.Input((12, 5))
+        out = layers.Conv1D(4, 5, padding=2, wide=True, name="k")(inp)
+    else:
+        inp = keras.Input((3, 2, 4))
+        out = layers.Dense(5, wide=True, name="k")(keras.layers.Flatten()(inp))
+    model = set_deterministic_weights(keras.Model(inp, out, name="acc"), seed=12)
+    export_model(model, tmp_path / "a", targets=("synthesis",))
+    sd = read_checkpoint(tmp_path / "a" / "acc-q.pth.tar")["state_dict"]
+    w = sd["k.op.weight"].astype(np.int64)
+    b = (sd["k.op.bias"] / 2 ** (sd["k.weight_bits"][0] - 1)).astype(np.int64)
+    x = rng.integers(-128, 128, size=(3,) + tuple(inp.shape[1:]))
+    expected = simulate(convert(model), x)
+    for xi, ei in zip(x, expected):
+        if case == "conv2d":
+            got = _conv_nchw(np.moveaxis(xi, -1, 0), w, 2) + 128 * b[:, None, None]
+            assert np.array_equal(got, np.moveaxis(ei, -1, 0))
+        elif case == "conv1d":
+            got = _conv_nchw(np.moveaxis(xi, -1, 0)[:, :, None], w[:, :, :, None], 0)
+            # 1D padding 2 along the length only
+            xp = np.pad(np.moveaxis(xi, -1, 0), ((0, 0), (2, 2)))
+            got = np.stack([np.einsum("ock,ck->o", w, xp[:, t:t + 5])
+                            for t in range(xp.shape[1] - 4)], axis=1) + 128 * b[:, None]
+            assert np.array_equal(got, np.moveaxis(ei, -1, 0))
+        else:
+            chw = np.moveaxis(xi, -1, 0).reshape(-1)  # the device flattens channel-first
+            assert np.array_equal(w @ chw + 128 * b, ei)
+
+
+def test_samples_in_device_layout(tmp_path):
+    # A model ending in Flatten: the known answer stays channel-first (the device's order).
+    inp = keras.Input((4, 3, 2))
+    x = layers.Conv2D(5, 3, padding=1, activation="relu", name="c")(inp)
+    model = set_deterministic_weights(keras.Model(inp, keras.layers.Flatten()(x), name="fl"),
+                                      seed=2)
+    export_model(model, tmp_path / "f", targets=("synthesis",))
+    y = np.load(tmp_path / "f" / "sampleoutput.npy")
+    x_in = np.load(tmp_path / "f" / "sampledata.npy")
+    sim = simulate(convert(model), np.moveaxis(x_in, 0, -1)[None])[0]  # flat HWC
+    assert y.shape == (5, 4, 3)
+    assert np.array_equal(y, np.moveaxis(sim.reshape(4, 3, 5), -1, 0))
+    # A model whose first layer is Dense: the sample is (N, 1, 1).
+    inp = keras.Input((12,))
+    model = set_deterministic_weights(
+        keras.Model(inp, layers.Dense(3, wide=True)(inp), name="mlp"), seed=1)
+    export_model(model, tmp_path / "m", targets=("synthesis",))
+    assert np.load(tmp_path / "m" / "sampledata.npy").shape == (12, 1, 1)
 
 
 def test_full_export_with_tflite_and_manifest(tmp_path):
@@ -145,7 +235,7 @@ def test_full_export_with_tflite_and_manifest(tmp_path):
     ds = random_dataset("mnist", (28, 28, 1), 10, n_train=30, n_test=40)
     manifest = export_model(model, tmp_path / "mnist", dataset=ds, representative_samples=20)
     folder = tmp_path / "mnist"
-    assert set(manifest.artifacts) == {"savedmodel", "onnx", "synthesis_onnx", "synthesis_yaml",
+    assert set(manifest.artifacts) == {"savedmodel", "onnx", "synthesis_weights", "synthesis_yaml",
                                        "sample_input", "sample_output", "tflite", "tflite_int8",
                                        "ai8xize_command"}
     for rel in manifest.artifacts.values():
@@ -181,7 +271,7 @@ def test_failure_leaves_no_folder_and_keeps_the_old_export(tmp_path, monkeypatch
     model = set_deterministic_weights(get_model("mnist"), seed=8)
     final = tmp_path / "mnist"
     export_model(model, final, targets=("synthesis",))
-    before = (final / "mnist.onnx").read_bytes()
+    before = (final / "mnist-q.pth.tar").read_bytes()
 
     def broken(*args, **kwargs):
         raise OSError("disk full")
@@ -190,14 +280,14 @@ def test_failure_leaves_no_folder_and_keeps_the_old_export(tmp_path, monkeypatch
     set_deterministic_weights(model, seed=9)
     with pytest.raises(OSError, match="disk full"):
         export_model(model, final, targets=("synthesis",))
-    assert (final / "mnist.onnx").read_bytes() == before  # old export untouched
+    assert (final / "mnist-q.pth.tar").read_bytes() == before  # old export untouched
     assert leftovers(tmp_path) == []
     with pytest.raises(OSError):
         export_model(model, tmp_path / "fresh", targets=("synthesis",))
     assert not (tmp_path / "fresh").exists() and leftovers(tmp_path) == []
     monkeypatch.undo()
     export_model(model, final, targets=("synthesis",))  # a success replaces the old one
-    assert (final / "mnist.onnx").read_bytes() != before and leftovers(tmp_path) == []
+    assert (final / "mnist-q.pth.tar").read_bytes() != before and leftovers(tmp_path) == []
 
 
 def test_unknown_target_lists_valid_ones(tmp_path):
@@ -242,7 +332,7 @@ def test_cli_exports_a_hand_made_run_dir(tmp_path, capsys):
     assert str(out) in printed and "synthesis_yaml" in printed
     manifest = Manifest.load(out)
     assert manifest.dataset == "mnist" and manifest.sample["index"] == 2
-    assert set(manifest.artifacts) >= {"onnx", "synthesis_onnx", "synthesis_yaml"}
+    assert set(manifest.artifacts) >= {"onnx", "synthesis_weights", "synthesis_yaml"}
     assert "integer_simulation" in manifest.accuracy
     # export_run's default folder is export/<run folder name>.
     cwd = os.getcwd()
@@ -254,48 +344,3 @@ def test_cli_exports_a_hand_made_run_dir(tmp_path, capsys):
     assert (tmp_path / "export" / run.name / MANIFEST_NAME).is_file()
     assert m2.name == "mnist"
     assert main(["export", str(run), "--targets", "nope"]) == 2
-
-
-@pytest.mark.parametrize("case", ["conv2d_maxpool", "conv1d_maxpool", "convtranspose", "dense_flat"])
-def test_synthesis_onnx_runs_the_device_accumulator(tmp_path, case):
-    """The loader runs the file in onnxruntime; for a wide (raw accumulator) layer its output
-    equals the integer simulator's exactly, which pins layouts, pads, pools and bias x 128."""
-    import onnxruntime
-
-    rng = np.random.default_rng(11)
-    if case == "conv2d_maxpool":
-        inp = keras.Input((6, 5, 3))
-        out = layers.Conv2D(4, 3, padding=2, pooling="max", pool_size=(2, 1), wide=True)(inp)
-    elif case == "conv1d_maxpool":
-        inp = keras.Input((12, 5))
-        out = layers.Conv1D(4, 5, padding=2, pooling="max", pool_size=2, wide=True)(inp)
-    elif case == "convtranspose":
-        inp = keras.Input((3, 4, 2))
-        out = layers.ConvTranspose2D(3, 3, padding=0, wide=True)(inp)
-    else:
-        inp = keras.Input((3, 2, 4))
-        out = layers.Dense(5, wide=True)(keras.layers.Flatten()(inp))
-    model = set_deterministic_weights(keras.Model(inp, out, name="acc"), seed=12)
-    export_model(model, tmp_path / "a", targets=("synthesis",))
-    x = rng.integers(-128, 128, size=(4,) + tuple(inp.shape[1:]))
-    expected = simulate(convert(model), x)
-    session = onnxruntime.InferenceSession(str(tmp_path / "a" / "acc.onnx"))
-    x_cf = np.moveaxis(x, -1, 1).astype(np.float32)
-    got = session.run(None, {"input": x_cf})[0]
-    if expected.ndim > 2:
-        expected = np.moveaxis(expected, -1, 1)
-    assert got.shape == expected.shape
-    assert np.array_equal(got.astype(np.int64), expected)
-
-
-def test_seed_synthesis_onnx_runs_in_onnxruntime(tmp_path):
-    import onnxruntime
-
-    for name in ("mnist", "kws20", "cifar100"):
-        model = set_deterministic_weights(get_model(name), seed=3)
-        export_model(model, tmp_path / name, targets=("synthesis",), name=name)
-        session = onnxruntime.InferenceSession(str(tmp_path / name / f"{name}.onnx"))
-        meta = session.get_inputs()[0]
-        shape = [1] + list(meta.shape[1:])
-        out = session.run(None, {meta.name: np.zeros(shape, np.float32)})[0]
-        assert out.shape[1] == {"mnist": 10, "kws20": 21, "cifar100": 100}[name]

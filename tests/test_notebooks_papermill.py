@@ -59,7 +59,7 @@ def test_notebook_runs_and_exports(results, name):
     export = Path(result.export_dir)
     manifest = json.loads((export / "manifest.json").read_text())
     assert manifest["dataset"] == name and manifest["device"] == "MAX78000"
-    for role in ("synthesis_onnx", "synthesis_yaml", "sample_input"):
+    for role in ("synthesis_weights", "synthesis_yaml", "sample_input"):
         assert (export / manifest["artifacts"][role]).is_file(), role
     assert "ai8xize.py" in manifest["ai8xize_command"]
     # The executed notebook kept the static figures (editor fallback, live plot, plots).
