@@ -6,6 +6,7 @@ dirs in their real on-disk formats. Each run must finish, report its accuracies 
 """
 
 import json
+import os
 from pathlib import Path
 
 import nbformat
@@ -43,7 +44,8 @@ def test_notebooks_share_one_skeleton():
                          for line in c.source.splitlines() if line.startswith("## ")])
     assert all(h == headings[0] for h in headings)
     assert headings[0] == ["## Parameters", "## Setup", "## Data", "## Model", "## Train",
-                           "## Evaluate", "## Quantize", "## Export", "## Summary"]
+                           "## Evaluate", "## Quantize", "## Export", "## Synthesize",
+                           "## Summary"]
 
 
 @pytest.mark.parametrize("name", runner.NOTEBOOKS)
@@ -62,6 +64,13 @@ def test_notebook_runs_and_exports(results, name):
     for role in ("synthesis_weights", "synthesis_yaml", "sample_input"):
         assert (export / manifest["artifacts"][role]).is_file(), role
     assert "ai8xize.py" in manifest["ai8xize_command"]
+    # With the synthesis tool configured (CI), the Synthesize cell ran it: PASS, recorded.
+    if os.environ.get("AI8X_SYNTHESIS_DIR") and os.environ.get("AI8X_SYNTHESIS_PYTHON"):
+        assert summary["synthesis"] == "PASS"
+        assert manifest["synthesis"]["verdict"] == "PASS"
+        assert manifest["synthesis"]["mismatches"] == 0
+    else:
+        assert summary["synthesis"] == "not configured"
     # The executed notebook kept the static figures (editor fallback, live plot, plots).
     nb = nbformat.read(str(result.output_notebook), as_version=4)
     images = sum("image/png" in o.get("data", {}) for c in nb.cells for o in c.get("outputs", []))

@@ -1,7 +1,7 @@
 """Write the dataset notebooks (notebooks/<dataset>.ipynb) from one template.
 
 Every notebook has the same skeleton (keras-io header, Parameters, Setup, Data, Model, Train,
-Evaluate, Quantize, Export, Summary); only the dataset facts below differ. Run it after
+Evaluate, Quantize, Export, Synthesize, Summary); only the dataset facts below differ. Run it after
 changing the template and commit the generated notebooks (outputs cleared, tags kept):
 
     python tools/make_notebooks.py            # all six
@@ -316,9 +316,9 @@ plots.quant_comparison(qreport)
         _md("""
 ## Export
 
-One folder with the synthesis package (`<name>.onnx` with integer weights, `<name>.yaml`,
-`sampledata.npy`, the `ai8xize.py` command), float ONNX, SavedModel and TFLite (float and
-full int8), listed in `manifest.json`.
+One folder with the synthesis package (`<name>-q.pth.tar` with the integer weights,
+`<name>.yaml`, `sampledata.npy` and our known answer `sampleoutput.npy`, the `ai8xize.py`
+command), float ONNX, SavedModel and TFLite (float and full int8), listed in `manifest.json`.
 """),
         _code("""
 manifest = export_model(result.model, Path(export_dir) / DATASET, dataset=dataset,
@@ -329,8 +329,32 @@ for role, path in manifest.artifacts.items():
 for target, reason in manifest.skipped.items():
     print(f"  skipped {target}: {reason}")
 print("accuracy at export:", {k: round(v, 4) for k, v in manifest.accuracy.items()})
-print("\\nSynthesis (inside the export folder, with ai8x-synthesis installed):")
-print(manifest.ai8xize_command)
+"""),
+        _md("""
+## Synthesize
+
+The vendor's synthesis tool `ai8xize.py` turns the export into the C project that runs on the
+chip, and computes its own known answer for `sampledata.npy`: the values the C code checks on
+the device. `synthesize` runs it and compares that answer with our simulator's, value by
+value: PASS means the chip will compute what this notebook evaluated (FAIL stops the notebook
+here, with the tool's own error and a diagnosis). It needs ADI's
+`ai8x-synthesis` with its Python environment, named by `AI8X_SYNTHESIS_DIR` and
+`AI8X_SYNTHESIS_PYTHON`; without them this cell says how to set it up and moves on.
+"""),
+        _code("""
+from ai8x_nb.errors import SynthesisError
+from ai8x_nb.synthesis import find_tool, synthesize
+
+try:
+    find_tool()
+except SynthesisError as err:
+    synthesis = None
+    print(f"Synthesis skipped: {err}")
+else:
+    synthesis = synthesize(manifest.folder)
+    print(synthesis.summary())
+    if not synthesis.ok:  # the chip would not compute what this notebook evaluated
+        raise SynthesisError(f"Synthesis FAILED for {DATASET}; see the lines above.")
 """),
         _md("""
 ## Summary
@@ -349,6 +373,7 @@ summary = runner.record_summary({
     "integer_accuracy": qreport.integer_accuracy,
     "run_dir": str(Path(result.run_dir.path).resolve()),
     "export_dir": str(Path(manifest.folder).resolve()),
+    "synthesis": synthesis.verdict if synthesis is not None else "not configured",
 })
 """),
     ]
