@@ -60,7 +60,8 @@ def _show(line):
 
 def _run_tool(tool, args, progress, timeout):
     """Run the tool from its folder, streaming its output; returns (returncode, text)."""
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    # Unbuffered for live progress; no bytecode caches written into the tool's folder.
+    env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONDONTWRITEBYTECODE="1")
     started = time.monotonic()
     lines = []
     try:
