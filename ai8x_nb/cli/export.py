@@ -8,7 +8,7 @@ def add_parser(subparsers):
     parser = subparsers.add_parser(
         "export", help="export a trained run to synthesis / ONNX / SavedModel / TFLite",
         description="Export the best model of a training run folder into one folder with a "
-                    "manifest.json: the ai8xize.py package (integer ONNX, YAML, sample input "
+                    "manifest.json: the ai8xize.py package (checkpoint, YAML, sample input "
                     "and output), float ONNX, SavedModel and TFLite float / full-int8.")
     parser.add_argument("run_dir", metavar="RUN_DIR", help="a training run folder (logs/...)")
     parser.add_argument("--out", default=None,

@@ -3,7 +3,7 @@
 `export_model` writes one folder (`export/<name>/` by default):
 
 - `saved_model/` and `saved_model.onnx`: the float model (ONNX checked against Keras).
-- `<name>.onnx`, `<name>.yaml`, `sampledata.npy`, `sampleoutput.npy`, `ai8xize_command.txt`:
+- `<name>-q.pth.tar`, `<name>.yaml`, `sampledata.npy`, `sampleoutput.npy`, `ai8xize_command.txt`:
   the package for the vendor's synthesis tool (`ai8xize.py`), refused with the check report
   when the device cannot run the model.
 - `model_float.tflite`, `model_int8.tflite`: TFLite float and full-int8 (builtins only).
