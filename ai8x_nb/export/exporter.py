@@ -302,5 +302,6 @@ def export_run(run_dir, out=None, **kwargs):
     if "dataset" not in kwargs:
         kwargs["dataset"] = run.load_dataset()
     kwargs.setdefault("device", config.get("device"))
+    kwargs.setdefault("epoch", int((run.state or {}).get("epochs_completed", 0)))
     out = Path(out) if out is not None else Path("export") / run.path.name
     return export_model(model, out, **kwargs)
