@@ -12,12 +12,14 @@ from pathlib import Path
 
 
 @contextlib.contextmanager
-def atomic_path(path, suffix=".tmp"):
+def atomic_path(path, suffix=".tmp", mode=0o644):
     """Yield a temporary path beside `path`; replace `path` with it when the block succeeds.
 
     Args:
         path: the final file.
         suffix: suffix of the temporary name (some writers insist on one, e.g. ".keras").
+        mode: permissions of the final file (mkstemp creates it 0600, and writers that
+            reopen the path keep that).
 
     Example:
 
@@ -30,6 +32,7 @@ def atomic_path(path, suffix=".tmp"):
     os.close(fd)
     try:
         yield Path(tmp)
+        os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -39,9 +42,8 @@ def atomic_path(path, suffix=".tmp"):
 
 def write_bytes(path, data, mode=0o644):
     """Write bytes atomically; the file gets `mode` (mkstemp would leave it 0600)."""
-    with atomic_path(path) as tmp:
+    with atomic_path(path, mode=mode) as tmp:
         tmp.write_bytes(data)
-        os.chmod(tmp, mode)
     return Path(path)
 
 

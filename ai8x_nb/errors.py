@@ -53,3 +53,10 @@ class SynthesisError(Ai8xNbError):
     def __init__(self, message, result=None):
         super().__init__(message)
         self.result = result
+
+
+class ModelFileError(Ai8xNbError, ValueError):
+    """A saved model file (`.keras`) that is missing, truncated, corrupt or not a Keras model.
+
+    The message names the file, what is wrong with it and how to fix it.
+    """

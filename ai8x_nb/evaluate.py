@@ -227,7 +227,7 @@ def evaluate_quantized(model, dataset, *, split="test", batch_size=256, limit=No
     return report
 
 
-def evaluate_run(run_dir, *, split="test", batch_size=256, limit=None):
+def evaluate_run(run_dir, *, split="test", batch_size=256, limit=None, data_dir=None):
     """Evaluate a training run's model quantized and write `quant_report.json` into the run.
 
     Args:
@@ -235,12 +235,16 @@ def evaluate_run(run_dir, *, split="test", batch_size=256, limit=None):
         split: the dataset split to use ("test" by default).
         batch_size: prediction / simulation batch size.
         limit: use only the first `limit` samples.
+        data_dir: folder of the datasets (default: `AI8X_NB_DATA`, else the folder the run
+            was trained with, else ./data).
 
     Returns:
         The `QuantReport` (also written to `<run_dir>/quant_report.json`).
 
     Raises:
         QuantizationError: when the model cannot be converted.
+        ai8x_nb.runs.RunDirError: not a run folder, or one without a model.
+        ai8x_nb.errors.ModelFileError: the run's model file is truncated or corrupt.
 
     Example:
 
@@ -250,7 +254,7 @@ def evaluate_run(run_dir, *, split="test", batch_size=256, limit=None):
 
     run = run_dir if isinstance(run_dir, RunDir) else RunDir(run_dir)
     model = run.load_model()
-    dataset = run.load_dataset()
+    dataset = run.load_dataset(data_dir=data_dir)
     report = evaluate_quantized(model, dataset, split=split, batch_size=batch_size, limit=limit)
     path = Path(os.fspath(run)) / REPORT_FILE
     try:

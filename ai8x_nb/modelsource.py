@@ -64,14 +64,12 @@ def _seed_names():
 
 
 def _load_keras_file(path):
-    import keras
+    from ai8x_nb._modelfile import load_keras_file
 
-    import ai8x_nb.layers  # noqa: F401  (registers the custom layers for deserialization)
-
-    if not path.is_file():
+    if not path.exists():
         raise ModelSourceNotFoundError(
             f"Model file '{path}' does not exist. Pass the path of a saved .keras model.")
-    return keras.models.load_model(path, compile=False)
+    return load_keras_file(path, compile=False)
 
 
 def _import_file(path):
@@ -137,6 +135,8 @@ def load_model_source(spec, device="MAX78000"):
     Raises:
         ModelSourceNotFoundError: no such file, module or seed model.
         NoModelInSourceError: the file or module defines no model.
+        ai8x_nb.errors.ModelFileError: a `.keras` file that is truncated, corrupt or not a
+            Keras model.
     """
     if _is_model(spec):
         return spec

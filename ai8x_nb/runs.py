@@ -19,8 +19,10 @@ Example:
 >>> model = run.load_model()  # doctest: +SKIP
 """
 
+import contextlib
 import json
 import logging
+import os
 import time
 from pathlib import Path
 
@@ -39,6 +41,8 @@ STATE = "state.json"
 HISTORY = "history.csv"
 TENSORBOARD = "tensorboard"
 RESULTS = "results.json"
+LOCK = ".lock"
+DATA_ENV = "AI8X_NB_DATA"
 
 
 class RunDirError(Ai8xNbError, ValueError):
@@ -127,8 +131,16 @@ class RunDir:
                     f"Run folder {str(self.path)!r} has no {name}. Pass the folder of a "
                     f"training run (created by ai8x_nb.training.train / `ai8x-nb train`).")
             return None
-        with open(path) as f:
-            return json.load(f)
+        try:
+            data = json.loads(path.read_bytes())
+        except (ValueError, OSError) as err:  # JSONDecodeError and UnicodeDecodeError too
+            raise RunDirError(
+                f"{str(path)!r} is not readable JSON ({type(err).__name__}: {err}); the file "
+                f"is truncated or was edited by hand. Restore it, or start a new run.") from err
+        if not isinstance(data, dict):
+            raise RunDirError(f"{str(path)!r} holds a JSON {type(data).__name__}, expected an "
+                              f"object. Restore it, or start a new run.")
+        return data
 
     @property
     def config(self):
@@ -142,8 +154,36 @@ class RunDir:
 
     @property
     def state(self):
-        """The resume state (dict from state.json), or None."""
-        return self._read_json(STATE, required=False)
+        """The resume state (dict from state.json), or None.
+
+        Raises:
+            RunDirError: state.json is not JSON or lacks a valid `epochs_completed`.
+        """
+        state = self._read_json(STATE, required=False)
+        if state is None:
+            return None
+        done = state.get("epochs_completed")
+        if isinstance(done, bool) or not isinstance(done, int) or done < 0:
+            raise RunDirError(
+                f"{str(self.file(STATE))!r} has epochs_completed={done!r}; expected an int >= 0. "
+                f"Restore the file, or start a new run.")
+        return state
+
+    @property
+    def is_run(self):
+        """True when the folder holds a run's config.json."""
+        return self.file(CONFIG).is_file()
+
+    def require_run(self):
+        """Raise a `RunDirError` unless the folder exists and holds a training run."""
+        if not self.exists:
+            raise RunDirError(f"Run folder {str(self.path)!r} does not exist. Pass the folder of "
+                              f"a training run (logs/<time>-<name>).")
+        if not self.is_run:
+            raise RunDirError(
+                f"{str(self.path)!r} is not a training run folder: it has no {CONFIG}. Pass a "
+                f"folder created by ai8x_nb.training.train / `ai8x-nb train` "
+                f"(logs/<time>-<name>).")
 
     def write_config(self, config):
         """Write config.json atomically."""
@@ -159,8 +199,9 @@ class RunDir:
         Falls back to `last.keras` when no best checkpoint was written.
 
         Raises:
-            RunDirError: the folder holds no model.
+            RunDirError: the folder is not a run, or holds no model.
         """
+        self.require_run()
         for name in (QAT_BEST, BEST, LAST):
             if self.file(name).is_file():
                 return self.file(name)
@@ -169,7 +210,7 @@ class RunDir:
             f"the run did not finish an epoch. Train (or resume) it first.")
 
     def load_model(self, name=None, compile=True):
-        """Load a model of the run.
+        """Load a model of the run (with `safe_mode=True`).
 
         Args:
             name: file name in the run folder (default: `model_path()`).
@@ -177,28 +218,73 @@ class RunDir:
 
         Returns:
             The `keras.Model`.
-        """
-        import keras
 
-        import ai8x_nb.layers  # noqa: F401  registers the hardware layers for loading
+        Raises:
+            RunDirError: the folder is not a run or lacks the file.
+            ai8x_nb.errors.ModelFileError: the file is truncated, corrupt or not a model.
+        """
+        from ai8x_nb._modelfile import load_keras_file
 
         path = self.model_path() if name is None else self.file(name)
         if not path.is_file():
             raise RunDirError(f"Run folder {str(self.path)!r} has no {path.name}.")
-        return keras.saving.load_model(path, compile=compile)
+        return load_keras_file(path, compile=compile)
 
-    def load_dataset(self, **overrides):
+    def load_dataset(self, data_dir=None, **overrides):
         """Load the run's dataset with the arguments it was trained with.
 
+        The data folder is, in this order: `data_dir`, the `AI8X_NB_DATA` environment
+        variable, the folder saved in config.json, `./data`. So a moved data folder is found
+        again by setting `AI8X_NB_DATA` (or passing `data_dir` / `--data-dir`).
+
         Args:
-            **overrides: arguments of `ai8x_nb.datasets.load` to change (e.g. `limit=100`,
-                `data_dir=...`).
+            data_dir: the folder holding the datasets (None: see above).
+            **overrides: other arguments of `ai8x_nb.datasets.load` to change (e.g.
+                `limit=100`).
 
         Returns:
             An `ai8x_nb.datasets.Dataset`.
+
+        Raises:
+            RunDirError: config.json is missing or unreadable.
+            ai8x_nb.errors.DatasetError: the data cannot be read.
         """
         from ai8x_nb import datasets
 
         config = self.config
         kwargs = {**(config.get("dataset_kwargs") or {}), **overrides}
+        saved = kwargs.pop("data_dir", None)
+        chosen = data_dir if data_dir is not None else os.environ.get(DATA_ENV) or saved
+        if saved is not None and chosen is not None and os.fspath(chosen) != saved:
+            logger.info("Run %s was trained on data in %s; reading it from %s.", self.path,
+                        saved, os.fspath(chosen))
+        if chosen is not None:
+            kwargs["data_dir"] = os.fspath(chosen)
+        if "dataset" not in config:
+            raise RunDirError(f"{str(self.file(CONFIG))!r} names no dataset. Restore the file, "
+                              f"or start a new run.")
         return datasets.load(config["dataset"], **kwargs)
+
+    @contextlib.contextmanager
+    def lock(self):
+        """Hold the run folder's lock (`.lock`) for the block: one process per run at a time.
+
+        The lock is released when the block ends or the process dies (kill -9 included).
+
+        Raises:
+            RunDirError: another process holds it (the message names its pid and start time).
+        """
+        from ai8x_nb._lock import FolderLock, LockedError
+
+        lock = FolderLock(self.file(LOCK))
+        try:
+            lock.acquire()
+        except LockedError as err:
+            raise RunDirError(
+                f"Run folder {str(self.path)!r} is in use by another process ({err}). Wait for "
+                f"it to finish (or stop it) before resuming: two runs in one folder would "
+                f"overwrite each other's checkpoints and history.") from None
+        try:
+            yield self
+        finally:
+            lock.release()

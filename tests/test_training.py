@@ -191,7 +191,7 @@ def test_bad_arguments_raise_named_errors(mnist):
     assert isinstance(sgd, keras.optimizers.SGD) and sgd.momentum == 0.9
     with pytest.raises(TrainingError, match=r"shape \(32, 32, 3\).*\(28, 28, 1\)"):
         train("cifar10", mnist, epochs=1, out="unused-never-created")
-    with pytest.raises(TrainingError, match="epochs must be a positive int"):
+    with pytest.raises(TrainingError, match="epochs=0 is invalid: expected an int >= 1"):
         train("mnist", mnist, epochs=0)
 
 

@@ -14,8 +14,10 @@ def add_parser(subparsers):
                         help="use only the first N samples")
     parser.add_argument("--batch-size", type=int, default=256, metavar="B",
                         help="prediction / simulation batch size (default 256)")
-    parser.add_argument("--split", default="test", choices=("test", "valid", "train"),
-                        help="dataset split (default test)")
+    parser.add_argument("--split", default="test", type=str.lower,
+                        choices=("test", "valid", "train"), help="dataset split (default test)")
+    parser.add_argument("--data-dir", help="folder of the datasets (default: $AI8X_NB_DATA, "
+                                           "else the folder the run was trained with)")
     return parser
 
 
@@ -23,8 +25,12 @@ def run(args):
     """Run `ai8x_nb.evaluate.evaluate_run` and print its table."""
     from ai8x_nb.evaluate import REPORT_FILE, evaluate_run
 
+    from ai8x_nb.cli._checks import positive
+
+    positive("--limit", args.limit)
+    positive("--batch-size", args.batch_size)
     report = evaluate_run(args.run_dir, split=args.split, batch_size=args.batch_size,
-                          limit=args.limit)
+                          limit=args.limit, data_dir=args.data_dir)
     print(report)
     print(f"\nwrote {args.run_dir.rstrip('/')}/{REPORT_FILE}")
     return 0

@@ -19,14 +19,23 @@ def add_parser(subparsers):
                         help="test sample used for sampledata.npy (default 0)")
     parser.add_argument("--eval-limit", type=int, default=None,
                         help="measure accuracies on at most this many test samples")
+    parser.add_argument("--data-dir", help="folder of the datasets (default: $AI8X_NB_DATA, "
+                                           "else the folder the run was trained with)")
     return parser
 
 
 def run(args):
     """Run `export`; prints the folder, artifacts and accuracies; returns 0."""
+    from ai8x_nb.cli._checks import positive
+    from ai8x_nb.runs import RunDir
+
+    positive("--eval-limit", args.eval_limit)
+    positive("--sample-index", args.sample_index, low=0)
     targets = [t for item in args.targets for t in item.replace(",", " ").split()]
-    manifest = export_run(args.run_dir, args.out, targets=targets,
-                          sample_index=args.sample_index, eval_limit=args.eval_limit)
+    run_dir = RunDir(args.run_dir)
+    run_dir.require_run()
+    manifest = export_run(run_dir.path, args.out, targets=targets, dataset=run_dir.load_dataset(
+        data_dir=args.data_dir), sample_index=args.sample_index, eval_limit=args.eval_limit)
     print(f"exported to {manifest.folder}")
     for role, path in manifest.artifacts.items():
         print(f"  {role:16s} {path}")

@@ -1,15 +1,22 @@
-"""`ai8x-nb train`: train a seed model (or resume a run) into a run folder.
+"""`ai8x-nb train`: train a seed model (or continue a run) into a run folder.
 
-A thin wrapper over `ai8x_nb.training.train`; accepts the flags of the vendor's old
-`train.py` (`--epochs --batch_size --optimizer --lr --model --dataset --save-sample
---save-sample-per-class --channel-first --swap --metrics`).
+A thin wrapper over `ai8x_nb.training.train`. It accepts the command lines of the vendor's
+old TensorFlow scripts verbatim (`train_mnist.sh`: `--epochs 100 --batch_size 256
+--optimizer Adam --lr 0.001 --model mnist_model --dataset mnist --save-sample 1
+--save-sample-per-class`): names are case-insensitive, `--batch_size`/`--batch-size` and
+`--swap-hw`/`--swap` are aliases, `<name>_model` means the seed model `<name>`, and
+`--save-sample N` also writes `export/<dataset>/sampledata.npy`, where the synthesis command
+of those scripts reads it.
 """
 
 import logging
+from pathlib import Path
 
 from ai8x_nb.runner import SCHEDULES  # Keras-free, so `ai8x-nb --help` stays fast
 
 logger = logging.getLogger(__name__)
+
+SAMPLE_FILE = "sampledata.npy"
 
 
 def add_parser(subparsers):
@@ -17,97 +24,155 @@ def add_parser(subparsers):
     p = subparsers.add_parser(
         "train", help="train a model into a run folder (logs/<time>-<name>/)",
         description="Train a seed model on a dataset, with checkpoints, optional QAT and a "
-                    "test-split evaluation. Resume a run with --run-dir.")
-    p.add_argument("--dataset", help="dataset name (mnist, fashionmnist, cifar10, cifar100, "
-                                     "kws20, rock); default: the model's")
-    p.add_argument("--model", help="seed model name; default: the dataset's seed model")
+                    "test-split evaluation. Continue a run with --run-dir. Accepts the "
+                    "vendor's train_*.sh command lines as they are.")
+    p.add_argument("--dataset", type=str.lower,
+                   help="dataset name (mnist, fashionmnist, cifar10, cifar100, kws20, rock); "
+                        "default: the model's")
+    p.add_argument("--model", help="seed model name (mnist or mnist_model, ...); default: the "
+                                   "dataset's seed model")
     p.add_argument("--epochs", type=int, help="number of epochs (default: the seed's)")
     p.add_argument("--batch_size", "--batch-size", dest="batch_size", type=int,
                    help="batch size (default: the seed's)")
-    p.add_argument("--optimizer", choices=("adam", "sgd"), help="default: the seed's (adam)")
+    p.add_argument("--optimizer", type=str.lower, choices=("adam", "sgd"),
+                   help="Adam or SGD, any case (default: the seed's, Adam)")
     p.add_argument("--lr", type=float, help="initial learning rate (default: the seed's)")
-    p.add_argument("--schedule", choices=SCHEDULES, default="seed",
+    p.add_argument("--schedule", type=str.lower, choices=SCHEDULES,
                    help="LR schedule: the seed's (default; ReduceLROnPlateau or steps, made "
                         "for 100 epochs), cosine decay to 0 over the run (best for short "
                         "runs), or constant")
-    p.add_argument("--warmup-epochs", type=float, default=0.3, metavar="E",
+    p.add_argument("--warmup-epochs", type=float, metavar="E",
                    help="linear LR warm-up before the cosine decay, in epochs (default 0.3)")
-    p.add_argument("--metrics", nargs="+", default=["accuracy"], help="Keras metric names")
+    p.add_argument("--metrics", nargs="+", help="Keras metric names (accuracy is always "
+                                                "tracked)")
     p.add_argument("--qat-policy", metavar="FILE|default",
                    help="quantization-aware training policy: 'default' or a policy YAML")
-    p.add_argument("--device", default="MAX78000", help="MAX78000 (default) or MAX78002")
-    p.add_argument("--seed", type=int, default=42, help="random seed (default 42)")
+    p.add_argument("--device", help="MAX78000 (default) or MAX78002")
+    p.add_argument("--seed", type=int, help="random seed (default 42)")
     data = p.add_argument_group("data")
-    data.add_argument("--data-dir", help="folder of the datasets (default: $AI8X_NB_DATA or ./data)")
-    data.add_argument("--dataset-folder", help="dataset folder under --data-dir (e.g. kws-espeak)")
+    data.add_argument("--data-dir", help="folder of the datasets (default: $AI8X_NB_DATA or "
+                                         "./data)")
+    data.add_argument("--dataset-folder", help="dataset folder under --data-dir (e.g. "
+                                               "kws-espeak)")
     data.add_argument("--allow-partial", action="store_true",
                       help="accept an incomplete dataset copy (e.g. a CIFAR subset)")
     data.add_argument("--limit", type=int, metavar="N", help="at most N samples per split")
     runs = p.add_argument_group("run folder")
     runs.add_argument("--out", default="logs", help="parent folder of run folders (default logs)")
-    runs.add_argument("--run-dir", help="resume this run folder")
+    runs.add_argument("--run-dir", help="continue this run folder (its saved settings are used; "
+                                        "flags that differ are refused)")
     samples = p.add_argument_group("sample input for the synthesis tool (test split)")
     samples.add_argument("--save-sample", type=int, metavar="INDEX",
-                         help="save test sample INDEX as sample_<dataset>_<INDEX>.npy")
+                         help="save test sample INDEX as sample_<dataset>_<INDEX>.npy in the "
+                              "run folder, and as <export-dir>/<dataset>/sampledata.npy "
+                              "(int64, channel-first: what ai8xize.py reads)")
     samples.add_argument("--save-sample-per-class", action="store_true",
                          help="save the first test sample of each class into samples/")
     samples.add_argument("--channel-first", action="store_true",
-                         help="save samples channel-first (C, H, W), as the synthesis tool reads")
-    samples.add_argument("--swap", action="store_true", help="swap the two spatial axes")
+                         help="save run-folder samples channel-first (C, H, W)")
+    samples.add_argument("--swap", "--swap-hw", dest="swap", action="store_true",
+                         help="swap the two spatial axes")
+    samples.add_argument("--export-dir", default="export", metavar="DIR",
+                         help="parent of the <dataset>/sampledata.npy folder (default export)")
     return p
 
 
-def _dataset(args):
-    from ai8x_nb import datasets, models
+def _existing_run(args):
     from ai8x_nb.runs import RunDir
 
-    if args.run_dir and RunDir(args.run_dir).can_resume:
-        return RunDir(args.run_dir).load_dataset(), None
+    if not args.run_dir:
+        return None
+    run = RunDir(args.run_dir)
+    return run if run.is_run else None
+
+
+def _dataset_kwargs(args):
+    kwargs = {"data_dir": args.data_dir, "folder": args.dataset_folder,
+              "allow_partial": args.allow_partial or None, "limit": args.limit}
+    return {k: v for k, v in kwargs.items() if v is not None}
+
+
+def _dataset(args, run):
+    """The Dataset to train on (or, for a conflicting --dataset on a run, its name)."""
+    from ai8x_nb import datasets, models
+    from ai8x_nb.errors import DatasetError
+
+    if run is not None:
+        saved = run.config.get("dataset")
+        if args.dataset and args.dataset != saved:
+            return args.dataset  # train() refuses it, naming the run's dataset
+        return run.load_dataset(data_dir=args.data_dir)
     name = args.dataset or (models.get_info(args.model).dataset if args.model else None)
     if name is None:
-        from ai8x_nb.errors import DatasetError
-
         raise DatasetError("Pass --dataset (or --model with a seed model name).")
-    kwargs = {"data_dir": args.data_dir, "folder": args.dataset_folder,
-              "allow_partial": args.allow_partial, "limit": args.limit}
-    kwargs = {k: v for k, v in kwargs.items() if v not in (None, False)}
-    return datasets.load(name, **kwargs), kwargs
+    return datasets.load(name, **_dataset_kwargs(args))
 
 
-def _epochs(args):
+def _epochs(args, run):
     from ai8x_nb import models
-    from ai8x_nb.runs import RunDir
 
     if args.epochs is not None:
         return args.epochs
-    if args.run_dir and RunDir(args.run_dir).can_resume:
-        return int(RunDir(args.run_dir).config["epochs"])
+    if run is not None:
+        return int(run.config["epochs"])
     info = models.get_info(args.model) if args.model else models.model_for_dataset(args.dataset)
     return info.epochs if info else 10
 
 
-def run(args):
-    """Run `ai8x-nb train`; returns the exit code."""
-    from ai8x_nb import datasets
-    from ai8x_nb.training import train
+def _check_sample_index(args, ds):
+    from ai8x_nb.cli._checks import CliArgumentError
 
-    ds, ds_kwargs = _dataset(args)
-    result = train(
-        args.model, ds, epochs=_epochs(args), batch_size=args.batch_size,
-        optimizer=args.optimizer, lr=args.lr, metrics=tuple(args.metrics),
-        qat_policy=args.qat_policy, out=args.out, run_dir=args.run_dir, seed=args.seed,
-        dataset_kwargs=ds_kwargs, device=args.device, schedule=args.schedule,
-        warmup_epochs=args.warmup_epochs)
-    folder = result.run_dir.path
+    if args.save_sample is None or isinstance(ds, str):
+        return
+    count = len(ds.test)
+    if not 0 <= args.save_sample < count:
+        raise CliArgumentError(
+            f"--save-sample {args.save_sample} is out of range: the test split of "
+            f"{ds.name!r} has {count} samples (indices 0..{count - 1}). Pick an index in that "
+            f"range.")
+
+
+def _save_samples(args, ds, folder):
+    from ai8x_nb import datasets
+
     if args.save_sample is not None:
         path = folder / f"sample_{ds.name}_{args.save_sample}.npy"
         arr = datasets.save_sample(ds, args.save_sample, path, channel_first=args.channel_first,
                                    swap=args.swap)
         print(f"sample: {path} {arr.shape} int64")
+        export = Path(args.export_dir) / ds.name / SAMPLE_FILE
+        arr = datasets.save_sample(ds, args.save_sample, export, channel_first=True,
+                                   swap=args.swap)
+        print(f"sample for ai8xize.py: {export} {arr.shape} int64")
     if args.save_sample_per_class:
         paths = datasets.save_samples_per_class(ds, folder / "samples",
                                                 channel_first=args.channel_first, swap=args.swap)
         print(f"samples: {len(paths)} files in {folder / 'samples'}")
+
+
+def run(args):
+    """Run `ai8x-nb train`; returns the exit code."""
+    from ai8x_nb.cli._checks import positive
+    from ai8x_nb.training import train
+    from ai8x_nb.training.arguments import check_train_args
+
+    run_dir = _existing_run(args)
+    epochs = _epochs(args, run_dir)
+    check_train_args(epochs=epochs, batch_size=args.batch_size, optimizer=args.optimizer,
+                     lr=args.lr, metrics=args.metrics, schedule=args.schedule,
+                     warmup_epochs=args.warmup_epochs, seed=args.seed, device=args.device)
+    positive("--limit", args.limit)
+    positive("--save-sample", args.save_sample, low=0)
+    ds = _dataset(args, run_dir)
+    _check_sample_index(args, ds)
+    result = train(
+        args.model, ds, epochs=epochs, batch_size=args.batch_size, optimizer=args.optimizer,
+        lr=args.lr, metrics=args.metrics, qat_policy=args.qat_policy, out=args.out,
+        run_dir=args.run_dir, seed=args.seed, data_dir=args.data_dir,
+        dataset_kwargs=_dataset_kwargs(args), device=args.device, schedule=args.schedule,
+        warmup_epochs=args.warmup_epochs)
+    folder = result.run_dir.path
+    _save_samples(args, ds, folder)
     print(f"run dir: {folder}")
     print(f"test accuracy: {result.test_accuracy:.4f} ({len(ds.test)} test samples)")
     return 0

@@ -39,7 +39,9 @@ def model_names():
 
 
 def _info(name):
-    key = str(name).lower()
+    key = str(name).strip().lower()
+    if key not in MODELS and key.endswith("_model"):
+        key = key[:-len("_model")]  # the vendor's TensorFlow scripts say "mnist_model"
     if key not in MODELS:
         raise UnknownModelError(
             f"Unknown seed model {name!r}; expected one of {', '.join(MODELS)}. Pass a "
@@ -51,7 +53,8 @@ def get_model(name, *, device="MAX78000"):
     """Build a seed model.
 
     Args:
-        name: one of `model_names()` (case-insensitive).
+        name: one of `model_names()` (case-insensitive; the vendor's script names such as
+            "mnist_model" are accepted too).
         device: "MAX78000" or "MAX78002".
 
     Returns:

@@ -8,7 +8,8 @@ Example:
 
 from ai8x_nb.training.loop import (SCHEDULES, TrainingError, auto_verbose, make_optimizer,
                                    make_schedule, train)
+from ai8x_nb.training.progress import NotebookProgress
 from ai8x_nb.training.results import TrainResult
 
-__all__ = ["SCHEDULES", "TrainResult", "TrainingError", "auto_verbose", "make_optimizer",
-           "make_schedule", "train"]
+__all__ = ["SCHEDULES", "NotebookProgress", "TrainResult", "TrainingError", "auto_verbose",
+           "make_optimizer", "make_schedule", "train"]

@@ -75,9 +75,10 @@ class PhaseCheckpoint(keras.callbacks.Callback):
 class ResumeCheckpoint(keras.callbacks.Callback):
     """Save `last.keras` and `state.json` after every epoch, and restore schedule state.
 
-    `state.json` records the number of completed epochs, the checkpoint bests and the state
-    of a ReduceLROnPlateau schedule, which Keras does not save with the model. It is moved
-    into place right after `last.keras`, so the two describe the same epoch.
+    `state.json` records the number of completed epochs, the checkpoint bests, the state
+    of a ReduceLROnPlateau schedule and of the random generators of Dropout-like layers,
+    which Keras does not save with the model. It is moved into place right after
+    `last.keras`, so the two describe the same epoch.
 
     Args:
         run_dir: the `RunDir`.
@@ -108,6 +109,15 @@ class ResumeCheckpoint(keras.callbacks.Callback):
             plateau.best = float(saved["best"])
             plateau.wait = int(saved["wait"])
             plateau.cooldown_counter = int(saved["cooldown_counter"])
+        generators = _seed_generator_states(self.model)
+        saved = (self.restore or {}).get("seed_generators")
+        if saved is not None and len(saved) == len(generators):
+            for variable, value in zip(generators, saved):
+                variable.assign(keras.ops.convert_to_tensor(value, dtype=variable.dtype))
+        elif saved is not None:
+            logger.warning("state.json holds %d random generator states but the model has %d; "
+                           "dropout will not repeat the interrupted run exactly.", len(saved),
+                           len(generators))
 
     def on_epoch_end(self, epoch, logs=None):
         atomic_save_model(self.model, self.run_dir.file(LAST))
@@ -120,6 +130,17 @@ class ResumeCheckpoint(keras.callbacks.Callback):
             "learning_rate": float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)),
             "plateau": None if plateau is None else {
                 f: float(getattr(plateau, f)) for f in self.PLATEAU_FIELDS},
+            "seed_generators": [keras.ops.convert_to_numpy(v).tolist()
+                                for v in _seed_generator_states(self.model)],
             "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
         }
         atomic_write_json(self.run_dir.file(STATE), state)
+
+
+def _seed_generator_states(model):
+    """The state variables of the model's random generators (Dropout, ...), in model order.
+
+    Keras does not store them in `.keras` files: a reloaded model would draw other dropout
+    masks than the model that kept training.
+    """
+    return [v for v in model.variables if v.path.endswith("seed_generator_state")]

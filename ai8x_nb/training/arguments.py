@@ -1,0 +1,234 @@
+"""The checks of `train`'s arguments: one place for the CLI, the notebooks and the API.
+
+Every value is checked before anything is loaded or created (no run folder for a bad
+argument), and 0 is a value, never "not given": only None means "use the default".
+`resume_conflicts` compares the arguments given for a resume with the run's saved settings.
+"""
+
+import dataclasses
+import math
+import numbers
+
+from ai8x_nb.errors import Ai8xNbError
+
+__all__ = ["OPTIMIZERS", "SCHEDULES", "TrainingError", "TrainArgs", "check_train_args",
+           "check_metrics", "resume_conflicts"]
+
+OPTIMIZERS = ("adam", "sgd")
+SCHEDULES = ("seed", "cosine", "constant")
+DEFAULT_SEED = 42
+DEFAULT_DEVICE = "MAX78000"
+DEFAULT_WARMUP_EPOCHS = 0.3
+DEFAULT_METRICS = ("accuracy",)
+_METRIC_ALIASES = ("accuracy", "acc", "crossentropy", "ce")  # Keras' compile() shorthands
+
+
+class TrainingError(Ai8xNbError, ValueError):
+    """A training argument that cannot be used (bad value, model/data mismatch, ...)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainArgs:
+    """`train` arguments after the checks; None still means "not given".
+
+    Attributes:
+        epochs, batch_size, optimizer, lr, metrics, schedule, warmup_epochs, seed, device:
+            as passed to `train`, names lower-cased, `metrics` a tuple (or None).
+    """
+
+    epochs: int
+    batch_size: int = None
+    optimizer: object = None
+    lr: float = None
+    metrics: tuple = None
+    schedule: object = None
+    warmup_epochs: float = None
+    seed: int = None
+    device: str = None
+
+
+def _fail(name, value, expected, fix):
+    raise TrainingError(f"{name}={value!r} is invalid: expected {expected}. {fix}")
+
+
+def _int(name, value, low, fix):
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
+        _fail(name, value, f"an int >= {low}", fix)
+    return int(value)
+
+
+def _real(name, value, *, positive, fix):
+    if value is None:
+        return None
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+    if not ok or (value <= 0 if positive else value < 0):
+        _fail(name, value, "a finite number " + ("> 0" if positive else ">= 0"), fix)
+    return float(value)
+
+
+def _name(name, value, choices, extra, fix):
+    if value is None or not isinstance(value, str):
+        return value
+    key = value.strip().lower()
+    if key not in choices:
+        _fail(name, value, f"one of {', '.join(map(repr, choices))}{extra}", fix)
+    return key
+
+
+def check_train_args(*, epochs, batch_size=None, optimizer=None, lr=None, metrics=None,
+                     schedule=None, warmup_epochs=None, seed=None, device=None):
+    """Check `train`'s scalar arguments; return them normalised as a `TrainArgs`.
+
+    Args:
+        epochs: total epochs, an int >= 1.
+        batch_size: None or an int >= 1.
+        optimizer: None, "adam"/"sgd" (any case) or a `keras.optimizers.Optimizer`.
+        lr: None or a finite learning rate > 0.
+        metrics: None, a metric name, or a list of names / `keras.metrics.Metric`s.
+        schedule: None, "seed"/"auto"/"cosine"/"constant" (any case) or a Keras callback.
+        warmup_epochs: None or a finite number >= 0.
+        seed: None or an int >= 0.
+        device: None or a device name ("MAX78000", "MAX78002", ...).
+
+    Returns:
+        A `TrainArgs`.
+
+    Raises:
+        TrainingError: the first bad argument, named with its value, what is expected and
+            how to fix it.
+        ai8x_nb.errors.UnknownDeviceError: an unknown device.
+
+    Example:
+
+    >>> check_train_args(epochs=2, optimizer="Adam", lr=1e-3).optimizer
+    'adam'
+    >>> check_train_args(epochs=2, batch_size=0)
+    Traceback (most recent call last):
+    ...
+    ai8x_nb.training.arguments.TrainingError: batch_size=0 is invalid: expected an int >= 1. ...
+    """
+    import keras
+
+    from ai8x_nb.devices import get_device
+
+    epochs = _int("epochs", epochs, 1, "Pass the total number of epochs (e.g. 10).")
+    if epochs is None:
+        _fail("epochs", epochs, "an int >= 1", "Pass the total number of epochs (e.g. 10).")
+    batch_size = _int("batch_size", batch_size, 1,
+                      "Pass a batch size such as 64, or None for the seed model's.")
+    seed = _int("seed", seed, 0, "Pass a non-negative int such as 42.")
+    lr = _real("lr", lr, positive=True,
+               fix="Pass a learning rate such as 1e-3, or None for the seed model's.")
+    warmup_epochs = _real("warmup_epochs", warmup_epochs, positive=False,
+                          fix="Pass 0 for no warm-up, or a fraction of an epoch such as 0.3.")
+    if not (optimizer is None or isinstance(optimizer, (str, keras.optimizers.Optimizer))):
+        _fail("optimizer", optimizer, "'adam', 'sgd' or a keras.optimizers.Optimizer",
+              "Pass an optimizer name, or None for the seed model's.")
+    optimizer = _name("optimizer", optimizer, OPTIMIZERS, " or a keras.optimizers.Optimizer",
+                      "Pass an optimizer name, or None for the seed model's.")
+    if not (schedule is None or isinstance(schedule, (str, keras.callbacks.Callback))):
+        _fail("schedule", schedule, f"one of {SCHEDULES} or a keras.callbacks.Callback",
+              "Pass 'cosine' for short runs, 'seed' for the seed's.")
+    schedule = _name("schedule", schedule, SCHEDULES + ("auto",), " or a Keras callback",
+                     "Pass 'cosine' for short runs, 'seed' for the seed's.")
+    if schedule == "auto":
+        schedule = "seed"
+    if device is not None:
+        device = get_device(device).name
+    return TrainArgs(epochs=epochs, batch_size=batch_size, optimizer=optimizer, lr=lr,
+                     metrics=_metric_names(metrics), schedule=schedule,
+                     warmup_epochs=warmup_epochs, seed=seed, device=device)
+
+
+def _metric_names(metrics):
+    import keras
+
+    if metrics is None:
+        return None
+    if isinstance(metrics, (str, keras.metrics.Metric)):
+        metrics = (metrics,)
+    try:
+        metrics = tuple(metrics)
+    except TypeError:
+        _fail("metrics", metrics, "a metric name or a list of them",
+              "Pass e.g. ['accuracy'].")
+    for metric in metrics:
+        if isinstance(metric, keras.metrics.Metric) or callable(metric):
+            continue
+        if not isinstance(metric, str):
+            _fail("metrics", metric, "a metric name or a keras.metrics.Metric",
+                  "Pass e.g. ['accuracy'].")
+        if metric.lower() in _METRIC_ALIASES:
+            continue
+        try:
+            keras.metrics.get(metric)
+        except ValueError:
+            _fail("metrics", metric, "a Keras metric name such as 'accuracy' or "
+                  "'sparse_top_k_categorical_accuracy'", "Fix the name, or drop it: "
+                  "accuracy is always tracked.")
+    return metrics
+
+
+def check_metrics(metrics, num_classes):
+    """Compute each named metric once on dummy labels and logits, before training starts.
+
+    A metric that Keras knows but that does not fit integer labels and `num_classes` logits
+    (e.g. "mse") fails here with its name, not in the middle of the first epoch.
+
+    Raises:
+        TrainingError: a metric that cannot be computed on this task.
+    """
+    import keras
+    import numpy as np
+
+    y_true = np.zeros((2,), dtype="int64")
+    y_pred = np.zeros((2, int(num_classes)), dtype="float32")
+    for metric in metrics:
+        if not isinstance(metric, str) or metric.lower() in _METRIC_ALIASES:
+            continue
+        try:
+            keras.metrics.get(metric).update_state(y_true, y_pred)
+        except (ValueError, TypeError) as err:
+            raise TrainingError(
+                f"metrics={metric!r} cannot be computed on class labels and {num_classes} "
+                f"logits ({str(err).splitlines()[0][:200]}). Use a classification metric such "
+                f"as 'accuracy' or 'sparse_top_k_categorical_accuracy'.") from None
+
+
+def _same(given, saved):
+    if isinstance(given, float) or isinstance(saved, float):
+        try:
+            return math.isclose(float(given), float(saved), rel_tol=1e-12, abs_tol=0.0)
+        except (TypeError, ValueError):
+            return False
+    if isinstance(given, str) and isinstance(saved, str):
+        return given.lower() == saved.lower()
+    if isinstance(given, (list, tuple)) and isinstance(saved, (list, tuple)):
+        return len(given) == len(saved) and all(_same(a, b) for a, b in zip(given, saved))
+    return given == saved
+
+
+def resume_conflicts(given, saved):
+    """The arguments given for a resume that differ from the run's saved settings.
+
+    Args:
+        given: {name: value} of the arguments passed (None = not given, skipped).
+        saved: the run's config.json.
+
+    Returns:
+        A list of "name=value (the run has saved)" strings, empty when nothing conflicts.
+
+    Example:
+
+    >>> resume_conflicts({"lr": 0.5, "dataset": "MNIST"}, {"lr": 0.001, "dataset": "mnist"})
+    ['lr=0.5 (the run has 0.001)']
+    """
+    conflicts = []
+    for name, value in given.items():
+        if value is None or name not in saved:
+            continue
+        if not _same(value, saved[name]):
+            conflicts.append(f"{name}={value!r} (the run has {saved[name]!r})")
+    return conflicts

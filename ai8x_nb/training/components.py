@@ -1,0 +1,194 @@
+"""The parts `train` assembles: dataset, model, optimizer, LR schedule and QAT policy."""
+
+import dataclasses
+import logging
+import math
+import os
+
+import keras
+
+from ai8x_nb import datasets, models
+from ai8x_nb.errors import Ai8xNbError
+from ai8x_nb.models.schedules import CosineSchedule, reduce_on_plateau
+from ai8x_nb.training.arguments import OPTIMIZERS, SCHEDULES, TrainingError
+
+__all__ = ["make_optimizer", "compile_model", "resolve_policy", "policy_dict", "make_schedule",
+           "schedule_name", "resume_schedule", "load_dataset", "build_model", "check_shapes",
+           "model_device", "try_spec"]
+
+logger = logging.getLogger(__name__)
+
+
+def make_optimizer(optimizer, lr):
+    """Return a Keras optimizer: "adam", "sgd" (momentum 0.9) or an optimizer instance.
+
+    Raises:
+        TrainingError: unknown optimizer name.
+    """
+    if isinstance(optimizer, keras.optimizers.Optimizer):
+        if lr is not None:
+            optimizer.learning_rate = lr
+        return optimizer
+    name = str(optimizer).lower()
+    if name == "adam":
+        return keras.optimizers.Adam(learning_rate=lr)
+    if name == "sgd":
+        return keras.optimizers.SGD(learning_rate=lr, momentum=0.9)
+    raise TrainingError(f"optimizer={optimizer!r} is not supported; use one of {OPTIMIZERS} "
+                        f"or pass a keras.optimizers.Optimizer instance.")
+
+
+def compile_model(model, optimizer, metrics):
+    """Compile with sparse categorical cross-entropy on logits; always tracks accuracy."""
+    metrics = list(metrics or ())
+    if not any(isinstance(m, str) and m.lower() in ("accuracy", "acc") for m in metrics):
+        metrics.append("accuracy")
+    model.compile(optimizer=optimizer,
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  metrics=metrics, jit_compile=False)
+
+
+def resolve_policy(qat_policy, epochs):
+    """Load a QAT policy and make its start epoch fit in `epochs` (None: no QAT).
+
+    A policy that would start at or after the last epoch (e.g. the default start 30 in a
+    2-epoch smoke run) starts at `epochs // 2` instead, with a warning.
+    """
+    if qat_policy is None:
+        return None
+    from ai8x_nb import quantize  # lazy: QAT is optional
+
+    policy = qat_policy if isinstance(qat_policy, quantize.QATPolicy) else (
+        quantize.load_policy(qat_policy))
+    if policy.start_epoch >= epochs:
+        start = epochs // 2
+        logger.warning("QAT policy start_epoch=%d is not before the last of %d epochs; "
+                       "starting QAT at epoch %d instead (half the run). Train longer or "
+                       "lower start_epoch to follow the policy.", policy.start_epoch, epochs,
+                       start)
+        policy = dataclasses.replace(policy, start_epoch=start)
+    return policy
+
+
+def policy_dict(policy):
+    if policy is None:
+        return None
+    return policy.to_dict()
+
+
+def load_dataset(dataset_or_name, data_dir, dataset_kwargs):
+    if dataset_or_name is None:
+        raise TrainingError("No dataset: pass a dataset name or an ai8x_nb.datasets.Dataset, "
+                            "or a seed model name (it brings its dataset).")
+    kwargs = {k: (os.fspath(v) if isinstance(v, os.PathLike) else v)
+              for k, v in (dataset_kwargs or {}).items()}
+    if data_dir is not None:
+        kwargs["data_dir"] = os.fspath(data_dir)
+    if isinstance(dataset_or_name, datasets.Dataset):
+        return dataset_or_name, kwargs  # kwargs are only recorded, for RunDir.load_dataset
+    return datasets.load(dataset_or_name, **kwargs), kwargs
+
+
+def build_model(model_or_name, ds, device):
+    """Return (model, config entry for the model, ModelInfo giving the defaults or None)."""
+    if model_or_name is None:
+        info = models.model_for_dataset(ds.name)
+        if info is None:
+            raise TrainingError(f"No seed model for dataset {ds.name!r}; pass a model (a "
+                                f"keras.Model, a seed name {models.model_names()} or a spec).")
+        return info.build(device), info.name, info
+    if isinstance(model_or_name, str):
+        info = models.get_info(model_or_name)
+        return info.build(device), info.name, info
+    if isinstance(model_or_name, (list, tuple)):
+        from ai8x_nb.spec import spec_to_model  # lazy: separate module
+
+        model = spec_to_model(list(model_or_name), ds.input_shape, ds.num_classes, device)
+        return model, list(model_or_name), models.model_for_dataset(ds.name)
+    if isinstance(model_or_name, keras.Model):
+        return model_or_name, None, models.model_for_dataset(ds.name)
+    raise TrainingError(f"model={type(model_or_name).__name__} is not a keras.Model, a seed "
+                        f"model name {models.model_names()} or a model spec list.")
+
+
+def check_shapes(model, ds):
+    want = tuple(model.inputs[0].shape[1:])
+    have = ds.input_shape
+    if None not in want and math.prod(want) != math.prod(have):
+        raise TrainingError(f"Model '{model.name}' takes inputs of shape {want} but dataset "
+                            f"{ds.name!r} has samples of shape {have}. Build the model for "
+                            f"this dataset (input shape {have}).")
+    outputs = model.outputs[0].shape[-1]
+    if outputs is not None and outputs < ds.num_classes:
+        raise TrainingError(f"Model '{model.name}' has {outputs} outputs but dataset "
+                            f"{ds.name!r} has {ds.num_classes} classes.")
+
+
+def make_schedule(schedule, info, lr, epochs, warmup_epochs=0.0):
+    """Return the LR-schedule callback (or None) for a schedule name or callback.
+
+    Args:
+        schedule: "seed" (alias "auto": the seed model's schedule, else ReduceLROnPlateau),
+            "cosine" (per-step cosine decay to 0 over `epochs` after `warmup_epochs` of
+            linear warm-up), "constant"/None (no schedule), or a Keras callback.
+        info: the `ModelInfo` giving the seed schedule, or None.
+        lr: the initial (peak) learning rate.
+        epochs: total epochs of the run.
+        warmup_epochs: warm-up length for "cosine".
+
+    Raises:
+        TrainingError: an unknown schedule name or a bad warm-up.
+    """
+    if schedule is None or isinstance(schedule, keras.callbacks.Callback):
+        return schedule
+    name = str(schedule).lower()
+    if name in ("seed", "auto"):
+        return info.lr_schedule(lr) if info is not None else reduce_on_plateau(lr)
+    if name == "cosine":
+        try:
+            return CosineSchedule(lr, epochs, warmup_epochs=warmup_epochs)
+        except ValueError as err:
+            raise TrainingError(str(err)) from None
+    if name == "constant":
+        return None
+    raise TrainingError(f"schedule={schedule!r} is not supported; use one of {SCHEDULES}, "
+                        f"None or a keras.callbacks.Callback.")
+
+
+def schedule_name(schedule):
+    if schedule is None:
+        return "constant"
+    if isinstance(schedule, str):
+        return "seed" if schedule.lower() == "auto" else schedule.lower()
+    return type(schedule).__name__
+
+
+def model_device(model, default):
+    """The device name of the model's hardware layers (else `default`)."""
+    for layer in model.layers:
+        device = getattr(layer, "device", None)
+        if device is not None and hasattr(device, "name"):
+            return device.name
+    return str(default)
+
+
+def try_spec(model):
+    try:
+        from ai8x_nb.spec import model_to_spec
+    except ImportError:
+        return None
+    try:
+        return model_to_spec(model)
+    except (Ai8xNbError, ValueError, TypeError, NotImplementedError) as err:
+        logger.debug("No spec for model %s: %s", model.name, err)
+        return None
+
+
+def resume_schedule(config, info, epochs):
+    """The schedule a run was started with (a custom callback cannot be saved: the seed's)."""
+    name = config.get("schedule", "seed")
+    if name not in SCHEDULES:
+        logger.warning("Run was trained with schedule %s, which cannot be restored; resuming "
+                       "with the seed schedule.", name)
+        name = "seed"
+    return make_schedule(name, info, config["lr"], epochs, config.get("warmup_epochs", 0.0))

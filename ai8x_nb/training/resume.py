@@ -1,0 +1,148 @@
+"""Continue a run from its folder: resume after the last saved epoch, or restart it.
+
+A run stopped after its first epoch resumes from `last.keras` + `state.json`. A run stopped
+during its first epoch has only config.json: it starts again from the saved settings (same
+seed, same model), which gives what the uninterrupted run would have given. Either way the
+arguments given must agree with the saved settings; a conflict is refused, never ignored.
+"""
+
+import logging
+
+import keras
+
+from ai8x_nb import datasets, models
+from ai8x_nb.runs import HISTORY, LAST
+from ai8x_nb.training.arguments import TrainingError, resume_conflicts
+from ai8x_nb.training.components import (build_model, check_shapes, compile_model,
+                                         make_optimizer, policy_dict, resolve_policy,
+                                         resume_schedule)
+from ai8x_nb.training.fit import fit_run
+from ai8x_nb.training.results import truncate_history
+from ai8x_nb.training.settings import RunSettings
+
+__all__ = ["continue_run"]
+
+logger = logging.getLogger(__name__)
+
+
+def continue_run(run, model_or_name, dataset_or_name, args, qat_policy, data_dir,
+                 dataset_kwargs, options):
+    """Resume (or restart) the run in the locked folder `run` up to `args.epochs` epochs.
+
+    Args:
+        run: the locked `RunDir`, holding config.json.
+        model_or_name, dataset_or_name, qat_policy, data_dir, dataset_kwargs: as given to
+            `train` (checked against the run's settings; `data_dir` may differ).
+        args: the checked `TrainArgs`.
+        options: `verbose` and `callbacks` for `fit_run`.
+
+    Returns:
+        The `TrainResult`.
+
+    Raises:
+        TrainingError: arguments that differ from the run's settings, fewer epochs than the
+            run completed, or a run of a custom model stopped before its first checkpoint
+            without that model given again.
+    """
+    config, state = run.config, run.state
+    _refuse_conflicts(run, config, model_or_name, dataset_or_name, args, qat_policy,
+                      dataset_kwargs)
+    epochs = args.epochs
+    done = 0 if state is None else state["epochs_completed"]
+    if epochs < done:
+        raise TrainingError(f"epochs={epochs} is invalid for run {str(run.path)!r}: it already "
+                            f"completed {done} epochs. Pass epochs >= {done}.")
+    settings = RunSettings.from_config(config, epochs)
+    info = models.MODELS.get(config.get("defaults_from") or "")
+    if isinstance(dataset_or_name, datasets.Dataset):
+        ds = dataset_or_name
+    else:
+        ds = run.load_dataset(data_dir=data_dir)
+    if state is None:
+        logger.info("Run %s stopped in its first epoch: starting it again with its saved "
+                    "settings.", run.path)
+        model = _rebuild(run, config, model_or_name, ds, settings)
+    else:
+        if isinstance(model_or_name, keras.Model):
+            logger.warning("Resuming %s from %s: the model passed is not used.", run.path,
+                           LAST)
+        logger.info("Resuming %s after epoch %d of %d.", run.path, done, epochs)
+        model = run.load_model(LAST, compile=True)
+    config["epochs"] = epochs
+    run.write_config(config)
+    truncate_history(run.file(HISTORY), done)
+    return fit_run(run, model, ds, config, settings.policy,
+                   resume_schedule(config, info, epochs), initial_epoch=done, state=state,
+                   **options)
+
+
+def _rebuild(run, config, model_or_name, ds, settings):
+    ref = config.get("model")
+    if ref is None:
+        if not isinstance(model_or_name, keras.Model):
+            raise TrainingError(
+                f"Run {str(run.path)!r} trains a custom keras.Model and stopped before its "
+                f"first epoch ended, so it saved no model. Pass that model again to restart "
+                f"it, or start a new run.")
+        model = model_or_name
+    else:
+        keras.utils.set_random_seed(settings.seed)
+        model, _, _ = build_model(ref, ds, settings.device)
+    check_shapes(model, ds)
+    compile_model(model, make_optimizer(settings.optimizer, settings.lr), settings.metrics)
+    return model
+
+
+def _model_ref(model_or_name):
+    if isinstance(model_or_name, str):
+        return models.get_info(model_or_name).name
+    if isinstance(model_or_name, (list, tuple)):
+        from ai8x_nb.spec import normalize_spec
+
+        return normalize_spec(list(model_or_name))
+    return None
+
+
+def _saved_model_ref(config):
+    ref = config.get("model")
+    if isinstance(ref, list):
+        from ai8x_nb.spec import normalize_spec
+
+        return normalize_spec(ref)
+    return ref
+
+
+def _refuse_conflicts(run, config, model_or_name, dataset_or_name, args, qat_policy,
+                      dataset_kwargs):
+    dataset = getattr(dataset_or_name, "name", dataset_or_name)
+    given = {
+        "dataset": dataset,
+        "model": _model_ref(model_or_name),
+        "batch_size": args.batch_size,
+        "optimizer": args.optimizer if isinstance(args.optimizer, str) else None,
+        "lr": args.lr,
+        "metrics": list(args.metrics) if args.metrics is not None else None,
+        "schedule": args.schedule if isinstance(args.schedule, str) else None,
+        "warmup_epochs": args.warmup_epochs,
+        "seed": args.seed,
+        "device": args.device,
+        "qat_policy": (policy_dict(resolve_policy(qat_policy, int(config.get("epochs", 1))))
+                       if qat_policy is not None else None),
+    }
+    saved = {**config, "model": _saved_model_ref(config)}
+    if given["model"] is not None and saved["model"] is None:
+        given["model"] = None  # a custom keras.Model run: a name cannot be compared
+    conflicts = resume_conflicts(given, saved)
+    saved_kwargs = config.get("dataset_kwargs") or {}
+    for key, value in (dataset_kwargs or {}).items():
+        if key == "data_dir" or value is None:
+            continue
+        if saved_kwargs.get(key) is None and value is False:
+            continue
+        conflicts += resume_conflicts({key: value}, {key: saved_kwargs.get(key)})
+    if conflicts:
+        raise TrainingError(
+            f"Cannot continue run {str(run.path)!r} with other settings: "
+            f"{', '.join(conflicts)}. Drop these arguments to continue with the run's own "
+            f"settings (epochs and data_dir may change), or start a new run (without "
+            f"run_dir / --run-dir).")
