@@ -451,3 +451,10 @@ def test_extract_refuses_path_traversal(tmp_path):
     with pytest.raises(DatasetError, match="outside"):
         _files.extract(archive, tmp_path / "out")
     assert not (tmp_path / "evil.txt").exists()
+
+
+def test_failed_download_leaves_no_empty_folders(tmp_path):
+    target = tmp_path / "data" / "mnist" / "train-images-idx3-ubyte.gz"
+    with pytest.raises(DatasetError, match=r"train-images-idx3-ubyte\.gz.*--data-dir"):
+        _files.download((tmp_path / "nowhere.gz").as_uri(), target, progress=False)
+    assert list(tmp_path.iterdir()) == []  # neither data/ nor data/mnist/ was left behind

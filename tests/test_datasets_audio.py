@@ -76,28 +76,46 @@ def test_augment_batch_is_seeded_and_vectorised():
 
 def test_speech_commands_fixture_lists_unknown_and_cache(tmp_path, monkeypatch):
     root = write_speech_commands(tmp_path / "speech_commands_v0.02")
-    ds = load("kws20", tmp_path, augment=False)
+    shipped = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    cache = tmp_path.parent / f"{tmp_path.name}-cache"
+    ds = load("kws20", tmp_path, augment=False, cache_dir=cache)
     assert (len(ds.train), len(ds.valid), len(ds.test)) == (18, 3, 3)  # lists honoured
     assert sorted(ds.valid.y.tolist()) == [0, 1, 20] and sorted(ds.test.y.tolist()) == [0, 1, 20]
     assert ds.num_classes == 21
     items = kws.scan_folder(root)
     assert not any(rel.startswith("_background_noise_") for rel, _ in items)
     assert {items[i][0].split("/")[1] for i in ds.valid.index} == {"0000beef_nohash_0.wav"}
-    caches = list((root / "processed").glob("kws20_*.npz"))
+    # The data folder is writable, yet stays as shipped: the cache is in the cache folder.
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == shipped
+    caches = list((cache / "kws").glob("kws20_*.npz"))
     assert len(caches) == 1
-    assert not [p for p in (root / "processed").iterdir() if p.suffix != ".npz"]  # no temp files left
+    assert not [p for p in (cache / "kws").iterdir() if p.suffix != ".npz"]  # no temp files left
 
     def no_reading(path):
         raise AssertionError("the cache should have been used")
 
     monkeypatch.setattr(kws, "read_wav", no_reading)
-    cached = load("kws20", tmp_path, augment=False)
+    cached = load("kws20", tmp_path, augment=False, cache_dir=cache)
     np.testing.assert_array_equal(cached.train.x, ds.train.x)
     monkeypatch.undo()
     write_wav(root / "up" / "0007cafe_nohash_1.wav", tone(77))  # the folder changed: processed again
-    changed = load("kws20", tmp_path, augment=False)
+    changed = load("kws20", tmp_path, augment=False, cache_dir=cache)
     assert len(changed.train) == 19
-    assert len(list((root / "processed").glob("kws20_*.npz"))) == 2
+    assert len(list((cache / "kws").glob("kws20_*.npz"))) == 2
+
+
+def test_cache_goes_to_xdg_cache_home_never_the_data_folder(tmp_path, monkeypatch):
+    root = write_speech_commands(tmp_path / "data" / "words", words=("bird", "cat"), speakers=3,
+                                 lists=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    audio_folder(root)
+    assert len(list((tmp_path / "xdg" / "ai8x-nb" / "kws").glob("words_*.npz"))) == 1
+    assert not (root / "processed").exists()
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    audio_folder(root)
+    assert len(list((tmp_path / "home" / ".cache" / "ai8x-nb" / "kws").glob("words_*.npz"))) == 1
+    assert sorted(p.name for p in root.iterdir()) == ["_background_noise_", "bird", "cat"]
 
 
 def test_kws_errors(tmp_path):

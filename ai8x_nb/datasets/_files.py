@@ -29,10 +29,11 @@ logger = logging.getLogger(__name__)
 
 ENV_VAR = "AI8X_NB_DATA"
 DEFAULT_DATA_DIR = "data"
+CACHE_NAME = "ai8x-nb"
 DOWNLOAD_TIMEOUT_S = 20.0
 _CHUNK = 1 << 20
 
-FIX_HINT = f"set {ENV_VAR} or pass data_dir= to a folder that holds it"
+FIX_HINT = f"set {ENV_VAR}, or pass data_dir= (ai8x-nb: --data-dir), to a folder that holds it"
 
 
 def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path:
@@ -54,6 +55,22 @@ def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path:
     if data_dir is None:
         data_dir = os.environ.get(ENV_VAR) or DEFAULT_DATA_DIR
     return Path(data_dir).expanduser().resolve()
+
+
+def cache_dir(cache_dir: str | os.PathLike | None = None) -> Path:
+    """Return the folder for processed-data caches (never inside a data folder).
+
+    Precedence: the `cache_dir` argument, then `$XDG_CACHE_HOME/ai8x-nb`, then
+    `~/.cache/ai8x-nb`.
+
+    Example:
+        >>> cache_dir("/tmp/c")
+        PosixPath('/tmp/c')
+    """
+    if cache_dir is not None:
+        return Path(cache_dir).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base).expanduser() / CACHE_NAME
 
 
 def file_digest(path: Path, algorithm: str = "md5") -> str:
@@ -145,10 +162,11 @@ def download(
     dest = Path(dest)
     logger.info("Downloading %s -> %s", url, dest)
     tmp_name = None
+    created = []
     try:
-        dest.parent.mkdir(parents=True, exist_ok=True)
         with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - fixed official URLs
             total = int(response.headers.get("Content-Length") or 0) or None
+            created = make_parents(dest)
             fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
             with os.fdopen(fd, "wb") as out, tqdm(
                 total=total, unit="B", unit_scale=True, desc=dest.name, disable=not progress
@@ -165,6 +183,7 @@ def download(
                 )
         os.replace(tmp_name, dest)
         tmp_name = None
+        created = []
     except (urllib.error.URLError, OSError, ValueError) as exc:
         if isinstance(exc, DatasetError):
             raise
@@ -172,7 +191,28 @@ def download(
     finally:
         if tmp_name is not None and os.path.exists(tmp_name):
             os.unlink(tmp_name)
+        remove_empty(created)
     return dest
+
+
+def make_parents(path: Path) -> list[Path]:
+    """Create the missing parent folders of `path`; return them, deepest first."""
+    missing = []
+    parent = Path(path).parent
+    while not parent.exists() and parent != parent.parent:
+        missing.append(parent)
+        parent = parent.parent
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    return missing
+
+
+def remove_empty(folders: Iterable[Path]) -> None:
+    """Remove the folders (deepest first) that are still empty: a failed download leaves none."""
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:
+            break  # not empty (another writer), or already gone
 
 
 def _common_top(names: list[str]) -> str | None:

@@ -21,10 +21,12 @@ Augmentation (train split only, `augment=True`): `AUG_COPIES` extra copies of
 each training clip with a random time stretch (0.8..1.3, linear resampling via
 `np.interp`), shift (+-0.1 s) and white noise, vectorised and seeded.
 
-The processed arrays are cached as `<root>/processed/<name>_<key>.npz`, written
-atomically; the key hashes the settings and the file list (names, sizes,
-mtimes), so a changed folder is processed again. A read-only root (no write
-permission bit, even for root) is fine: the cache is then skipped.
+The processed arrays are cached as `<cache>/kws/<name>_<key>.npz`, written
+atomically, where `<cache>` is `cache_dir=`, else `$XDG_CACHE_HOME/ai8x-nb`, else
+`~/.cache/ai8x-nb`: never inside the data folder, which stays as it was shipped.
+The key hashes the folder's path, the settings and the file list (names, sizes,
+mtimes), so a changed folder is processed again. A cache folder that cannot be
+written is skipped.
 """
 
 from __future__ import annotations
@@ -208,6 +210,7 @@ def load_audio_folder(
     seed: int = 42,
     normalize: bool = False,
     cache: bool = True,
+    cache_dir: str | Path | None = None,
 ) -> Dataset:
     """Load a folder of keyword clips (see the module docstring for the layout and encoding).
 
@@ -222,7 +225,9 @@ def load_audio_folder(
         augment: add `AUG_COPIES` augmented copies of each train clip.
         seed: seed of the augmentation and of the order inside each split.
         normalize: peak-normalise each clip to full scale before encoding.
-        cache: read/write the processed `.npz` cache under `root/processed`.
+        cache: read/write the processed `.npz` cache.
+        cache_dir: folder of the cache (default: `$XDG_CACHE_HOME/ai8x-nb`, else
+            `~/.cache/ai8x-nb`); never the data folder.
 
     Returns:
         A `Dataset` of `(n, 128, 128)` int8 samples. `Split.index` holds each
@@ -253,7 +258,8 @@ def load_audio_folder(
         "augment": augment, "seed": seed, "normalize": normalize,
         "aug": [AUG_COPIES, AUG_STRETCH, AUG_SHIFT_S, AUG_NOISE_STD],
     }  # fmt: skip
-    cache_path = root / "processed" / f"{name}_{_cache_key(root, items, settings)}.npz"
+    settings["root"] = str(root.resolve())  # two folders of one name get two caches
+    cache_path = _files.cache_dir(cache_dir) / "kws" / f"{name}_{_cache_key(root, items, settings)}.npz"
     arrays = _read_cache(cache_path) if cache and cache_path.is_file() else None
     if arrays is None:
         arrays = _process(root, rel_paths, labels, valid_fraction, test_fraction, augment, seed, normalize)
@@ -306,6 +312,7 @@ def load_kws20(
     seed: int = 42,
     augment: bool = True,
     allow_partial: bool = False,
+    cache_dir: str | Path | None = None,
 ) -> Dataset:
     """Load kws20: 20 keywords (classes 0..19) and every other word as 20 "unknown".
 
@@ -318,6 +325,7 @@ def load_kws20(
         seed: augmentation and split-order seed.
         augment: add augmented copies of the train clips.
         allow_partial: unused (a folder of clips is taken as it is).
+        cache_dir: folder of the processed-data cache (see the module docstring).
 
     Returns:
         A `Dataset` with 21 classes, samples `(128, 128)` int8, 80/10/10 split.
@@ -344,6 +352,7 @@ def load_kws20(
         test_fraction=0.1,
         augment=augment,
         seed=seed,
+        cache_dir=cache_dir,
     )
 
 
@@ -353,6 +362,7 @@ def audio_folder(
     valid_fraction: float = 0.1,
     test_fraction: float = 0.1,
     augment: bool = False,
+    cache_dir: str | Path | None = None,
 ) -> Dataset:
     """Load a folder of 16 kHz keyword WAVs laid out like Speech Commands.
 
@@ -365,6 +375,7 @@ def audio_folder(
         valid_fraction: share of speakers in valid.
         test_fraction: share of speakers in test.
         augment: add augmented copies of the train clips (seed 42).
+        cache_dir: folder of the processed-data cache (see the module docstring).
 
     Returns:
         A `Dataset` of `(n, 128, 128)` int8 samples, named after the folder.
@@ -379,5 +390,10 @@ def audio_folder(
     if not path.is_dir():
         raise DatasetError(f"{path} is not a folder: expected one sub-folder of WAV clips per class.")
     return load_audio_folder(
-        path, name=path.name, valid_fraction=valid_fraction, test_fraction=test_fraction, augment=augment
+        path,
+        name=path.name,
+        valid_fraction=valid_fraction,
+        test_fraction=test_fraction,
+        augment=augment,
+        cache_dir=cache_dir,
     )

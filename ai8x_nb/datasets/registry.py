@@ -28,7 +28,8 @@ class DatasetInfo:
     Args:
         name: registry name.
         folder: default folder under the data dir.
-        reader: `reader(root, *, name, allow_partial, download, seed, augment) -> Dataset`.
+        reader: `reader(root, *, name, allow_partial, download, seed, augment,
+            cache_dir) -> Dataset`.
         description: one line for listings.
     """
 
@@ -39,27 +40,29 @@ class DatasetInfo:
 
 
 def _idx_reader(spec: idx.IdxSpec) -> Callable[..., Dataset]:
-    def read(root: Path, *, name, allow_partial, download, seed, augment) -> Dataset:
-        del augment  # image augmentation belongs to the training pipeline
+    def read(root: Path, *, name, allow_partial, download, seed, augment, cache_dir) -> Dataset:
+        del augment, cache_dir  # image augmentation belongs to the training pipeline
         return idx.load_idx(spec, root, name=name, allow_partial=allow_partial, download=download, seed=seed)
 
     return read
 
 
 def _cifar_reader(spec: cifar.CifarSpec) -> Callable[..., Dataset]:
-    def read(root: Path, *, name, allow_partial, download, seed, augment) -> Dataset:
-        del augment
+    def read(root: Path, *, name, allow_partial, download, seed, augment, cache_dir) -> Dataset:
+        del augment, cache_dir
         return cifar.load_cifar(spec, root, name=name, allow_partial=allow_partial, download=download, seed=seed)
 
     return read
 
 
-def _kws_reader(root: Path, *, name, allow_partial, download, seed, augment) -> Dataset:
-    return kws.load_kws20(root, name=name, allow_partial=allow_partial, download=download, seed=seed, augment=augment)
+def _kws_reader(root: Path, *, name, allow_partial, download, seed, augment, cache_dir) -> Dataset:
+    return kws.load_kws20(
+        root, name=name, allow_partial=allow_partial, download=download, seed=seed, augment=augment, cache_dir=cache_dir
+    )
 
 
-def _rock_reader(root: Path, *, name, allow_partial, download, seed, augment) -> Dataset:
-    del augment
+def _rock_reader(root: Path, *, name, allow_partial, download, seed, augment, cache_dir) -> Dataset:
+    del augment, cache_dir
     return rock.load_rock(root, name=name, allow_partial=allow_partial, download=download, seed=seed)
 
 
@@ -94,6 +97,7 @@ def load(
     seed: int = 42,
     augment: bool = True,
     limit: int | None = None,
+    cache_dir: str | os.PathLike | None = None,
 ) -> Dataset:
     """Load a registered dataset from its original files.
 
@@ -114,6 +118,9 @@ def load(
         seed: seed of the train/valid split (and of kws20 augmentation).
         augment: kws20 only: add augmented copies of the train clips.
         limit: keep at most this many samples per split (the first ones).
+        cache_dir: kws20 only: folder of the processed-data cache (default:
+            `$XDG_CACHE_HOME/ai8x-nb`, else `~/.cache/ai8x-nb`; never the data
+            folder).
 
     Returns:
         A `Dataset` with `train`, `valid` (held out from the official
@@ -137,6 +144,12 @@ def load(
     root = resolve_data_dir(data_dir) / (folder or info.folder)
     logger.info("Loading %s from %s", key, root)
     ds = info.reader(
-        root, name=key, allow_partial=allow_partial, download=download and not allow_partial, seed=seed, augment=augment
+        root,
+        name=key,
+        allow_partial=allow_partial,
+        download=download and not allow_partial,
+        seed=seed,
+        augment=augment,
+        cache_dir=cache_dir,
     )
     return ds.limited(limit)
