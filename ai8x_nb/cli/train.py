@@ -83,7 +83,10 @@ def _existing_run(args):
     if not args.run_dir:
         return None
     run = RunDir(args.run_dir)
-    return run if run.is_run else None
+    if not run.is_run:
+        return None
+    run.state  # noqa: B018  a damaged state.json is reported before any data is loaded
+    return run
 
 
 def _dataset_kwargs(args):

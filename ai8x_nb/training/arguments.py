@@ -190,10 +190,11 @@ def check_metrics(metrics, num_classes):
             continue
         try:
             keras.metrics.get(metric).update_state(y_true, y_pred)
-        except (ValueError, TypeError) as err:
+        except Exception as err:  # noqa: BLE001 - backend errors (shape, dtype) of any kind
+            err = str(err).strip().splitlines() or [type(err).__name__]
             raise TrainingError(
                 f"metrics={metric!r} cannot be computed on class labels and {num_classes} "
-                f"logits ({str(err).splitlines()[0][:200]}). Use a classification metric such "
+                f"logits ({err[-1][:200]}). Use a classification metric such "
                 f"as 'accuracy' or 'sparse_top_k_categorical_accuracy'.") from None
 
 
