@@ -39,13 +39,17 @@ class FolderLock:
         self.path = Path(path)
         self._fd = None
 
-    def acquire(self):
-        """Take the lock now or raise `LockedError` naming the holder."""
+    def acquire(self, blocking=False):
+        """Take the lock, or raise `LockedError` naming the holder.
+
+        Args:
+            blocking: wait for the holder to release it instead of raising.
+        """
         if fcntl is None:
             return self
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
         except BlockingIOError:
             holder = _read_holder(fd)
             os.close(fd)
@@ -72,7 +76,7 @@ class FolderLock:
         return self._fd is not None
 
     def __enter__(self):
-        return self.acquire()
+        return self if self.held else self.acquire()
 
     def __exit__(self, *exc):
         self.release()

@@ -1,23 +1,28 @@
 """The export folder: written into a hidden temporary sibling, moved into place at the end.
 
 A reader never sees a half-written export: `staging_folder` yields a temporary folder next
-to the final one (`.<name>.partial-XXXX`), and only when the body finished without an error
-renames it to the final name (replacing an older export of that name at that moment). On an
-error the temporary folder is removed and the older export, if any, stays untouched.
+to the final one (`.<name>.partial-<pid>-XXXX`), and only when the body finished without an
+error renames it to the final name (replacing an older export of that name at that moment).
+On an error the temporary folder is removed and the older export, if any, stays untouched.
+Folders left by a process that died mid-export are removed by the next export of that name;
+exporters of one name take turns for the final rename (`.<name>.lock`).
 `Manifest` is the `manifest.json` that describes what the folder holds.
 """
 
 import contextlib
 import dataclasses
 import datetime
+import errno
 import json
 import logging
 import os
 import shutil
 import tempfile
+import time
 from pathlib import Path
 
 from ai8x_nb import _atomic
+from ai8x_nb._lock import FolderLock
 from ai8x_nb.errors import ExportError
 
 __all__ = ["Manifest", "staging_folder", "MANIFEST_NAME", "ROLES"]
@@ -25,6 +30,8 @@ __all__ = ["Manifest", "staging_folder", "MANIFEST_NAME", "ROLES"]
 log = logging.getLogger(__name__)
 
 MANIFEST_NAME = "manifest.json"
+STALE_SECONDS = 3600
+"""Age after which a staging folder without an owner pid (older versions) counts as stale."""
 
 ROLES = ("savedmodel", "onnx", "synthesis_weights", "synthesis_yaml", "sample_input",
          "sample_output", "tflite", "tflite_int8", "ai8xize_command")
@@ -129,6 +136,8 @@ def _json_default(value):
 def staging_folder(final_dir):
     """Yield a temporary sibling of `final_dir`; move it to `final_dir` if the body succeeds.
 
+    Staging folders of `final_dir` left by dead processes are removed first.
+
     Args:
         final_dir: where the finished folder must appear.
 
@@ -149,7 +158,8 @@ def staging_folder(final_dir):
         parent.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise ExportError(f"Cannot create the export folder {str(parent)!r}: {err}.") from err
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final_dir.name}.partial-", dir=parent))
+    _remove_stale(parent, final_dir.name)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final_dir.name}.partial-{os.getpid()}-", dir=parent))
     tmp.chmod(0o755)  # mkdtemp makes it private; the export is an ordinary folder
     try:
         yield tmp
@@ -159,20 +169,59 @@ def staging_folder(final_dir):
         raise
 
 
-def _move_into_place(tmp, final_dir):
-    old = None
-    if final_dir.exists():
-        # A directory cannot be renamed over a non-empty one: move the old export aside first.
-        old = Path(tempfile.mkdtemp(prefix=f".{final_dir.name}.old-", dir=final_dir.parent))
-        os.replace(final_dir, old / "previous")
+def _owner_alive(path):
+    """False when the staging folder's owner process is gone (or, unnamed, it is old)."""
+    tail = path.name.rsplit(".", 1)[-1]  # "partial-<pid>-XXXX" or "old-<pid>-XXXX"
+    parts = tail.split("-")
+    if len(parts) >= 3 and parts[1].isdigit():
+        try:
+            os.kill(int(parts[1]), 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True  # another user's live process
+        return True
     try:
-        os.replace(tmp, final_dir)
-    except OSError as err:
-        if old is not None:
-            os.replace(old / "previous", final_dir)
+        return time.time() - path.stat().st_mtime < STALE_SECONDS
+    except FileNotFoundError:
+        return True  # already gone
+
+
+def _remove_stale(parent, name):
+    for pattern in (f".{name}.partial-*", f".{name}.old-*"):
+        for path in parent.glob(pattern):
+            if path.is_dir() and not _owner_alive(path):
+                log.info("Removing %s, left by an export that did not finish.", path)
+                shutil.rmtree(path, ignore_errors=True)
+
+
+def _move_into_place(tmp, final_dir):
+    # Exporters of one name take turns: between moving the old export aside and moving the new
+    # one in, another exporter must not do the same (it would find the name missing or taken).
+    with FolderLock(final_dir.parent / f".{final_dir.name}.lock").acquire(blocking=True):
+        try:
+            os.rename(tmp, final_dir)  # no export of that name yet (or an empty folder)
+            log.debug("export written to %s", final_dir)
+            return
+        except OSError as err:
+            if err.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                raise ExportError(f"Cannot move the finished export to {str(final_dir)!r}: "
+                                  f"{err}.") from err
+        # A directory cannot be renamed over a non-empty one: move the old export aside first.
+        old = Path(tempfile.mkdtemp(prefix=f".{final_dir.name}.old-{os.getpid()}-",
+                                    dir=final_dir.parent))
+        try:
+            try:
+                os.replace(final_dir, old / "previous")
+            except FileNotFoundError:
+                pass  # removed meanwhile by someone else: nothing to keep
+            try:
+                os.replace(tmp, final_dir)
+            except OSError as err:
+                if (old / "previous").exists() and not final_dir.exists():
+                    os.replace(old / "previous", final_dir)
+                raise ExportError(f"Cannot move the finished export to {str(final_dir)!r}: "
+                                  f"{err}.") from err
+        finally:
             shutil.rmtree(old, ignore_errors=True)
-        raise ExportError(f"Cannot move the finished export to {str(final_dir)!r}: {err}.") \
-            from err
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
     log.debug("export written to %s", final_dir)
