@@ -59,6 +59,16 @@ class Device:
     max_eltwise_operands: int = 16
     conv2d_dilation: bool = False
     depthwise: bool = False
+    max_pool_only_passes: int = 1
+    # Passes a pool-only layer may take when it does not pool down to 1x1 (ai8x-synthesis
+    # `MAX_POOL_PASSES`): one on the MAX78000, so at most 64 channels.
+    padded_conv1d_multipass: bool = True
+    # A Conv1D with padding may read more than 64 channels (several passes).
+    flatten_bias_first: bool = False
+    # The synthesis tool places the biases of a flattening linear layer before all others.
+    max_padded_rows: int = 0
+    # Rows (and columns) plus both paddings must stay within this count register limit
+    # (0: no limit beyond `max_rows`).
 
     @property
     def quadrants(self):
@@ -105,6 +115,8 @@ MAX78000 = Device(
     max_pixels_chw=32768,
     max_rows=1023,
     max_cols=1023,
+    flatten_bias_first=True,
+    max_padded_rows=1024,
 )
 
 MAX78002 = Device(
@@ -113,7 +125,8 @@ MAX78002 = Device(
     processors_per_quadrant=16,
     processors_per_memory=4,
     max_layers=128,
-    max_channels=2048,
+    # ADI's README says 2048; the synthesis tool allows 16 passes of 64 (MAX_CHANNELS).
+    max_channels=1024,
     # 2,340 KiB in all: the first processor of each quadrant has 5120 words, the others 4096.
     weight_words=tuple(5120 if p % 16 == 0 else 4096 for p in range(64)),
     bias_bytes_per_quadrant=2048,
@@ -126,6 +139,8 @@ MAX78002 = Device(
     max_cols=2047,
     conv2d_dilation=True,
     depthwise=True,
+    max_pool_only_passes=2**16,
+    padded_conv1d_multipass=False,
 )
 
 DEVICES = {dev.name: dev for dev in (MAX78000, MAX78002)}

@@ -2,6 +2,7 @@
 
 import json
 import math
+import re
 
 import numpy as np
 import pytest
@@ -44,7 +45,11 @@ def test_mnist_rows_by_hand(seed_reports):
     report = seed_reports[1]["mnist"]
     rows = report.rows
     assert [r.op for r in rows] == ["conv2d"] * 4 + ["linear"]
-    assert [r.processor_mask for r in rows] == [0x1, 2**60 - 1, 2**60 - 1, 2**56 - 1, 0xFFF]
+    # The placement the YAML gets: the vendor's own networks/mnist-chw-ai85.yaml masks.
+    assert [r.processor_mask for r in rows] == [
+        0x1, 0xFFFFFFFFFFFFFFF0, 0xFFFFFFFFFFFFFFF0, 0x0FFFFFFFFFFFFFF0, 0xFFF]
+    assert [r.out_offset for r in rows] == [0x2000, 0, 0x2000, 0, 0x1000]
+    assert rows[3].output_mask == 0xFFF and rows[4].output_mask == 0x3FF
     assert rows[0].data_format == "CHW" and rows[1].data_format == "HWC"
     assert [r.pooling for r in rows] == ["", "max 2x2/2", "max 2x2/2", "avg 2x2/2", ""]
     # 3x3 8-bit kernels are one 72-bit word each: words per processor = out channels.
@@ -95,14 +100,16 @@ def test_total_weight_budget_and_max78002():
 
 
 def test_per_processor_weight_budget():
-    # Two layers, each 400 words on 40 processors: 32,000 words fit the 49,152 in total, but
-    # 40 + 40 processors cannot both have 400 free words out of 64 x 768.
-    inputs = keras.Input((2, 2, 40))
-    branches = [L.Conv2D(400, 3, padding=1, use_bias=False)(inputs) for _ in range(2)]
-    report = check_model(keras.Model(inputs, L.Add()(branches)))
-    assert [r.weight_words_per_processor for r in report.rows[:2]] == [400, 400]
+    # 17 layers of 48 words on 48 processors: 352,512 bytes fit the 442,368 in total, but every
+    # 48-processor block covers processors 16..47, which would need 17 x 48 = 816 > 768 words.
+    model = _seq((4, 4, 48), *[L.Conv2D(48, 3, padding=1, use_bias=False) for _ in range(17)])
+    report = check_model(model)
     assert report.totals["weight_bytes"] <= report.totals["weight_memory_bytes"]
-    assert "do not fit per processor" in _errors(report)
+    assert "kernel memory exhausted" in _errors(report)
+    assert "needs" not in _errors(report) or "free words" in _errors(report)
+    assert re.search(r"Layer 'conv2d_\d+' \(hardware layer 1\d\): its kernels need 48 free words "
+                     r"on each of its 48 processors", _errors(report))
+    assert check_model(model, "MAX78002").ok
 
 
 def test_too_many_layers_and_max78002():
@@ -170,10 +177,49 @@ def test_flatten_pixel_limit():
 
 
 def test_pool_only_layer_on_many_channels():
-    bad = _seq((4, 4, 64), L.Conv2D(100, 1, padding=0), L.MaxPool2D(2))
-    assert "pool-only layer handles at most 64 channels" in _errors(check_model(bad))
+    # The MAX78002 pools 100 channels on their own; the MAX78000 only down to 1x1.
+    model = _seq((4, 4, 64), L.Conv2D(100, 1, padding=0, device="MAX78002"),
+                 L.MaxPool2D(2, device="MAX78002"))
+    assert check_model(model, "MAX78002").ok
+    assert "pool-only layer handles at most 64 channels" in _errors(check_model(model))
     good = _seq((4, 4, 64), L.Conv2D(100, 1, padding=0), L.AvgPool2D(4))
     assert check_model(good).ok
+
+
+def test_padded_conv1d_over_64_channels_on_max78002():
+    model = _seq((16, 100), L.Conv1D(8, 3, padding=1), L.Conv1D(4, 1, padding=0))
+    assert check_model(model).ok
+    errors = _errors(check_model(model, "MAX78002"))
+    assert "Conv1D with padding=1 on 100 input channels" in errors and "one pass" in errors
+
+
+@pytest.mark.parametrize("make,match", [
+    # Layers refuse these at construction; check_model still reports them for layers that
+    # come from elsewhere (a model built for the other device, an older saved model).
+    (lambda layer: setattr(layer, "padding", 1) or layer, "padding smaller than the kernel"),
+    (lambda layer: setattr(layer, "pool_strides", (2, 1)) or layer, "same stride in both"),
+])
+def test_rules_also_checked_on_the_model(make, match):
+    layer = L.Conv2D(4, 1, padding=0, pooling="max", pool_size=2)
+    model = _seq((8, 8, 3), layer)
+    make(layer)
+    assert match in _errors(check_model(model))
+
+
+def test_output_must_fit_at_its_offset():
+    # 80x80x16 HWC output: 25,600 bytes per instance; with its input it needs both halves.
+    model = _seq((80, 80, 3), L.Conv2D(16, 3, padding=1), L.Conv2D(16, 3, padding=1),
+                 L.Conv2D(4, 3, padding=1, pooling="max", pool_size=4, pool_strides=4))
+    report = check_model(model)
+    assert report.ok, _errors(report)
+    offsets = [r.out_offset for r in report.rows]
+    rows = report.rows
+    for r in rows:  # every output fits in its instance at its offset
+        assert r.out_offset + r.out_instance_bytes <= 0x8000
+    # layer 1 reads 25,600 bytes and writes 25,600 bytes: they cannot share an instance
+    assert rows[1].processor_mask & rows[2].processor_mask == 0 or offsets[1] >= 25600
+    too_big = _seq((90, 90, 3), L.Conv2D(16, 3, padding=1), L.Conv2D(16, 3, padding=1))
+    assert "writes 8100 pixels" not in _errors(check_model(too_big))
 
 
 def test_data_memory_pixel_limits():
@@ -199,7 +245,15 @@ def test_bias_limits():
     # one per quadrant. Five of them do not.
     five = _seq((2, 2, 8), *[L.Conv2D(300, 1, padding=0) for _ in range(5)])
     report = check_model(five)
-    assert report.totals["bias_bytes"] == 1500 and "do not fit into 4 quadrants" in _errors(report)
+    assert report.totals["bias_bytes"] == 1500
+    assert "300 bias bytes do not fit into one quadrant's bias memory" in _errors(report)
+    # Biases go only to quadrants the network uses (reads from, or writes its output to).
+    small = check_model(_seq((2, 2, 4), L.Conv2D(8, 1, padding=0)))
+    assert small.totals["bias_quadrants"] == [0]
+    assert small.totals["bias_bytes_per_quadrant"] == [8, 0, 0, 0]
+    assert small.rows[0].bias_quadrant == 0
+    wide = check_model(_seq((2, 2, 4), L.Conv2D(8, 1, padding=0), L.Conv2D(40, 1, padding=0)))
+    assert wide.totals["bias_quadrants"] == [0, 1, 2]
 
 
 def test_wide_layer_must_be_last():
@@ -207,13 +261,14 @@ def test_wide_layer_must_be_last():
     assert "not the last layer" in _errors(check_model(model))
 
 
-def test_add_before_conv_is_not_counted():
+def test_add_counts_as_a_layer():
+    # The YAML writes the Add as a layer of its own: it counts toward the layer limit.
     inputs = keras.Input((4, 4, 8))
     a = L.Conv2D(8, 3, padding=1)(inputs)
     b = L.Conv2D(8, 1, padding=0)(inputs)
     out = L.Conv2D(4, 3, padding=1)(L.Add()([a, b]))
     report = check_model(keras.Model(inputs, out))
-    assert report.ok and len(report.rows) == 4 and report.totals["layers"] == 3
+    assert len(report.rows) == 4 and report.totals["layers"] == 4
 
 
 def test_unbuilt_model():
@@ -253,7 +308,10 @@ def test_allocate_processors_errors(channels, kwargs, match):
 
 
 def test_allocate_processors_max78002_channels():
-    assert allocate_processors(2048, "MAX78002") == (2**64 - 1, 32, 64)
+    # The tool allows 16 passes of 64 on both devices (ADI's README says 2048 for MAX78002).
+    assert allocate_processors(1024, "MAX78002") == (2**64 - 1, 16, 64)
+    with pytest.raises(DeviceLimitError, match=r"1\.\.1024 channels"):
+        allocate_processors(2048, "MAX78002")
 
 
 # ------------------------------------------------------------------ model sources

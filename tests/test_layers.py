@@ -14,7 +14,7 @@ from seed_models_ai8xtf import SEED_BUILDERS, SEED_PARAMS
 def _conv2d_model():
     inputs = keras.Input((8, 9, 3))
     x = L.Conv2D(6, 3, padding=1, activation="relu", name="c_relu")(inputs)
-    x = L.Conv2D(5, 3, padding=2, pooling="max", pool_size=(2, 3), pool_strides=(2, 1),
+    x = L.Conv2D(5, 3, padding=2, pooling="max", pool_size=(2, 3), pool_strides=2,
                  activation="abs", use_bias=False, batch_norm="affine", name="c_bn")(x)
     x = L.Conv2D(4, 1, padding=0, pooling="avg", pool_size=2, batch_norm="noaffine",
                  name="c_avg")(x)
@@ -38,7 +38,7 @@ def _transpose_pool_model():
     x = L.ConvTranspose2D(4, 3, padding=1, activation="relu", name="up")(inputs)
     x = L.ConvTranspose2D(3, 3, padding=0, pooling="max", pool_size=2, name="up0")(x)
     x = L.MaxPool2D(2, name="mp2")(x)
-    x = L.AvgPool2D((2, 3), (1, 2), name="ap2")(x)
+    x = L.AvgPool2D((2, 3), 2, name="ap2")(x)
     return keras.Model(inputs, x, name="transpose_model")
 
 
@@ -198,12 +198,43 @@ def test_add_operand_shapes():
         L.Add()([keras.Input((4, 4, 2)), keras.Input((4, 4, 3))])
 
 
-def test_max78002_allows_2048_channels():
-    layer = L.Conv2D(2048, 1, padding=0, device="MAX78002")
-    _build(layer, (2, 2, 1500))
-    assert layer.kernel.shape == (1, 1, 1500, 2048)
-    with pytest.raises(DeviceLimitError, match="MAX78000"):
-        L.Conv2D(2048, 1, padding=0)
+def test_channel_limit_is_1024_on_both_devices():
+    # ADI's README says 2048 for the MAX78002; its synthesis tool allows 16 passes of 64.
+    layer = L.Conv2D(1024, 1, padding=0, device="MAX78002")
+    _build(layer, (2, 2, 1000))
+    assert layer.kernel.shape == (1, 1, 1000, 1024)
+    for device in ("MAX78000", "MAX78002"):
+        with pytest.raises(DeviceLimitError, match=f"filters=2048 .*{device} .*1..1024"):
+            L.Conv2D(2048, 1, padding=0, device=device)
+
+
+@pytest.mark.parametrize("make,match", [
+    (lambda: L.Conv2D(4, 1, padding=1), r"padding=1 .*smaller than the kernel.*padding=0"),
+    (lambda: L.Conv2D(4, 1, padding="same"), None),
+    (lambda: L.Conv1D(4, 2, padding=2), r"padding=2 .*at most 1 for kernel_size=2"),
+    (lambda: L.Conv2D(4, 3, pooling="max", pool_size=2, pool_strides=(2, 1)),
+     r"pool_strides=\(2, 1\) .*same stride in both dimensions"),
+    (lambda: L.MaxPool2D(pool_size=(2, 1), pool_strides=(1, 2)), r"same stride"),
+])
+def test_tool_rules_refused_at_construction(make, match):
+    if match is None:
+        assert make().padding == 0
+        return
+    with pytest.raises(DeviceLimitError, match=match):
+        make()
+
+
+def test_device_rules_refused_at_build():
+    # MAX78002: a padded Conv1D reads one pass (64 channels) at most.
+    layer = L.Conv1D(8, 3, padding=1, device="MAX78002")
+    with pytest.raises(DeviceLimitError, match=r"padded Conv1D reads at most 64 .*got 100"):
+        _build(layer, (16, 100))
+    _build(L.Conv1D(8, 3, padding=1), (16, 100))  # MAX78000 allows it
+    # MAX78000: a pool-only layer pools at most 64 channels unless it pools to 1x1.
+    with pytest.raises(DeviceLimitError, match=r"pool-only layer pools at most 64"):
+        _build(L.MaxPool2D(2), (4, 4, 100))
+    _build(L.MaxPool2D(4), (4, 4, 100))
+    _build(L.MaxPool2D(2, device="MAX78002"), (4, 4, 100))
 
 
 def test_pool_layer_rejects_activation():

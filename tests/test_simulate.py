@@ -58,8 +58,8 @@ def test_output_shift_takes_both_signs():
 
 
 @pytest.mark.parametrize("mode", ["max", "avg"])
-@pytest.mark.parametrize("size,strides", [((2, 2), (2, 2)), ((3, 3), (1, 1)), ((2, 3), (1, 2)),
-                                          ((4, 1), (2, 1)), ((3, 2), (3, 3))])
+@pytest.mark.parametrize("size,strides", [((2, 2), (2, 2)), ((3, 3), (1, 1)), ((2, 3), (1, 1)),
+                                          ((4, 1), (2, 2)), ((3, 2), (3, 3))])
 def test_fused_pooling_exact(mode, size, strides):
     model = _model((13, 11, 4), L.Conv2D(6, 3, padding=1, activation="relu", pooling=mode,
                                          pool_size=size, pool_strides=strides))
@@ -70,7 +70,7 @@ def test_fused_pooling_exact(mode, size, strides):
 # --------------------------------------------------------------- conv1d
 @pytest.mark.parametrize("kernel", range(1, 10))
 def test_conv1d_exact(kernel):
-    padding = kernel % 3
+    padding = min(kernel % 3, kernel - 1)  # the tool needs padding < kernel
     model = _model((30, 6), L.Conv1D(8, kernel, padding=padding, activation="relu"),
                    L.Conv1D(5, kernel, padding=padding, pooling="avg", pool_size=2))
     randomize(model, seed=kernel)

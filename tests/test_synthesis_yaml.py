@@ -39,9 +39,11 @@ def test_seed_model_yaml_matches_golden(seed_yaml, name):
     assert parsed["arch"] == name
     assert len(parsed["layers"]) == len(desc["layers"])
     for layer in parsed["layers"]:
-        # Every key the tool would default is written explicitly.
-        for key in ("processors", "out_offset", "operation", "pad", "activate"):
+        # Every key the tool would default is written explicitly (pad: convolutions only).
+        for key in ("processors", "out_offset", "operation", "activate"):
             assert key in layer
+        assert ("pad" in layer) == (layer["operation"] in ("Conv1d", "Conv2d",
+                                                           "ConvTranspose2d"))
     # Hex stays hex in the text (not 8192).
     for mask in re.findall(r"processors: (\S+)", text):
         assert re.fullmatch(r"0x[0-9a-f]{16}", mask)
@@ -57,7 +59,7 @@ def test_mnist_layout_equals_vendor_yaml(seed_yaml):
         assert o["processors"] == v["processors"], i
         assert o["out_offset"] == v["out_offset"], i
         assert o["operation"].lower() == v["op"].lower(), i
-        assert o["pad"] == v.get("pad", 0), i
+        assert o.get("pad", 0) == v.get("pad", 0), i
         for key in ("max_pool", "avg_pool", "pool_stride", "data_format", "flatten",
                     "output_width"):
             assert o.get(key) == v.get(key), (i, key)
@@ -75,7 +77,9 @@ def test_kws20_yaml_switches_1d_to_2d(seed_yaml):
     assert parsed[4]["in_dim"] == [8, 16]
     assert all("in_dim" not in p for i, p in enumerate(parsed) if i != 4)
     assert parsed[-1]["flatten"] is True and parsed[-1]["output_width"] == 32
-    assert parsed[-1]["processors"] == 0x7f              # 7 channels before the flatten
+    mask = parsed[-1]["processors"]                      # 7 channels before the flatten
+    assert bin(mask).count("1") == 7 and mask == 0x7f << ((mask & -mask).bit_length() - 1)
+    assert parsed[-2]["processors"] & parsed[-1]["processors"] == 0
 
 
 def test_large_layers_use_half_instance_offsets(seed_yaml):
@@ -109,7 +113,7 @@ def test_shift_and_bits_come_from_the_quantized_model():
 def passthrough_model():
     inp = keras.Input((16, 16, 3))
     x = layers.Conv2D(8, 3, padding=1, activation="relu")(inp)
-    x = layers.MaxPool2D(pool_size=(2, 1), pool_strides=(2, 1))(x)
+    x = layers.MaxPool2D(pool_size=(2, 1), pool_strides=2)(x)
     x = layers.Conv2D(8, 1, padding=0, activation="abs", pooling="avg", pool_size=2)(x)
     x = keras.layers.Flatten()(x)
     x = layers.Dense(4, wide=True)(x)
@@ -121,8 +125,8 @@ def test_passthrough_and_non_square_pool():
     text, _, _ = generate(model)
     parsed = yaml.safe_load(text)["layers"]
     pool = parsed[1]
-    assert pool["operation"] == "None" and pool["pad"] == 0
-    assert pool["max_pool"] == [2, 1] and pool["pool_stride"] == [2, 1]
+    assert pool["operation"] == "None" and "pad" not in pool
+    assert pool["max_pool"] == [2, 1] and pool["pool_stride"] == 2
     assert "output_shift" not in pool and "kernel_size" not in pool
     # The tool requires the layer after a passthrough to read the same processors.
     assert parsed[2]["processors"] == pool["processors"]

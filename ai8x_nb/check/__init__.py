@@ -8,7 +8,7 @@ Example:
 """
 
 from ai8x_nb.check.model import check_model
-from ai8x_nb.check.processors import allocate_processors, channels_per_processor, uses_chw
+from ai8x_nb.placement.processors import allocate_processors, channels_per_processor, uses_chw
 from ai8x_nb.check.report import CheckReport, LayerRow
 
 __all__ = ["check_model", "CheckReport", "LayerRow", "allocate_processors", "uses_chw",

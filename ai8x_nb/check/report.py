@@ -24,14 +24,21 @@ class LayerRow:
         data_format: "CHW" or "HWC" layout of the input.
         passes: input passes (ceil(C / 64) above 64 channels).
         processors: processors reading the input.
-        processor_mask: the 64-bit processor mask (from `allocate_processors`, offset 0).
+        processor_mask: the 64-bit input processor mask the synthesis YAML gets
+            (`ai8x_nb.placement`; offset 0 when the model could not be placed).
+        output_mask: the output processor mask (the next layer's `processor_mask`).
         weight_bits: weight bits (8 unless QAT says otherwise).
         weights: number of weights.
-        weight_words_per_processor: 72-bit words on the fullest processor of this layer.
+        weight_words_per_processor: 72-bit kernel words on each of its processors, counted as
+            the synthesis tool counts them.
+        kernel_offset: first kernel-memory column of those words (None: not placed).
         weight_words: 72-bit words over all its processors.
         weight_bytes: `weight_words * 9`.
         bias_bytes: one byte per output channel when the layer has a bias.
+        bias_quadrant: the quadrant whose bias memory holds them.
         in_bytes / out_bytes: C*H*W of input and output (4 bytes per value when wide).
+        in_offset / out_offset: data-memory offsets of input and output (the YAML
+            `out_offset`).
         in_instance_bytes / out_instance_bytes: bytes per data-memory instance.
         counted: counts toward the device's layer limit.
         notes: short remarks.
@@ -50,14 +57,19 @@ class LayerRow:
     passes: int = 1
     processors: int = 0
     processor_mask: int = 0
+    output_mask: int = 0
     weight_bits: int = 8
     weights: int = 0
     weight_words_per_processor: int = 0
+    kernel_offset: int = None
     weight_words: int = 0
     weight_bytes: int = 0
     bias_bytes: int = 0
+    bias_quadrant: int = None
     in_bytes: int = 0
     out_bytes: int = 0
+    in_offset: int = 0
+    out_offset: int = 0
     in_instance_bytes: int = 0
     out_instance_bytes: int = 0
     counted: bool = True
@@ -68,6 +80,8 @@ class LayerRow:
         d = dataclasses.asdict(self)
         d["in_shape"], d["out_shape"] = list(self.in_shape), list(self.out_shape)
         d["processor_mask"] = f"0x{self.processor_mask:016x}"
+        d["output_mask"] = f"0x{self.output_mask:016x}"
+        d["in_offset"], d["out_offset"] = f"0x{self.in_offset:04x}", f"0x{self.out_offset:04x}"
         return d
 
 
@@ -82,10 +96,13 @@ _COLUMNS = (
     ("fmt", 3, lambda r: r.data_format),
     ("pass", 4, lambda r: str(r.passes)),
     ("procs", 5, lambda r: str(r.processors)),
+    ("processors", 18, lambda r: f"0x{r.processor_mask:016x}" if r.processor_mask else ""),
     ("bits", 4, lambda r: str(r.weight_bits) if r.weights else ""),
     ("words/p", 7, lambda r: str(r.weight_words_per_processor) if r.weights else ""),
+    ("at", 4, lambda r: "" if r.kernel_offset is None else str(r.kernel_offset)),
     ("w.bytes", 8, lambda r: str(r.weight_bytes)),
     ("bias", 5, lambda r: str(r.bias_bytes)),
+    ("out_off", 7, lambda r: f"0x{r.out_offset:04x}" if r.processor_mask else ""),
     ("in.B/mem", 8, lambda r: str(r.in_instance_bytes)),
     ("out.B/mem", 9, lambda r: str(r.out_instance_bytes)),
 )
@@ -107,6 +124,8 @@ class CheckReport:
         errors: reasons the model cannot run on the device.
         warnings: things that may need attention but do not stop synthesis.
         model_name: the Keras model's name.
+        placement: the `ai8x_nb.placement.Placement` the synthesis YAML will use (None when
+            the model could not be placed, e.g. with unsupported layers).
     """
 
     device: object
@@ -115,6 +134,7 @@ class CheckReport:
     errors: list
     warnings: list
     model_name: str = ""
+    placement: object = None
 
     @property
     def ok(self):
@@ -151,9 +171,14 @@ class CheckReport:
         lines.append("-" * len(head))
         lines.append(f"layers        {t['layers']:>9} / {t['max_layers']}")
         lines.append(f"weight memory {t['weight_bytes']:>9} / {t['weight_memory_bytes']} bytes "
-                     f"(fullest processor {t['weight_words_max_processor']} / "
-                     f"{t['weight_words_per_processor']} words)")
-        lines.append(f"bias memory   {t['bias_bytes']:>9} / {t['bias_memory_bytes']} bytes")
+                     f"(fullest processor {t.get('fullest_processor', 0)}: "
+                     f"{t['weight_words_max_processor']} / {t['weight_words_per_processor']} "
+                     f"words, as the synthesis tool allocates them)")
+        quadrants = t.get("bias_quadrants")
+        used = t.get("bias_bytes_per_quadrant")
+        per = (" (" + ", ".join(f"quadrant {q}: {used[q]}" for q in quadrants) + ")"
+               if quadrants and used else "")
+        lines.append(f"bias memory   {t['bias_bytes']:>9} / {t['bias_memory_bytes']} bytes{per}")
         lines.append(f"data memory   {t['data_instance_bytes_max']:>9} / "
                      f"{t['data_instance_bytes']} bytes per instance (largest input + output)")
         lines.append(f"parameters    {t['parameters']:>9}")

@@ -57,9 +57,12 @@ def check_pooling(layer, pool_size, pool_strides, rank):
     check_range(layer, "pool_size", size, low, high,
                 "Use a pool size from 1 to 16, or pool in two layers.", shown=pool_size)
     low, high = dev.pool_stride_range
+    shown = pool_size if pool_strides is None else pool_strides
     check_range(layer, "pool_strides", strides, low, high,
-                "Use a pool stride from 1 to 16.",
-                shown=pool_size if pool_strides is None else pool_strides)
+                "Use a pool stride from 1 to 16.", shown=shown)
+    if len(set(strides)) > 1:
+        fail(layer, "pool_strides", shown, "the same stride in both dimensions",
+             f"Use pool_strides={strides[0]} (pool_size may differ per dimension).")
     return size, strides
 
 

@@ -38,6 +38,12 @@ class _Conv(HardwareLayer):
                    "kernel_size " + " or ".join(str(k) for k in allowed), self.kernel_fix)
         self.kernel_size = size[0]
         self.padding = _padding_amount(self, padding, self.kernel_size)
+        if self.padding >= self.kernel_size:
+            v.fail(self, "padding", padding,
+                   f"padding smaller than the kernel, at most {self.kernel_size - 1} for "
+                   f"kernel_size={self.kernel_size}",
+                   "Use padding=0 with a 1x1 kernel." if self.kernel_size == 1 else
+                   f"Use padding={self.kernel_size - 1} or less.")
         stride = v.as_tuple(self, "strides", strides, self.rank)
         if set(stride) != {self.required_stride}:
             v.fail(self, "strides", strides, f"stride {self.required_stride} only",
@@ -53,11 +59,15 @@ class _Conv(HardwareLayer):
                    "Reshape the input first.")
         in_channels = input_shape[-1]
         v.check_channels(self, "input channels", in_channels)
+        self._check_passes(in_channels)
         spatial = self._pooled_shape(input_shape[1:-1])
         v.check_spatial(self, spatial, "the pooled input")
         v.check_spatial(self, self._out_spatial(spatial), "the output")
         kernel_shape = (self.kernel_size,) * self.rank + (in_channels, self.filters)
         self._add_params(kernel_shape, self.filters)
+
+    def _check_passes(self, in_channels):
+        """Device rules that depend on the number of input passes (none by default)."""
 
     def _out_spatial(self, spatial):
         k, p = self.kernel_size, self.padding
@@ -129,6 +139,14 @@ class Conv1D(_Conv):
     def __init__(self, filters, kernel_size=9, padding=0, strides=1, **kwargs):
         super().__init__(filters, kernel_size=kernel_size, padding=padding, strides=strides,
                          **kwargs)
+
+    def _check_passes(self, in_channels):
+        dev = self.device
+        if self.padding and in_channels > dev.processors and not dev.padded_conv1d_multipass:
+            v.fail(self, "padding", self.padding,
+                   f"a padded Conv1D reads at most {dev.processors} input channels, got "
+                   f"{in_channels}", f"Use padding=0, or at most {dev.processors} input "
+                   f"channels.")
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)

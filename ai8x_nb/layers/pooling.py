@@ -24,7 +24,17 @@ class _Pool(HardwareLayer):
             v.fail(self, "input_shape", tuple(input_shape),
                    f"a {self.rank}D channels-last input", "Reshape the input first.")
         v.check_channels(self, "input channels", input_shape[-1])
-        v.check_spatial(self, self._pooled_shape(input_shape[1:-1]), "the pooled output")
+        pooled = self._pooled_shape(input_shape[1:-1])
+        v.check_spatial(self, pooled, "the pooled output")
+        dev, channels = self.device, input_shape[-1]
+        passes = -(-channels // dev.processors) if channels else 1
+        if (passes > dev.max_pool_only_passes and any(k > 1 for k in self.pool_size)
+                and any(s != 1 for s in pooled if s is not None)):
+            v.fail(self, "input channels", channels,
+                   f"a pool-only layer pools at most {dev.processors} channels unless it "
+                   f"pools down to 1x1",
+                   "Fuse the pooling into the next convolution (pooling=..., pool_size=...), "
+                   "or use a MAX78002.")
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0],) + self._pooled_shape(input_shape[1:-1]) + (input_shape[-1],)

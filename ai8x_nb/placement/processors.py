@@ -1,8 +1,7 @@
 """Processor allocation: which of the 64 processors read a layer's input channels.
 
-This is the single source of truth for the processor rules of the ai8x reference (sections 4
-and 6); the model check uses it for its memory figures and the exporter for the YAML
-`processors` mask.
+This is the single source of truth for the processor counts of the ai8x reference (sections 4
+and 6); `ai8x_nb.placement` decides where on the 64 processors they go.
 
 Rules:
 
@@ -12,10 +11,7 @@ Rules:
 - a first layer in CHW format (at most one channel per data-memory instance, i.e. at most 16
   channels): each channel on its own memory instance, every 4th processor (3 channels -> 0x111).
 
-Processors are taken from `offset` upwards. The vendor's YAML files often shift a layer's
-processors so they do not share memory instances with the previous layer's input (MNIST:
-60 channels on 0xfffffffffffffff0 = offset 4 after a first layer on processor 0); the check
-itself always uses offset 0, the exporter may pass another offset to reproduce that habit.
+Processors are taken from `offset` upwards (the placement chooses the offset).
 """
 
 import math

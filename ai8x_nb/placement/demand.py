@@ -1,0 +1,191 @@
+"""What one hardware layer asks of the device's memories, before any placement is chosen.
+
+Everything here follows from the layer and its neighbours alone: processors and passes of the
+input and the output, the 72-bit kernel words each input processor needs, bias bytes and the
+bytes the input and the output take in each data-memory instance. `plan` then decides where
+these go.
+
+Facts used (ai8x reference sections 4 and 6, checked against ai8x-synthesis):
+
+- A layer's output processors are the next layer's input processors; the last layer writes to
+  processors `0 .. n-1` (n = processors of one output pass).
+- Output passes: `ceil(C_out / 64)`, on `ceil(C_out / passes)` processors, rounded up to a
+  multiple of 4 above 64 channels (as for inputs).
+- Kernel words per input processor: `k = out_span * out_passes * in_passes` kernels of
+  `kernel_values` weights each (9 for 3x3, 1 for 1x1 and linear layers, L for a Conv1D of
+  length L), with `q = 8 // bits` kernels of sub-8-bit weights sharing one 8-bit slot:
+  `ceil((k * values * bits + (k % q) * values * (q - 1)) / 72)`. A linear layer after a
+  Flatten holds `pixels` kernels per (input processor, output) pair instead of one.
+- Data per instance: an HWC tensor takes one 32-bit word per pixel and pass (16 bytes for a
+  32-bit wide output); the CHW model input takes one byte per pixel.
+"""
+
+import dataclasses
+import math
+
+from ai8x_nb.placement.processors import allocate_processors, uses_chw
+from ai8x_nb.graph import MODEL_INPUT
+
+__all__ = ["LayerDemand", "layer_demands", "kernel_words", "output_group"]
+
+WORD_BITS = 72
+WEIGHTED_OPS = ("conv2d", "conv1d", "convtranspose2d", "linear")
+TIED_OPS = ("passthrough", "add")
+"""Layers without an operator: the device writes their output to the same processors."""
+
+
+@dataclasses.dataclass
+class LayerDemand:
+    """The placement needs of one hardware layer.
+
+    Attributes:
+        index: hardware layer index.
+        name: Keras layer name.
+        op: the graph op ("conv2d", "linear", "passthrough", ...).
+        in_channels / out_channels: channels read and written (a flattening linear layer:
+            the channels before the Flatten).
+        chw: the input is the CHW model input (one channel per data-memory instance).
+        passes / count: input passes and processors per pass.
+        out_passes / out_count: output passes and processors per output pass.
+        kernel_values: weights of one kernel (0 for layers without weights).
+        flatten_pixels: pixels per channel a linear layer flattens (None otherwise).
+        bits: weight bits.
+        bias_bytes: bias bytes (one per output channel; 0 without bias).
+        in_bytes / out_bytes: bytes of the input / output in each data-memory instance.
+        first: reads the model input.
+        last: writes the model output.
+        words: kernel words per input processor (0 without weights).
+    """
+
+    index: int
+    name: str
+    op: str
+    in_channels: int
+    out_channels: int
+    chw: bool
+    passes: int
+    count: int
+    out_passes: int
+    out_count: int
+    kernel_values: int
+    flatten_pixels: int
+    bits: int
+    bias_bytes: int
+    in_bytes: int
+    out_bytes: int
+    first: bool
+    last: bool
+    words: int = 0
+
+    @property
+    def weighted(self):
+        """The layer has kernels (and so kernel memory)."""
+        return self.op in WEIGHTED_OPS
+
+    @property
+    def tied(self):
+        """The layer has no operator: its output processors repeat its input processors."""
+        return self.op in TIED_OPS
+
+
+def output_group(channels, device):
+    """`(passes, processors per pass)` of a layer writing `channels` channels."""
+    passes = math.ceil(channels / device.processors)
+    count = math.ceil(channels / passes)
+    if channels > device.processors:
+        count = min(device.processors, -(-count // 4) * 4)
+    return passes, count
+
+
+def kernel_words(*, kernel_values, bits, out_span, out_passes, in_passes, flatten_pixels=None,
+                 out_channels=None):
+    """72-bit kernel words one input processor of a layer needs.
+
+    Args:
+        kernel_values: weights of one kernel (9, 1, or the Conv1D length).
+        bits: weight bits, 8/4/2/1.
+        out_span: output processors from the first to the last used one.
+        out_passes: output passes.
+        in_passes: input passes.
+        flatten_pixels: for a linear layer after a Flatten, the pixels flattened per channel
+            times the input passes (its kernels per input processor and output).
+        out_channels: output channels (a flattening layer skips the unused output slots).
+
+    Returns:
+        The words, an int.
+    """
+    slots = out_span * out_passes
+    if flatten_pixels is not None:
+        # Output slots past the last output channel hold no kernels.
+        kernels = (slots - (out_passes * out_span - out_channels)) * flatten_pixels
+    else:
+        kernels = slots * in_passes
+    per_byte = 8 // bits
+    padding = (kernels % per_byte) * kernel_values * (per_byte - 1)
+    return math.ceil((kernels * kernel_values * bits + padding) / WORD_BITS)
+
+
+def _prod(values):
+    return int(math.prod(int(v) for v in values))
+
+
+def _kernel_values(hw):
+    layer = hw.layer
+    if hw.op in ("conv2d", "convtranspose2d"):
+        return int(layer.kernel_size) ** 2
+    if hw.op == "conv1d":
+        return int(layer.kernel_size)
+    if hw.op == "linear":
+        return 1
+    return 0
+
+
+def layer_demands(graph, device):
+    """The `LayerDemand` of every hardware layer of a traced model.
+
+    Args:
+        graph: a `ModelGraph` whose layers are all supported (no "unsupported" op).
+        device: a `Device`.
+
+    Returns:
+        A list of `LayerDemand`, one per hardware layer, in device order.
+    """
+    layers = graph.layers
+    demands = []
+    for i, hw in enumerate(layers):
+        layer = hw.layer
+        first = i == 0 and tuple(hw.inputs) == (MODEL_INPUT,)
+        in_ch = int(hw.in_channels)
+        out_ch = int(hw.out_channels)
+        chw = uses_chw(in_ch, device, first_layer=first)
+        _, passes, count = allocate_processors(min(in_ch, device.max_channels), device,
+                                               first_layer=first)
+        out_passes, out_count = output_group(out_ch, device)
+        if hw.flatten_from is not None:
+            spatial = hw.flatten_from[:-1]
+        else:
+            spatial = hw.in_shape[:-1]
+        pixels_in = _prod(spatial) if len(hw.in_shape) > 1 or hw.flatten_from else 1
+        wide = bool(getattr(layer, "wide", False))
+        in_bytes = pixels_in * passes * (1 if chw else 4)
+        out_bytes = _prod(hw.out_shape[:-1]) * out_passes * 4 * (4 if wide else 1)
+        flatten_pixels = None
+        if hw.op == "linear" and hw.flatten_from is not None:
+            flatten_pixels = pixels_in * in_ch // count
+        bias = getattr(layer, "bias", None) is not None and getattr(layer, "_bias_in_use", True)
+        demands.append(LayerDemand(
+            index=i, name=hw.name, op=hw.op, in_channels=in_ch, out_channels=out_ch, chw=chw,
+            passes=passes, count=count, out_passes=out_passes, out_count=out_count,
+            kernel_values=_kernel_values(hw), flatten_pixels=flatten_pixels,
+            bits=int(getattr(layer, "weight_bits", 8)),
+            bias_bytes=out_ch if hw.op in WEIGHTED_OPS and bias else 0,
+            in_bytes=in_bytes, out_bytes=out_bytes, first=first,
+            last=i == graph.output_index))
+    for i, d in enumerate(demands):
+        if d.weighted:
+            span = demands[i + 1].count if i + 1 < len(demands) else d.out_count
+            d.words = kernel_words(kernel_values=d.kernel_values, bits=d.bits, out_span=span,
+                                   out_passes=d.out_passes, in_passes=d.passes,
+                                   flatten_pixels=d.flatten_pixels,
+                                   out_channels=d.out_channels)
+    return demands

@@ -1,0 +1,315 @@
+"""Choose each layer's processors, kernel columns, bias quadrant and data offsets.
+
+The choice that matters is the input processor mask of every layer: it fixes where the layer's
+kernels go (`kernels`), which data-memory instances its input and its producer's output use
+(`data`) and which quadrants can hold biases (`bias`). Rules the tool enforces:
+
+- a layer reads `count` processors (`LayerDemand.count`); the CHW model input has one channel
+  per data-memory instance (every 4th processor), every other mask is a contiguous run that
+  starts on a multiple of 4 (it is also the previous layer's output mask, and the tool pads
+  the kernels of outputs that start elsewhere);
+- a layer without an operator (pool-only, element-wise) writes to the same processors it reads,
+  packed per quadrant, so the next layer reads those; when it is the last layer, it reads
+  processors 0 .. n-1.
+
+The planner walks the layers in order. For every layer it tries each allowed mask and keeps
+the one whose kernels the tool would place lowest (`KernelMemory`, which replays the tool's
+allocator), whose data fits, and which is closest to the vendor's own habit (the next free
+processors, else the same processors as the layer before). Layers that read all 64
+processors have one choice; the tool places their kernels first, and so does the planner.
+"""
+
+import dataclasses
+import logging
+
+from ai8x_nb.placement import data as dm
+from ai8x_nb.placement.bias import place_biases
+from ai8x_nb.placement.kernels import KernelMemory
+
+__all__ = ["LayerPlacement", "plan_layers", "packed_mask"]
+
+log = logging.getLogger(__name__)
+
+_INF = float("inf")
+
+
+@dataclasses.dataclass
+class LayerPlacement:
+    """Where one hardware layer lives on the device.
+
+    Attributes:
+        index: hardware layer index.
+        name: Keras layer name.
+        op: the graph op.
+        processors: input processor mask (the YAML `processors`).
+        output_processors: output processor mask (the next layer's `processors`).
+        passes / count: input passes and processors per pass.
+        out_passes: output passes.
+        data_format: "CHW" (the model input, one channel per instance) or "HWC".
+        kernel_offset: first kernel-memory column of its kernels (None: no kernels, or they
+            did not fit).
+        kernel_words: kernel words on each of its input processors.
+        bias_bytes: bias bytes; bias_quadrant: the quadrant holding them.
+        in_offset / out_offset: data-memory byte offsets of input and output (the YAML
+            `out_offset`).
+        in_bytes / out_bytes: bytes of input / output in each of their instances.
+    """
+
+    index: int
+    name: str
+    op: str
+    processors: int = 0
+    output_processors: int = 0
+    passes: int = 1
+    count: int = 0
+    out_passes: int = 1
+    data_format: str = "HWC"
+    kernel_offset: int = None
+    kernel_words: int = 0
+    bias_bytes: int = 0
+    bias_quadrant: int = None
+    in_offset: int = 0
+    out_offset: int = 0
+    in_bytes: int = 0
+    out_bytes: int = 0
+
+
+def packed_mask(mask, device):
+    """The output processors of a layer without an operator reading `mask`.
+
+    Per quadrant, the tool wants a contiguous run of as many processors as the layer reads in
+    that quadrant; this starts it on the memory instance of the first one read.
+    """
+    size = device.processors_per_quadrant
+    out = 0
+    for q in range(device.quadrants):
+        bits = mask >> (q * size) & ((1 << size) - 1)
+        n = bin(bits).count("1")
+        if not n:
+            continue
+        start = ((bits & -bits).bit_length() - 1) & ~(device.processors_per_memory - 1)
+        start = min(start, size - n)
+        out |= ((1 << n) - 1) << (q * size + start)
+    return out
+
+
+def _start(mask):
+    return (mask & -mask).bit_length() - 1
+
+
+def _label(d):
+    return f"Layer '{d.name}' (hardware layer {d.index})"
+
+
+class _Planner:
+    """One pass over the layers; `errors` collects what did not fit."""
+
+    def __init__(self, demands, device):
+        self.d, self.dev = demands, device
+        n = len(demands)
+        self.all = (1 << device.processors) - 1
+        self.masks = [None] * n
+        self.columns = [None] * n
+        self.in_off = [None] * n
+        self.out_off = [None] * n
+        self.memory = KernelMemory(device)
+        self.errors = []
+        sizes = [x for d in demands for x in (d.in_bytes, d.out_bytes)]
+        self.half = dm.half_offset(sizes, device)
+
+    # ---------------------------------------------------------------- masks
+    def _end_of_group(self, i):
+        j = i
+        while self.d[j].tied and j + 1 < len(self.d):
+            j += 1
+        return j
+
+    def _candidates(self, i, j):
+        d, dev = self.d[i], self.dev
+        if d.chw:
+            step = dev.processors_per_memory
+            last = dev.processors - step * (d.count - 1)
+            return [sum(1 << (s + step * k) for k in range(d.count)) for s in range(last)]
+        if d.count == dev.processors:
+            return [self.all]
+        if self.d[j].tied:  # a pool-only / element-wise last layer writes to 0 .. n-1
+            return [(1 << d.count) - 1]
+        run = (1 << d.count) - 1
+        starts = range(0, dev.processors - d.count + 1, dev.processors_per_memory)
+        masks = [run << s for s in starts]
+        if i == 0 or d.flatten_pixels is not None:
+            return masks
+        prev = self.masks[i - 1]
+        clear = [m for m in masks if not m & prev]
+        same = [m for m in masks if _start(m) == _start(prev)]
+        first = clear[:1] + same
+        return first + [m for m in masks if m not in first]
+
+    def _group_masks(self, i, j, mask):
+        masks = [mask]
+        for k in range(i, j):
+            masks.append(packed_mask(masks[-1], self.dev))
+        if self.masks[j] is not None and masks[-1] != self.masks[j]:
+            return None
+        return masks
+
+    # ----------------------------------------------------------------- data
+    def _offset(self, k, masks, in_off, out_mask, last=False):
+        """Output offset of layer k reading at `in_off` and writing to `out_mask`."""
+        d = self.d[k]
+        shared = dm.instances(masks[k], self.dev) & dm.instances(out_mask, self.dev)
+        live = [(in_off, d.in_bytes)] if shared else []
+        if last:
+            preferred = dm.last_offsets(in_off, d.in_bytes, d.out_bytes, self.dev)
+        else:
+            preferred = [self.half if in_off != self.half else 0]
+        return dm.choose_offset(d.out_bytes, live, self.dev, preferred=preferred)
+
+    def _try_offsets(self, i, group):
+        """Output offsets of layers i-1 .. j-1 once layers i .. j read `group` (None: no fit)."""
+        j = i + len(group) - 1
+        masks = list(self.masks)
+        masks[i:j + 1] = group
+        in_off = list(self.in_off)
+        offsets = {}
+        for k in range(max(i - 1, 0), j):
+            off = self._offset(k, masks, in_off[k], masks[k + 1])
+            if off is None:
+                return None
+            offsets[k] = in_off[k + 1] = off
+        return offsets
+
+    # ---------------------------------------------------------------- run
+    def run(self):
+        d, n = self.d, len(self.d)
+        for i, di in enumerate(d):
+            if di.weighted and not di.chw and di.count == self.dev.processors:
+                self.masks[i] = self.all
+                self._allocate(i)
+        self.in_off[0] = 0
+        i = 0
+        while i < n:
+            j = self._end_of_group(i)
+            best = None
+            for rank, mask in enumerate(self._candidates(i, j)):
+                group = self._group_masks(i, j, mask)
+                if group is None:
+                    continue
+                offsets = self._try_offsets(i, group)
+                top = 0
+                if d[j].weighted and self.columns[j] is None and d[j].words:
+                    column = self.memory.find(group[-1], d[j].words)
+                    fits = self.memory.fits(group[-1], column, d[j].words)
+                    top = column + d[j].words if fits else _INF
+                cost = (offsets is None, top, rank)
+                if best is None or cost < best[0]:
+                    best = (cost, group, offsets)
+            if best is None:
+                self.errors.append((i, "processors", (
+                    f"{_label(d[i])}: no processor mask satisfies the synthesis tool's rules "
+                    f"for this layer and the ones it feeds.")))
+                return self
+            _, group, offsets = best
+            for k, m in zip(range(i, j + 1), group):
+                self.masks[k] = m
+            if offsets is None:
+                self._data_error(i - 1 if i else 0)
+                return self
+            for k, off in offsets.items():
+                self.out_off[k] = off
+                self.in_off[k + 1] = off
+            if d[j].weighted and self.columns[j] is None:
+                self._allocate(j)
+            i = j + 1
+        last = n - 1
+        off = self._offset(last, self.masks, self.in_off[last], self.final_mask, last=True)
+        if off is None:
+            self._data_error(last)
+        self.out_off[last] = off
+        return self
+
+    @property
+    def final_mask(self):
+        return (1 << self.d[-1].out_count) - 1
+
+    def _allocate(self, i):
+        d = self.d[i]
+        if not d.words:
+            self.columns[i] = 0
+            return
+        column = self.memory.allocate(self.masks[i], d.words)
+        if column is None:
+            self._kernel_error(i)
+        self.columns[i] = column
+
+    # --------------------------------------------------------------- errors
+    def _kernel_error(self, i):
+        d, dev = self.d[i], self.dev
+        procs = [p for p in range(dev.processors) if self.masks[i] >> p & 1]
+        top = self.memory.top()
+        fullest = max(procs, key=lambda p: (top[p], -p))
+        width = dev.weight_words[fullest]
+        if d.words > width:
+            why = (f"its kernels need {d.words} words on each of its {d.count} processors; a "
+                   f"{dev.name} processor holds {width} 72-bit words")
+        else:
+            why = (f"its kernels need {d.words} free words on each of its {d.count} processors "
+                   f"at the same column, but earlier layers leave no such block (processor "
+                   f"{fullest} already holds {int(top[fullest])} of {width} words; kernel "
+                   f"memory exhausted)")
+        self.errors.append((i, "kernels", (
+            f"{_label(d)}: {why}. Use weight_bits=4/2/1 or fewer channels in this layer or "
+            f"the ones with the most kernels, or a MAX78002 (4096 words per processor).")))
+
+    def _data_error(self, k):
+        d, dev = self.d[k], self.dev
+        self.errors.append((k, "data", (
+            f"{_label(d)}: its output ({d.out_bytes} bytes per data-memory instance) does not "
+            f"fit beside its input ({d.in_bytes} bytes) in a {dev.data_instance_bytes}-byte "
+            f"{dev.name} data-memory instance. Use a smaller input, more pooling or fewer "
+            f"channels (more than 64 channels take several words per pixel).")))
+
+
+def plan_layers(demands, device):
+    """Run the planner; returns `(layers, memory, biases, problems)`.
+
+    Args:
+        demands: the `LayerDemand` list of a model.
+        device: a `Device`.
+
+    Returns:
+        A list of `LayerPlacement`, the final `KernelMemory`, the `BiasPlacement` and a list
+        of `(layer index, kind, message)` problems, kind one of "kernels", "bias", "data",
+        "processors" (empty when everything fits).
+    """
+    planner = _Planner(demands, device).run()
+    masks = planner.masks
+    n = len(demands)
+    out_masks = [masks[i + 1] if i + 1 < n else planner.final_mask for i in range(n)]
+    placed = []
+    for i, d in enumerate(demands):
+        placed.append(LayerPlacement(
+            index=d.index, name=d.name, op=d.op, processors=masks[i] or 0,
+            output_processors=out_masks[i] or 0, passes=d.passes, count=d.count,
+            out_passes=d.out_passes, data_format="CHW" if d.chw else "HWC",
+            kernel_offset=planner.columns[i] if d.weighted else None,
+            kernel_words=d.words, bias_bytes=d.bias_bytes,
+            in_offset=planner.in_off[i] or 0, out_offset=planner.out_off[i] or 0,
+            in_bytes=d.in_bytes, out_bytes=d.out_bytes))
+    errors = list(planner.errors)
+    biases = None
+    if all(m is not None for m in masks):
+        biases = place_biases(demands, masks, planner.final_mask, device)
+        for lp, q in zip(placed, biases.quadrant):
+            lp.bias_quadrant = q
+        if biases.failed is not None:
+            d = demands[biases.failed]
+            room = ", ".join(f"quadrant {q}: {device.bias_bytes_per_quadrant - biases.used[q]}"
+                             for q in biases.quadrants)
+            errors.append((d.index, "bias",
+                f"{_label(d)}: its {d.bias_bytes} bias bytes do not fit into one quadrant's "
+                f"bias memory ({device.bias_bytes_per_quadrant} bytes each; free in the "
+                f"{len(biases.quadrants)} quadrant(s) this network uses: {room}). Use "
+                f"use_bias=False on some layers, or more than 16 channels somewhere so the "
+                f"network uses more quadrants."))
+    return placed, planner.memory, biases, errors
