@@ -19,6 +19,7 @@ import logging
 import math
 import multiprocessing
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -39,6 +40,7 @@ __all__ = [
     "run_notebook",
     "run_all",
     "summary_table",
+    "status_line",
     "record_summary",
     "read_summary",
     "check_parameters",
@@ -63,6 +65,9 @@ NOTEBOOKS_ENV = "AI8X_NB_NOTEBOOKS"
 
 FAST_LIMIT = 4096
 """Samples per split a notebook keeps when `fast=True` and `limit` is None."""
+
+KERNEL_ARGUMENTS = ("--IPKernelApp.log_level=ERROR",)
+"""Kernel options: no start-up warnings (the kernel runs on localhost for this one run)."""
 
 
 class NotebookError(Ai8xNbError, ValueError):
@@ -195,8 +200,19 @@ def _output_path(out_dir, name):
     return path
 
 
+def _progress_bar(name, progress):
+    """papermill's `progress_bar` argument: a one-line cell counter on a terminal, or off."""
+    if not progress:
+        return False
+    stream = sys.stderr
+    if not getattr(stream, "isatty", lambda: False)():
+        return False
+    return {"desc": name, "unit": "cell", "leave": False, "file": stream, "dynamic_ncols": True,
+            "bar_format": "{desc}: cell {n_fmt}/{total_fmt} {bar} [{elapsed}]"}
+
+
 def run_notebook(name_or_path, parameters=None, *, out_dir="runs", kernel_name="python3",
-                 cwd=None, log_output=False):
+                 cwd=None, log_output=False, progress=False):
     """Execute one notebook headless with papermill.
 
     Args:
@@ -207,6 +223,8 @@ def run_notebook(name_or_path, parameters=None, *, out_dir="runs", kernel_name="
         cwd: working directory of the kernel; default `out_dir` (so relative `export` and
             `logs` folders land next to the executed notebooks).
         log_output: stream the notebook's outputs to the `papermill` logger.
+        progress: show a one-line cell counter on stderr while it runs (terminals only; it
+            disappears when the notebook ends).
 
     Returns:
         A `RunResult`; a failing cell gives `status="failed"` with `error_cell` and `error`
@@ -231,12 +249,13 @@ def run_notebook(name_or_path, parameters=None, *, out_dir="runs", kernel_name="
     cwd = Path(cwd).expanduser().resolve() if cwd is not None else out_dir
     output = _output_path(out_dir, name)
     start = time.monotonic()
-    logger.info("Running %s -> %s", path, output)
+    logger.debug("Running %s -> %s", path, output)
     error_cell, error = None, None
     try:
         papermill.execute_notebook(
             str(path), str(output), parameters=parameters, kernel_name=kernel_name,
-            cwd=str(cwd), log_output=log_output, progress_bar=False)
+            cwd=str(cwd), log_output=log_output, progress_bar=_progress_bar(name, progress),
+            extra_arguments=list(KERNEL_ARGUMENTS))
     except papermill.PapermillExecutionError as err:
         error_cell, error = err.exec_count, f"{err.ename}: {err.evalue}"
     except Exception as err:  # noqa: BLE001 - kernel death, timeouts: report, don't stop others
@@ -247,15 +266,14 @@ def run_notebook(name_or_path, parameters=None, *, out_dir="runs", kernel_name="
     if export_dir:
         export_dir = str((cwd / export_dir).resolve())
     status = "failed" if error else "ok"
-    if error:
-        logger.error("%s failed at cell In [%s]: %s (see %s)", name, error_cell, error, output)
     return RunResult(status=status, output_notebook=output, export_dir=export_dir,
                      summary=summary, error_cell=error_cell, error=error, name=name,
                      seconds=seconds)
 
 
 def run_all(names=None, parameters=None, parallel=1, *, per_notebook=None, out_dir="runs",
-            kernel_name="python3", cwd=None, log_output=False):
+            kernel_name="python3", cwd=None, log_output=False, progress=False,
+            on_result=None):
     """Run several notebooks; one failure does not stop the others.
 
     Args:
@@ -265,6 +283,9 @@ def run_all(names=None, parameters=None, parallel=1, *, per_notebook=None, out_d
         per_notebook: {name: {parameter: value}} merged over `parameters` for that notebook
             (e.g. a different `data_dir` for one dataset).
         out_dir, kernel_name, cwd, log_output: as in `run_notebook`.
+        progress: a cell counter while each notebook runs (one at a time only; see
+            `run_notebook`).
+        on_result: called with each `RunResult` as soon as its notebook ends.
 
     Returns:
         One `RunResult` per notebook, in the order of `names`.
@@ -278,14 +299,31 @@ def run_all(names=None, parameters=None, parallel=1, *, per_notebook=None, out_d
     params = [{**(parameters or {}), **per_notebook.get(name, per_notebook.get(path.stem, {}))}
               for name, path in zip(names, paths)]
     kwargs = dict(out_dir=out_dir, kernel_name=kernel_name, cwd=cwd, log_output=log_output)
+    report = on_result or (lambda result: None)
     if int(parallel) <= 1 or len(paths) == 1:
-        return [_safe_run(path, p, kwargs) for path, p in zip(paths, params)]
+        results = []
+        for path, p in zip(paths, params):
+            results.append(_safe_run(path, p, {**kwargs, "progress": progress}))
+            report(results[-1])
+        return results
     # Worker processes, spawned (not forked): the parent may hold TensorFlow threads.
     context = multiprocessing.get_context("spawn")
     with concurrent.futures.ProcessPoolExecutor(max_workers=int(parallel),
                                                 mp_context=context) as pool:
         futures = [pool.submit(_safe_run, path, p, kwargs) for path, p in zip(paths, params)]
+        for future in concurrent.futures.as_completed(futures):
+            report(future.result())
         return [future.result() for future in futures]
+
+
+def status_line(result):
+    """One line saying how a notebook run ended: status, time, export folder or error."""
+    where = f"notebook {result.output_notebook}" if result.output_notebook else ""
+    if result.ok:
+        return (f"{result.name}: ok in {result.seconds:.0f} s, export in "
+                f"{result.export_dir or '-'}")
+    cell = f" at cell In [{result.error_cell}]" if result.error_cell else ""
+    return f"{result.name}: FAILED{cell} in {result.seconds:.0f} s: {result.error} {where}".rstrip()
 
 
 def _safe_run(path, parameters, kwargs):

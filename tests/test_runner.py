@@ -72,10 +72,11 @@ def test_cli_run_prints_table_and_exit_code(notebook, tmp_path, capsys):
     code = main(["run", str(notebook), "-p", "x", "5", "--out", str(tmp_path / "r")])
     out = capsys.readouterr().out
     assert code == 0
-    assert "tiny: ok, export in" in out and "2.00" in out  # float_accuracy 0.02 in percent
+    assert "tiny: ok in " in out and ", export in " in out
+    assert "2.00" in out  # float_accuracy 0.02 in percent
     code = main(["run", str(notebook), "-p", "x", "0", "--out", str(tmp_path / "r")])
     out = capsys.readouterr().out
-    assert code == 1 and "FAILED at cell In [4]: ZeroDivisionError" in out
+    assert code == 1 and "tiny: FAILED at cell In [4] in " in out and "ZeroDivisionError" in out
 
 
 def test_parse_value_like_papermill():

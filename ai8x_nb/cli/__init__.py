@@ -10,6 +10,8 @@ import os
 import sys
 
 SUBCOMMANDS = ("check", "train", "evaluate", "export", "synthesize", "run")
+TENSORFLOW_COMMANDS = ("check", "train", "evaluate", "export")
+"""Subcommands that import TensorFlow: it is imported up front, without its start-up noise."""
 
 
 def build_parser():
@@ -28,13 +30,18 @@ def build_parser():
 
 def main(argv=None):
     """Entry point of the `ai8x-nb` console script."""
-    # TensorFlow's C++ start-up chatter hides the tool's own output; users can still set it.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # TensorFlow's C++ chatter hides the tool's own output; users can still set the level.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(message)s")
     from ai8x_nb.errors import Ai8xNbError
+
+    if args.command in TENSORFLOW_COMMANDS:
+        from ai8x_nb.console import quiet_tensorflow
+
+        quiet_tensorflow()
 
     try:
         return args._run(args)

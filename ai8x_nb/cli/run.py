@@ -30,19 +30,25 @@ def add_parser(subparsers):
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run the notebooks; print the summary. Exit 0 when all ran, 1 when any failed."""
+    """Run the notebooks: one status line per notebook as it ends, then the summary table.
+
+    Exit 0 when all ran, 1 when any failed.
+    """
+    import logging
+    import os
+
     from ai8x_nb import runner
 
+    # papermill announces each notebook at INFO (twice: inspection and execution); the
+    # status lines below say the same once. The kernels inherit the quiet TensorFlow level.
+    logging.getLogger("papermill").setLevel(logging.WARNING)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     names = None if args.notebooks == ["all"] else args.notebooks
     parameters = {name: runner.parse_value(value) for name, value in args.parameter}
     results = runner.run_all(names, parameters, parallel=args.parallel, out_dir=args.out,
-                             kernel_name=args.kernel, cwd=args.cwd, log_output=args.log_output)
-    for result in results:
-        if result.ok:
-            print(f"{result.name}: ok, export in {result.export_dir or '-'}")
-        else:
-            print(f"{result.name}: FAILED at cell In [{result.error_cell}]: {result.error}"
-                  f" (notebook: {result.output_notebook})")
+                             kernel_name=args.kernel, cwd=args.cwd, log_output=args.log_output,
+                             progress=True,
+                             on_result=lambda r: print(runner.status_line(r), flush=True))
     print()
     print(runner.summary_table(results))
     return 0 if all(r.ok for r in results) else 1

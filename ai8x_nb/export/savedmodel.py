@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ai8x_nb.console import tf_quiet
 from ai8x_nb.errors import ExportError
 
 __all__ = ["export_savedmodel", "export_float_onnx", "compare_onnx", "ONNX_TOLERANCE"]
@@ -35,7 +36,8 @@ def export_savedmodel(model, path):
     """
     path = Path(path)
     try:
-        model.export(str(path), format="tf_saved_model", verbose=False)
+        with tf_quiet():
+            model.export(str(path), format="tf_saved_model", verbose=False)
     except Exception as err:  # TF raises many unrelated types while tracing
         raise ExportError(f"Cannot write the SavedModel of '{model.name}' to {str(path)!r}: "
                           f"{type(err).__name__}: {err}") from err
@@ -61,7 +63,8 @@ def export_float_onnx(model, path, check_inputs, *, tolerance=ONNX_TOLERANCE):
     check_inputs = np.asarray(check_inputs, dtype=np.float32)
     model(check_inputs[:1], training=False)  # Keras' ONNX export refuses never-called models
     try:
-        model.export(str(path), format="onnx", verbose=False)
+        with tf_quiet():
+            model.export(str(path), format="onnx", verbose=False)
     except Exception as err:
         raise ExportError(f"Cannot write the float ONNX of '{model.name}' to {str(path)!r}: "
                           f"{type(err).__name__}: {err}") from err

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ai8x_nb.console import tf_quiet
 from ai8x_nb.errors import ExportError
 
 __all__ = ["convert_float", "convert_int8", "evaluate_tflite", "tflite_io_details"]
@@ -72,7 +73,8 @@ def _convert(saved_model_dir, path, kind, configure):
     try:
         converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model_dir))
         configure(converter, tf)
-        data = converter.convert()
+        with tf_quiet():
+            data = converter.convert()
     except Exception as err:
         raise ExportError(f"TFLite {kind} conversion of {str(saved_model_dir)!r} failed: "
                           f"{type(err).__name__}: {err}") from err
@@ -81,9 +83,17 @@ def _convert(saved_model_dir, path, kind, configure):
 
 
 def _interpreter(path):
-    import tensorflow as tf
+    """A TFLite interpreter: LiteRT's when `ai_edge_litert` is installed, else TensorFlow's."""
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError:
+        import tensorflow as tf
 
-    return tf.lite.Interpreter(model_path=str(path))
+        Interpreter = tf.lite.Interpreter  # noqa: N806 - deprecated in TF, still works
+    with tf_quiet():  # TF's deprecation warning; XNNPACK's "Created delegate" line
+        interpreter = Interpreter(model_path=str(path))
+        interpreter.allocate_tensors()
+    return interpreter
 
 
 def tflite_io_details(path):
