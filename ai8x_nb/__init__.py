@@ -13,6 +13,8 @@ Public API (imported lazily, so `import ai8x_nb` and the CLI start fast):
 - export: `export_model`, `export_run`
 - synthesis: `synthesize(export_dir)` runs the vendor's `ai8xize.py`, verifies its known answer
 - notebooks in batch: `run_notebook`, `run_all`
+- output: `setup_notebook()` (first line of a notebook, before `import keras`): TensorFlow's
+  start-up noise filtered, the package's messages shown as ordinary output
 
 Example:
 
@@ -46,6 +48,7 @@ _API = {
     "SynthesisResult": "ai8x_nb.synthesis",
     "run_notebook": "ai8x_nb.runner",
     "run_all": "ai8x_nb.runner",
+    "setup_notebook": "ai8x_nb.console",
 }
 
 __all__ = sorted(_API)
