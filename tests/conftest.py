@@ -1,0 +1,349 @@
+"""Shared fixtures: a seeded generator of random hardware models.
+
+`random_hardware_model(seed)` builds a small Keras model from `ai8x_nb.layers`: stacks of
+Conv1D / Conv2D / ConvTranspose2D / pool-only / Dense layers with 1/2/4/8-bit weights, with and
+without bias, ReLU/Abs/none, fused max/avg pools, wide or 8-bit outputs, for the MAX78000 or
+the MAX78002. About 40 % of the models are pushed past one device limit on purpose (kernel
+or data memory, layer count, channels, pool-only or padded Conv1D passes, flatten size, bias
+memory), so that both verdicts occur. Every model builds: a draw that a layer refuses at
+construction is redrawn. The same seed always gives the same model.
+"""
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+MAX_DRAWS = 50
+
+
+@dataclasses.dataclass
+class GeneratedModel:
+    """A generated model and how it was made."""
+
+    seed: int
+    model: object
+    device: str
+    family: str
+    push: str  # the limit pushed on purpose, or ""
+
+    @property
+    def label(self):
+        return f"seed {self.seed} ({self.family}{', ' + self.push if self.push else ''}, " \
+               f"{self.device})"
+
+
+class _Draw:
+    """Random choices for one model."""
+
+    def __init__(self, rng, device):
+        self.rng, self.device = rng, device
+
+    def pick(self, values, p=None):
+        return values[int(self.rng.choice(len(values), p=p))]
+
+    def chance(self, p):
+        return bool(self.rng.random() < p)
+
+    def common(self, last=False, wide=False):
+        kwargs = {"device": self.device,
+                  "weight_bits": self.pick([8, 4, 2, 1], p=[0.55, 0.15, 0.15, 0.15]),
+                  "use_bias": self.chance(0.5)}
+        if wide:
+            kwargs.update(wide=True, activation=None)
+        else:
+            kwargs["activation"] = self.pick(["relu", "abs", None], p=[0.6, 0.2, 0.2])
+        return kwargs
+
+    def pool(self, spatial, rank):
+        """Fused pooling arguments that keep every dimension >= 1 (or {})."""
+        if not self.chance(0.35):
+            return {}
+        size = [self.pick([1, 2, 3], p=[0.2, 0.6, 0.2]) for _ in range(rank)]
+        if rank == 2 and self.chance(0.7):
+            size[1] = size[0]
+        stride = self.pick([1, 2, 3], p=[0.3, 0.6, 0.1])
+        if any(s < k for s, k in zip(spatial, size)):
+            return {}
+        return {"pooling": self.pick(["max", "avg"]), "pool_size": tuple(size) if rank == 2
+                else size[0], "pool_strides": stride}
+
+
+def _pooled(spatial, pool):
+    if not pool:
+        return list(spatial)
+    size = pool["pool_size"]
+    size = size if isinstance(size, tuple) else (size,)
+    return [(s - k) // pool["pool_strides"] + 1 for s, k in zip(spatial, size)]
+
+
+PUSHES = ("kernel_memory", "many_layers", "big_input", "pool_only_channels",
+          "padded_conv1d_channels", "flatten_pixels", "bias_outputs", "dense_inputs")
+
+
+def _conv2d_stack(d, L, keras, push):
+    size = d.pick([8, 12, 16, 20, 24, 32])
+    spatial = [size, size if d.chance(0.7) else d.pick([8, 12, 16])]
+    channels = d.pick([1, 2, 3, 4, 8, 16, 20, 32, 48, 64, 96],
+                      p=[.12, .05, .2, .08, .1, .1, .08, .08, .07, .07, .05])
+    if push == "big_input":  # past the HWC pixels of one data-memory instance
+        size = 96 if d.device == "MAX78000" else 150
+        spatial, channels = [size, size], d.pick([3, 20])
+    inputs = keras.Input(tuple(spatial) + (channels,))
+    x, wide = inputs, False
+    count = d.pick([1, 2, 3, 4, 5, 6])
+    if push == "many_layers":
+        count = d.pick([33, 36]) if d.device == "MAX78000" else d.pick([129, 131])
+    elif push == "big_input":
+        count = d.pick([1, 2])
+    pushed_at = d.pick(list(range(count))) if push else -1
+    for i in range(count):
+        kind = d.pick(["conv", "pool", "transpose"], p=[0.78, 0.12, 0.10])
+        if i == count - 1:
+            kind = "conv"  # every model has a layer with weights
+        if push == "pool_only_channels" and i == pushed_at:
+            x = L.Conv2D(d.pick([72, 100, 128]), 1, padding=0, device=d.device)(x)
+            kind = "pool"
+        if kind == "pool" and min(spatial) >= 2:
+            pool = {"pool_size": 2, "pool_strides": d.pick([1, 2])}
+            cls = d.pick([L.MaxPool2D, L.AvgPool2D])
+            x = cls(pool_size=pool["pool_size"], pool_strides=pool["pool_strides"],
+                    device=d.device)(x)
+            spatial = [(s - 2) // pool["pool_strides"] + 1 for s in spatial]
+            wide = False
+            continue
+        if kind == "transpose" and max(spatial) <= 12 and not (push == "many_layers"):
+            pad = d.pick([0, 1, 2])
+            x = L.ConvTranspose2D(d.pick([4, 8, 16, 24]), 3, padding=pad,
+                                  **d.common())(x)
+            spatial = [2 * s + 2 - 2 * pad for s in spatial]
+            wide = False
+            continue
+        pool = d.pool(spatial, 2)
+        pooled = _pooled(spatial, pool)
+        kernel = d.pick([1, 3], p=[0.3, 0.7])
+        pad = 0 if kernel == 1 else d.pick([0, 1, 2], p=[0.2, 0.7, 0.1])
+        if kernel == 3 and pad == 0 and min(pooled) < 3:
+            pad = 1
+        filters = d.pick([4, 8, 12, 16, 20, 24, 32, 48, 64, 72, 100, 128],
+                         p=[.1, .12, .1, .12, .08, .08, .1, .08, .08, .05, .05, .04])
+        if push == "many_layers":
+            filters, kernel, pad, pool, pooled = 4, 1, 0, {}, spatial
+        if push == "big_input":  # keep the simulation cheap; no pooling before the limit
+            filters, pool, pooled = min(filters, 16), {}, spatial
+        if push == "kernel_memory" and i == pushed_at:
+            filters, kernel, pad = d.pick([256, 400, 512]), 3, 1
+        if push == "bias_outputs" and i == pushed_at:
+            filters, kernel, pad, pool, pooled = d.pick([520, 600]), 1, 0, {}, spatial
+        wide = i == count - 1 and d.chance(0.4)
+        kwargs = d.common(wide=wide)
+        if push == "bias_outputs" and i == pushed_at:
+            kwargs["use_bias"] = True
+        x = L.Conv2D(filters, kernel, padding=pad, **pool, **kwargs)(x)
+        spatial = [s + 2 * pad - kernel + 1 for s in pooled]
+    return inputs, x, spatial, wide
+
+
+def _conv1d_stack(d, L, keras, push):
+    length = d.pick([16, 24, 32, 48, 64])
+    channels = d.pick([1, 2, 4, 8, 16, 32, 64, 100, 128])
+    if push == "padded_conv1d_channels":
+        channels = d.pick([72, 100, 128])
+    inputs = keras.Input((length, channels))
+    x, spatial, wide = inputs, [length], False
+    count = d.pick([1, 2, 3, 4])
+    for i in range(count):
+        if d.chance(0.12) and spatial[0] >= 2 and i < count - 1:
+            cls = d.pick([L.MaxPool1D, L.AvgPool1D])
+            x = cls(pool_size=2, pool_strides=d.pick([1, 2]), device=d.device)(x)
+            spatial, wide = [int(x.shape[1])], False
+            continue
+        pool = d.pool(spatial, 1)
+        pooled = _pooled(spatial, pool)
+        kernel = d.pick(list(range(1, 10)))
+        kernel = min(kernel, pooled[0])
+        pad = d.pick(list(range(0, min(2, kernel - 1) + 1)))
+        if push == "padded_conv1d_channels" and i == 0:
+            kernel, pad = max(kernel, 2), 1
+        filters = d.pick([4, 8, 16, 32, 64, 100])
+        wide = i == count - 1 and d.chance(0.4)
+        x = L.Conv1D(filters, kernel, padding=pad, **pool, **d.common(wide=wide))(x)
+        spatial = [pooled[0] + 2 * pad - kernel + 1]
+    return inputs, x, spatial, wide
+
+
+def _dense_head(d, L, keras, x):
+    x = keras.layers.Flatten()(x)
+    if d.chance(0.3) and x.shape[-1] <= 1024:
+        x = L.Dense(d.pick([8, 16, 32, 64, 100]), **d.common())(x)
+    wide = d.chance(0.6)
+    return L.Dense(d.pick([2, 3, 5, 10, 16, 21]), **d.common(wide=wide))(x)
+
+
+def _dense_only(d, L, keras, push):
+    features = d.pick([8, 16, 32, 64, 100, 200, 512])
+    if push == "dense_inputs":
+        features = d.pick([1100, 1500])
+    inputs = keras.Input((features,))
+    x = inputs
+    count = d.pick([1, 2, 3])
+    for i in range(count):
+        last = i == count - 1
+        wide = last and d.chance(0.5)
+        x = L.Dense(d.pick([4, 10, 16, 32, 64, 100, 128]), **d.common(wide=wide))(x)
+    return inputs, x
+
+
+def _build(seed, rng):
+    import keras
+
+    from ai8x_nb import layers as L
+
+    device = "MAX78000" if seed % 2 == 0 else "MAX78002"
+    d = _Draw(rng, device)
+    push = d.pick(list(PUSHES)) if d.chance(0.4) else ""
+    family = d.pick(["conv2d", "conv1d", "dense"], p=[0.65, 0.2, 0.15])
+    if push in ("padded_conv1d_channels",):
+        family = "conv1d"
+    elif push == "dense_inputs":
+        family = "dense"
+    elif push and family != "conv2d" and push not in ("kernel_memory", "bias_outputs"):
+        family = "conv2d"
+    if family == "dense":
+        inputs, x = _dense_only(d, L, keras, push)
+    else:
+        if family == "conv1d":
+            inputs, x, spatial, wide = _conv1d_stack(d, L, keras, push)
+        elif push == "flatten_pixels":
+            size = d.pick([18, 20, 24])
+            inputs = keras.Input((size, size, d.pick([1, 3, 8])))
+            x = L.Conv2D(d.pick([2, 4]), 3, padding=1, **d.common())(inputs)
+            spatial, wide = [size, size], False
+        else:
+            inputs, x, spatial, wide = _conv2d_stack(d, L, keras, push)
+        small = int(np.prod(spatial)) <= 320
+        if not wide and (push == "flatten_pixels" or (small and d.chance(0.55))):
+            x = _dense_head(d, L, keras, x)
+    model = keras.Model(inputs, x, name=f"g{seed}")
+    return GeneratedModel(seed, model, device, family, push)
+
+
+def random_hardware_model(seed):
+    """The generated model for `seed` (redrawn until its layers accept their arguments).
+
+    Args:
+        seed: an int; the same seed gives the same model. Even seeds are for the MAX78000,
+            odd ones for the MAX78002.
+
+    Returns:
+        A `GeneratedModel` with seeded uniform weights (`set_deterministic_weights`).
+    """
+    from ai8x_nb.errors import DeviceLimitError
+
+    rng = np.random.default_rng(seed)
+    for _ in range(MAX_DRAWS):
+        try:
+            generated = _build(seed, rng)
+        except (DeviceLimitError, ValueError):
+            continue  # a layer refused its arguments at construction: draw again
+        _set_weights(generated.model, seed)
+        return generated
+    raise RuntimeError(f"no buildable model for seed {seed} in {MAX_DRAWS} draws")
+
+
+def _set_weights(model, seed, scale=0.4):
+    rng = np.random.default_rng(seed + 10**6)
+    for var in model.weights:
+        var.assign(rng.uniform(-scale, scale, size=tuple(var.shape)).astype("float32"))
+
+
+@pytest.fixture(scope="session")
+def hardware_model_generator():
+    """`random_hardware_model(seed) -> GeneratedModel`, the seeded model generator."""
+    return random_hardware_model
+
+
+# --------------------------------------------------------------- the synthesis tool, warm
+_SERVER = r'''
+import json, os, signal, socket, sys, traceback
+sys.path.insert(0, os.getcwd())
+import izer.izer  # the tool's heavy imports (numpy, torch, ...), once
+signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+server.bind(sys.argv[1])
+server.listen(16)
+print("ready", flush=True)
+while True:
+    conn, _ = server.accept()
+    if os.fork():
+        conn.close()
+        continue
+    server.close()
+    job = json.loads(conn.makefile("rb").readline())
+    sys.stdout.flush(); sys.stderr.flush()
+    os.dup2(conn.fileno(), 1); os.dup2(conn.fileno(), 2)
+    os.chdir(job["cwd"])
+    sys.argv = job["argv"]
+    code = 0
+    try:
+        izer.izer.main()
+    except SystemExit as stop:
+        code = stop.code if isinstance(stop.code, int) else (0 if stop.code is None else 1)
+    except BaseException:
+        traceback.print_exc()
+        code = 1
+    sys.stdout.flush(); sys.stderr.flush()
+    os.write(1, ("\n\0EXIT %d\n" % code).encode())
+    os._exit(0)
+'''
+
+_CLIENT = r'''#!{python}
+import json, os, socket, sys
+conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+conn.connect({path!r})
+conn.sendall((json.dumps({{"argv": sys.argv[1:], "cwd": os.getcwd()}}) + "\n").encode())
+code = 1
+for line in conn.makefile("rb"):
+    if line.startswith(b"\0EXIT "):
+        code = int(line.split()[1])
+    else:
+        sys.stdout.buffer.write(line)
+        sys.stdout.flush()
+sys.exit(code)
+'''
+
+
+@pytest.fixture(scope="session")
+def warm_synthesis_python(tmp_path_factory):
+    """An `ai8xize.py` interpreter for `synthesize(..., python=...)` that starts in ~50 ms.
+
+    The tool spends most of a run (about 1.7 of 2.5 s) importing torch and numpy. This starts
+    one server in the tool's own environment that imports them once and forks a fresh copy of
+    itself for every run; the returned script passes its arguments, working directory, output
+    and exit status through, so `synthesize` runs the unmodified tool as it always does.
+    Returns None (use the real interpreter) when the tool is not configured or the server does
+    not start.
+    """
+    import os
+    import subprocess
+    import sys
+
+    folder, python = os.environ.get("AI8X_SYNTHESIS_DIR"), os.environ.get(
+        "AI8X_SYNTHESIS_PYTHON")
+    if not (folder and python) or not hasattr(os, "fork"):
+        yield None
+        return
+    work = tmp_path_factory.mktemp("warm_tool")
+    path = str(work / "tool.sock")
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+    server = subprocess.Popen([python, "-c", _SERVER, path], cwd=folder, env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        ready = server.stdout.readline().strip() == "ready"
+        client = work / "ai8xize_python"
+        client.write_text(_CLIENT.format(python=sys.executable, path=path))
+        client.chmod(0o755)
+        yield str(client) if ready else None
+    finally:
+        server.kill()
+        server.wait()

@@ -1,0 +1,94 @@
+"""Parity with the vendor's synthesis tool: `check_model`'s verdict is the tool's verdict.
+
+The seeded generator (`hardware_model_generator`, tests/conftest.py) builds small models,
+valid and invalid, for both devices. Each is exported with the private `_force_synthesis=True`
+(the synthesis package is written even when the check fails, so the tool itself can be asked)
+and run through `synthesize`, which runs ai8xize.py. For every model `check_model(model).ok`
+must equal the tool's acceptance, and every accepted model's known answer must equal ours.
+The counts per device are printed.
+
+Needs the tool: AI8X_SYNTHESIS_DIR and AI8X_SYNTHESIS_PYTHON (../shared/vendor/setup-synthesis.sh).
+"""
+
+import collections
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+SEEDS = range(*(int(v) for v in os.environ.get("AI8X_NB_PARITY_SEEDS", "0:220").split(":")))
+"""Generated models: seeds 0..219 (about 1 s of tool time each with the warm tool). To look
+further, set AI8X_NB_PARITY_SEEDS=START:STOP."""
+WORKERS = 2
+"""Tool processes run side by side (CI has two cores; exporting is cheap next to them)."""
+MIN_EACH = 15
+"""Both verdicts must occur at least this often on each device, or the test proves little."""
+
+pytestmark = [
+    pytest.mark.synthesis,
+    pytest.mark.skipif(not (os.environ.get("AI8X_SYNTHESIS_DIR")
+                            and os.environ.get("AI8X_SYNTHESIS_PYTHON")),
+                       reason="the synthesis tool is not configured: set AI8X_SYNTHESIS_DIR and "
+                              "AI8X_SYNTHESIS_PYTHON (../shared/vendor/setup-synthesis.sh)"),
+]
+
+
+def _ask_tool(generated, report, folder, python):
+    from ai8x_nb.synthesis import synthesize
+
+    result = synthesize(folder, python=python, progress=lambda line: None, timeout=300)
+    accepted = result.returncode == 0 and result.mismatches is not None
+    return generated, report, result, accepted
+
+
+def _counts_table(counts):
+    lines = ["device     accepted  rejected  disagreements  answer mismatches"]
+    for device in sorted(counts):
+        c = counts[device]
+        lines.append(f"{device:<10} {c['accepted']:>8}  {c['rejected']:>8}  "
+                     f"{c['disagreements']:>13}  {c['mismatches']:>17}")
+    return "\n".join(lines)
+
+
+def test_check_model_verdict_equals_the_tool(tmp_path, hardware_model_generator,
+                                             warm_synthesis_python, capsys):
+    from ai8x_nb.check import check_model
+    from ai8x_nb.export import export_model
+
+    futures = []
+    with ThreadPoolExecutor(WORKERS) as pool:
+        for seed in SEEDS:
+            generated = hardware_model_generator(seed)
+            report = check_model(generated.model, generated.device)
+            folder = tmp_path / generated.model.name
+            export_model(generated.model, folder, device=generated.device,
+                         targets=("synthesis",), _force_synthesis=True)
+            futures.append(pool.submit(_ask_tool, generated, report, folder,
+                                       warm_synthesis_python))
+        outcomes = [f.result() for f in futures]
+
+    counts = collections.defaultdict(collections.Counter)
+    problems = []
+    for generated, report, result, accepted in outcomes:
+        c = counts[generated.device]
+        c["accepted" if accepted else "rejected"] += 1
+        if report.ok != accepted:
+            c["disagreements"] += 1
+            problems.append(
+                f"{generated.label}: check_model ok={report.ok}, tool accepted={accepted}\n"
+                f"    check: {' | '.join(report.errors) or '-'}\n"
+                f"    tool:  {result.error or '-'}")
+        elif accepted and not result.ok:
+            c["mismatches"] += 1
+            problems.append(f"{generated.label}: accepted, but {result.summary()}")
+    table = _counts_table(counts)
+    with capsys.disabled():
+        print(f"\nsynthesis parity over {len(SEEDS)} generated models (seeds {SEEDS.start}.."
+              f"{SEEDS.stop - 1}):\n{table}")
+    assert not problems, table + "\n" + "\n".join(problems)
+    for device, c in counts.items():
+        if len(SEEDS) < 200:
+            break
+        assert c["accepted"] >= MIN_EACH and c["rejected"] >= MIN_EACH, (
+            f"{device}: the generator gave {c['accepted']} accepted and {c['rejected']} "
+            f"rejected models; it should give both verdicts at least {MIN_EACH} times")
