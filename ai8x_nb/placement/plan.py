@@ -166,18 +166,24 @@ class _Planner:
         return dm.choose_offset(d.out_bytes, live, self.dev, preferred=preferred)
 
     def _try_offsets(self, i, group):
-        """Output offsets of layers i-1 .. j-1 once layers i .. j read `group` (None: no fit)."""
+        """Output offsets of layers i-1 .. j-1 once layers i .. j read `group`.
+
+        Returns:
+            `(offsets, failed)`: a dict layer -> offset, and the layers whose output does not
+            fit (they get the ping-pong offset, so that the rest can still be placed).
+        """
         j = i + len(group) - 1
         masks = list(self.masks)
         masks[i:j + 1] = group
         in_off = list(self.in_off)
-        offsets = {}
+        offsets, failed = {}, []
         for k in range(max(i - 1, 0), j):
             off = self._offset(k, masks, in_off[k], masks[k + 1])
             if off is None:
-                return None
+                failed.append(k)
+                off = self.half if in_off[k] != self.half else 0
             offsets[k] = in_off[k + 1] = off
-        return offsets
+        return offsets, failed
 
     # ---------------------------------------------------------------- run
     def run(self):
@@ -195,26 +201,26 @@ class _Planner:
                 group = self._group_masks(i, j, mask)
                 if group is None:
                     continue
-                offsets = self._try_offsets(i, group)
+                offsets, failed = self._try_offsets(i, group)
                 top = 0
                 if d[j].weighted and self.columns[j] is None and d[j].words:
                     column = self.memory.find(group[-1], d[j].words)
                     fits = self.memory.fits(group[-1], column, d[j].words)
                     top = column + d[j].words if fits else _INF
-                cost = (offsets is None, top, rank)
+                cost = (len(failed), top, rank)
                 if best is None or cost < best[0]:
-                    best = (cost, group, offsets)
-            if best is None:
+                    best = (cost, group, offsets, failed)
+            if best is None:  # only when a tied run leads into a fixed all-processor layer
                 self.errors.append((i, "processors", (
                     f"{_label(d[i])}: no processor mask satisfies the synthesis tool's rules "
-                    f"for this layer and the ones it feeds.")))
+                    f"for this layer and the ones it feeds. Put a convolution between the "
+                    f"pool-only or element-wise layers and the next layer.")))
                 return self
-            _, group, offsets = best
+            _, group, offsets, failed = best
             for k, m in zip(range(i, j + 1), group):
                 self.masks[k] = m
-            if offsets is None:
-                self._data_error(i - 1 if i else 0)
-                return self
+            for k in failed:
+                self._data_error(k)
             for k, off in offsets.items():
                 self.out_off[k] = off
                 self.in_off[k + 1] = off
@@ -225,7 +231,7 @@ class _Planner:
         off = self._offset(last, self.masks, self.in_off[last], self.final_mask, last=True)
         if off is None:
             self._data_error(last)
-        self.out_off[last] = off
+        self.out_off[last] = off or 0
         return self
 
     @property
@@ -263,11 +269,17 @@ class _Planner:
 
     def _data_error(self, k):
         d, dev = self.d[k], self.dev
+        size = dev.data_instance_bytes
+        if d.out_bytes > size:
+            why = (f"its output needs {d.out_bytes} bytes in each data-memory instance; a "
+                   f"{dev.name} instance holds {size}")
+        else:
+            why = (f"its output ({d.out_bytes} bytes per data-memory instance) does not fit "
+                   f"beside its input ({d.in_bytes} bytes) in a {size}-byte {dev.name} "
+                   f"instance")
         self.errors.append((k, "data", (
-            f"{_label(d)}: its output ({d.out_bytes} bytes per data-memory instance) does not "
-            f"fit beside its input ({d.in_bytes} bytes) in a {dev.data_instance_bytes}-byte "
-            f"{dev.name} data-memory instance. Use a smaller input, more pooling or fewer "
-            f"channels (more than 64 channels take several words per pixel).")))
+            f"{_label(d)}: {why}. Use a smaller input, pool earlier or use fewer channels (above "
+            f"64 channels each pixel takes one word per pass; a wide output four).")))
 
 
 def plan_layers(demands, device):
