@@ -10,6 +10,8 @@ A run folder `logs/<YYYYmmdd-HHMMSS>-<name>/` holds:
   completed epoch (for resuming).
 - `history.csv`: one row per epoch; `tensorboard/`: TensorBoard logs.
 - `results.json`: accuracy on the TEST split, confusion matrix, class names.
+- `.lock`: locked by the process training the run (`RunDir.lock`), so two processes never
+  train one run folder at the same time.
 
 Example:
 

@@ -151,6 +151,13 @@ def test_run_stopped_in_its_first_epoch_restarts_from_run_dir_alone(tmp_path, ca
     assert [r["epoch"] for r in _history(run.file("history.csv"))] == ["0", "1"]
 
 
+def test_an_existing_empty_folder_gets_a_new_run(tmp_path):
+    (tmp_path / "run").mkdir()
+    result = train("mnist", "mnist", epochs=1, run_dir=tmp_path / "run", verbose=0,
+                   data_dir=str(DATA), dataset_kwargs={"limit": 32})
+    assert result.run_dir.path == tmp_path / "run" and result.run_dir.results is not None
+
+
 @pytest.fixture
 def one_epoch_run(tmp_path):
     return train("mnist", "mnist", epochs=1, run_dir=tmp_path / "run", verbose=0,

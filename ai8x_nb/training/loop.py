@@ -5,6 +5,7 @@ schedule (`components`), the run's settings (`settings`), the epochs (`fit`) and
 run (`resume`).
 """
 
+import contextlib
 import logging
 
 import keras
@@ -108,15 +109,15 @@ def train(model_or_name=None, dataset_or_name=None, *, epochs, batch_size=None,
         with run.lock():
             if run.is_run:
                 return continue_run(run, model_or_name, dataset_or_name, args, qat_policy,
-                                 data_dir, dataset_kwargs, options)
+                                    data_dir, dataset_kwargs, options)
             return _new_run(run, model_or_name, dataset_or_name, args, qat_policy, out, name,
-                            data_dir, dataset_kwargs, options)
+                            data_dir, dataset_kwargs, options, locked=True)
     return _new_run(run, model_or_name, dataset_or_name, args, qat_policy, out, name,
                     data_dir, dataset_kwargs, options)
 
 
 def _new_run(run, model_or_name, dataset_or_name, args, qat_policy, out, name, data_dir,
-             dataset_kwargs, options):
+             dataset_kwargs, options, locked=False):
     if dataset_or_name is None and isinstance(model_or_name, str):
         dataset_or_name = models.get_info(model_or_name).dataset
     ds, ds_kwargs = load_dataset(dataset_or_name, data_dir, dataset_kwargs)
@@ -134,7 +135,7 @@ def _new_run(run, model_or_name, dataset_or_name, args, qat_policy, out, name, d
         run = new_run_dir(out, name or (model_ref if isinstance(model_ref, str) else model.name))
     else:
         run.path.mkdir(parents=True, exist_ok=True)
-    with run.lock():
+    with contextlib.nullcontext() if locked else run.lock():
         config = settings.to_config(ds, ds_kwargs, model, model_ref, info)
         run.write_config(config)
         logger.info("Run folder: %s", run.path)
