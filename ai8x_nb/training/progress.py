@@ -49,7 +49,7 @@ def progress_setup(verbose, epochs, steps):
     """
     if verbose != "auto":
         return verbose, []
-    if not os.environ.get("CI") and _jupyter_kernel():
+    if _jupyter_kernel():
         return 0, [NotebookProgress(epochs, steps)]
     return auto_verbose(), []
 
