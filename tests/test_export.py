@@ -11,6 +11,7 @@ from ai8x_nb import layers
 from ai8x_nb.errors import ExportError
 from ai8x_nb.export import MANIFEST_NAME, TARGETS, Manifest, export_model, export_run
 from ai8x_nb.export import samples as samples_module
+from ai8x_nb.export.savedmodel import backend_limits
 from ai8x_nb.models import get_model, model_names
 from ai8x_nb.quantize import convert
 from ai8x_nb.simulate import simulate
@@ -21,6 +22,14 @@ SAMPLE_SHAPES = {"mnist": (1, 28, 28), "fashionmnist": (1, 28, 28), "cifar10": (
                  "cifar100": (3, 32, 32), "kws20": (128, 128), "rock": (3, 64, 64)}
 DATA_SHAPES = {"mnist": (28, 28, 1), "fashionmnist": (28, 28, 1), "cifar10": (32, 32, 3),
                "cifar100": (32, 32, 3), "kws20": (128, 128), "rock": (64, 64, 3)}
+
+
+BACKEND = keras.backend.backend()
+REFUSED = {"tensorflow": set(), "jax": {"onnx", "tflite_int8"}}
+"""Targets each Keras backend refuses for the seed MNIST model (ONNX; int8: average pooling)."""
+NEEDS_TF = pytest.mark.skipif(
+    BACKEND != "tensorflow", reason=f"the seed MNIST's float ONNX / int8 TFLite need the "
+    f"TensorFlow backend (running {BACKEND}); test_backend_refuses_before_any_work covers it")
 
 
 def leftovers(parent):
@@ -227,6 +236,7 @@ def test_samples_in_device_layout(tmp_path):
     assert np.load(tmp_path / "m" / "sampledata.npy").shape == (12, 1, 1)
 
 
+@NEEDS_TF
 def test_full_export_with_tflite_and_manifest(tmp_path):
     import onnxruntime
     import tensorflow as tf
@@ -267,6 +277,63 @@ def test_full_export_with_tflite_and_manifest(tmp_path):
     assert 0.0 <= stored["accuracy"]["tflite_int8"] <= 1.0
 
 
+def _max_pool_model():
+    inp = keras.Input((8, 8, 3))
+    x = layers.Conv2D(4, 3, padding=1, activation="relu", pooling="max", pool_size=2)(inp)
+    x = keras.layers.Flatten()(x)
+    return set_deterministic_weights(
+        keras.Model(inp, layers.Dense(3, wide=True)(x), name="max_only"), seed=3)
+
+
+def test_backend_limits_name_the_target_the_layers_and_the_reason():
+    # A pure function of the model and the backend name: checked under every backend.
+    model = get_model("mnist")
+    assert backend_limits(model, TARGETS, backend="tensorflow") == {}
+    jax = backend_limits(model, TARGETS, backend="jax")
+    assert set(jax) == REFUSED["jax"]
+    assert "Unsupported pooling size" in jax["onnx"] and "jax2onnx" in jax["onnx"]
+    assert "reduce_window" in jax["tflite_int8"] and "layers: conv4." in jax["tflite_int8"]
+    assert backend_limits(model, ("synthesis", "savedmodel", "tflite"), backend="jax") == {}
+    assert backend_limits(_max_pool_model(), ("tflite_int8",), backend="jax") == {}
+    rock = backend_limits(get_model("rock"), ("savedmodel", "tflite", "tflite_int8"), "jax")
+    assert set(rock) == {"tflite", "tflite_int8"}
+    assert "uint32" in rock["tflite"] and "dropout1, dropout2." in rock["tflite"]
+    assert "reduce_window" not in rock["tflite_int8"]  # rock max-pools only
+    torch = backend_limits(model, TARGETS, backend="torch")
+    assert set(torch) == {"savedmodel", "onnx", "tflite", "tflite_int8"}
+    assert "not supported on 'torch'" in torch["onnx"]
+
+
+@pytest.mark.skipif(BACKEND == "tensorflow", reason="TensorFlow writes every target")
+def test_backend_refuses_before_any_work(tmp_path):
+    model = set_deterministic_weights(get_model("mnist"), seed=7, scale=0.2)
+    ds = random_dataset("mnist", (28, 28, 1), 10, n_train=30, n_test=40)
+    refused = REFUSED.get(BACKEND, {"savedmodel", "onnx", "tflite", "tflite_int8"})
+    names = ", ".join(t for t in TARGETS if t in refused)
+    expected = (rf"(?s)Cannot export 'mnist' to {names} under the Keras '{BACKEND}' backend; "
+                rf"for this model these targets need the TensorFlow backend:.*"
+                rf"KERAS_BACKEND=tensorflow ai8x-nb export")
+    with pytest.raises(ExportError, match=expected) as err:
+        export_model(model, tmp_path / "mnist", dataset=ds, representative_samples=20)
+    # Refused up front: no Keras error underneath, nothing written.
+    assert err.value.__cause__ is None and err.value.__context__ is None
+    assert not (tmp_path / "mnist").exists() and leftovers(tmp_path) == []
+    # Everything else is written, and agrees with Keras.
+    rest = tuple(t for t in TARGETS if t not in refused)
+    manifest = export_model(model, tmp_path / "mnist", dataset=ds, targets=rest,
+                            representative_samples=20)
+    assert manifest.versions["keras_backend"] == BACKEND
+    assert "synthesis_weights" in manifest.artifacts and "integer_simulation" in manifest.accuracy
+    if "tflite" in rest:
+        assert manifest.accuracy["tflite_float"] == manifest.accuracy["keras_float"]
+    if BACKEND == "jax":  # int8 TFLite works without average pooling
+        small = _max_pool_model()
+        small_ds = random_dataset("small", (8, 8, 3), 3, n_train=20, n_test=8)
+        manifest = export_model(small, tmp_path / "small", dataset=small_ds,
+                                targets=("tflite_int8",), representative_samples=20)
+        assert 0.0 <= manifest.accuracy["tflite_int8"] <= 1.0
+
+
 def test_failure_leaves_no_folder_and_keeps_the_old_export(tmp_path, monkeypatch):
     model = set_deterministic_weights(get_model("mnist"), seed=8)
     final = tmp_path / "mnist"
@@ -297,18 +364,20 @@ def test_unknown_target_lists_valid_ones(tmp_path):
     assert TARGETS == ("savedmodel", "onnx", "synthesis", "tflite", "tflite_int8")
 
 
+@pytest.mark.skipif(BACKEND not in ("tensorflow", "jax"),
+                    reason=f"SavedModel / ONNX / TFLite are not written under {BACKEND}")
 def test_model_failing_the_check_skips_synthesis_only(tmp_path):
     inp = keras.Input((8, 8, 2))
     x = layers.Conv2D(4, 3, padding=1, activation="relu")(inp)
     x = keras.layers.Flatten()(x)
     x = keras.layers.Dense(3)(x)  # a plain Keras layer: the device cannot run it
     model = keras.Model(inp, x, name="bad")
-    manifest = export_model(model, tmp_path / "bad",
-                            targets=("savedmodel", "onnx", "synthesis", "tflite"))
+    float_targets = {"savedmodel", "tflite"} | ({"onnx"} - REFUSED[BACKEND])
+    manifest = export_model(model, tmp_path / "bad", targets=(*float_targets, "synthesis"))
     assert "synthesis" in manifest.skipped
     assert "cannot run" in manifest.skipped["synthesis"] and "Dense" in manifest.skipped["synthesis"]
     assert manifest.check["ok"] is False and manifest.check["errors"]
-    assert set(manifest.artifacts) == {"savedmodel", "onnx", "tflite"}
+    assert set(manifest.artifacts) == float_targets
     assert not (tmp_path / "bad" / "bad.yaml").exists()
     stored = json.loads((tmp_path / "bad" / MANIFEST_NAME).read_text())
     assert stored["skipped"]["synthesis"] == manifest.skipped["synthesis"]
@@ -325,14 +394,23 @@ def test_cli_exports_a_hand_made_run_dir(tmp_path, capsys):
               "dataset_kwargs": {"data_dir": str(data_dir()), "limit": 50, "download": False}}
     (run / "config.json").write_text(json.dumps(config))
     out = tmp_path / "export" / "mnist-run"
-    code = main(["export", str(run), "--out", str(out), "--targets", "synthesis", "onnx",
+    targets = ["synthesis", "onnx"]
+    if BACKEND != "tensorflow":  # the seed MNIST's ONNX needs TensorFlow: a one-line error
+        code = main(["export", str(run), "--out", str(out), "--targets", *targets])
+        assert code == 2 and not out.exists()
+        error = capsys.readouterr().err
+        assert error.startswith("error: Cannot export 'mnist' to onnx under the Keras")
+        assert "Traceback" not in error
+        targets = ["synthesis"]
+    code = main(["export", str(run), "--out", str(out), "--targets", *targets,
                  "--sample-index", "2"])
     assert code == 0
     printed = capsys.readouterr().out
     assert str(out) in printed and "synthesis_yaml" in printed
     manifest = Manifest.load(out)
     assert manifest.dataset == "mnist" and manifest.sample["index"] == 2
-    assert set(manifest.artifacts) >= {"onnx", "synthesis_weights", "synthesis_yaml"}
+    assert set(manifest.artifacts) >= {"synthesis_weights", "synthesis_yaml"} | (
+        {"onnx"} if BACKEND == "tensorflow" else set())
     assert "integer_simulation" in manifest.accuracy
     # export_run's default folder is export/<run folder name>.
     cwd = os.getcwd()

@@ -130,7 +130,9 @@ def export_model(model, out_dir, *, dataset=None, name=None, device=None, sample
         The `Manifest` (also written as `manifest.json`).
 
     Raises:
-        ExportError: unknown target, or a target failed (nothing is left behind then).
+        ExportError: unknown target, a target the running Keras backend cannot write
+            (checked first, see `savedmodel.check_backend`), or a target failed (nothing is
+            left behind then).
 
     Example:
 
@@ -139,6 +141,7 @@ def export_model(model, out_dir, *, dataset=None, name=None, device=None, sample
     PosixPath('export/mnist/mnist.yaml')
     """
     targets = _check_targets(targets)
+    savedmodel.check_backend(model, targets)
     dev = _model_device(model, device)
     name = str(name or model.name)
     out_dir = Path(out_dir)
@@ -182,7 +185,8 @@ def _versions():
     import keras
     import tensorflow as tf
 
-    return {"keras": keras.__version__, "tensorflow": tf.__version__}
+    return {"keras": keras.__version__, "keras_backend": keras.backend.backend(),
+            "tensorflow": tf.__version__}
 
 
 def _check_inputs(model, test_x, count=8):
