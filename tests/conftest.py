@@ -77,46 +77,55 @@ def _pooled(spatial, pool):
     return [(s - k) // pool["pool_strides"] + 1 for s, k in zip(spatial, size)]
 
 
-PUSHES = ("kernel_memory", "many_layers", "big_input", "pool_only_channels",
+PUSHES = ("kernel_memory", "tight_kernels", "many_layers", "big_input", "pool_only_channels",
           "padded_conv1d_channels", "flatten_pixels", "bias_outputs", "dense_inputs")
 
 
 def _conv2d_stack(d, L, keras, push):
     size = d.pick([8, 12, 16, 20, 24, 32])
     spatial = [size, size if d.chance(0.7) else d.pick([8, 12, 16])]
-    channels = d.pick([1, 2, 3, 4, 8, 16, 20, 32, 48, 64, 96],
-                      p=[.12, .05, .2, .08, .1, .1, .08, .08, .07, .07, .05])
+    channels = d.pick([1, 2, 3, 4, 5, 8, 16, 17, 20, 32, 48, 64, 96],
+                      p=[.12, .05, .16, .06, .04, .1, .08, .04, .07, .08, .07, .08, .05])
     if push == "big_input":  # past the HWC pixels of one data-memory instance
         size = 96 if d.device == "MAX78000" else 150
         spatial, channels = [size, size], d.pick([3, 20])
+    if push == "tight_kernels":  # many wide 3x3 layers: the placement decides
+        spatial, channels = [4, 4], d.pick([16, 32, 64])
     inputs = keras.Input(tuple(spatial) + (channels,))
-    x, wide = inputs, False
     count = d.pick([1, 2, 3, 4, 5, 6])
     if push == "many_layers":
         count = d.pick([33, 36]) if d.device == "MAX78000" else d.pick([129, 131])
     elif push == "big_input":
         count = d.pick([1, 2])
+    elif push == "tight_kernels":
+        count = d.pick([6, 8, 10, 12])
+    x, spatial, wide = _conv2d_layers(d, L, inputs, spatial, count, push)
+    return inputs, x, spatial, wide
+
+
+def _conv2d_layers(d, L, x, spatial, count, push):
+    """`count` random 2D layers after `x`; returns the output, its size and wideness."""
+    wide = False
     pushed_at = d.pick(list(range(count))) if push else -1
     for i in range(count):
         kind = d.pick(["conv", "pool", "transpose"], p=[0.78, 0.12, 0.10])
-        if i == count - 1:
+        if i == count - 1 or push == "tight_kernels":
             kind = "conv"  # every model has a layer with weights
         if push == "pool_only_channels" and i == pushed_at:
             x = L.Conv2D(d.pick([72, 100, 128]), 1, padding=0, device=d.device)(x)
             kind = "pool"
         if kind == "pool" and min(spatial) >= 2:
-            pool = {"pool_size": 2, "pool_strides": d.pick([1, 2])}
+            strides = d.pick([1, 2])
             cls = d.pick([L.MaxPool2D, L.AvgPool2D])
-            x = cls(pool_size=pool["pool_size"], pool_strides=pool["pool_strides"],
-                    device=d.device)(x)
-            spatial = [(s - 2) // pool["pool_strides"] + 1 for s in spatial]
-            wide = False
+            x = cls(pool_size=2, pool_strides=strides, device=d.device)(x)
+            spatial, wide = [(s - 2) // strides + 1 for s in spatial], False
             continue
-        if kind == "transpose" and max(spatial) <= 12 and not (push == "many_layers"):
+        if kind == "transpose" and max(spatial) <= 12 and push != "many_layers":
+            pool = d.pool(spatial, 2)
             pad = d.pick([0, 1, 2])
-            x = L.ConvTranspose2D(d.pick([4, 8, 16, 24]), 3, padding=pad,
+            x = L.ConvTranspose2D(d.pick([3, 4, 8, 16, 24]), 3, padding=pad, **pool,
                                   **d.common())(x)
-            spatial = [2 * s + 2 - 2 * pad for s in spatial]
+            spatial = [2 * s + 2 - 2 * pad for s in _pooled(spatial, pool)]
             wide = False
             continue
         pool = d.pool(spatial, 2)
@@ -125,12 +134,15 @@ def _conv2d_stack(d, L, keras, push):
         pad = 0 if kernel == 1 else d.pick([0, 1, 2], p=[0.2, 0.7, 0.1])
         if kernel == 3 and pad == 0 and min(pooled) < 3:
             pad = 1
-        filters = d.pick([4, 8, 12, 16, 20, 24, 32, 48, 64, 72, 100, 128],
-                         p=[.1, .12, .1, .12, .08, .08, .1, .08, .08, .05, .05, .04])
+        filters = d.pick([1, 4, 5, 8, 12, 13, 16, 20, 24, 32, 48, 64, 72, 100, 128],
+                         p=[.02, .09, .03, .11, .09, .03, .11, .07, .07, .09, .07, .08, .05,
+                            .05, .04])
         if push == "many_layers":
             filters, kernel, pad, pool, pooled = 4, 1, 0, {}, spatial
         if push == "big_input":  # keep the simulation cheap; no pooling before the limit
             filters, pool, pooled = min(filters, 16), {}, spatial
+        if push == "tight_kernels":
+            filters, kernel, pad, pool, pooled = d.pick([48, 64, 96, 128]), 3, 1, {}, spatial
         if push == "kernel_memory" and i == pushed_at:
             filters, kernel, pad = d.pick([256, 400, 512]), 3, 1
         if push == "bias_outputs" and i == pushed_at:
@@ -141,10 +153,10 @@ def _conv2d_stack(d, L, keras, push):
             kwargs["use_bias"] = True
         x = L.Conv2D(filters, kernel, padding=pad, **pool, **kwargs)(x)
         spatial = [s + 2 * pad - kernel + 1 for s in pooled]
-    return inputs, x, spatial, wide
+    return x, spatial, wide
 
 
-def _conv1d_stack(d, L, keras, push):
+def _conv1d_stack(d, L, keras, push, to_2d=False):
     length = d.pick([16, 24, 32, 48, 64])
     channels = d.pick([1, 2, 4, 8, 16, 32, 64, 100, 128])
     if push == "padded_conv1d_channels":
@@ -153,7 +165,7 @@ def _conv1d_stack(d, L, keras, push):
     x, spatial, wide = inputs, [length], False
     count = d.pick([1, 2, 3, 4])
     for i in range(count):
-        if d.chance(0.12) and spatial[0] >= 2 and i < count - 1:
+        if d.chance(0.12) and spatial[0] >= 2 and i < count - 1 and not to_2d:
             cls = d.pick([L.MaxPool1D, L.AvgPool1D])
             x = cls(pool_size=2, pool_strides=d.pick([1, 2]), device=d.device)(x)
             spatial, wide = [int(x.shape[1])], False
@@ -167,8 +179,15 @@ def _conv1d_stack(d, L, keras, push):
             kernel, pad = max(kernel, 2), 1
         filters = d.pick([4, 8, 16, 32, 64, 100])
         wide = i == count - 1 and d.chance(0.4)
+        if to_2d:  # keep the length a product of two sizes for the Reshape
+            kernel, pad, pool, pooled, wide = 1, 0, {}, spatial, False
         x = L.Conv1D(filters, kernel, padding=pad, **pool, **d.common(wide=wide))(x)
         spatial = [pooled[0] + 2 * pad - kernel + 1]
+    if to_2d:  # 1D -> 2D, as the keyword-spotting model does (YAML in_dim)
+        rows = d.pick([2, 4, 8])
+        x = keras.layers.Reshape((rows, spatial[0] // rows, int(x.shape[-1])))(x)
+        x, spatial, wide = _conv2d_layers(d, L, x, [rows, spatial[0] // rows],
+                                          d.pick([1, 2, 3]), "")
     return inputs, x, spatial, wide
 
 
@@ -202,18 +221,19 @@ def _build(seed, rng):
     device = "MAX78000" if seed % 2 == 0 else "MAX78002"
     d = _Draw(rng, device)
     push = d.pick(list(PUSHES)) if d.chance(0.4) else ""
-    family = d.pick(["conv2d", "conv1d", "dense"], p=[0.65, 0.2, 0.15])
+    family = d.pick(["conv2d", "conv1d", "conv1d_2d", "dense"], p=[0.6, 0.15, 0.1, 0.15])
     if push in ("padded_conv1d_channels",):
         family = "conv1d"
     elif push == "dense_inputs":
         family = "dense"
-    elif push and family != "conv2d" and push not in ("kernel_memory", "bias_outputs"):
+    elif push and family != "conv2d":
         family = "conv2d"
     if family == "dense":
         inputs, x = _dense_only(d, L, keras, push)
     else:
-        if family == "conv1d":
-            inputs, x, spatial, wide = _conv1d_stack(d, L, keras, push)
+        if family in ("conv1d", "conv1d_2d"):
+            inputs, x, spatial, wide = _conv1d_stack(d, L, keras, push,
+                                                     to_2d=family == "conv1d_2d")
         elif push == "flatten_pixels":
             size = d.pick([18, 20, 24])
             inputs = keras.Input((size, size, d.pick([1, 3, 8])))

@@ -4,7 +4,7 @@ import dataclasses
 
 from ai8x_nb.devices import get_device
 from ai8x_nb.placement.demand import layer_demands
-from ai8x_nb.placement.plan import plan_layers
+from ai8x_nb.placement.search import plan_layers
 
 __all__ = ["Placement", "place_model"]
 

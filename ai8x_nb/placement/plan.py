@@ -12,7 +12,7 @@ kernels go (`kernels`), which data-memory instances its input and its producer's
   packed per quadrant, so the next layer reads those; when it is the last layer, it reads
   processors 0 .. n-1.
 
-The planner walks the layers in order. For every layer it tries each allowed mask and keeps
+`Planner` walks the layers in order. For every layer it tries each allowed mask and keeps
 the one whose kernels the tool would place lowest (`KernelMemory`, which replays the tool's
 allocator), whose data fits, and which is closest to the vendor's own habit (the next free
 processors, else the same processors as the layer before). Layers that read all 64
@@ -23,10 +23,9 @@ import dataclasses
 import logging
 
 from ai8x_nb.placement import data as dm
-from ai8x_nb.placement.bias import place_biases
 from ai8x_nb.placement.kernels import KernelMemory
 
-__all__ = ["LayerPlacement", "plan_layers", "packed_mask"]
+__all__ = ["LayerPlacement", "Planner", "packed_mask", "STRATEGIES", "label"]
 
 log = logging.getLogger(__name__)
 
@@ -97,15 +96,30 @@ def _start(mask):
     return (mask & -mask).bit_length() - 1
 
 
-def _label(d):
+def label(d):
+    """The start of every placement message: "Layer 'name' (hardware layer i)"."""
     return f"Layer '{d.name}' (hardware layer {d.index})"
 
 
-class _Planner:
-    """One pass over the layers; `errors` collects what did not fit."""
+STRATEGIES = ("vendor", "high", "spread")
+"""Tie-breaks between masks whose kernels end equally low: the vendor's habit (next free
+processors, else the previous layer's), the highest start, the least filled processors. The
+planner tries them in this order and keeps the first placement that fits."""
 
-    def __init__(self, demands, device):
-        self.d, self.dev = demands, device
+
+class Planner:
+    """One pass over the layers, in order; `errors` collects what did not fit.
+
+    Args:
+        demands: the `LayerDemand` list.
+        device: a `Device`.
+        strategy: one of `STRATEGIES`, the tie-break between equally good masks.
+        forced: `{layer index: mask}` choices to take as given (for a search over choices).
+    """
+
+    def __init__(self, demands, device, strategy="vendor", forced=None):
+        self.d, self.dev, self.strategy = demands, device, strategy
+        self.forced = dict(forced or {})
         n = len(demands)
         self.all = (1 << device.processors) - 1
         self.masks = [None] * n
@@ -123,6 +137,20 @@ class _Planner:
         while self.d[j].tied and j + 1 < len(self.d):
             j += 1
         return j
+
+    def group_starts(self):
+        """Indices of the layers whose mask is a free choice (the first of each tied run)."""
+        starts, i = [], 0
+        while i < len(self.d):
+            starts.append(i)
+            i = self._end_of_group(i) + 1
+        return starts
+
+    def candidates(self, i):
+        """The masks layer i may read, best first (after layers 0 .. i-1 are placed)."""
+        if i in self.forced:
+            return [self.forced[i]]
+        return self._candidates(i, self._end_of_group(i))
 
     def _candidates(self, i, j):
         d, dev = self.d[i], self.dev
@@ -197,7 +225,7 @@ class _Planner:
         while i < n:
             j = self._end_of_group(i)
             best = None
-            for rank, mask in enumerate(self._candidates(i, j)):
+            for rank, mask in enumerate(self.candidates(i)):
                 group = self._group_masks(i, j, mask)
                 if group is None:
                     continue
@@ -207,12 +235,12 @@ class _Planner:
                     column = self.memory.find(group[-1], d[j].words)
                     fits = self.memory.fits(group[-1], column, d[j].words)
                     top = column + d[j].words if fits else _INF
-                cost = (len(failed), top, rank)
+                cost = (len(failed), top, self._tie_break(group[-1], rank))
                 if best is None or cost < best[0]:
                     best = (cost, group, offsets, failed)
             if best is None:  # only when a tied run leads into a fixed all-processor layer
                 self.errors.append((i, "processors", (
-                    f"{_label(d[i])}: no processor mask satisfies the synthesis tool's rules "
+                    f"{label(d[i])}: no processor mask satisfies the synthesis tool's rules "
                     f"for this layer and the ones it feeds. Put a convolution between the "
                     f"pool-only or element-wise layers and the next layer.")))
                 return self
@@ -233,6 +261,14 @@ class _Planner:
             self._data_error(last)
         self.out_off[last] = off or 0
         return self
+
+    def _tie_break(self, mask, rank):
+        if self.strategy == "high":
+            return -_start(mask)
+        if self.strategy == "spread":
+            top = self.memory.top()
+            return (sum(int(top[p]) for p in range(self.dev.processors) if mask >> p & 1), rank)
+        return rank
 
     @property
     def final_mask(self):
@@ -264,7 +300,7 @@ class _Planner:
                    f"{fullest} already holds {int(top[fullest])} of {width} words; kernel "
                    f"memory exhausted)")
         self.errors.append((i, "kernels", (
-            f"{_label(d)}: {why}. Use weight_bits=4/2/1 or fewer channels in this layer or "
+            f"{label(d)}: {why}. Use weight_bits=4/2/1 or fewer channels in this layer or "
             f"the ones with the most kernels, or a MAX78002 (4096 words per processor).")))
 
     def _data_error(self, k):
@@ -278,50 +314,5 @@ class _Planner:
                    f"beside its input ({d.in_bytes} bytes) in a {size}-byte {dev.name} "
                    f"instance")
         self.errors.append((k, "data", (
-            f"{_label(d)}: {why}. Use a smaller input, pool earlier or use fewer channels (above "
+            f"{label(d)}: {why}. Use a smaller input, pool earlier or use fewer channels (above "
             f"64 channels each pixel takes one word per pass; a wide output four).")))
-
-
-def plan_layers(demands, device):
-    """Run the planner; returns `(layers, memory, biases, problems)`.
-
-    Args:
-        demands: the `LayerDemand` list of a model.
-        device: a `Device`.
-
-    Returns:
-        A list of `LayerPlacement`, the final `KernelMemory`, the `BiasPlacement` and a list
-        of `(layer index, kind, message)` problems, kind one of "kernels", "bias", "data",
-        "processors" (empty when everything fits).
-    """
-    planner = _Planner(demands, device).run()
-    masks = planner.masks
-    n = len(demands)
-    out_masks = [masks[i + 1] if i + 1 < n else planner.final_mask for i in range(n)]
-    placed = []
-    for i, d in enumerate(demands):
-        placed.append(LayerPlacement(
-            index=d.index, name=d.name, op=d.op, processors=masks[i] or 0,
-            output_processors=out_masks[i] or 0, passes=d.passes, count=d.count,
-            out_passes=d.out_passes, data_format="CHW" if d.chw else "HWC",
-            kernel_offset=planner.columns[i] if d.weighted else None,
-            kernel_words=d.words, bias_bytes=d.bias_bytes,
-            in_offset=planner.in_off[i] or 0, out_offset=planner.out_off[i] or 0,
-            in_bytes=d.in_bytes, out_bytes=d.out_bytes))
-    errors = list(planner.errors)
-    biases = None
-    if all(m is not None for m in masks):
-        biases = place_biases(demands, masks, planner.final_mask, device)
-        for lp, q in zip(placed, biases.quadrant):
-            lp.bias_quadrant = q
-        if biases.failed is not None:
-            d = demands[biases.failed]
-            room = ", ".join(f"quadrant {q}: {device.bias_bytes_per_quadrant - biases.used[q]}"
-                             for q in biases.quadrants)
-            errors.append((d.index, "bias",
-                f"{_label(d)}: its {d.bias_bytes} bias bytes do not fit into one quadrant's "
-                f"bias memory ({device.bias_bytes_per_quadrant} bytes each; free in the "
-                f"{len(biases.quadrants)} quadrant(s) this network uses: {room}). Use "
-                f"use_bias=False on some layers, or more than 16 channels somewhere so the "
-                f"network uses more quadrants."))
-    return placed, planner.memory, biases, errors
