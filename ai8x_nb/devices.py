@@ -66,6 +66,9 @@ class Device:
     # A Conv1D with padding may read more than 64 channels (several passes).
     flatten_bias_first: bool = False
     # The synthesis tool places the biases of a flattening linear layer before all others.
+    avg_pool_reset_after_eltwise: bool = False
+    # The synthesis tool adds a hidden layer before an average pool that follows an
+    # element-wise layer (it counts toward `max_layers`).
     max_padded_rows: int = 0
     # Rows (and columns) plus both paddings must stay within this count register limit
     # (0: no limit beyond `max_rows`).
@@ -141,6 +144,7 @@ MAX78002 = Device(
     depthwise=True,
     max_pool_only_passes=2**16,
     padded_conv1d_multipass=False,
+    avg_pool_reset_after_eltwise=True,
 )
 
 DEVICES = {dev.name: dev for dev in (MAX78000, MAX78002)}

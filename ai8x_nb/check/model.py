@@ -76,7 +76,8 @@ class _Checker:
                     hw.in_shape[-1] if hw.in_shape else 0,
                     hw.out_shape[-1] if hw.out_shape else 0, data_format="", passes=0,
                     counted=False, notes=f"Keras {type(hw.layer).__name__}"))
-        if self._placeable(graph):
+        branching = self._branches(graph)
+        if self._placeable(graph) and not branching:
             self._place(graph)
 
     def _row(self, hw, graph):
@@ -106,6 +107,21 @@ class _Checker:
             if kind == "data":
                 self.data_failed.add(hw.index)
         return row
+
+    def _branches(self, graph):
+        """Report layers that join branches: the export cannot lay those out for the tool yet."""
+        found = False
+        for hw in graph.layers:
+            expected = (hw.index - 1,) if hw.index else (MODEL_INPUT,)
+            if hw.is_hardware and tuple(hw.inputs) != expected:
+                found = True
+                self.errors.append(
+                    f"Layer '{hw.name}' (hardware layer {hw.index}) reads hardware layer(s) "
+                    f"{list(hw.inputs)}, not only the layer before it: the synthesis export "
+                    f"cannot yet lay out branching networks (element-wise Add, skip "
+                    f"connections) the way the synthesis tool accepts them. Use a sequential "
+                    f"model for now.")
+        return found
 
     def _placeable(self, graph):
         """Placement needs a traced chain of supported layers with legal channel counts."""
@@ -154,6 +170,10 @@ class _Checker:
     def finish(self, model, folded):
         dev = self.dev
         layers = sum(1 for r in self.rows if r.counted and r.op != "unsupported")
+        if dev.avg_pool_reset_after_eltwise:
+            # The tool inserts a layer that resets the average pool after an element-wise one.
+            layers += sum(1 for r, prev in zip(self.rows[1:], self.rows)
+                          if prev.op == "add" and r.pooling.startswith("avg"))
         weight_bytes = sum(r.weight_bytes for r in self.rows)
         bias_bytes = sum(r.bias_bytes for r in self.rows)
         if layers > dev.max_layers:
