@@ -4,14 +4,16 @@ The seeded generator (`hardware_model_generator`, tests/conftest.py) builds smal
 valid and invalid, for both devices. Each is exported with the private `_force_synthesis=True`
 (the synthesis package is written even when the check fails, so the tool itself can be asked)
 and run through `synthesize`, which runs ai8xize.py. For every model `check_model(model).ok`
-must equal the tool's acceptance, and every accepted model's known answer must equal ours.
-The counts per device are printed.
+must equal the tool's acceptance, every accepted model's known answer must equal ours, and
+the tool must have put every layer's kernels at the kernel-memory offset `check_model`
+reports (read back from the generated cnn.c). The counts per device are printed.
 
 Needs the tool: AI8X_SYNTHESIS_DIR and AI8X_SYNTHESIS_PYTHON (../shared/vendor/setup-synthesis.sh).
 """
 
 import collections
 import os
+import re
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -41,12 +43,48 @@ def _ask_tool(generated, report, folder, python):
     return generated, report, result, accepted
 
 
+_MASK_REGISTER = re.compile(r"\(\(volatile uint32_t \*\) 0x([0-9a-f]+)\) = 0x([0-9a-f]+); "
+                            r"// Mask offset")
+
+
+def _tool_kernel_offsets(cnn_c, device):
+    """Per hardware layer, the kernel-memory offset register the tool wrote into cnn.c.
+
+    MAX78000: LREG_MCNT (0x610 + 4 * layer) holds it in its upper 16 bits; MAX78002:
+    LREG_MCNT2 (0x3c + 0x100 * layer). The tool writes it in kernels of the layer's size
+    times 8, and leaves out zero values.
+    """
+    found = {}
+    for address, value in _MASK_REGISTER.findall(cnn_c):
+        address, value = int(address, 16) & 0xFFFFF, int(value, 16)
+        if device == "MAX78000":
+            layer, offset = (address - 0x610) // 4, value >> 16
+        else:
+            layer, offset = (address - 0x3C) >> 8, value
+        found.setdefault(layer, offset)
+    return found
+
+
+def _kernel_offset_problems(report, result, device):
+    """Layers whose kernels the tool placed elsewhere than `check_model` says."""
+    tool = _tool_kernel_offsets((result.project_dir / "cnn.c").read_text(), device)
+    wrong = []
+    for lp in report.placement.layers:
+        if lp.kernel_offset is None or not lp.kernel_values:
+            continue
+        expected = 9 * lp.kernel_offset // lp.kernel_values * 8
+        if tool.get(lp.index, 0) != expected:
+            wrong.append(f"layer {lp.index}: tool {tool.get(lp.index, 0)}, ours {expected}")
+    return wrong
+
+
 def _counts_table(counts):
-    lines = ["device     accepted  rejected  disagreements  answer mismatches"]
+    lines = ["device     accepted  rejected  disagreements  answer mismatches  kernel placement"]
     for device in sorted(counts):
         c = counts[device]
         lines.append(f"{device:<10} {c['accepted']:>8}  {c['rejected']:>8}  "
-                     f"{c['disagreements']:>13}  {c['mismatches']:>17}")
+                     f"{c['disagreements']:>13}  {c['mismatches']:>17}  "
+                     f"{c['kernel placement']:>16}")
     return "\n".join(lines)
 
 
@@ -81,6 +119,12 @@ def test_check_model_verdict_equals_the_tool(tmp_path, hardware_model_generator,
         elif accepted and not result.ok:
             c["mismatches"] += 1
             problems.append(f"{generated.label}: accepted, but {result.summary()}")
+        elif accepted:
+            wrong = _kernel_offset_problems(report, result, generated.device)
+            if wrong:
+                c["kernel placement"] += 1
+                problems.append(f"{generated.label}: kernels placed elsewhere by the tool: "
+                                f"{'; '.join(wrong)}")
     table = _counts_table(counts)
     with capsys.disabled():
         print(f"\nsynthesis parity over {len(SEEDS)} generated models (seeds {SEEDS.start}.."

@@ -48,7 +48,9 @@ class LayerDemand:
         passes / count: input passes and processors per pass.
         out_passes / out_count: output passes and processors per output pass.
         kernel_values: weights of one kernel (0 for layers without weights).
-        flatten_pixels: pixels per channel a linear layer flattens (None otherwise).
+        flatten_pixels: for a linear layer after a Flatten, the kernels each input processor
+            holds per output (the pixels flattened per channel, times the channels per
+            processor when the layer reads several passes); None otherwise.
         bits: weight bits.
         bias_bytes: bias bytes (one per output channel; 0 without bias).
         in_bytes / out_bytes: bytes of the input / output in each data-memory instance.
@@ -107,19 +109,25 @@ def kernel_words(*, kernel_values, bits, out_span, out_passes, in_passes, flatte
         out_span: output processors from the first to the last used one.
         out_passes: output passes.
         in_passes: input passes.
-        flatten_pixels: for a linear layer after a Flatten, the pixels flattened per channel
-            times the input passes (its kernels per input processor and output).
+        flatten_pixels: for a linear layer after a Flatten, its kernels per input processor
+            and output (`LayerDemand.flatten_pixels`).
         out_channels: output channels (a flattening layer skips the unused output slots).
 
     Returns:
         The words, an int.
+
+    Example:
+
+    >>> kernel_words(kernel_values=9, bits=8, out_span=60, out_passes=1, in_passes=1)
+    60
+    >>> kernel_words(kernel_values=1, bits=8, out_span=64, out_passes=8, in_passes=2)
+    114
     """
-    slots = out_span * out_passes
     if flatten_pixels is not None:
-        # Output slots past the last output channel hold no kernels.
-        kernels = (slots - (out_passes * out_span - out_channels)) * flatten_pixels
+        # Only real output channels hold kernels (no slots for unused output processors).
+        kernels = out_channels * flatten_pixels
     else:
-        kernels = slots * in_passes
+        kernels = out_span * out_passes * in_passes
     per_byte = 8 // bits
     padding = (kernels % per_byte) * kernel_values * (per_byte - 1)
     return math.ceil((kernels * kernel_values * bits + padding) / WORD_BITS)

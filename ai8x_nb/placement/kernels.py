@@ -20,25 +20,9 @@ accepts.
 
 import numpy as np
 
-__all__ = ["KernelMemory", "allocation_order"]
+__all__ = ["KernelMemory"]
 
 ALIGN = 4
-
-
-def allocation_order(masks, weighted, all_processors):
-    """The order in which the tool places the layers' kernels.
-
-    Args:
-        masks: the input processor mask of every layer.
-        weighted: whether each layer has kernels.
-        all_processors: the mask of all processors.
-
-    Returns:
-        Layer indices: the full-mask weighted layers first, then the other weighted layers.
-    """
-    full = [i for i, m in enumerate(masks) if weighted[i] and m == all_processors]
-    rest = [i for i, m in enumerate(masks) if weighted[i] and m != all_processors]
-    return full + rest
 
 
 def _processors(mask):

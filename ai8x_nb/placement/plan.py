@@ -20,14 +20,11 @@ processors have one choice; the tool places their kernels first, and so does the
 """
 
 import dataclasses
-import logging
 
 from ai8x_nb.placement import data as dm
 from ai8x_nb.placement.kernels import KernelMemory
 
 __all__ = ["LayerPlacement", "Planner", "packed_mask", "STRATEGIES", "label"]
-
-log = logging.getLogger(__name__)
 
 _INF = float("inf")
 
@@ -48,6 +45,8 @@ class LayerPlacement:
         kernel_offset: first kernel-memory column of its kernels (None: no kernels, or they
             did not fit).
         kernel_words: kernel words on each of its input processors.
+        kernel_values: weights of one kernel (9 for 3x3, 1 for 1x1 and linear, L for a
+            Conv1D of length L; 0 without weights).
         bias_bytes: bias bytes; bias_quadrant: the quadrant holding them.
         in_offset / out_offset: data-memory byte offsets of input and output (the YAML
             `out_offset`).
@@ -65,6 +64,7 @@ class LayerPlacement:
     data_format: str = "HWC"
     kernel_offset: int = None
     kernel_words: int = 0
+    kernel_values: int = 0
     bias_bytes: int = 0
     bias_quadrant: int = None
     in_offset: int = 0

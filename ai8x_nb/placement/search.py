@@ -16,12 +16,15 @@ after the other, search once.
 
 import dataclasses
 import functools
+import logging
 import time
 
 from ai8x_nb.placement.bias import place_biases
 from ai8x_nb.placement.plan import STRATEGIES, LayerPlacement, Planner, label
 
 __all__ = ["plan_layers", "SEARCH_SECONDS"]
+
+log = logging.getLogger(__name__)
 
 SEARCH_SECONDS = 3.0
 """Time the lookahead search may take for a model that no greedy pass fits."""
@@ -59,7 +62,11 @@ def _plan(key, device):
         attempts.append(Planner(demands, device, strategy).run())
     if attempts[-1].errors:
         found = _lookahead(demands, device, time.monotonic() + SEARCH_SECONDS)
+        log.debug("greedy placement does not fit; lookahead search %s",
+                  "found one" if found else "found none")
         return found or attempts[0]
+    if len(attempts) > 1:
+        log.debug("placement fits with tie-break %r", STRATEGIES[len(attempts) - 1])
     return attempts[-1]
 
 
@@ -87,7 +94,7 @@ def plan_layers(demands, device):
             output_processors=out_masks[i] or 0, passes=d.passes, count=d.count,
             out_passes=d.out_passes, data_format="CHW" if d.chw else "HWC",
             kernel_offset=planner.columns[i] if d.weighted else None,
-            kernel_words=d.words, bias_bytes=d.bias_bytes,
+            kernel_words=d.words, kernel_values=d.kernel_values, bias_bytes=d.bias_bytes,
             in_offset=planner.in_off[i] or 0, out_offset=planner.out_off[i] or 0,
             in_bytes=d.in_bytes, out_bytes=d.out_bytes))
     problems = list(planner.errors)
