@@ -10,7 +10,7 @@ from ai8x_nb.devices import MAX78000, MAX78002
 from ai8x_nb.export import synthesis_yaml
 from ai8x_nb.graph import trace_model
 from ai8x_nb.models import get_model, model_names
-from ai8x_nb.placement import kernel_words, packed_mask, place_model
+from ai8x_nb.placement import kernel_words, layer_demands, packed_mask, place_model
 from ai8x_nb.placement.bias import place_biases
 from ai8x_nb.placement.data import choose_offset, instances
 from ai8x_nb.placement.kernels import KernelMemory
@@ -140,3 +140,18 @@ def test_the_yaml_gets_what_check_model_reports(name):
     assert [e["out_offset"] for e in parsed] == [r.out_offset for r in report.rows]
     for e, r in zip(parsed, report.rows):
         assert r.out_offset + r.out_instance_bytes <= MAX78000.data_instance_bytes
+
+
+def test_the_tool_writes_past_its_block_for_unused_output_slots():
+    # 100 outputs on 2 passes of 52 processors: the 4 unused slots still get a zero byte
+    # each, so the flattening layer writes 401 words where it reserved 400 (36 pixels x 100
+    # outputs x 8 bits / 72), and the next layer starts after them (as the tool's cnn.c shows).
+    model = _seq((6, 6, 3), L.Conv2D(16, 1, padding=0), keras.layers.Flatten(), L.Dense(100),
+                 L.Dense(21, wide=True))
+    demands = layer_demands(trace_model(model), MAX78000)
+    assert demands[1].words == 400 and set(demands[1].written) == {401}
+    # Sub-8-bit weights over two output passes: 14 groups of 8 slots, 13 words reserved.
+    one_bit = _seq((2, 2, 8), L.Conv2D(100, 3, padding=1, weight_bits=1), L.Conv2D(4, 1,
+                                                                                   padding=0))
+    demands = layer_demands(trace_model(one_bit), MAX78000)
+    assert demands[0].words == 13 and set(demands[0].written) == {14}

@@ -26,7 +26,7 @@ import math
 from ai8x_nb.placement.processors import allocate_processors, uses_chw
 from ai8x_nb.graph import MODEL_INPUT
 
-__all__ = ["LayerDemand", "layer_demands", "kernel_words", "output_group"]
+__all__ = ["LayerDemand", "layer_demands", "kernel_words", "written_words", "output_group"]
 
 WORD_BITS = 72
 WEIGHTED_OPS = ("conv2d", "conv1d", "convtranspose2d", "linear")
@@ -56,7 +56,10 @@ class LayerDemand:
         in_bytes / out_bytes: bytes of the input / output in each data-memory instance.
         first: reads the model input.
         last: writes the model output.
-        words: kernel words per input processor (0 without weights).
+        words: kernel words per input processor (0 without weights): the block the tool
+            looks for.
+        written: per input processor (in order), the kernel words the tool then fills, at
+            least `words` (`written_words`).
     """
 
     index: int
@@ -78,6 +81,7 @@ class LayerDemand:
     first: bool
     last: bool
     words: int = 0
+    written: tuple = ()
 
     @property
     def weighted(self):
@@ -131,6 +135,46 @@ def kernel_words(*, kernel_values, bits, out_span, out_passes, in_passes, flatte
     per_byte = 8 // bits
     padding = (kernels % per_byte) * kernel_values * (per_byte - 1)
     return math.ceil((kernels * kernel_values * bits + padding) / WORD_BITS)
+
+
+def written_words(d, out_span):
+    """Kernel words the tool writes on each input processor of a layer, in processor order.
+
+    The tool reserves `d.words` columns on every processor, then writes the kernels one
+    output slot (or one group of `8 // bits` slots) at a time and pads with zeros up to the
+    reserved length. Slots past the last output channel and channels a processor lacks in a
+    pass still take (zero) bytes, so a layer can write more than it reserved: e.g. a
+    flattening layer with unused output slots, or sub-8-bit weights over several output
+    passes. The next layer's search sees those columns as taken.
+
+    Args:
+        d: the `LayerDemand` (with `words`).
+        out_span: output processors from the first to the last used one.
+
+    Returns:
+        A tuple of word counts, one per input processor.
+    """
+    per_byte = 8 // d.bits
+    size = d.kernel_values
+    written = []
+    for ch in range(d.count):
+        if d.flatten_pixels is not None:
+            written_bytes = 0
+            for m in range(d.out_passes * out_span):
+                valid = sum(1 for n in range(per_byte)
+                            if ch + (m * per_byte + n) * d.count < d.out_channels * d.count)
+                if valid:
+                    written_bytes += -(-d.flatten_pixels * valid // per_byte)
+                else:
+                    written_bytes += size // per_byte
+        else:
+            groups = d.out_passes * -(-out_span // per_byte)
+            written_bytes = sum(
+                size if (ie * d.count + ch < d.in_channels and g * per_byte < d.out_channels)
+                else size // per_byte
+                for g in range(groups) for ie in range(d.passes))
+        written.append(max(d.words, -(-written_bytes // 9)))
+    return tuple(written)
 
 
 def _prod(values):
@@ -196,4 +240,5 @@ def layer_demands(graph, device):
                                    out_passes=d.out_passes, in_passes=d.passes,
                                    flatten_pixels=d.flatten_pixels,
                                    out_channels=d.out_channels)
+            d.written = written_words(d, span)
     return demands

@@ -105,20 +105,39 @@ class KernelMemory:
                     break
         return (end - words + 1) & ~(ALIGN - 1)
 
-    def fits(self, mask, column, words):
-        """Whether the block ends within the memory of every processor of `mask`."""
-        procs = _processors(mask)
-        return column is not None and all(column + words <= self.widths[p] for p in procs)
+    def fits(self, mask, column, words, written=None):
+        """Whether the block, and what is written there, ends within every processor's memory.
 
-    def allocate(self, mask, words):
-        """Place a block as the tool would; returns its column, or None when it does not fit."""
+        Args:
+            mask: the processors.
+            column: the block's first column (None: not found).
+            words: the block length.
+            written: the words written on each processor of `mask`, in order (default
+                `words` each).
+        """
+        procs = _processors(mask)
+        written = written or [words] * len(procs)
+        return column is not None and all(
+            column + max(words, w) <= self.widths[p] for p, w in zip(procs, written))
+
+    def allocate(self, mask, words, written=None):
+        """Place a block as the tool would; returns its column, or None when it does not fit.
+
+        Args:
+            mask: the processors.
+            words: the block the tool looks for (`LayerDemand.words`).
+            written: the words it then fills on each processor (`LayerDemand.written`);
+                default `words` each.
+        """
         column = self.find(mask, words)
-        if not self.fits(mask, column, words):
+        if not self.fits(mask, column, words, written):
             return None
         procs = _processors(mask)
-        if self.used[procs, column:column + words].any():
-            return None  # a top-down block rounded onto busy columns: the tool fails there
-        self.used[procs, column:column + words] = True
+        written = written or [words] * len(procs)
+        if any(self.used[p, column:column + w].any() for p, w in zip(procs, written)):
+            return None  # the tool would write over another layer's kernels and stop
+        for p, w in zip(procs, written):
+            self.used[p, column:column + w] = True
         return column
 
     def top(self):

@@ -233,7 +233,7 @@ class Planner:
                 top = 0
                 if d[j].weighted and self.columns[j] is None and d[j].words:
                     column = self.memory.find(group[-1], d[j].words)
-                    fits = self.memory.fits(group[-1], column, d[j].words)
+                    fits = self.memory.fits(group[-1], column, d[j].words, d[j].written)
                     top = column + d[j].words if fits else _INF
                 cost = (len(failed), top, self._tie_break(group[-1], rank))
                 if best is None or cost < best[0]:
@@ -279,7 +279,7 @@ class Planner:
         if not d.words:
             self.columns[i] = 0
             return
-        column = self.memory.allocate(self.masks[i], d.words)
+        column = self.memory.allocate(self.masks[i], d.words, d.written)
         if column is None:
             self._kernel_error(i)
         self.columns[i] = column
