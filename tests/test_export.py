@@ -314,10 +314,15 @@ def test_backend_refuses_before_any_work(tmp_path):
                 rf"for this model these targets need the TensorFlow backend:.*"
                 rf"KERAS_BACKEND=tensorflow ai8x-nb export")
     with pytest.raises(ExportError, match=expected) as err:
-        export_model(model, tmp_path / "mnist", dataset=ds, representative_samples=20)
+        export_model(model, tmp_path / "mnist", dataset=ds, representative_samples=20,
+                     targets=TARGETS)
     # Refused up front: no Keras error underneath, nothing written.
     assert err.value.__cause__ is None and err.value.__context__ is None
     assert not (tmp_path / "mnist").exists() and leftovers(tmp_path) == []
+    # Without explicit targets, what the backend can write is written, the rest skipped.
+    default = export_model(model, tmp_path / "dflt", dataset=ds, representative_samples=20)
+    assert set(default.skipped) == refused and "KERAS_BACKEND=tensorflow" in \
+        default.skipped[sorted(refused)[0]]
     # Everything else is written, and agrees with Keras.
     rest = tuple(t for t in TARGETS if t not in refused)
     manifest = export_model(model, tmp_path / "mnist", dataset=ds, targets=rest,

@@ -192,7 +192,10 @@ Imports, and a check of the parameters: a wrong value stops here with a message 
 """),
         _code(f"""
 %matplotlib inline
-import logging
+import ai8x_nb
+
+ai8x_nb.setup_notebook()  # before Keras: quiet TensorFlow's start-up lines, show our messages
+
 from pathlib import Path
 
 import keras
@@ -204,9 +207,6 @@ from ai8x_nb.export import export_model
 from ai8x_nb.spec import spec_to_model
 from ai8x_nb.training import train
 from ai8x_nb.widgets import LayerEditor, LivePlot
-
-logging.basicConfig(level=logging.WARNING, format="%(message)s")
-logging.getLogger("ai8x_nb").setLevel(logging.INFO)
 
 DATASET = "{name}"
 derived = runner.check_parameters({{

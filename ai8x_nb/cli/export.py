@@ -13,8 +13,9 @@ def add_parser(subparsers):
     parser.add_argument("run_dir", metavar="RUN_DIR", help="a training run folder (logs/...)")
     parser.add_argument("--out", default=None,
                         help="export folder (default: export/<run folder name>)")
-    parser.add_argument("--targets", nargs="+", default=list(TARGETS), metavar="TARGET",
-                        help=f"targets to write (default: all): {', '.join(TARGETS)}")
+    parser.add_argument("--targets", nargs="+", default=None, metavar="TARGET",
+                        help=f"targets to write: {', '.join(TARGETS)} (default: every target the "
+                             f"Keras backend can write; the others are listed as skipped)")
     parser.add_argument("--sample-index", type=int, default=0,
                         help="test sample used for sampledata.npy (default 0)")
     parser.add_argument("--eval-limit", type=int, default=None,
@@ -31,7 +32,8 @@ def run(args):
 
     positive("--eval-limit", args.eval_limit)
     positive("--sample-index", args.sample_index, low=0)
-    targets = [t for item in args.targets for t in item.replace(",", " ").split()]
+    targets = (None if args.targets is None else
+               [t for item in args.targets for t in item.replace(",", " ").split()])
     run_dir = RunDir(args.run_dir)
     run_dir.require_run()
     manifest = export_run(run_dir.path, args.out, targets=targets, dataset=run_dir.load_dataset(

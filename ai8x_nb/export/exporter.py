@@ -107,7 +107,7 @@ def _check_summary(report):
 
 
 def export_model(model, out_dir, *, dataset=None, name=None, device=None, sample_index=0,
-                 targets=TARGETS, representative_samples=100, eval_limit=None, epoch=0,
+                 targets=None, representative_samples=100, eval_limit=None, epoch=0,
                  _force_synthesis=False):
     """Export a trained model to every target into one folder.
 
@@ -121,7 +121,10 @@ def export_model(model, out_dir, *, dataset=None, name=None, device=None, sample
         device: "MAX78000" / "MAX78002"; default: the device of the model's layers.
         sample_index: test sample used for `sampledata.npy`.
         targets: any of `TARGETS` ("savedmodel", "onnx", "synthesis", "tflite",
-            "tflite_int8"); a string may list them separated by commas.
+            "tflite_int8"); a string may list them separated by commas. None (default):
+            every target the running Keras backend can write; the others are listed in
+            `manifest.skipped` with the reason. Targets named explicitly are all written, or
+            refused up front.
         representative_samples: training samples used to calibrate the int8 TFLite model.
         eval_limit: evaluate accuracies on at most this many test samples (None: all).
         epoch: the training epoch of the weights, stored in the synthesis checkpoint.
@@ -140,6 +143,10 @@ def export_model(model, out_dir, *, dataset=None, name=None, device=None, sample
     >>> manifest.path("synthesis_yaml")  # doctest: +SKIP
     PosixPath('export/mnist/mnist.yaml')
     """
+    backend_skipped = {}
+    if targets is None:
+        backend_skipped = savedmodel.backend_limits(model, TARGETS)
+        targets = [t for t in TARGETS if t not in backend_skipped]
     targets = _check_targets(targets)
     savedmodel.check_backend(model, targets)
     dev = _model_device(model, device)
@@ -148,6 +155,9 @@ def export_model(model, out_dir, *, dataset=None, name=None, device=None, sample
     manifest = package.Manifest(name=name, device=dev.name,
                                 dataset=getattr(dataset, "name", None))
     manifest.versions = _versions()
+    for target, reason in backend_skipped.items():
+        manifest.skipped[target] = (f"{reason} Export it with KERAS_BACKEND=tensorflow (the "
+                                    f".keras file loads there unchanged).")
     test_x = test_y = None
     if dataset is not None:
         split = dataset.test.head(eval_limit) if eval_limit else dataset.test
