@@ -261,6 +261,8 @@ def run_notebook(name_or_path, parameters=None, *, out_dir="runs", kernel_name="
     except Exception as err:  # noqa: BLE001 - kernel death, timeouts: report, don't stop others
         error = f"{type(err).__name__}: {err}"
     seconds = time.monotonic() - start
+    if output.stat().st_size:
+        static_widget_views(output)
     summary = read_summary(output) if output.stat().st_size else {}
     export_dir = summary.get("export_dir")
     if export_dir:
@@ -269,6 +271,33 @@ def run_notebook(name_or_path, parameters=None, *, out_dir="runs", kernel_name="
     return RunResult(status=status, output_notebook=output, export_dir=export_dir,
                      summary=summary, error_cell=error_cell, error=error, name=name,
                      seconds=seconds)
+
+
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+
+
+def static_widget_views(path):
+    """Keep only the static form of widget outputs in an executed (headless) notebook.
+
+    A headless kernel saves no widget state, so a widget view renders as an empty box in
+    JupyterLab and in HTML, hiding the static figure stored beside it. Where an output has
+    both, the widget view is dropped. Returns the number of outputs changed.
+    """
+    import nbformat
+
+    nb = nbformat.read(str(path), as_version=4)
+    if nb.metadata.get("widgets"):
+        return 0  # the widget state was saved: the views render
+    changed = 0
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            data = out.get("data", {})
+            if WIDGET_VIEW in data and ("image/png" in data or "text/html" in data):
+                del data[WIDGET_VIEW]
+                changed += 1
+    if changed:
+        nbformat.write(nb, str(path))
+    return changed
 
 
 def run_all(names=None, parameters=None, parallel=1, *, per_notebook=None, out_dir="runs",

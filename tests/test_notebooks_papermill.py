@@ -75,5 +75,10 @@ def test_notebook_runs_and_exports(results, name):
     nb = nbformat.read(str(result.output_notebook), as_version=4)
     images = sum("image/png" in o.get("data", {}) for c in nb.cells for o in c.get("outputs", []))
     assert images >= 7, f"{name}: only {images} figures in {result.output_notebook}"
+    # The layer editor's cell shows its static figure: no stateless widget view hides it.
+    editor = next(c for c in nb.cells if c.cell_type == "code" and "LayerEditor(" in c.source)
+    kinds = [set(o.get("data", {})) for o in editor.get("outputs", [])]
+    assert any("image/png" in k for k in kinds), f"{name}: editor cell has no figure"
+    assert not any(runner.WIDGET_VIEW in k for k in kinds)
     injected = [c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", [])]
     assert injected and "limit = 128" in injected[0].source

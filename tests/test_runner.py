@@ -139,3 +139,26 @@ def test_record_summary_writes_the_env_file(tmp_path, monkeypatch):
     clean = runner.record_summary({"acc": np.float32(0.5), "n": np.int64(3)})
     assert clean == {"acc": 0.5, "n": 3}
     assert json.loads(path.read_text()) == clean
+
+
+def test_static_widget_views_drop_stateless_widget_views(tmp_path):
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell("editor")
+    cell.outputs = [nbformat.v4.new_output(
+        "display_data", data={runner.WIDGET_VIEW: {"model_id": "x", "version_major": 2,
+                                                   "version_minor": 0},
+                              "image/png": "iVBORw0KGgo=", "text/plain": "table"}),
+        nbformat.v4.new_output("display_data", data={runner.WIDGET_VIEW: {"model_id": "y"},
+                                                     "text/plain": "only a widget"})]
+    nb.cells.append(cell)
+    path = tmp_path / "out.ipynb"
+    nbformat.write(nb, str(path))
+    assert runner.static_widget_views(path) == 1
+    outs = nbformat.read(str(path), as_version=4).cells[0].outputs
+    assert set(outs[0].data) == {"image/png", "text/plain"}
+    assert runner.WIDGET_VIEW in outs[1].data  # nothing static to show instead: kept
+    nb.metadata["widgets"] = {"state": {}}
+    nbformat.write(nb, str(path))
+    assert runner.static_widget_views(path) == 0
