@@ -414,6 +414,7 @@ def test_cli_exports_a_hand_made_run_dir(tmp_path, capsys):
     assert str(out) in printed and "synthesis_yaml" in printed
     manifest = Manifest.load(out)
     assert manifest.dataset == "mnist" and manifest.sample["index"] == 2
+    assert manifest.run_dir == str(run.resolve())  # which run made this export
     assert set(manifest.artifacts) >= {"synthesis_weights", "synthesis_yaml"} | (
         {"onnx"} if BACKEND == "tensorflow" else set())
     assert "integer_simulation" in manifest.accuracy

@@ -61,6 +61,7 @@ def test_notebook_runs_and_exports(results, name):
     export = Path(result.export_dir)
     manifest = json.loads((export / "manifest.json").read_text())
     assert manifest["dataset"] == name and manifest["device"] == "MAX78000"
+    assert manifest["run_dir"] == summary["run_dir"]  # which run made this export
     for role in ("synthesis_weights", "synthesis_yaml", "sample_input"):
         assert (export / manifest["artifacts"][role]).is_file(), role
     assert "ai8xize.py" in manifest["ai8xize_command"]

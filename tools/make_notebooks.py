@@ -322,7 +322,7 @@ command), float ONNX, SavedModel and TFLite (float and full int8), listed in `ma
 """),
         _code("""
 manifest = export_model(result.model, Path(export_dir) / DATASET, dataset=dataset,
-                        name=DATASET, device=device)
+                        name=DATASET, device=device, run_dir=result.run_dir.path)
 print(f"export folder: {Path(manifest.folder).resolve()}")
 for role, path in manifest.artifacts.items():
     print(f"  {role:<18} {path}")

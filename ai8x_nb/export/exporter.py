@@ -108,7 +108,7 @@ def _check_summary(report):
 
 def export_model(model, out_dir, *, dataset=None, name=None, device=None, sample_index=0,
                  targets=None, representative_samples=100, eval_limit=None, epoch=0,
-                 _force_synthesis=False):
+                 run_dir=None, _force_synthesis=False):
     """Export a trained model to every target into one folder.
 
     Args:
@@ -128,6 +128,8 @@ def export_model(model, out_dir, *, dataset=None, name=None, device=None, sample
         representative_samples: training samples used to calibrate the int8 TFLite model.
         eval_limit: evaluate accuracies on at most this many test samples (None: all).
         epoch: the training epoch of the weights, stored in the synthesis checkpoint.
+        run_dir: the training run folder the model comes from, recorded in the manifest
+            (`export_run` fills it in).
 
     Returns:
         The `Manifest` (also written as `manifest.json`).
@@ -154,6 +156,8 @@ def export_model(model, out_dir, *, dataset=None, name=None, device=None, sample
     out_dir = Path(out_dir)
     manifest = package.Manifest(name=name, device=dev.name,
                                 dataset=getattr(dataset, "name", None))
+    if run_dir is not None:
+        manifest.run_dir = str(Path(run_dir).resolve())
     manifest.versions = _versions()
     for target, reason in backend_skipped.items():
         manifest.skipped[target] = (f"{reason} Export it with KERAS_BACKEND=tensorflow (the "
@@ -320,4 +324,5 @@ def export_run(run_dir, out=None, **kwargs):
     kwargs.setdefault("device", config.get("device"))
     kwargs.setdefault("epoch", int((run.state or {}).get("epochs_completed", 0)))
     out = Path(out) if out is not None else Path("export") / run.path.name
+    kwargs.setdefault("run_dir", run.path)
     return export_model(model, out, **kwargs)

@@ -67,6 +67,7 @@ class Manifest:
         versions: library versions used.
         synthesis: the last `ai8x_nb.synthesize` result for this folder (verdict, known
             answer comparison, the tool's memory figures), or None.
+        run_dir: the training run folder the exported model comes from, or None.
     """
 
     name: str
@@ -86,6 +87,7 @@ class Manifest:
     finished: str = None
     versions: dict = dataclasses.field(default_factory=dict)
     synthesis: dict = None
+    run_dir: str = None
 
     def path(self, role):
         """Absolute path of the artifact with `role`.
