@@ -476,7 +476,8 @@ def check_parameters(params, *, fast_limit=FAST_LIMIT):
     Returns:
         A dict of derived values: `limit` (None = all data), `data_dir` (None: the
         datasets' own default, `AI8X_NB_DATA`), `device` (canonical name), `qat_policy`
-        (dict, "default", a path, or None for float only), `model_spec` (canonical).
+        (dict, "default", a path, or None for float only), `model_spec` (canonical; a
+        `model_spec` given as a `.spec.json` path is read from that file).
 
     Raises:
         NotebookParameterError: the first bad parameter, by name, with the expected value.
@@ -525,7 +526,7 @@ def check_parameters(params, *, fast_limit=FAST_LIMIT):
         raise NotebookParameterError(f"Notebook parameter device={params['device']!r}: {err}") \
             from err
     try:
-        model_spec = specs.normalize_spec(params["model_spec"])
+        model_spec = specs.resolve_spec(params["model_spec"])
     except specs.SpecError as err:
         raise NotebookParameterError(f"Notebook parameter model_spec: {err}") from err
     if limit is None and params["fast"]:

@@ -169,6 +169,59 @@ def normalize_spec(spec):
     return [normalize_row(row, i) for i, row in enumerate(spec)]
 
 
+SPEC_FILE_SUFFIX = ".spec.json"
+"""Suffix of a saved model spec (`LayerEditor.save`, the notebooks' `model_spec` parameter)."""
+
+
+def save_spec(spec, path):
+    """Write a spec to a JSON file (atomically); returns the `Path`.
+
+    Raises:
+        SpecError: a malformed spec.
+    """
+    import json
+    from pathlib import Path
+
+    from ai8x_nb import _atomic
+
+    text = json.dumps(normalize_spec(spec), indent=1) + "\n"
+    return _atomic.write_bytes(Path(path), text.encode())
+
+
+def load_spec(path):
+    """Read a spec written by `save_spec` (or by hand: a JSON list of layer dicts).
+
+    Raises:
+        SpecError: the file is missing, not JSON, or not a valid spec; the message names it.
+    """
+    import json
+    from pathlib import Path
+
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except OSError as err:
+        raise SpecError(f"Cannot read the model spec file {str(path)!r}: {err.strerror or err}. "
+                        f"Save one with the layer editor's 'Save spec' button, or pass the spec "
+                        f"as a list.") from err
+    except ValueError as err:
+        raise SpecError(f"The model spec file {str(path)!r} is not valid JSON ({err}). Save it "
+                        f"again with the layer editor.") from err
+    try:
+        return normalize_spec(data)
+    except SpecError as err:
+        raise SpecError(f"The model spec file {str(path)!r}: {err}") from err
+
+
+def resolve_spec(spec):
+    """A spec given as a list, or as the path of a spec file; returns the canonical list."""
+    import os
+
+    if isinstance(spec, (str, os.PathLike)):
+        return load_spec(spec)
+    return normalize_spec(spec)
+
+
 # --------------------------------------------------------------- layers
 def _make_layer(row, index, rank, device):
     """Build the Keras layer of one canonical row; `rank` is the spatial rank of its input."""

@@ -182,7 +182,7 @@ Edit the values below, or run the notebook headless with other values:
 `ai8x-nb run {name} -p epochs 100 -p fast False` (papermill injects them after this cell).
 `fast=True` keeps only the first `limit` samples of each split (4096 by default) so the whole
 notebook runs in about a minute; set `fast=False` for a real training run. `model_spec`
-describes the model one layer per line; the layer editor below writes this text for you.
+describes the model one layer per line, or names a `.spec.json` file saved by the layer editor.
 """),
         _code(parameters_source(name, info), tags=["parameters"]),
         _md("""
@@ -254,19 +254,21 @@ kernel size or too many channels shows the error in red in its row), and the bar
 of the device's layers, weight, bias and data memory the model uses. Headless runs show a
 static picture of the same table.
 
-The training below uses `model_spec`. To train what you edited, run
-`print(editor.to_python())` and paste the text into the parameters cell (a batch run then
-reproduces your model), or build it directly with `model = editor.to_model()`.
+The next cell builds the model the editor shows, so your edits reach the training. **Save spec**
+writes them to `<dataset>.spec.json` beside the notebook; set `model_spec = "<dataset>.spec.json"`
+in the parameters cell (or `ai8x-nb run <dataset> -p model_spec <dataset>.spec.json`) and a batch
+run reproduces your model.
 """),
         _code("""
-editor = LayerEditor(model_spec, dataset.input_shape, dataset.num_classes, device=device)
+editor = LayerEditor(model_spec, dataset.input_shape, dataset.num_classes, device=device,
+                     save_path=f"{DATASET}.spec.json")
 editor
 """),
         _code("""
 keras.utils.set_random_seed(seed)
+model_spec = editor.spec  # what the editor shows now: your edits reach the training below
 model = spec_to_model(model_spec, dataset.input_shape, dataset.num_classes, device=device,
                       name=DATASET)
-# model = editor.to_model(name=DATASET)  # the edited model, without copying the spec
 report = check_model(model, device)
 print(report)
 report.raise_if_errors()

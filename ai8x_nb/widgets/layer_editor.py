@@ -73,7 +73,8 @@ class LayerEditor:
     >>> model = editor.to_model()  # doctest: +SKIP
     """
 
-    def __init__(self, spec, input_shape, num_classes=None, device="MAX78000"):
+    def __init__(self, spec, input_shape, num_classes=None, device="MAX78000", *,
+                 save_path=None):
         import ipywidgets as w
 
         self._w = w
@@ -98,13 +99,20 @@ class LayerEditor:
         self.rows_box = w.VBox()
         self.summary = w.HTML()
         self.budget = w.HTML()
+        self.save_path = save_path
+        self.save_button = w.Button(description="Save spec", icon="save",
+                                    tooltip=f"write the spec to {save_path}",
+                                    disabled=save_path is None, layout=w.Layout(width="120px"))
+        self.save_button.on_click(lambda _: self._on_save())
+        self.save_status = w.HTML()
         self.code = w.Textarea(layout=w.Layout(width="100%", height="160px"))
         self.code.add_class("ai8x-layer-editor-code")
         code_box = w.Accordion(children=[self.code], titles=("model_spec (paste into the "
                                                               "parameters cell)",))
         code_box.selected_index = None
         self.widget = w.VBox([
-            w.HBox([self.device_dropdown, self.add_type, self.add_button]),
+            w.HBox([self.device_dropdown, self.add_type, self.add_button, self.save_button,
+                    self.save_status]),
             self._header(), self.rows_box, self.summary, self.budget, code_box])
         self.widget.add_class(CSS_CLASS)
         self._rebuild()
@@ -138,6 +146,32 @@ class LayerEditor:
     def to_json(self):
         """The spec as JSON text (e.g. for `ai8x-nb run NAME -p model_spec '<json>'`)."""
         return json.dumps(self._spec)
+
+    def save(self, path=None):
+        """Write the current spec to a `.spec.json` file; returns its `Path`.
+
+        A notebook run reproduces the edited model with `model_spec = "<that path>"` in its
+        parameters cell (or `-p model_spec <path>` on the command line).
+
+        Raises:
+            SpecError: no path given (and no `save_path`), or the spec is malformed.
+        """
+        path = path or self.save_path
+        if path is None:
+            raise specs.SpecError("LayerEditor.save needs a path (or save_path= when created).")
+        written = specs.save_spec(self._spec, path)
+        logger.info("model spec saved to %s", written)
+        return written
+
+    def _on_save(self):
+        try:
+            path = self.save()
+        except (specs.SpecError, OSError) as err:
+            self.save_status.value = f"<span style='color:#b00'>{_html_escape(str(err))}</span>"
+        else:
+            self.save_status.value = (f"saved to <code>{_html_escape(str(path))}</code>: set "
+                                      f"<code>model_spec = \"{_html_escape(str(path))}\"</code> "
+                                      f"to train it in a batch run")
 
     def add_row(self, layer_type="conv2d", **fields):
         """Append a row of `layer_type` (fields default as in `ai8x_nb.spec.default_row`)."""
