@@ -279,15 +279,14 @@ WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 def static_widget_views(path):
     """Keep only the static form of widget outputs in an executed (headless) notebook.
 
-    A headless kernel saves no widget state, so a widget view renders as an empty box in
-    JupyterLab and in HTML, hiding the static figure stored beside it. Where an output has
-    both, the widget view is dropped. Returns the number of outputs changed.
+    A saved notebook has no kernel behind its widgets: a widget view renders as an empty box
+    (or a "model not found" error) in JupyterLab and in HTML, hiding the static figure stored
+    beside it. Where an output has both, the widget view is dropped. Returns the number of
+    outputs changed.
     """
     import nbformat
 
     nb = nbformat.read(str(path), as_version=4)
-    if nb.metadata.get("widgets"):
-        return 0  # the widget state was saved: the views render
     changed = 0
     for cell in nb.cells:
         for out in cell.get("outputs", []):

@@ -159,6 +159,4 @@ def test_static_widget_views_drop_stateless_widget_views(tmp_path):
     outs = nbformat.read(str(path), as_version=4).cells[0].outputs
     assert set(outs[0].data) == {"image/png", "text/plain"}
     assert runner.WIDGET_VIEW in outs[1].data  # nothing static to show instead: kept
-    nb.metadata["widgets"] = {"state": {}}
-    nbformat.write(nb, str(path))
     assert runner.static_widget_views(path) == 0

@@ -9,6 +9,7 @@ own integer simulator (`sampleoutput.npy`).
 
 import logging
 import os
+import re
 import subprocess
 import time
 from pathlib import Path
@@ -53,15 +54,26 @@ def _package(export_dir):
     return manifest
 
 
+_STAGES = ("Configuring device", "Configuring data set", "Arranging weights",
+           "Storing weights", "Creating network")
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
 def _show(line):
-    if line and not any(q in line for q in _QUIET):
-        log.info("ai8xize.py: %s", line)
+    """Default progress: the tool's stage lines at INFO, everything else at DEBUG."""
+    if not line or any(q in line for q in _QUIET):
+        return
+    if line.startswith(_STAGES):
+        log.info("ai8xize.py: %s", line[:160])
+    else:
+        log.debug("ai8xize.py: %s", line[:300])
 
 
 def _run_tool(tool, args, progress, timeout):
     """Run the tool from its folder, streaming its output; returns (returncode, text)."""
     # Unbuffered for live progress; no bytecode caches written into the tool's folder.
-    env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONDONTWRITEBYTECODE="1")
+    env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONDONTWRITEBYTECODE="1", NO_COLOR="1",
+               TERM="dumb")
     started = time.monotonic()
     lines = []
     try:
@@ -73,7 +85,7 @@ def _run_tool(tool, args, progress, timeout):
                              f"Check AI8X_SYNTHESIS_PYTHON.") from err
     try:
         for raw in proc.stdout:
-            line = raw.rstrip("\r\n").split("\r")[-1].rstrip()
+            line = _ANSI.sub("", raw.rstrip("\r\n").split("\r")[-1]).strip()
             lines.append(line)
             progress(line)
             if time.monotonic() - started > timeout:

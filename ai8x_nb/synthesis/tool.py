@@ -100,7 +100,8 @@ def tool_arguments(*, prefix, device, checkpoint, config, sample, test_dir, verb
     args = [SCRIPT, "--no-version-check", "--overwrite", "--test-dir", str(test_dir),
             "--prefix", str(prefix), "--checkpoint-file", str(checkpoint),
             "--config-file", str(config), "--sample-input", str(sample), "--device", str(device),
-            "--softmax", "--compact-data", "--mexpress", "--timer", "0", "--display-checkpoint"]
+            "--softmax", "--compact-data", "--mexpress", "--timer", "0", "--display-checkpoint",
+            "--no-progress"]
     if verbose:
         args.append("--verbose")
     return args
