@@ -116,8 +116,10 @@ MAX78000 = Device(
     data_memory_instances=16,
     max_pixels_hwc=8192,
     max_pixels_chw=32768,
-    max_rows=1023,
-    max_cols=1023,
+    # ai8x-synthesis MAX_ROW_COL (the reference's 1023 is one short); with padding, the row
+    # counter allows rows + 2 * padding <= 1024 (`max_padded_rows`).
+    max_rows=1024,
+    max_cols=1024,
     flatten_bias_first=True,
     max_padded_rows=1024,
 )
@@ -138,8 +140,8 @@ MAX78002 = Device(
     data_memory_instances=16,
     max_pixels_hwc=20480,
     max_pixels_chw=81920,
-    max_rows=2047,
-    max_cols=2047,
+    max_rows=2048,
+    max_cols=2048,
     conv2d_dilation=True,
     depthwise=True,
     max_pool_only_passes=2**16,

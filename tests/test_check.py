@@ -429,3 +429,16 @@ def test_linear_input_limits_depend_on_flatten():
     plain = _seq((1025,), L.Dense(10, wide=True))
     assert "1025 input features" in _errors(check_model(plain))
     assert "at most 1024" in _errors(check_model(plain))
+
+
+def test_row_limits_as_the_tool_counts_them():
+    # ai8x-synthesis: at most 1024 rows on the MAX78000, and its row counter needs
+    # rows + 2 * padding <= 1024 (1023 rows with padding 1 stop the tool; 1022 pass).
+    assert check_model(_seq((1024, 4), L.Conv1D(4, 3, padding=0))).ok
+    assert check_model(_seq((1022, 4), L.Conv1D(4, 3, padding=1))).ok
+    errors = _errors(check_model(_seq((1023, 4), L.Conv1D(4, 3, padding=1))))
+    assert "reads 1025 rows/columns including padding" in errors and "1024" in errors
+    with pytest.raises(DeviceLimitError, match="at most 1024 rows"):
+        _seq((1025, 4), L.Conv1D(4, 3, padding=0))
+    assert check_model(_seq((2048, 4), L.Conv1D(4, 3, padding=0, device="MAX78002")),
+                       "MAX78002").ok

@@ -107,10 +107,13 @@ def _rows(hw, dev, label):
         return
     if not dev.max_padded_rows or hw.op not in ("conv2d", "conv1d", "convtranspose2d"):
         return
+    # The row/column counters see the input before pooling plus both paddings; a transposed
+    # convolution reads twice the rows with the padding flipped (kernel - 1 - padding).
     pad = int(hw.layer.padding)
-    scale = 2 if hw.op == "convtranspose2d" else 1
-    pooled = hw.layer._pooled_shape(tuple(int(s) for s in hw.in_shape[:-1]))
-    widest = max(scale * int(s) for s in pooled) + 2 * pad
+    scale = 1
+    if hw.op == "convtranspose2d":
+        scale, pad = 2, int(hw.layer.kernel_size) - 1 - pad
+    widest = max(scale * int(s) for s in hw.in_shape[:-1]) + 2 * pad
     if widest > dev.max_padded_rows:
         yield (f"{label} reads {widest} rows/columns including padding; the {dev.name} row "
                f"counter stops at {dev.max_padded_rows}. Use a smaller input or less padding.")
