@@ -1,9 +1,11 @@
-"""Batch runs of the dataset notebooks with papermill, and the notebooks' parameter checks.
+"""Batch runs of the dataset notebooks with papermill.
 
 `run_notebook` executes one notebook headless into `runs/<timestamp>-<name>.ipynb`;
 `run_all` runs several (optionally in parallel worker processes) and never lets one failure
 stop the others. Each notebook ends with `record_summary({...})`, which writes a JSON output
-the runner reads back from the executed notebook (accuracies, export folder).
+the runner reads back from the executed notebook (accuracies, export folder). The notebooks'
+parameters and their checks live in `ai8x_nb.parameters`; `check_parameters` is re-exported
+here because the notebooks call `runner.check_parameters`.
 
 Example:
 
@@ -24,6 +26,8 @@ import time
 from pathlib import Path
 
 from ai8x_nb.errors import Ai8xNbError
+from ai8x_nb.parameters import (FAST_LIMIT, SCHEDULES, NotebookParameterError,  # noqa: F401
+                                check_parameters)
 
 __all__ = [
     "NOTEBOOKS",
@@ -46,9 +50,6 @@ __all__ = [
     "check_parameters",
 ]
 
-SCHEDULES = ("seed", "cosine", "constant")
-"""The notebooks' `schedule` values: `ai8x_nb.training.SCHEDULES`, here without importing Keras."""
-
 logger = logging.getLogger(__name__)
 
 NOTEBOOKS = ("mnist", "fashionmnist", "cifar10", "cifar100", "kws20", "rock")
@@ -63,19 +64,12 @@ SUMMARY_ENV = "AI8X_NB_SUMMARY"
 NOTEBOOKS_ENV = "AI8X_NB_NOTEBOOKS"
 """Folder of the dataset notebooks, when not `<repo>/notebooks`."""
 
-FAST_LIMIT = 4096
-"""Samples per split a notebook keeps when `fast=True` and `limit` is None."""
-
 KERNEL_ARGUMENTS = ("--IPKernelApp.log_level=ERROR",)
 """Kernel options: no start-up warnings (the kernel runs on localhost for this one run)."""
 
 
 class NotebookError(Ai8xNbError, ValueError):
     """A notebook that cannot be found or run (the message names it and the fix)."""
-
-
-class NotebookParameterError(Ai8xNbError, ValueError):
-    """A notebook parameter with a wrong type or value."""
 
 
 @dataclasses.dataclass
@@ -446,90 +440,3 @@ def read_summary(notebook_path):
                 value = data[SUMMARY_MIME]
                 found = json.loads(value) if isinstance(value, str) else dict(value)
     return found
-
-
-# ------------------------------------------------------ parameter checks
-def _fail(name, value, expected, fix="Edit the parameters cell, or pass -p NAME VALUE."):
-    raise NotebookParameterError(
-        f"Notebook parameter {name}={value!r} is invalid: expected {expected}. {fix}")
-
-
-def _int(params, name, low, allow_none=False):
-    value = params[name]
-    if value is None and allow_none:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        _fail(name, value, f"an int >= {low}" + (" or None" if allow_none else ""))
-    return value
-
-
-def check_parameters(params, *, fast_limit=FAST_LIMIT):
-    """Validate a dataset notebook's parameters and derive the values it uses.
-
-    Args:
-        params: dict with `epochs`, `batch_size`, `lr`, `schedule`, `optimizer`, `qat_policy`,
-            `device`, `data_dir`, `dataset_folder`, `allow_partial`, `export_dir`, `fast`,
-            `limit`, `model_spec`, `seed` (the notebook passes its parameter variables).
-        fast_limit: samples per split kept when `fast` is on and `limit` is None.
-
-    Returns:
-        A dict of derived values: `limit` (None = all data), `data_dir` (None: the
-        datasets' own default, `AI8X_NB_DATA`), `device` (canonical name), `qat_policy`
-        (dict, "default", a path, or None for float only), `model_spec` (canonical; a
-        `model_spec` given as a `.spec.json` path is read from that file).
-
-    Raises:
-        NotebookParameterError: the first bad parameter, by name, with the expected value.
-    """
-    from ai8x_nb import spec as specs
-    from ai8x_nb.devices import get_device
-
-    required = ("epochs", "batch_size", "lr", "schedule", "optimizer", "qat_policy", "device",
-                "data_dir", "dataset_folder", "allow_partial", "export_dir", "fast", "limit",
-                "model_spec", "seed")
-    missing = [k for k in required if k not in params]
-    if missing:
-        raise NotebookParameterError(f"Notebook parameters missing: {', '.join(missing)}.")
-    _int(params, "epochs", 1)
-    _int(params, "batch_size", 1, allow_none=True)
-    _int(params, "seed", 0)
-    limit = _int(params, "limit", 1, allow_none=True)
-    lr = params["lr"]
-    if lr is not None and (isinstance(lr, bool) or not isinstance(lr, (int, float))
-                           or not 0 < lr < 10):
-        _fail("lr", lr, "a learning rate > 0 (e.g. 1e-3) or None for the model's default")
-    if params["schedule"] not in SCHEDULES:
-        _fail("schedule", params["schedule"], f"one of {', '.join(map(repr, SCHEDULES))}: the "
-              f"seed's schedule (made for 100 epochs), cosine decay over the run, or constant")
-    if params["optimizer"] is not None and not isinstance(params["optimizer"], str):
-        _fail("optimizer", params["optimizer"], "an optimizer name such as 'adam' or None")
-    for name in ("allow_partial", "fast"):
-        if not isinstance(params[name], bool):
-            _fail(name, params[name], "True or False")
-    for name in ("data_dir", "dataset_folder"):
-        if params[name] is not None and not isinstance(params[name], (str, os.PathLike)):
-            _fail(name, params[name], "a folder path (str) or None")
-    if not isinstance(params["export_dir"], (str, os.PathLike)) or not str(params["export_dir"]):
-        _fail("export_dir", params["export_dir"], "a folder path such as 'export'")
-    policy = params["qat_policy"]
-    if policy is not None and not isinstance(policy, (str, dict)):
-        _fail("qat_policy", policy, "None (float only), 'default', a policy YAML path or a dict "
-              "like {'start_epoch': 1, 'weight_bits': 8}")
-    if isinstance(policy, dict) and "start_epoch" in policy:
-        start = policy["start_epoch"]
-        if isinstance(start, bool) or not isinstance(start, int) or start < 0:
-            _fail("qat_policy", policy, "start_epoch as an int >= 0")
-    try:
-        device = get_device(params["device"]).name
-    except Ai8xNbError as err:
-        raise NotebookParameterError(f"Notebook parameter device={params['device']!r}: {err}") \
-            from err
-    try:
-        model_spec = specs.resolve_spec(params["model_spec"])
-    except specs.SpecError as err:
-        raise NotebookParameterError(f"Notebook parameter model_spec: {err}") from err
-    if limit is None and params["fast"]:
-        limit = fast_limit
-    data_dir = params["data_dir"]
-    return {"limit": limit, "data_dir": None if data_dir is None else str(data_dir),
-            "device": device, "qat_policy": policy, "model_spec": model_spec}

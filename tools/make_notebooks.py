@@ -17,8 +17,9 @@ import nbformat
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from ai8x_nb import parameters  # noqa: E402
 from ai8x_nb.models import get_info  # noqa: E402
-from ai8x_nb.spec import seed_spec, spec_to_python  # noqa: E402
+from ai8x_nb.spec import seed_spec  # noqa: E402
 
 DATE_CREATED = "2026/11/22"
 
@@ -48,7 +49,7 @@ DATASETS = {
                 "grayscale, read from the four official IDX files. 10 % of the training images "
                 "are held out for validation; the test split is only used for the final "
                 "numbers.",
-        "batch_size": 64, "lr": 0.002, "folder": None, "allow_partial": False,
+        "parameters": {"batch_size": 64, "lr": 0.002},
     },
     "fashionmnist": {
         "title": "Clothing images (Fashion-MNIST) on the MAX78000",
@@ -60,7 +61,7 @@ DATASETS = {
         "data": "Fashion-MNIST: 60,000 training and 10,000 test images of 10 kinds of clothing, "
                 "28x28 grayscale, in the MNIST file format. 10 % of the training images are "
                 "held out for validation.",
-        "batch_size": 64, "lr": 0.002, "folder": None, "allow_partial": False,
+        "parameters": {"batch_size": 64, "lr": 0.002},
     },
     "cifar10": {
         "title": "CIFAR-10 image classification on the MAX78000",
@@ -71,7 +72,7 @@ DATASETS = {
         "data": "CIFAR-10: 50,000 training and 10,000 test colour images (32x32x3) in 10 "
                 "classes, read from the official python pickles. `allow_partial=True` accepts "
                 "an incomplete copy (whichever batches are present), as in CI.",
-        "batch_size": 64, "lr": 0.001, "folder": None, "allow_partial": True,
+        "parameters": {"batch_size": 64, "lr": 0.001, "allow_partial": True},
     },
     "cifar100": {
         "title": "CIFAR-100 image classification on the MAX78000",
@@ -83,7 +84,7 @@ DATASETS = {
         "data": "CIFAR-100: 50,000 training and 10,000 test colour images (32x32x3) in 100 fine "
                 "classes, read from the official `cifar-100-python` pickles (downloaded into "
                 "`data_dir` when missing and a network is available).",
-        "batch_size": 32, "lr": 0.0003, "folder": None, "allow_partial": False,
+        "parameters": {"batch_size": 32, "lr": 0.0003},
     },
     "kws20": {
         "title": "Keyword spotting (KWS20) on the MAX78000",
@@ -103,8 +104,8 @@ DATASETS = {
                 "in the Speech Commands folder layout, so the demo runs offline. Accuracy on "
                 "them says the pipeline works, not how well the model hears people; set "
                 "`dataset_folder=None` for the real dataset.",
-        "batch_size": 32, "lr": 0.002, "folder": "kws-espeak-large", "allow_partial": False,
-        "epochs": 8,
+        "parameters": {"batch_size": 32, "lr": 0.002, "dataset_folder": "kws-espeak-large",
+                       "epochs": 8},
     },
     "rock": {
         "title": "Rock, paper, scissors on the MAX78000",
@@ -116,13 +117,9 @@ DATASETS = {
                 "hands (300x300 PNGs, resized to 64x64x3), read from the extracted `rps/` and "
                 "`rps-test-set/` folders (downloaded into `data_dir` when missing and a network "
                 "is available).",
-        "batch_size": 32, "lr": 0.001, "folder": None, "allow_partial": False,
+        "parameters": {"batch_size": 32, "lr": 0.001},
     },
 }
-
-PARAMETER_NAMES = ("epochs", "batch_size", "lr", "schedule", "optimizer", "qat_policy", "device",
-                   "data_dir", "dataset_folder", "allow_partial", "export_dir", "fast", "limit",
-                   "model_spec", "seed")
 
 
 def _md(text):
@@ -143,32 +140,21 @@ def _seed_note(value, seed_value):
 
 
 def parameters_source(name, info):
-    """The literal-only parameters cell of one notebook."""
-    spec_text = spec_to_python(seed_spec(name))
+    """The literal-only parameters cell of one notebook: the contract table's values, the
+    dataset's demo values over them, and the seed model's spec."""
+    values = parameters.defaults(**info["parameters"], model_spec=seed_spec(name))
     seed = get_info(name)
-    return f"""
-epochs = {info.get("epochs", 3)}  # total epochs; QAT starts at qat_policy["start_epoch"] (0-based)
-batch_size = {info["batch_size"]}  # {_seed_note(info["batch_size"], seed.batch_size)}
-lr = {info["lr"]!r}  # peak learning rate; {_seed_note(info["lr"], seed.lr)}
-schedule = "cosine"  # "cosine": decay to 0 over the run; "seed": the seed's (for 100 epochs)
-optimizer = "adam"
-qat_policy = {{"start_epoch": {info.get("epochs", 3) - 1}, "weight_bits": 8}}  # or "default", a YAML path, None
-device = "MAX78000"  # or "MAX78002"
-data_dir = None  # None: the AI8X_NB_DATA environment variable, else ./data
-dataset_folder = {info["folder"]!r}
-allow_partial = {info["allow_partial"]!r}
-export_dir = "export"
-fast = True  # demo: keep only `limit` samples per split (4096 when limit is None)
-limit = None
-seed = 42
-{spec_text}
-"""
+    comments = {
+        "batch_size": _seed_note(values["batch_size"], seed.batch_size),
+        "lr": f"{parameters.get_parameter('lr').comment}; {_seed_note(values['lr'], seed.lr)}",
+    }
+    return parameters.parameters_cell(values, comments)
 
 
 def build_notebook(name):
     """Return the notebook of one dataset."""
     info = DATASETS[name]
-    check_args = ",\n    ".join(f'"{p}": {p}' for p in PARAMETER_NAMES)
+    check_args = ",\n    ".join(f'"{p}": {p}' for p in parameters.NAMES)
     cells = [
         _md(f"""
 # {info["title"]}

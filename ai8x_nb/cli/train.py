@@ -12,7 +12,7 @@ of those scripts reads it.
 import logging
 from pathlib import Path
 
-from ai8x_nb.runner import SCHEDULES  # Keras-free, so `ai8x-nb --help` stays fast
+from ai8x_nb.parameters import OPTIMIZERS, SCHEDULES  # Keras-free: `ai8x-nb --help` stays fast
 
 logger = logging.getLogger(__name__)
 
@@ -34,7 +34,7 @@ def add_parser(subparsers):
     p.add_argument("--epochs", type=int, help="number of epochs (default: the seed's)")
     p.add_argument("--batch_size", "--batch-size", dest="batch_size", type=int,
                    help="batch size (default: the seed's)")
-    p.add_argument("--optimizer", type=str.lower, choices=("adam", "sgd"),
+    p.add_argument("--optimizer", type=str.lower, choices=OPTIMIZERS,
                    help="Adam or SGD, any case (default: the seed's, Adam)")
     p.add_argument("--lr", type=float, help="initial learning rate (default: the seed's)")
     p.add_argument("--schedule", type=str.lower, choices=SCHEDULES,

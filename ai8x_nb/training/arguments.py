@@ -10,14 +10,11 @@ import math
 import numbers
 
 from ai8x_nb.errors import Ai8xNbError
+from ai8x_nb.parameters import DEFAULT_DEVICE, DEFAULT_SEED, OPTIMIZERS, SCHEDULES
 
 __all__ = ["OPTIMIZERS", "SCHEDULES", "TrainingError", "TrainArgs", "check_train_args",
            "check_metrics", "resume_conflicts"]
 
-OPTIMIZERS = ("adam", "sgd")
-SCHEDULES = ("seed", "cosine", "constant")
-DEFAULT_SEED = 42
-DEFAULT_DEVICE = "MAX78000"
 DEFAULT_WARMUP_EPOCHS = 0.3
 DEFAULT_METRICS = ("accuracy",)
 _METRIC_ALIASES = ("accuracy", "acc", "crossentropy", "ce")  # Keras' compile() shorthands

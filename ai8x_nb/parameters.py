@@ -1,0 +1,325 @@
+"""The notebook parameter contract: one frozen table, read by the notebooks, the runner and the CLI.
+
+Every dataset notebook declares the parameters of `PARAMETERS` in its `parameters` cell
+(`parameters_cell` writes that cell from the table), validates them in its Setup cell
+(`check_parameters`), and `ai8x-nb train` takes its `--schedule` / `--optimizer` choices from
+`SCHEDULES` / `OPTIMIZERS`. To add a parameter, add one `Parameter` row here: the generator, the
+checks and the runner follow. The module imports neither Keras nor the training code, so the CLI's
+`--help` stays fast.
+
+Example:
+
+>>> [p.name for p in PARAMETERS][:3]
+['epochs', 'batch_size', 'lr']
+>>> check_parameters({**defaults(), "model_spec": [{"type": "flatten"}]})["limit"]
+4096
+"""
+
+import dataclasses
+import json
+import os
+import types
+
+from ai8x_nb.errors import Ai8xNbError
+
+__all__ = [
+    "SCHEDULES",
+    "OPTIMIZERS",
+    "DEFAULT_SEED",
+    "DEFAULT_DEVICE",
+    "FAST_LIMIT",
+    "Parameter",
+    "PARAMETERS",
+    "NAMES",
+    "NotebookParameterError",
+    "get_parameter",
+    "defaults",
+    "parameters_cell",
+    "check_parameters",
+]
+
+SCHEDULES = ("seed", "cosine", "constant")
+"""Learning-rate schedules by name: the seed's own (made for 100 epochs), cosine decay over the
+run, constant."""
+
+OPTIMIZERS = ("adam", "sgd")
+"""Optimizers by name (any case): Adam, SGD with momentum 0.9."""
+
+DEFAULT_SEED = 42
+"""Random seed of training runs and notebooks when none is given."""
+
+DEFAULT_DEVICE = "MAX78000"
+"""Device models are built and checked for when none is given."""
+
+FAST_LIMIT = 4096
+"""Samples per split a notebook keeps when `fast=True` and `limit` is None."""
+
+QAT_DEMO_WEIGHT_BITS = 8
+"""Weight bits of the notebooks' default QAT policy (quantization-aware in the last epoch)."""
+
+
+class NotebookParameterError(Ai8xNbError, ValueError):
+    """A notebook parameter with a wrong type or value."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Parameter:
+    """One notebook parameter.
+
+    Attributes:
+        name: the variable name in the `parameters` cell (and `-p NAME` of `ai8x-nb run`).
+        default: the literal value a notebook declares unless its dataset sets another
+            (`qat_policy` and `model_spec` are filled in by `defaults`).
+        kind: how the value is checked: "int", "rate", "choice", "bool", "folder" (path or
+            None), "path", "qat_policy", "device" or "model_spec".
+        expected: what a valid value is, as the error message says it.
+        comment: the comment beside the value in the `parameters` cell.
+        low: smallest value of an "int".
+        choices: the names a "choice" accepts.
+        allow_none: None is accepted ("use the default").
+        ignore_case: a "choice" compared in lower case.
+    """
+
+    name: str
+    default: object
+    kind: str
+    expected: str = ""
+    comment: str = ""
+    low: int = None
+    choices: tuple = ()
+    allow_none: bool = False
+    ignore_case: bool = False
+
+
+PARAMETERS = (
+    Parameter("epochs", 3, "int", low=1,
+              comment='total epochs; QAT starts at qat_policy["start_epoch"] (0-based)'),
+    Parameter("batch_size", 64, "int", low=1, allow_none=True),
+    Parameter("lr", 1e-3, "rate", allow_none=True,
+              expected="a learning rate > 0 (e.g. 1e-3) or None for the model's default",
+              comment="peak learning rate"),
+    Parameter("schedule", "cosine", "choice", choices=SCHEDULES,
+              expected="the seed's schedule (made for 100 epochs), cosine decay over the run, "
+                       "or constant",
+              comment='"cosine": decay to 0 over the run; "seed": the seed\'s (for 100 epochs)'),
+    Parameter("optimizer", "adam", "choice", choices=OPTIMIZERS, allow_none=True,
+              ignore_case=True, expected="any case; None: the model's"),
+    Parameter("qat_policy", None, "qat_policy", allow_none=True,
+              expected="None (float only), 'default', a policy YAML path or a dict like "
+                       "{'start_epoch': 1, 'weight_bits': 8}",
+              comment='or "default", a YAML path, None'),
+    Parameter("device", DEFAULT_DEVICE, "device", comment='or "MAX78002"'),
+    Parameter("data_dir", None, "folder", allow_none=True,
+              expected="a folder path (str) or None",
+              comment="None: the AI8X_NB_DATA environment variable, else ./data"),
+    Parameter("dataset_folder", None, "folder", allow_none=True,
+              expected="a folder path (str) or None"),
+    Parameter("allow_partial", False, "bool"),
+    Parameter("export_dir", "export", "path", expected="a folder path such as 'export'"),
+    Parameter("fast", True, "bool",
+              comment=f"demo: keep only `limit` samples per split ({FAST_LIMIT} when limit is "
+                      f"None)"),
+    Parameter("limit", None, "int", low=1, allow_none=True),
+    Parameter("seed", DEFAULT_SEED, "int", low=0),
+    Parameter("model_spec", None, "model_spec"),
+)
+"""Every notebook parameter, in the order of the `parameters` cell."""
+
+NAMES = tuple(p.name for p in PARAMETERS)
+"""The parameter names, in table order."""
+
+_BY_NAME = types.MappingProxyType({p.name: p for p in PARAMETERS})
+
+
+def get_parameter(name):
+    """The `Parameter` row called `name`.
+
+    Raises:
+        NotebookParameterError: no such parameter.
+    """
+    try:
+        return _BY_NAME[name]
+    except KeyError:
+        raise NotebookParameterError(
+            f"There is no notebook parameter {name!r}; the parameters are "
+            f"{', '.join(NAMES)}.") from None
+
+
+def defaults(**values):
+    """The values of a `parameters` cell: the table's defaults, overridden by `values`.
+
+    Unless given, `qat_policy` makes the last epoch quantization-aware
+    (`{"start_epoch": epochs - 1, "weight_bits": 8}`).
+
+    Args:
+        **values: parameter name -> value (e.g. a dataset's `batch_size` and `model_spec`).
+
+    Returns:
+        A dict in table order.
+
+    Raises:
+        NotebookParameterError: a name that is not a parameter.
+    """
+    for name in values:
+        get_parameter(name)
+    result = {p.name: values.get(p.name, p.default) for p in PARAMETERS}
+    if "qat_policy" not in values:
+        result["qat_policy"] = {"start_epoch": result["epochs"] - 1,
+                                "weight_bits": QAT_DEMO_WEIGHT_BITS}
+    return result
+
+
+def parameters_cell(values, comments=None):
+    """The source of a notebook's literal-only `parameters` cell.
+
+    Args:
+        values: every parameter's value (see `defaults`); `model_spec` is written one layer
+            per line.
+        comments: parameter name -> comment replacing the table's.
+
+    Returns:
+        Python source, one assignment per parameter in table order.
+    """
+    from ai8x_nb.spec import spec_to_python
+
+    comments = comments or {}
+    missing = [name for name in NAMES if name not in values]
+    if missing:
+        raise NotebookParameterError(f"parameters_cell needs a value for {', '.join(missing)}.")
+    lines = []
+    for p in PARAMETERS:
+        if p.kind == "model_spec":
+            lines.append(spec_to_python(values[p.name], variable=p.name))
+            continue
+        comment = comments.get(p.name, p.comment)
+        line = f"{p.name} = {_literal(values[p.name])}"
+        lines.append(f"{line}  # {comment}" if comment else line)
+    return "\n".join(lines)
+
+
+def _literal(value):
+    """Python source of a parameter value, strings in double quotes as people write them."""
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{_literal(k)}: {_literal(v)}" for k, v in value.items()) + "}"
+    return repr(value)
+
+
+# ------------------------------------------------------------------ checks
+def _fail(name, value, expected, fix="Edit the parameters cell, or pass -p NAME VALUE."):
+    raise NotebookParameterError(
+        f"Notebook parameter {name}={value!r} is invalid: expected {expected}. {fix}")
+
+
+def _check_int(p, value):
+    if isinstance(value, bool) or not isinstance(value, int) or value < p.low:
+        _fail(p.name, value, f"an int >= {p.low}" + (" or None" if p.allow_none else ""))
+    return value
+
+
+def _check_rate(p, value):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 10:
+        _fail(p.name, value, p.expected)
+    return value
+
+
+def _check_choice(p, value):
+    key = value.lower() if p.ignore_case and isinstance(value, str) else value
+    if key not in p.choices:
+        none = " or None" if p.allow_none else ""
+        _fail(p.name, value, f"one of {', '.join(map(repr, p.choices))}{none}: {p.expected}")
+    return key
+
+
+def _check_bool(p, value):
+    if not isinstance(value, bool):
+        _fail(p.name, value, "True or False")
+    return value
+
+
+def _check_folder(p, value):
+    if not isinstance(value, (str, os.PathLike)):
+        _fail(p.name, value, p.expected)
+    return str(value)
+
+
+def _check_path(p, value):
+    if not isinstance(value, (str, os.PathLike)) or not str(value):
+        _fail(p.name, value, p.expected)
+    return value
+
+
+def _check_qat_policy(p, value):
+    if not isinstance(value, (str, dict)):
+        _fail(p.name, value, p.expected)
+    if isinstance(value, dict) and "start_epoch" in value:
+        start = value["start_epoch"]
+        if isinstance(start, bool) or not isinstance(start, int) or start < 0:
+            _fail(p.name, value, "start_epoch as an int >= 0")
+    return value
+
+
+def _check_device(p, value):
+    from ai8x_nb.devices import get_device
+
+    try:
+        return get_device(value).name
+    except Ai8xNbError as err:
+        raise NotebookParameterError(f"Notebook parameter {p.name}={value!r}: {err}") from err
+
+
+def _check_model_spec(p, value):
+    from ai8x_nb import spec as specs
+
+    try:
+        return specs.resolve_spec(value)
+    except specs.SpecError as err:
+        raise NotebookParameterError(f"Notebook parameter {p.name}: {err}") from err
+
+
+_CHECKS = types.MappingProxyType({
+    "int": _check_int, "rate": _check_rate, "choice": _check_choice, "bool": _check_bool,
+    "folder": _check_folder, "path": _check_path, "qat_policy": _check_qat_policy,
+    "device": _check_device, "model_spec": _check_model_spec,
+})
+
+
+def check_parameters(params, *, fast_limit=FAST_LIMIT):
+    """Validate a dataset notebook's parameters and derive the values it uses.
+
+    Args:
+        params: dict with every name of `NAMES` (the notebook passes its parameter variables).
+        fast_limit: samples per split kept when `fast` is on and `limit` is None.
+
+    Returns:
+        A dict of derived values: `limit` (None = all data), `data_dir` (None: the
+        datasets' own default, `AI8X_NB_DATA`), `device` (canonical name), `qat_policy`
+        (dict, "default", a path, or None for float only), `model_spec` (canonical; a
+        `model_spec` given as a `.spec.json` path is read from that file).
+
+    Raises:
+        NotebookParameterError: the first bad parameter, by name, with the expected value.
+
+    Example:
+
+    >>> check_parameters({**defaults(epochs=0), "model_spec": []})
+    Traceback (most recent call last):
+    ...
+    ai8x_nb.parameters.NotebookParameterError: Notebook parameter epochs=0 is invalid: ...
+    """
+    missing = [name for name in NAMES if name not in params]
+    if missing:
+        raise NotebookParameterError(f"Notebook parameters missing: {', '.join(missing)}.")
+    checked = {}
+    for p in PARAMETERS:
+        value = params[p.name]
+        if value is None and p.allow_none:
+            checked[p.name] = None
+        else:
+            checked[p.name] = _CHECKS[p.kind](p, value)
+    limit = checked["limit"]
+    if limit is None and checked["fast"]:
+        limit = fast_limit
+    return {"limit": limit, "data_dir": checked["data_dir"], "device": checked["device"],
+            "qat_policy": checked["qat_policy"], "model_spec": checked["model_spec"]}
