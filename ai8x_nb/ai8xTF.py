@@ -20,12 +20,12 @@ import logging
 
 from ai8x_nb import layers as _layers
 
-_log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 
 def _ignore_shift(output_shift):
     if output_shift:
-        _log.warning("output_shift=%s ignored: ai8x-nb derives it from the weights.", output_shift)
+        logger.warning("output_shift=%s ignored: ai8x-nb derives it from the weights.", output_shift)
 
 
 # ----------------------------------------------------------------------------- 1D

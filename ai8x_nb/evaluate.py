@@ -7,7 +7,6 @@ per layer how often the output clamp saturates.
 """
 
 import dataclasses
-import json
 import logging
 import math
 import os
@@ -16,6 +15,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from ai8x_nb import _atomic
 from ai8x_nb.errors import QuantizationError
 from ai8x_nb.layers import HardwareLayer
 from ai8x_nb.quantize.convert import convert
@@ -257,11 +257,6 @@ def evaluate_run(run_dir, *, split="test", batch_size=256, limit=None, data_dir=
     dataset = run.load_dataset(data_dir=data_dir)
     report = evaluate_quantized(model, dataset, split=split, batch_size=batch_size, limit=limit)
     path = Path(os.fspath(run)) / REPORT_FILE
-    try:
-        from ai8x_nb.runs import atomic_write_json
-    except ImportError:  # pragma: no cover - older runs module
-        path.write_text(json.dumps(report.to_dict(), indent=2))
-    else:
-        atomic_write_json(path, report.to_dict())
+    _atomic.write_json(path, report.to_dict())
     logger.info("Wrote %s", path)
     return report

@@ -28,7 +28,7 @@ from ai8x_nb.errors import Ai8xNbError
 __all__ = ["load_model_source", "ModelSourceError", "ModelSourceNotFoundError",
            "NoModelInSourceError", "MODEL_NAMES", "BUILDER_NAMES"]
 
-_log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 MODEL_NAMES = ("model",)
 """Module variables holding a model."""
@@ -55,11 +55,8 @@ def _is_model(obj):
 
 
 def _seed_names():
-    try:
-        from ai8x_nb.models import model_names
-    except ImportError as err:
-        _log.debug("seed models unavailable: %s", err)
-        return []
+    from ai8x_nb.models import model_names
+
     return list(model_names())
 
 

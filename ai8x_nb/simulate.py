@@ -24,7 +24,7 @@ from ai8x_nb.errors import QuantizationError
 from ai8x_nb.graph import MODEL_INPUT
 from ai8x_nb.layers._ops import DATA_SCALE, WIDE_LIMIT
 
-__all__ = ["simulate", "LayerStats", "round_shift", "evaluate_quantized", "QuantReport"]
+__all__ = ["simulate", "LayerStats", "round_shift"]
 
 logger = logging.getLogger(__name__)
 
@@ -306,13 +306,3 @@ def simulate(qmodel, x_int, batch_size=256, *, return_stats=False):
     if shape is not None and None not in shape and math.prod(shape) == math.prod(y.shape[1:]):
         y = y.reshape((y.shape[0],) + tuple(shape))
     return (y, stats) if return_stats else y
-
-
-def __getattr__(name):
-    # evaluate_quantized / QuantReport live in ai8x_nb.evaluate (which imports this module);
-    # they are reachable from here too, loaded on first use to avoid an import cycle.
-    if name in ("evaluate_quantized", "QuantReport"):
-        from ai8x_nb import evaluate
-
-        return getattr(evaluate, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

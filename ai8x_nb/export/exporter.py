@@ -13,7 +13,7 @@ from ai8x_nb.export import tflite as tfl
 
 __all__ = ["TARGETS", "export_model", "export_run", "ai8xize_command"]
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 TARGETS = ("savedmodel", "onnx", "synthesis", "tflite", "tflite_int8")
 """Valid export targets."""
@@ -191,7 +191,7 @@ def export_model(model, out_dir, *, dataset=None, name=None, device=None, sample
         manifest.finished = package.now_iso()
         manifest.save(tmp)
     manifest.folder = out_dir
-    log.info("exported '%s' to %s: %s", name, out_dir, ", ".join(manifest.artifacts))
+    logger.info("exported '%s' to %s: %s", name, out_dir, ", ".join(manifest.artifacts))
     return manifest
 
 
@@ -221,7 +221,7 @@ def _export_synthesis(model, tmp, manifest, dev, sample_index, test_x, test_y, *
     if not report.ok and not force:
         reason = (f"The model cannot run on {dev.name}; synthesis package not written.\n"
                   f"{report}")
-        log.warning(reason)
+        logger.warning(reason)
         manifest.skipped["synthesis"] = reason
         return
     from ai8x_nb.quantize import convert
@@ -286,7 +286,7 @@ def _export_tflite(model, tmp, manifest, targets, dataset, representative_sample
         if dataset is None:
             manifest.skipped["tflite_int8"] = (
                 "Full-int8 TFLite needs real representative samples; export with dataset=.")
-            log.warning(manifest.skipped["tflite_int8"])
+            logger.warning(manifest.skipped["tflite_int8"])
             return
         train_x = _raw_view(dataset.train.x[:representative_samples], model)
         tfl.convert_int8(saved, tmp / TFLITE_INT8, _float_view(train_x))

@@ -27,7 +27,7 @@ from ai8x_nb.errors import ExportError
 
 __all__ = ["Manifest", "staging_folder", "MANIFEST_NAME", "ROLES"]
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 MANIFEST_NAME = "manifest.json"
 STALE_SECONDS = 3600
@@ -193,7 +193,7 @@ def _remove_stale(parent, name):
     for pattern in (f".{name}.partial-*", f".{name}.old-*"):
         for path in parent.glob(pattern):
             if path.is_dir() and not _owner_alive(path):
-                log.info("Removing %s, left by an export that did not finish.", path)
+                logger.info("Removing %s, left by an export that did not finish.", path)
                 shutil.rmtree(path, ignore_errors=True)
 
 
@@ -203,7 +203,7 @@ def _move_into_place(tmp, final_dir):
     with FolderLock(final_dir.parent / f".{final_dir.name}.lock").acquire(blocking=True):
         try:
             os.rename(tmp, final_dir)  # no export of that name yet (or an empty folder)
-            log.debug("export written to %s", final_dir)
+            logger.debug("export written to %s", final_dir)
             return
         except OSError as err:
             if err.errno not in (errno.ENOTEMPTY, errno.EEXIST):
@@ -226,4 +226,4 @@ def _move_into_place(tmp, final_dir):
                                   f"{err}.") from err
         finally:
             shutil.rmtree(old, ignore_errors=True)
-    log.debug("export written to %s", final_dir)
+    logger.debug("export written to %s", final_dir)

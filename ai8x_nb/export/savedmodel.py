@@ -29,7 +29,7 @@ from ai8x_nb.errors import ExportError
 __all__ = ["export_savedmodel", "export_float_onnx", "compare_onnx", "check_backend",
            "backend_limits", "ONNX_TOLERANCE"]
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 ONNX_TOLERANCE = 1e-5
 """Largest accepted |ONNX - Keras| difference on the check inputs (float units)."""
@@ -194,7 +194,7 @@ def export_float_onnx(model, path, check_inputs, *, tolerance=ONNX_TOLERANCE):
             f"The float ONNX of '{model.name}' differs from Keras by {diff:.3g} (limit "
             f"{tolerance:g}) on {len(check_inputs)} inputs; the export is wrong, please report "
             f"it with the model.")
-    log.info("float ONNX matches Keras within %.3g", diff)
+    logger.info("float ONNX matches Keras within %.3g", diff)
     return diff
 
 

@@ -27,7 +27,7 @@ from ai8x_nb.export import torchfile
 __all__ = ["WEIGHTED_OPS", "checkpoint_name", "chw_columns", "device_weight", "device_bias",
            "state_dict", "write_checkpoint"]
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 WEIGHTED_OPS = ("conv2d", "conv1d", "convtranspose2d", "linear")
 
@@ -153,6 +153,6 @@ def write_checkpoint(qmodel, path, *, arch, epoch=0):
     sd = state_dict(qmodel)
     torchfile.save_checkpoint({"arch": str(arch), "epoch": int(epoch), "state_dict": sd}, path,
                               archive_name=str(path).rsplit("/", 1)[-1].split(".")[0] or "archive")
-    log.debug("synthesis checkpoint written: %s (%d weighted layers)", path,
+    logger.debug("synthesis checkpoint written: %s (%d weighted layers)", path,
               sum(k.endswith(".op.weight") for k in sd))
     return sd

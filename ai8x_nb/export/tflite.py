@@ -16,7 +16,7 @@ from ai8x_nb.errors import ExportError
 
 __all__ = ["convert_float", "convert_int8", "evaluate_tflite", "tflite_io_details"]
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 
 def convert_float(saved_model_dir, path):

@@ -23,7 +23,7 @@ from ai8x_nb.synthesis.tool import find_tool, tool_arguments
 
 __all__ = ["synthesize", "KNOWN_ANSWER", "REQUIRED_ROLES"]
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 KNOWN_ANSWER = "known_answer.npy"
 """The tool's known answer, saved by the tool into the C project folder."""
@@ -64,9 +64,9 @@ def _show(line):
     if not line or any(q in line for q in _QUIET):
         return
     if line.startswith(_STAGES):
-        log.info("ai8xize.py: %s", line[:160])
+        logger.info("ai8xize.py: %s", line[:160])
     else:
-        log.debug("ai8xize.py: %s", line[:300])
+        logger.debug("ai8xize.py: %s", line[:300])
 
 
 def _run_tool(tool, args, progress, timeout):
@@ -153,7 +153,7 @@ def synthesize(export_dir, *, out=None, synthesis_dir=None, python=None, progres
                           config=manifest.path("synthesis_yaml"),
                           sample=manifest.path("sample_input"), test_dir=out, verbose=False)
     args += ["--sample-numpy-filename", KNOWN_ANSWER] + [str(a) for a in extra_args]
-    log.info("synthesizing %s for %s with %s", manifest.name, manifest.device, tool.script)
+    logger.info("synthesizing %s for %s with %s", manifest.name, manifest.device, tool.script)
     started = time.monotonic()
     returncode, text = _run_tool(tool, args, progress or _show, timeout)
     result = res.SynthesisResult(ok=False, export_dir=export_dir, returncode=returncode,
@@ -183,7 +183,7 @@ def synthesize(export_dir, *, out=None, synthesis_dir=None, python=None, progres
             f"ai8xize.py exited with status {returncode}")
         result.diagnosis = res.diagnose(text)
     _record(manifest, result)
-    log.debug("%s", result.summary())
+    logger.debug("%s", result.summary())
     return result
 
 

@@ -173,10 +173,9 @@ def model_device(model, default):
 
 
 def try_spec(model):
-    try:
-        from ai8x_nb.spec import model_to_spec
-    except ImportError:
-        return None
+    """The model's spec, or None for a model a spec cannot describe (custom layers, branches)."""
+    from ai8x_nb.spec import model_to_spec
+
     try:
         return model_to_spec(model)
     except (Ai8xNbError, ValueError, TypeError, NotImplementedError) as err:
