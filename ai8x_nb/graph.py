@@ -5,6 +5,11 @@ into the hardware layer that follows them; every `HardwareLayer` / `Add` becomes
 `HwLayer`. Anything else is kept as an `unsupported` entry so that `check_model` can say what
 to replace it with. This is the one place that walks a Keras graph: the model check, the
 YAML generator, the integer converter and the simulator all use its result.
+
+Residual (`Add`) graphs take the synthesis tool's element-wise form (`ai8x_nb.eltwise_layout`):
+an `Add` read only by a 2D convolution runs inside it (`eltwise: add`), and operands that
+cannot be written straight into the interleaved buffer the element-wise layer reads are
+copied there by a passthrough layer.
 """
 
 import dataclasses
@@ -49,6 +54,15 @@ class HwLayer:
             flattened; else None.
         reshaped_from: when a Reshape relabels the input (e.g. 1D -> 2D), the producer's shape.
         problems: reasons the layer cannot run (filled for unsupported layers).
+        eltwise: "add" for a layer that first adds its inputs (a fused convolution or a
+            standalone "add"), else None.
+        add_layer: the Keras `Add` fused into this convolution, or None.
+        write_gap: the layer writes its output interleaved with `write_gap` other operands of
+            an element-wise layer (0: plain).
+        gap_slot: its position among those operands (the output goes to `4 * gap_slot` bytes
+            past the buffer start).
+        copy_of: for a passthrough layer inserted to copy an operand: the index of the layer
+            whose output it copies, else None.
     """
 
     index: int
@@ -60,6 +74,16 @@ class HwLayer:
     flatten_from: tuple = None
     reshaped_from: tuple = None
     problems: list = dataclasses.field(default_factory=list)
+    eltwise: str = None
+    add_layer: object = None
+    write_gap: int = 0
+    gap_slot: int = 0
+    copy_of: int = None
+
+    @property
+    def operands(self):
+        """Tensors the layer reads at once: its inputs for an element-wise layer, else 1."""
+        return len(self.inputs) if self.eltwise else 1
 
     @property
     def name(self):
@@ -238,4 +262,8 @@ def trace_model(model):
         sources[id(outputs[0])] = _Source(hw.index, hw.out_shape)
     out_src = sources.get(id(model.outputs[0]))
     output_index = out_src.index if out_src is not None else len(hw_layers) - 1
+    if any(hw.op == "add" for hw in hw_layers) and all(hw.is_hardware for hw in hw_layers):
+        from ai8x_nb.eltwise_layout import eltwise_layout
+
+        hw_layers, output_index = eltwise_layout(hw_layers, output_index)
     return ModelGraph(hw_layers, input_shape, raw_input, output_index, folded, problems)

@@ -7,7 +7,9 @@ Per hardware layer (ai8x reference, section 3), on integers:
 - output: `floor(0.5 + acc * 2^(output_shift + 8 - bits) / 128)`, then ReLU / Abs, then clamp to
   [-128, 127];
 - wide (32-bit) output: the raw accumulator, no shift;
-- Add: the sum of the inputs, clamped; pooling-only layers pass the pooled data through.
+- Add: the sum of the inputs, clamped; pooling-only layers pass the pooled data through. An Add
+  fused into a convolution (`HwLayer.eltwise`) is that clamped sum, then the layer's pooling and
+  convolution (the tool's `pool_first: false`).
 
 The matrix products run in float32 when every partial sum stays below 2^24 (exact there),
 else in float64 (exact below 2^53), so the result is the exact integer either way.
@@ -200,17 +202,23 @@ def _accumulate(ql, x):
     return acc
 
 
+def _eltwise_add(xs, stats):
+    """The device's element-wise add: the operands' sum clamped to [-128, 127]."""
+    total = xs[0].astype(np.int64)
+    for x in xs[1:]:
+        total += x
+    return _clamp(total, DATA_MIN, DATA_MAX, stats).astype(np.int32)
+
+
 def _run_layer(ql, inputs, stats):
     hw = ql.hw
     layer = hw.layer
     n = inputs[0].shape[0]
     xs = [x.reshape((n,) + tuple(hw.in_shape)) for x in inputs]
     if hw.op == "add":
-        total = xs[0].astype(np.int64)
-        for x in xs[1:]:
-            total += x
-        return _clamp(total, DATA_MIN, DATA_MAX, stats).astype(np.int32)
-    x = xs[0]
+        return _eltwise_add(xs, stats)
+    # A fused Add (`eltwise: add`, `pool_first: false`): add, clamp, then pool and convolve.
+    x = _eltwise_add(xs, None) if hw.eltwise else xs[0]
     if getattr(layer, "pooling", None) is not None:
         x = _pool(x, layer.pooling, layer.pool_size, layer.pool_strides)
     if hw.op == "passthrough":

@@ -76,8 +76,7 @@ class _Checker:
                     hw.in_shape[-1] if hw.in_shape else 0,
                     hw.out_shape[-1] if hw.out_shape else 0, data_format="", passes=0,
                     counted=False, notes=f"Keras {type(hw.layer).__name__}"))
-        branching = self._branches(graph)
-        if self._placeable(graph) and not branching:
+        if self._placeable(graph):
             self._place(graph)
 
     def _row(self, hw, graph):
@@ -90,6 +89,11 @@ class _Checker:
         row = LayerRow(hw.index, hw.name, hw.op, tuple(hw.in_shape), tuple(hw.out_shape),
                        in_ch, out_ch, pooling=_pool_text(layer), kernel=_kernel_text(hw))
         row.weight_bits = int(getattr(layer, "weight_bits", 8))
+        row.eltwise, row.write_gap = hw.eltwise or "", int(hw.write_gap)
+        if hw.add_layer is not None:
+            row.notes = f"adds {list(hw.inputs)} first (Add '{hw.add_layer.name}')"
+        elif hw.copy_of is not None:
+            row.notes = f"copies layer {hw.copy_of} into an element-wise buffer"
         if hw.op in _WEIGHT_OPS:
             row.weights = _prod(layer.kernel.shape)
             row.bias_bytes = out_ch if _bias_in_use(layer) else 0
@@ -107,21 +111,6 @@ class _Checker:
             if kind == "data":
                 self.data_failed.add(hw.index)
         return row
-
-    def _branches(self, graph):
-        """Report layers that join branches: the export cannot lay those out for the tool yet."""
-        found = False
-        for hw in graph.layers:
-            expected = (hw.index - 1,) if hw.index else (MODEL_INPUT,)
-            if hw.is_hardware and tuple(hw.inputs) != expected:
-                found = True
-                self.errors.append(
-                    f"Layer '{hw.name}' (hardware layer {hw.index}) reads hardware layer(s) "
-                    f"{list(hw.inputs)}, not only the layer before it: the synthesis export "
-                    f"cannot yet lay out branching networks (element-wise Add, skip "
-                    f"connections) the way the synthesis tool accepts them. Use a sequential "
-                    f"model for now.")
-        return found
 
     def _placeable(self, graph):
         """Placement needs a traced chain of supported layers with legal channel counts."""
@@ -173,7 +162,7 @@ class _Checker:
         if dev.avg_pool_reset_after_eltwise:
             # The tool inserts a layer that resets the average pool after an element-wise one.
             layers += sum(1 for r, prev in zip(self.rows[1:], self.rows)
-                          if prev.op == "add" and r.pooling.startswith("avg"))
+                          if prev.eltwise and r.pooling.startswith("avg"))
         weight_bytes = sum(r.weight_bytes for r in self.rows)
         bias_bytes = sum(r.bias_bytes for r in self.rows)
         if layers > dev.max_layers:

@@ -42,6 +42,8 @@ class LayerRow:
         in_instance_bytes / out_instance_bytes: bytes per data-memory instance.
         counted: counts toward the device's layer limit.
         notes: short remarks.
+        eltwise: "add" when the layer first adds its inputs element-wise, else "".
+        write_gap: it writes its output interleaved with this many other operands.
     """
 
     index: int
@@ -74,6 +76,8 @@ class LayerRow:
     out_instance_bytes: int = 0
     counted: bool = True
     notes: str = ""
+    eltwise: str = ""
+    write_gap: int = 0
 
     def to_dict(self):
         """JSON-able dict; the mask as a hex string."""
@@ -88,7 +92,7 @@ class LayerRow:
 _COLUMNS = (
     ("#", 3, lambda r: str(r.index)),
     ("layer", 18, lambda r: r.name),
-    ("op", 15, lambda r: r.op),
+    ("op", 15, lambda r: r.op + ("+add" if r.eltwise and r.op != "add" else "")),
     ("pool", 10, lambda r: r.pooling),
     ("k", 4, lambda r: r.kernel),
     ("in", 13, lambda r: "x".join(str(s) for s in r.in_shape)),

@@ -9,6 +9,13 @@ The processor masks and output offsets come from `ai8x_nb.placement` (the single
 the device layout, which `check_model` reports too): masks whose kernels the tool's allocator
 can place, offsets whose data fits and never overwrites a layer's own input. For the vendor's
 MNIST network it reproduces the vendor's own `networks/mnist-chw-ai85.yaml` layout.
+
+Residual networks (`ai8x_nb.eltwise_layout`) add the tool's element-wise keys: `eltwise: add`
+and `operands` on a convolution that adds its inputs first (`pool_first: false` when it pools:
+add, pool, convolve), `operation: Add` for a stand-alone add, `in_sequences` wherever a layer
+reads other than the layer before it, `write_gap` on the producers of interleaved operands,
+and `in_offset` / `output_processors` wherever they differ from the tool's defaults (the
+previous layer's output offset, the next layer's processors).
 """
 
 import dataclasses
@@ -43,15 +50,28 @@ def _pool_value(values):
     return values[0] if len(set(values)) == 1 else values
 
 
-def _layer_entry(hw, ql, placed, index):
+def _layer_entry(hw, ql, placements, index):
     layer = hw.layer
-    entry = {"processors": Hex(placed.processors, 16), "out_offset": Hex(placed.out_offset)}
+    placed = placements[index]
+    entry = {"processors": Hex(placed.processors, 16)}
+    nxt = placements[index + 1] if index + 1 < len(placements) else None
+    if nxt is not None and placed.output_processors != nxt.processors:
+        entry["output_processors"] = Hex(placed.output_processors, 16)
+    if index > 0 and placed.in_offset != placements[index - 1].out_offset:
+        entry["in_offset"] = Hex(placed.in_offset)
+    entry["out_offset"] = Hex(placed.out_offset)
     expected_input = (index - 1,) if index > 0 else (-1,)
-    if tuple(hw.inputs) != expected_input:
+    if tuple(hw.inputs) != expected_input or hw.eltwise:
         entry["in_sequences"] = list(hw.inputs) if len(hw.inputs) > 1 else hw.inputs[0]
     entry["operation"] = OPERATIONS[hw.op]
-    if hw.op == "add":
+    if hw.eltwise:
+        if hw.op != "add":
+            entry["eltwise"] = hw.eltwise
         entry["operands"] = len(hw.inputs)
+        if getattr(layer, "pooling", None) is not None:
+            entry["pool_first"] = False  # Keras order: add, then pool, then convolve
+    if hw.write_gap:
+        entry["write_gap"] = int(hw.write_gap)
     if hw.op in ("conv2d", "convtranspose2d"):
         entry["kernel_size"] = f"{layer.kernel_size}x{layer.kernel_size}"
     elif hw.op == "conv1d":
@@ -106,13 +126,8 @@ def network_description(qmodel, *, arch, dataset, device=None):
     placement = place_model(graph, dev)
     warnings = [f"The synthesis tool will reject this layout: {e}" for e in placement.errors]
     by_index = {ql.hw.index: ql for ql in qmodel.layers}
-    layers = [_layer_entry(hw, by_index.get(hw.index), placement.layers[i], i)
+    layers = [_layer_entry(hw, by_index.get(hw.index), placement.layers, i)
               for i, hw in enumerate(graph.layers)]
-    if any("in_sequences" in e for e in layers):
-        warnings.append(
-            "The model branches (in_sequences); element-wise operands must be interleaved with "
-            "write_gap and kept outputs must not be overwritten by the ping-pong offsets. "
-            "Review in_offset/out_offset/write_gap in the YAML by hand.")
     return {"arch": str(arch), "dataset": str(dataset), "layers": layers,
             "names": [hw.name for hw in graph.layers]}, warnings
 

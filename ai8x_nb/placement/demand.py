@@ -7,8 +7,9 @@ these go.
 
 Facts used (ai8x reference sections 4 and 6, checked against ai8x-synthesis):
 
-- A layer's output processors are the next layer's input processors; the last layer writes to
-  processors `0 .. n-1` (n = processors of one output pass).
+- A layer's output processors are the input processors of the layers reading it (in a chain,
+  the next layer); the last layer writes to processors `0 .. n-1` (n = processors of one
+  output pass).
 - Output passes: `ceil(C_out / 64)`, on `ceil(C_out / passes)` processors, rounded up to a
   multiple of 4 above 64 channels (as for inputs).
 - Kernel words per input processor: `k = out_span * out_passes * in_passes` kernels of
@@ -60,6 +61,11 @@ class LayerDemand:
             looks for.
         written: per input processor (in order), the kernel words the tool then fills, at
             least `words` (`written_words`).
+        inputs: the hardware layers it reads (`HwLayer.inputs`).
+        operands: tensors it adds element-wise before its operator (1: none); its input
+            buffer holds them interleaved, so `in_bytes` counts all of them.
+        write_gap / gap_slot: it writes interleaved into an element-wise layer's buffer
+            (`HwLayer.write_gap`, `HwLayer.gap_slot`).
     """
 
     index: int
@@ -82,6 +88,10 @@ class LayerDemand:
     last: bool
     words: int = 0
     written: tuple = ()
+    inputs: tuple = ()
+    operands: int = 1
+    write_gap: int = 0
+    gap_slot: int = 0
 
     @property
     def weighted(self):
@@ -219,7 +229,7 @@ def layer_demands(graph, device):
             spatial = hw.in_shape[:-1]
         pixels_in = _prod(spatial) if len(hw.in_shape) > 1 or hw.flatten_from else 1
         wide = bool(getattr(layer, "wide", False))
-        in_bytes = pixels_in * passes * (1 if chw else 4)
+        in_bytes = pixels_in * passes * (1 if chw else 4) * hw.operands
         out_bytes = _prod(hw.out_shape[:-1]) * out_passes * 4 * (4 if wide else 1)
         flatten_pixels = None
         if hw.op == "linear" and hw.flatten_from is not None:
@@ -232,10 +242,15 @@ def layer_demands(graph, device):
             bits=int(getattr(layer, "weight_bits", 8)),
             bias_bytes=out_ch if hw.op in WEIGHTED_OPS and bias else 0,
             in_bytes=in_bytes, out_bytes=out_bytes, first=first,
-            last=i == graph.output_index))
+            last=i == graph.output_index, inputs=tuple(hw.inputs), operands=hw.operands,
+            write_gap=int(hw.write_gap), gap_slot=int(hw.gap_slot)))
+    readers = {}
+    for d in demands:
+        for src in d.inputs:
+            readers.setdefault(src, d.index)
     for i, d in enumerate(demands):
         if d.weighted:
-            span = demands[i + 1].count if i + 1 < len(demands) else d.out_count
+            span = demands[readers[i]].count if i in readers else d.out_count
             d.words = kernel_words(kernel_values=d.kernel_values, bits=d.bits, out_span=span,
                                    out_passes=d.out_passes, in_passes=d.passes,
                                    flatten_pixels=d.flatten_pixels,

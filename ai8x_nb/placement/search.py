@@ -9,7 +9,8 @@ later one. So `plan_layers` tries, in order, and keeps the first placement that 
    the rest, keep the mask whose outcome is best (fewest problems, lowest kernel memory),
    within `SEARCH_SECONDS`.
 
-When nothing fits, the problems of the first greedy pass are reported. Results are cached by
+When nothing fits, the problems of the first greedy pass are reported. Networks that branch
+(residual `Add`s) are placed by `branches.BranchPlanner` instead. Results are cached by
 the layers' demands, so `check_model` and the YAML writer, which place the same model one
 after the other, search once.
 """
@@ -20,6 +21,7 @@ import logging
 import time
 
 from ai8x_nb.placement.bias import place_biases
+from ai8x_nb.placement.branches import is_chain, plan_branches
 from ai8x_nb.placement.plan import STRATEGIES, LayerPlacement, Planner, label
 
 __all__ = ["plan_layers", "SEARCH_SECONDS"]
@@ -55,6 +57,8 @@ def _lookahead(demands, device, deadline):
 @functools.lru_cache(maxsize=16)
 def _plan(key, device):
     demands = [type_(*values) for type_, values in key]
+    if not is_chain(demands):
+        return plan_branches(demands, device)
     attempts = [Planner(demands, device, strategy).run() for strategy in STRATEGIES[:1]]
     for strategy in STRATEGIES[1:]:
         if not attempts[-1].errors:
@@ -86,7 +90,8 @@ def plan_layers(demands, device):
     planner = _plan(key, device)
     masks = planner.masks
     n = len(demands)
-    out_masks = [masks[i + 1] if i + 1 < n else planner.final_mask for i in range(n)]
+    out_masks = getattr(planner, "out_masks", None) or [
+        masks[i + 1] if i + 1 < n else planner.final_mask for i in range(n)]
     placed = []
     for i, d in enumerate(demands):
         placed.append(LayerPlacement(

@@ -1,0 +1,151 @@
+"""Residual graphs in the synthesis tool's element-wise form.
+
+The device adds tensors only as part of a layer: that layer reads all its operands from one
+buffer where they are interleaved pixel by pixel (operand j of k at `in_offset + 4 * j`, each
+producer writing with `write_gap: k - 1`), adds them and clamps the sum to [-128, 127]. This
+is what the tool's own simulation computes (`izer/compute.py` `eltwise`, then the clip of
+`izer/simulate.py` `eltwise_layer`), and what `ai8x_nb.layers.Add` computes in training.
+
+`eltwise_layout` rewrites the traced hardware layers into that form:
+
+- an `Add` read only by one 2D convolution runs inside that convolution (`eltwise: add`; with
+  pooling it is `pool_first: false`, add then pool then convolve, the Keras order). The tool
+  pools after an element-wise operation on at most 2 operands, and (MAX78002) an element-wise
+  convolution over more than 64 channels only when operands * passes == operands + passes,
+  so other Adds stay layers of their own (`operation: add`);
+- an operand that is the model input, the model output, a wide output, or that another layer
+  reads too cannot be written into the interleaved buffer directly: a passthrough layer copies
+  it there, just before the element-wise layer (the vendor's `networks/cifar100-ressimplenet.yaml`
+  does the same with its "re-form data with gap" layers).
+"""
+
+import dataclasses
+import math
+
+__all__ = ["eltwise_layout", "Copy", "POOL_LAST_OPERANDS"]
+
+MODEL_INPUT = -1
+POOL_LAST_OPERANDS = 2
+"""Element-wise operands the tool pools after the operation (`MAX_POOL_LAST_ELEMENTS`)."""
+PROCESSORS = 64
+
+
+@dataclasses.dataclass(frozen=True)
+class Copy:
+    """The passthrough layer that copies an operand into an element-wise layer's buffer.
+
+    It stands in for a Keras layer in `HwLayer.layer` (it has no Keras counterpart).
+
+    Attributes:
+        name: a name for reports and the YAML comments.
+    """
+
+    name: str
+    pooling = None
+    activation = None
+    wide = False
+    has_operator = False
+
+
+def _consumers(layers):
+    found = {}
+    for hw in layers:
+        for src in hw.inputs:
+            found.setdefault(src, []).append(hw.index)
+    return found
+
+
+def _can_fuse(add, consumer, consumers, output_index):
+    if add.index == output_index or consumers.get(add.index) != [consumer.index]:
+        return False
+    if consumer.op != "conv2d" or tuple(consumer.inputs) != (add.index,):
+        return False
+    operands = len(add.inputs)
+    if getattr(consumer.layer, "pooling", None) is not None and operands > POOL_LAST_OPERANDS:
+        return False
+    passes = math.ceil(int(add.out_shape[-1]) / PROCESSORS)
+    return passes == 1 or operands * passes == operands + passes
+
+
+def _writes_directly(src, eltwise, by_index, consumers, output_index):
+    """Whether the operand's producer can write into the element-wise buffer itself."""
+    if src == MODEL_INPUT or src == output_index:
+        return False
+    if getattr(by_index[src].layer, "wide", False):
+        return False
+    return consumers.get(src) == [eltwise.index] and list(eltwise.inputs).count(src) == 1
+
+
+def eltwise_layout(layers, output_index):
+    """Fuse Adds into the next convolution and insert the operand copies.
+
+    Args:
+        layers: the traced `HwLayer`s (all supported), in device order.
+        output_index: index of the layer producing the model output.
+
+    Returns:
+        `(layers, output_index)`: new `HwLayer`s, re-indexed, element-wise layers marked
+        (`eltwise`, `write_gap`, `gap_slot`, `copy_of`).
+    """
+    consumers = _consumers(layers)
+    by_index = {hw.index: hw for hw in layers}
+    fused_into = {}
+    for hw in layers:
+        if hw.op == "add":
+            readers = consumers.get(hw.index, [])
+            if len(readers) == 1 and _can_fuse(hw, by_index[readers[0]], consumers, output_index):
+                fused_into[readers[0]] = hw
+    fused_adds = {add.index for add in fused_into.values()}
+    staged = []  # (old index or None, HwLayer with old-index inputs)
+    for hw in layers:
+        if hw.index in fused_adds:
+            continue
+        if hw.index in fused_into:
+            add = fused_into[hw.index]
+            hw = dataclasses.replace(hw, inputs=tuple(add.inputs), eltwise="add", add_layer=add.layer)
+        elif hw.op == "add":
+            hw = dataclasses.replace(hw, eltwise="add")
+        staged.append(hw)
+    # Consumers as they are after fusion: the operand producers now feed the convolutions.
+    consumers = _consumers(staged)
+    out_layers, new_index = [], {MODEL_INPUT: MODEL_INPUT}
+    for hw in staged:
+        writers = []
+        if hw.eltwise:
+            for slot, src in enumerate(hw.inputs):
+                if _writes_directly(src, hw, by_index, consumers, output_index):
+                    writers.append(("direct", src, slot))
+                else:
+                    writers.append(("copy", src, slot))
+        k = len(hw.inputs)
+        final_inputs = []
+        for kind, src, slot in writers:
+            if kind == "copy":
+                source_name = "input" if src == MODEL_INPUT else by_index[src].name
+                copy = type(hw)(
+                    index=len(out_layers), layer=Copy(f"{source_name}_to_{hw.name}_{slot}"),
+                    op="passthrough", inputs=(new_index[src],),
+                    in_shape=tuple(hw.in_shape), out_shape=tuple(hw.in_shape),
+                    write_gap=k - 1, gap_slot=slot, copy_of=new_index[src])
+                out_layers.append(copy)
+                final_inputs.append(copy.index)
+            else:
+                final_inputs.append(("direct", src, slot))
+        old = hw.index
+        hw = dataclasses.replace(hw, index=len(out_layers))
+        if hw.eltwise:
+            resolved = []
+            for item in final_inputs:
+                if isinstance(item, tuple):
+                    _, src, slot = item
+                    producer = out_layers[new_index[src]]
+                    producer.write_gap, producer.gap_slot = k - 1, slot
+                    resolved.append(new_index[src])
+                else:
+                    resolved.append(item)
+            hw.inputs = tuple(resolved)
+        else:
+            hw.inputs = tuple(new_index[src] for src in hw.inputs)
+        new_index[old] = hw.index
+        out_layers.append(hw)
+    return out_layers, new_index[output_index]

@@ -1,0 +1,246 @@
+"""Placement of networks that branch (residual `Add`s): masks by tensor, offsets by lifetime.
+
+In a chain every layer reads the layer before it, and `Planner` chooses one mask per layer.
+In a branching network a tensor can be read by several layers, and an element-wise layer
+reads one buffer that several producers write into, interleaved. The tool's rules then are:
+
+- every layer reading a tensor reads it on the processors its producer wrote it to (the
+  producer's `output_processors`), and all producers of an element-wise layer's operands
+  write to the processors that layer reads (the tool stops otherwise);
+- a layer without an operator (passthrough, operand copy, stand-alone add) writes to the
+  processors it reads;
+- kernels go to kernel memory in layer order (`KernelMemory`), biases as in a chain.
+
+So masks are chosen per class of tensors that must share processors, at the first layer that
+reads the class, by the same cost as in a chain (lowest kernel column, then the vendor's
+habit). Data offsets follow the buffers' lifetimes: a buffer lives from its first writer to
+its last reader, and two buffers that live at the same time in a shared memory instance get
+byte ranges that do not overlap. An element-wise buffer holds all operands interleaved;
+operand j's producer writes at `offset + 4 * j` (`write_gap`).
+"""
+
+from ai8x_nb.placement import data as dm
+from ai8x_nb.placement.plan import STRATEGIES, Planner, label
+
+__all__ = ["BranchPlanner", "is_chain"]
+
+MODEL_INPUT = -1
+
+
+def is_chain(demands):
+    """True when every layer reads only the layer before it (the model input for layer 0)."""
+    return all(tuple(d.inputs or ((i - 1,) if i else (MODEL_INPUT,))) ==
+               ((i - 1,) if i else (MODEL_INPUT,)) and d.operands == 1
+               for i, d in enumerate(demands))
+
+
+class _Classes:
+    """Union-find over tensors ("out", layer) and element-wise buffers ("buf", layer)."""
+
+    def __init__(self):
+        self.parent = {}
+
+    def find(self, x):
+        self.parent.setdefault(x, x)
+        while self.parent[x] != x:
+            self.parent[x] = self.parent[self.parent[x]]
+            x = self.parent[x]
+        return x
+
+    def union(self, a, b):
+        self.parent[self.find(a)] = self.find(b)
+
+
+class BranchPlanner(Planner):
+    """One pass over a branching network; `errors` collects what did not fit.
+
+    Args:
+        demands: the `LayerDemand` list.
+        device: a `Device`.
+        strategy: one of `STRATEGIES`, the tie-break between equally good masks.
+    """
+
+    def __init__(self, demands, device, strategy="vendor"):
+        super().__init__(demands, device, strategy)
+        self.out_masks = [None] * len(demands)
+        self.classes = _Classes()
+        for d in demands:
+            for src in d.inputs:
+                self.classes.find(("out", src))
+            if d.tied:
+                self.classes.union(("out", d.index), self.in_key(d.index))
+            if d.operands > 1:
+                for src in d.inputs:
+                    self.classes.union(("out", src), ("buf", d.index))
+        self.class_mask = {}
+
+    def in_key(self, i):
+        d = self.d[i]
+        return ("buf", i) if d.operands > 1 else ("out", d.inputs[0])
+
+    def in_class(self, i):
+        return self.classes.find(self.in_key(i))
+
+    def out_class(self, i):
+        return self.classes.find(("out", i))
+
+    # ---------------------------------------------------------------- masks
+    def _readers(self, cls):
+        return [d for d in self.d if self.in_class(d.index) == cls]
+
+    def _class_candidates(self, i, cls):
+        d, dev = self.d[i], self.dev
+        readers = self._readers(cls)
+        counts = {r.count for r in readers}
+        if len(counts) > 1 or any(r.chw for r in readers) and len(readers) > 1:
+            return []
+        if self.out_class(len(self.d) - 1) == cls:
+            return [self.final_mask]
+        if d.chw:
+            step = dev.processors_per_memory
+            last = dev.processors - step * (d.count - 1)
+            return [sum(1 << (s + step * k) for k in range(d.count)) for s in range(last)]
+        if d.count == dev.processors:
+            return [self.all]
+        run = (1 << d.count) - 1
+        masks = [run << s for s in range(0, dev.processors - d.count + 1,
+                                         dev.processors_per_memory)]
+        prev = self.masks[i - 1] if i else None
+        if not prev:
+            return masks
+        clear = [m for m in masks if not m & prev]
+        same = [m for m in masks if m == prev]
+        first = clear[:1] + same
+        return first + [m for m in masks if m not in first]
+
+    def _choose(self, i):
+        cls = self.in_class(i)
+        if cls in self.class_mask:
+            return self.class_mask[cls]
+        d = self.d[i]
+        best = None
+        for rank, mask in enumerate(self._class_candidates(i, cls)):
+            top = 0
+            if d.weighted and d.words and self.columns[i] is None:
+                column = self.memory.find(mask, d.words)
+                fits = self.memory.fits(mask, column, d.words, d.written)
+                top = column + d.words if fits else float("inf")
+            cost = (top, self._tie_break(mask, rank))
+            if best is None or cost < best[0]:
+                best = (cost, mask)
+        if best is None:
+            self.errors.append((i, "processors", (
+                f"{label(d)}: no processor mask satisfies the synthesis tool's rules for the "
+                f"layers that read this tensor (they must read the same processors; the model "
+                f"input can feed only the first layer). Put a convolution between the model "
+                f"input or the element-wise layers and the layers that share their input.")))
+            return None
+        self.class_mask[cls] = best[1]
+        return best[1]
+
+    # ----------------------------------------------------------------- data
+    def _buffers(self):
+        """Data buffers: key -> [size, instances, first write, last read, writers]."""
+        n = len(self.d)
+        buffers = {}
+
+        def buffer(key):
+            return buffers.setdefault(key, {"size": 0, "mask": 0, "first": n, "last": -1})
+
+        first = self.d[0]
+        model_input = buffer(("out", MODEL_INPUT))
+        model_input.update(size=first.in_bytes, first=MODEL_INPUT)
+        for d in self.d:
+            key = ("buf", self._gap_target(d.index)) if d.write_gap else ("out", d.index)
+            b = buffer(key)
+            b["first"] = min(b["first"], d.index)
+            b["mask"] |= self.out_masks[d.index] or 0
+            size = d.out_bytes * (d.write_gap + 1)
+            b["size"] = max(b["size"], size)
+            if d.index == n - 1:
+                b["last"] = n
+            in_key = ("buf", d.index) if d.operands > 1 else ("out", d.inputs[0])
+            b = buffer(in_key)
+            b["last"] = max(b["last"], d.index)
+            b["mask"] |= self.masks[d.index] or 0
+            if d.operands > 1:
+                b["size"] = max(b["size"], d.in_bytes)
+        return buffers
+
+    def _gap_target(self, i):
+        for d in self.d:
+            if d.operands > 1 and i in d.inputs:
+                return d.index
+        return None
+
+    def _place_data(self):
+        buffers = self._buffers()
+        placed = {("out", MODEL_INPUT): 0}
+        order = sorted((k for k in buffers if k != ("out", MODEL_INPUT)),
+                       key=lambda k: buffers[k]["first"])
+        for key in order:
+            b = buffers[key]
+            live = []
+            for other, off in placed.items():
+                o = buffers[other]
+                if o["first"] <= b["last"] and b["first"] <= o["last"] and (
+                        dm.instances(o["mask"], self.dev) & dm.instances(b["mask"], self.dev)):
+                    live.append((off, o["size"]))
+            writer = self.d[b["first"]]
+            src = ("buf", writer.index) if writer.operands > 1 else ("out", writer.inputs[0])
+            in_off = placed.get(src, 0)
+            preferred = [self.half, 0] if in_off != self.half else [0, self.half]
+            off = dm.choose_offset(b["size"], live, self.dev, preferred=preferred)
+            if off is None:
+                self._data_error(b["first"])
+                off = preferred[0]
+            placed[key] = off
+        for d in self.d:
+            if d.write_gap:
+                base = placed[("buf", self._gap_target(d.index))]
+                self.out_off[d.index] = base + 4 * d.gap_slot
+            else:
+                self.out_off[d.index] = placed[("out", d.index)]
+            in_key = ("buf", d.index) if d.operands > 1 else ("out", d.inputs[0])
+            self.in_off[d.index] = placed[in_key]
+
+    # ---------------------------------------------------------------- run
+    def run(self):
+        d, n = self.d, len(self.d)
+        for i, di in enumerate(d):
+            if di.weighted and not di.chw and di.count == self.dev.processors:
+                self.masks[i] = self.all
+                self.class_mask.setdefault(self.in_class(i), self.all)
+                self._allocate(i)
+        for i in range(n):
+            mask = self._choose(i)
+            if mask is None:
+                return self
+            self.masks[i] = mask
+            if d[i].weighted and self.columns[i] is None:
+                self._allocate(i)
+        for i in range(n):
+            cls = self.out_class(i)
+            if i == n - 1:
+                self.out_masks[i] = self.final_mask
+            elif cls in self.class_mask:
+                self.out_masks[i] = self.class_mask[cls]
+            if d[i].tied and self.out_masks[i] != self.masks[i]:
+                self.errors.append((i, "processors", (
+                    f"{label(d[i])}: a layer without an operator writes to the processors it "
+                    f"reads, but its readers need other processors. Put a convolution after "
+                    f"it.")))
+                return self
+        self._place_data()
+        return self
+
+
+def plan_branches(demands, device):
+    """The first `BranchPlanner` pass (over `STRATEGIES`) that fits, else the first one."""
+    first = None
+    for strategy in STRATEGIES:
+        planner = BranchPlanner(demands, device, strategy).run()
+        if not planner.errors:
+            return planner
+        first = first or planner
+    return first
