@@ -209,3 +209,42 @@ def test_concurrent_resume_is_refused(one_epoch_run, capsys):
         holder.kill()
         holder.wait()
     assert json.loads(one_epoch_run.file("results.json").read_text())["epochs_completed"] == 1
+
+
+@pytest.mark.slow
+def test_fast_recipe_killed_and_resumed_equals_uninterrupted_bit_for_bit(tmp_path):
+    """Augmented batches, weight decay, label smoothing and the QAT switch all resume exactly."""
+    fast = {**RUN, "recipe": "fast", "qat_policy": "default"}
+    killed = tmp_path / "killed"
+    script = TINY + textwrap.dedent(f"""
+        import os
+        from ai8x_nb.training import train
+
+        class Kill(keras.callbacks.Callback):
+            def on_epoch_begin(self, epoch, logs=None):
+                self.epoch = epoch
+
+            def on_train_batch_end(self, batch, logs=None):
+                if self.epoch == 1 and batch == 1:
+                    os._exit(17)
+
+        train(build_tiny(), "mnist", run_dir={str(killed)!r}, callbacks=[Kill()], **{fast!r})
+    """)
+    _kill_in_subprocess(script)
+    assert RunDir(killed).state["epochs_completed"] == 1
+    resumed = train(None, None, epochs=3, run_dir=killed, data_dir=str(DATA), verbose=0)
+
+    whole = train(_tiny(), "mnist", run_dir=tmp_path / "whole", **fast)
+    assert whole.run_dir.config["recipe"] == "fast"
+    assert whole.run_dir.config["qat_policy"]["start_epoch"] == 2  # the last fifth, >= 1 epoch
+    for name in ("last.keras", "best.keras", "qat_best.keras"):
+        a, b = _weights(whole.run_dir.file(name)), _weights(resumed.run_dir.file(name))
+        assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a), name
+    assert _history(whole.run_dir.file("history.csv")) == _history(resumed.run_dir.file("history.csv"))
+    assert whole.run_dir.results["test_accuracy"] == resumed.run_dir.results["test_accuracy"]
+
+
+@pytest.mark.slow
+def test_resume_with_another_recipe_is_refused(one_epoch_run):
+    with pytest.raises(TrainingError, match=r"recipe='fast' \(the run has 'seed'\)"):
+        train(run_dir=one_epoch_run.path, epochs=2, recipe="fast", verbose=0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ai8x_nb.datasets.augment import augment_batch, augment_seed
 from ai8x_nb.datasets.base import Split
 from ai8x_nb.errors import DatasetError
 
@@ -68,7 +69,8 @@ def epoch_order(seed: int, epoch: int, count: int):
     return np.random.default_rng([int(seed), int(epoch)]).permutation(int(count)).astype(np.int64)
 
 
-def make_epoch_dataset(split: Split, batch_size: int, *, seed: int, first_epoch: int, epochs: int):
+def make_epoch_dataset(split: Split, batch_size: int, *, seed: int, first_epoch: int, epochs: int,
+                       augmentation=None):
     """Training batches for epochs `first_epoch..epochs-1`, each in its `epoch_order`.
 
     One `tf.data.Dataset` spans all the epochs: pass `steps_per_epoch=steps_per_epoch(...)`
@@ -81,6 +83,9 @@ def make_epoch_dataset(split: Split, batch_size: int, *, seed: int, first_epoch:
         seed: the run's seed.
         first_epoch: the first epoch to produce (the resumed epoch).
         epochs: one past the last epoch.
+        augmentation: an `ai8x_nb.datasets.augment.Augmentation` applied to every training
+            batch, seeded by `(seed, epoch, batch)` (so resumed runs see the same batches),
+            or None.
 
     Returns:
         A `tf.data.Dataset`.
@@ -105,13 +110,18 @@ def make_epoch_dataset(split: Split, batch_size: int, *, seed: int, first_epoch:
 
     def epoch_batches(epoch):
         index = tf.numpy_function(order, [epoch], tf.int64, stateful=False)
-        return tf.data.Dataset.from_tensor_slices(tf.ensure_shape(index, (count,))).batch(batch_size)
+        batches = tf.data.Dataset.from_tensor_slices(tf.ensure_shape(index, (count,))).batch(batch_size)
+        # Each batch carries (epoch, batch number): the stateless augmentation seed.
+        return batches.enumerate().map(lambda number, index: (epoch, number, index))
 
-    def load(index):
+    def load(epoch, number, index):
         xb, yb = tf.numpy_function(gather, [index], (tf.int8, tf.int64), stateful=False)
         xb = tf.ensure_shape(xb, (None,) + sample_shape)
         yb = tf.ensure_shape(yb, (None,))
-        return tf.cast(xb, tf.float32) / 128.0, yb
+        xb = tf.cast(xb, tf.float32) / 128.0
+        if augmentation is not None and augmentation.active:
+            xb = augment_batch(xb, augmentation, augment_seed(seed, epoch, number))
+        return xb, yb
 
     data = tf.data.Dataset.range(first_epoch, epochs).flat_map(epoch_batches)
     data = data.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)

@@ -19,8 +19,11 @@ __all__ = ["make_optimizer", "compile_model", "resolve_policy", "policy_dict", "
 logger = logging.getLogger(__name__)
 
 
-def make_optimizer(optimizer, lr):
+def make_optimizer(optimizer, lr, weight_decay=0.0):
     """Return a Keras optimizer: "adam", "sgd" (momentum 0.9) or an optimizer instance.
+
+    `weight_decay` (a recipe's) is Keras' decoupled weight decay of the named optimizers; an
+    optimizer instance keeps its own.
 
     Raises:
         TrainingError: unknown optimizer name.
@@ -30,36 +33,50 @@ def make_optimizer(optimizer, lr):
             optimizer.learning_rate = lr
         return optimizer
     name = str(optimizer).lower()
+    decay = float(weight_decay) or None
     if name == "adam":
-        return keras.optimizers.Adam(learning_rate=lr)
+        return keras.optimizers.Adam(learning_rate=lr, weight_decay=decay)
     if name == "sgd":
-        return keras.optimizers.SGD(learning_rate=lr, momentum=0.9)
+        return keras.optimizers.SGD(learning_rate=lr, momentum=0.9, weight_decay=decay)
     raise TrainingError(f"optimizer={optimizer!r} is not supported; use one of {OPTIMIZERS} "
                         f"or pass a keras.optimizers.Optimizer instance.")
 
 
-def compile_model(model, optimizer, metrics):
-    """Compile with sparse categorical cross-entropy on logits; always tracks accuracy."""
+def compile_model(model, optimizer, metrics, label_smoothing=0.0):
+    """Compile with sparse categorical cross-entropy on logits; always tracks accuracy.
+
+    `label_smoothing` (a recipe's) smooths the cross-entropy's targets.
+    """
+    from ai8x_nb.training.losses import make_loss
+
     metrics = list(metrics or ())
     if not any(isinstance(m, str) and m.lower() in ("accuracy", "acc") for m in metrics):
         metrics.append("accuracy")
     model.compile(optimizer=optimizer,
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                  metrics=metrics, jit_compile=False)
+                  loss=make_loss(label_smoothing), metrics=metrics, jit_compile=False)
 
 
-def resolve_policy(qat_policy, epochs):
+def resolve_policy(qat_policy, epochs, recipe=None):
     """Load a QAT policy and make its start epoch fit in `epochs` (None: no QAT).
 
     A policy that would start at or after the last epoch (e.g. the default start 30 in a
-    2-epoch smoke run) starts at `epochs // 2` instead, with a warning.
+    2-epoch smoke run) starts at `epochs // 2` instead, with a warning. With the packaged
+    "default" policy, a recipe with a `qat_fraction` sets the start (the policy's epoch 10 is
+    written for long runs); a policy file or dict keeps its own start.
     """
     if qat_policy is None:
         return None
     from ai8x_nb import quantize  # lazy: QAT is optional
+    from ai8x_nb.training.recipes import qat_start_epoch
 
     policy = qat_policy if isinstance(qat_policy, quantize.QATPolicy) else (
         quantize.load_policy(qat_policy))
+    start = None
+    if recipe is not None and isinstance(qat_policy, str) and qat_policy.lower() == "default":
+        start = qat_start_epoch(recipe, epochs)
+    if start is not None and start != policy.start_epoch:
+        logger.info("QAT starts at epoch %d of %d (recipe %r).", start, epochs, recipe.name)
+        policy = dataclasses.replace(policy, start_epoch=start)
     if policy.start_epoch >= epochs:
         start = epochs // 2
         logger.warning("QAT policy start_epoch=%d is not before the last of %d epochs; "

@@ -7,11 +7,13 @@ import os
 import keras
 
 from ai8x_nb import datasets
+from ai8x_nb.datasets.augment import augmentation_for
 from ai8x_nb.datasets.pipeline import make_epoch_dataset, steps_per_epoch
 from ai8x_nb.errors import Ai8xNbError
 from ai8x_nb.runs import HISTORY, TENSORBOARD
 from ai8x_nb.training import callbacks as cb
 from ai8x_nb.training.progress import progress_setup
+from ai8x_nb.training.recipes import recipe_from_config
 from ai8x_nb.training.results import TrainResult, evaluate_split, read_history
 
 __all__ = ["fit_run", "finish_run"]
@@ -23,7 +25,8 @@ def fit_run(run, model, ds, config, policy, schedule, *, initial_epoch, state, v
             callbacks):
     """Train a compiled model from `initial_epoch` to `config["epochs"]` into `run`.
 
-    Epoch `e` sees the training split in `epoch_order(seed, e)`, and the dropout generators'
+    Epoch `e` sees the training split in `epoch_order(seed, e)` (augmented, when the run's
+    recipe says so, with draws seeded by (seed, e, batch)), and the dropout generators'
     state is saved with every epoch's checkpoint, so the epochs after a resume are the same
     as those of an uninterrupted run.
 
@@ -71,8 +74,11 @@ def fit_run(run, model, ds, config, policy, schedule, *, initial_epoch, state, v
         *callbacks,
     ]
     if initial_epoch < epochs:
+        recipe = recipe_from_config(config)
+        augmentation = augmentation_for(ds.name) if recipe.augment else None
         train_data = make_epoch_dataset(ds.train, batch_size, seed=int(config["seed"]),
-                                        first_epoch=initial_epoch, epochs=epochs)
+                                        first_epoch=initial_epoch, epochs=epochs,
+                                        augmentation=augmentation)
         valid_data = None if valid is None else datasets.make_tf_dataset(valid, batch_size)
         model.fit(train_data, validation_data=valid_data, epochs=epochs, steps_per_epoch=steps,
                   initial_epoch=initial_epoch, callbacks=cbs, shuffle=False,

@@ -19,6 +19,7 @@ from ai8x_nb.training.components import (build_model, check_shapes, compile_mode
                                          resolve_policy)
 from ai8x_nb.training.fit import fit_run
 from ai8x_nb.training.progress import auto_verbose
+from ai8x_nb.training.recipes import get_recipe, with_batch_norm
 from ai8x_nb.training.resume import continue_run
 from ai8x_nb.training.settings import RunSettings
 
@@ -31,7 +32,8 @@ logger = logging.getLogger(__name__)
 def train(model_or_name=None, dataset_or_name=None, *, epochs, batch_size=None,
           optimizer=None, lr=None, metrics=None, qat_policy=None, out="logs",
           run_dir=None, seed=None, data_dir=None, dataset_kwargs=None, verbose="auto",
-          callbacks=(), device=None, schedule=None, warmup_epochs=None, name=None):
+          callbacks=(), device=None, schedule=None, warmup_epochs=None, name=None,
+          recipe=None):
     """Train a model, with checkpoints, resume, optional QAT and a test-split evaluation.
 
     Every argument is checked before anything is loaded or written: a bad value raises and
@@ -78,6 +80,11 @@ def train(model_or_name=None, dataset_or_name=None, *, epochs, batch_size=None,
             default 0.3: a short ramp keeps Adam's first steps at the peak rate from pushing
             the clamped activations into saturation; used by "cosine" only).
         name: run folder name suffix (default: the model name).
+        recipe: "seed" (default: as the seed models were trained) or "fast" (for runs of
+            10-20 epochs: augmentation, cosine schedule with warm-up, weight decay, label
+            smoothing, QAT for the last fifth of the run with the "default" policy); see
+            `ai8x_nb.training.recipes`. Explicit arguments win over the recipe's defaults.
+            Saved in config.json and used on resume.
 
     Returns:
         A `TrainResult`; `model` is the run's best checkpoint (`qat_best.keras` when QAT ran,
@@ -100,6 +107,7 @@ def train(model_or_name=None, dataset_or_name=None, *, epochs, batch_size=None,
     args = check_train_args(epochs=epochs, batch_size=batch_size, optimizer=optimizer, lr=lr,
                             metrics=metrics, schedule=schedule, warmup_epochs=warmup_epochs,
                             seed=seed, device=device)
+    recipe = None if recipe is None else get_recipe(recipe)
     if dataset_kwargs is not None and not isinstance(dataset_kwargs, dict):
         raise TrainingError(f"dataset_kwargs={dataset_kwargs!r} is invalid: expected a dict of "
                             f"ai8x_nb.datasets.load arguments, e.g. {{'limit': 1000}}.")
@@ -109,26 +117,30 @@ def train(model_or_name=None, dataset_or_name=None, *, epochs, batch_size=None,
         with run.lock():
             if run.is_run:
                 return continue_run(run, model_or_name, dataset_or_name, args, qat_policy,
-                                    data_dir, dataset_kwargs, options)
+                                    data_dir, dataset_kwargs, options, recipe=recipe)
             return _new_run(run, model_or_name, dataset_or_name, args, qat_policy, out, name,
-                            data_dir, dataset_kwargs, options, locked=True)
+                            data_dir, dataset_kwargs, options, recipe, locked=True)
     return _new_run(run, model_or_name, dataset_or_name, args, qat_policy, out, name,
-                    data_dir, dataset_kwargs, options)
+                    data_dir, dataset_kwargs, options, recipe)
 
 
 def _new_run(run, model_or_name, dataset_or_name, args, qat_policy, out, name, data_dir,
-             dataset_kwargs, options, locked=False):
+             dataset_kwargs, options, recipe, locked=False):
     if dataset_or_name is None and isinstance(model_or_name, str):
         dataset_or_name = models.get_info(model_or_name).dataset
     ds, ds_kwargs = load_dataset(dataset_or_name, data_dir, dataset_kwargs)
     keras.utils.set_random_seed(DEFAULT_SEED if args.seed is None else args.seed)
     model, model_ref, info = build_model(model_or_name, ds, args.device or DEFAULT_DEVICE)
+    recipe = get_recipe(recipe)
+    if recipe.batch_norm and not isinstance(model_or_name, keras.Model):
+        model = with_batch_norm(model, recipe.batch_norm)
     check_shapes(model, ds)
-    settings = RunSettings.from_args(args, info, qat_policy)
+    settings = RunSettings.from_args(args, info, qat_policy, recipe)
     check_metrics(settings.metrics, ds.num_classes)
     schedule = make_schedule(settings.schedule, info, settings.lr, settings.epochs,
                              settings.warmup_epochs)
-    compile_model(model, make_optimizer(settings.optimizer, settings.lr), settings.metrics)
+    compile_model(model, make_optimizer(settings.optimizer, settings.lr, recipe.weight_decay),
+                  settings.metrics, recipe.label_smoothing)
 
     # Every check passed: only now does a folder appear.
     if run is None:

@@ -17,6 +17,7 @@ from ai8x_nb.training.components import (build_model, check_shapes, compile_mode
                                          make_optimizer, policy_dict, resolve_policy,
                                          resume_schedule)
 from ai8x_nb.training.fit import fit_run
+from ai8x_nb.training.recipes import recipe_from_config, with_batch_norm
 from ai8x_nb.training.results import truncate_history
 from ai8x_nb.training.settings import RunSettings
 
@@ -26,7 +27,7 @@ logger = logging.getLogger(__name__)
 
 
 def continue_run(run, model_or_name, dataset_or_name, args, qat_policy, data_dir,
-                 dataset_kwargs, options):
+                 dataset_kwargs, options, recipe=None):
     """Resume (or restart) the run in the locked folder `run` up to `args.epochs` epochs.
 
     Args:
@@ -34,6 +35,7 @@ def continue_run(run, model_or_name, dataset_or_name, args, qat_policy, data_dir
         model_or_name, dataset_or_name, qat_policy, data_dir, dataset_kwargs: as given to
             `train` (checked against the run's settings; `data_dir` may differ).
         args: the checked `TrainArgs`.
+        recipe: the `Recipe` given, or None (the run's own).
         options: `verbose` and `callbacks` for `fit_run`.
 
     Returns:
@@ -46,7 +48,7 @@ def continue_run(run, model_or_name, dataset_or_name, args, qat_policy, data_dir
     """
     config, state = run.config, run.state
     _refuse_conflicts(run, config, model_or_name, dataset_or_name, args, qat_policy,
-                      dataset_kwargs)
+                      dataset_kwargs, recipe)
     epochs = args.epochs
     done = 0 if state is None else state["epochs_completed"]
     if epochs < done:
@@ -88,8 +90,12 @@ def _rebuild(run, config, model_or_name, ds, settings):
     else:
         keras.utils.set_random_seed(settings.seed)
         model, _, _ = build_model(ref, ds, settings.device)
+        if settings.recipe.batch_norm:
+            model = with_batch_norm(model, settings.recipe.batch_norm)
     check_shapes(model, ds)
-    compile_model(model, make_optimizer(settings.optimizer, settings.lr), settings.metrics)
+    compile_model(model, make_optimizer(settings.optimizer, settings.lr,
+                                        settings.recipe.weight_decay),
+                  settings.metrics, settings.recipe.label_smoothing)
     return model
 
 
@@ -113,7 +119,7 @@ def _saved_model_ref(config):
 
 
 def _refuse_conflicts(run, config, model_or_name, dataset_or_name, args, qat_policy,
-                      dataset_kwargs):
+                      dataset_kwargs, recipe=None):
     dataset = getattr(dataset_or_name, "name", dataset_or_name)
     given = {
         "dataset": dataset,
@@ -126,10 +132,13 @@ def _refuse_conflicts(run, config, model_or_name, dataset_or_name, args, qat_pol
         "warmup_epochs": args.warmup_epochs,
         "seed": args.seed,
         "device": args.device,
-        "qat_policy": (policy_dict(resolve_policy(qat_policy, int(config.get("epochs", 1))))
-                       if qat_policy is not None else None),
+        "qat_policy": (policy_dict(resolve_policy(
+            qat_policy, int(config.get("epochs", 1)),
+            recipe_from_config(config))) if qat_policy is not None else None),
+        "recipe": None if recipe is None else recipe.name,
     }
-    saved = {**config, "model": _saved_model_ref(config)}
+    saved = {**config, "model": _saved_model_ref(config),
+             "recipe": config.get("recipe", "seed")}
     if given["model"] is not None and saved["model"] is None:
         given["model"] = None  # a custom keras.Model run: a name cannot be compared
     conflicts = resume_conflicts(given, saved)

@@ -7,6 +7,7 @@ from ai8x_nb.training.arguments import (DEFAULT_DEVICE, DEFAULT_METRICS, DEFAULT
                                         DEFAULT_WARMUP_EPOCHS)
 from ai8x_nb.training.components import (model_device, policy_dict, resolve_policy,
                                          schedule_name, try_spec)
+from ai8x_nb.training.recipes import get_recipe, recipe_config, recipe_from_config
 
 __all__ = ["RunSettings", "DEFAULT_BATCH_SIZE", "DEFAULT_LR"]
 
@@ -23,6 +24,7 @@ class RunSettings:
         batch_size, optimizer, lr, metrics, schedule, warmup_epochs, seed, device: as in
             `ai8x_nb.training.train`, resolved.
         policy: the `QATPolicy` (start epoch fitted to `epochs`) or None.
+        recipe: the `ai8x_nb.training.recipes.Recipe`.
     """
 
     epochs: int
@@ -35,16 +37,20 @@ class RunSettings:
     seed: int
     device: str
     policy: object
+    recipe: object = None
 
     @classmethod
-    def from_args(cls, args, info, qat_policy):
-        """Fill the arguments' gaps (None) with the seed model's values, else the defaults.
+    def from_args(cls, args, info, qat_policy, recipe=None):
+        """Fill the arguments' gaps (None) with the recipe's, the seed model's, else the defaults.
 
         Args:
             args: the checked `TrainArgs`.
             info: the seed `ModelInfo` giving the defaults, or None.
             qat_policy: the `qat_policy` argument of `train`.
+            recipe: the `Recipe` (None: "seed").
         """
+        recipe = get_recipe(recipe)
+
         def pick(value, default):
             return default if value is None else value
 
@@ -54,11 +60,13 @@ class RunSettings:
             optimizer=pick(args.optimizer, info.optimizer if info else "adam"),
             lr=pick(args.lr, info.lr if info else DEFAULT_LR),
             metrics=pick(args.metrics, DEFAULT_METRICS),
-            schedule=pick(args.schedule, "seed"),
-            warmup_epochs=pick(args.warmup_epochs, DEFAULT_WARMUP_EPOCHS),
+            schedule=pick(args.schedule, pick(recipe.schedule, "seed")),
+            warmup_epochs=pick(args.warmup_epochs,
+                               pick(recipe.warmup_epochs, DEFAULT_WARMUP_EPOCHS)),
             seed=pick(args.seed, DEFAULT_SEED),
             device=pick(args.device, DEFAULT_DEVICE),
-            policy=resolve_policy(qat_policy, args.epochs))
+            policy=resolve_policy(qat_policy, args.epochs, recipe),
+            recipe=recipe)
 
     @classmethod
     def from_config(cls, config, epochs):
@@ -70,7 +78,8 @@ class RunSettings:
             warmup_epochs=float(config.get("warmup_epochs", 0.0)),
             seed=int(config.get("seed", DEFAULT_SEED)),
             device=config.get("device") or DEFAULT_DEVICE,
-            policy=resolve_policy(config.get("qat_policy"), epochs))
+            policy=resolve_policy(config.get("qat_policy"), epochs),
+            recipe=recipe_from_config(config))
 
     def to_config(self, ds, ds_kwargs, model, model_ref, info):
         """The config.json content of a run with these settings."""
@@ -91,5 +100,6 @@ class RunSettings:
             "metrics": [m if isinstance(m, str) else type(m).__name__ for m in self.metrics],
             "seed": self.seed,
             "qat_policy": policy_dict(self.policy),
+            **recipe_config(self.recipe),
             "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
         }

@@ -1,0 +1,131 @@
+"""Training recipes: names and errors, the QAT start, augmentation (grid, rules, resume), loss."""
+
+import dataclasses
+
+import keras
+import numpy as np
+import pytest
+
+from ai8x_nb.datasets.augment import Augmentation, augment_batch, augment_seed, augmentation_for
+from ai8x_nb.datasets.base import Split
+from ai8x_nb.datasets.pipeline import make_epoch_dataset
+from ai8x_nb.training import TrainingError
+from ai8x_nb.training.losses import SparseCrossentropy
+from ai8x_nb.training.recipes import (RECIPES, Recipe, get_recipe, qat_start_epoch,
+                                      recipe_config, recipe_from_config)
+
+
+def test_recipe_names_and_unknown_name():
+    assert get_recipe(None).name == "seed" and get_recipe(" FAST ").name == "fast"
+    with pytest.raises(TrainingError, match=r"recipe='quick' is invalid: expected one of "
+                                            r"'seed', 'fast'\. Use 'fast'"):
+        get_recipe("quick")
+    with pytest.raises(TrainingError, match="recipe=3 is invalid"):
+        get_recipe(3)
+
+
+def test_seed_recipe_changes_nothing():
+    seed = RECIPES["seed"]
+    assert (seed.schedule, seed.warmup_epochs, seed.augment, seed.weight_decay,
+            seed.label_smoothing, seed.batch_norm, seed.qat_fraction) == (
+        None, None, False, 0.0, 0.0, None, None)
+
+
+@pytest.mark.parametrize("epochs, start", [(15, 12), (20, 16), (3, 2), (1, 0), (10, 8)])
+def test_fast_recipe_runs_qat_in_the_last_fifth(epochs, start):
+    assert qat_start_epoch(get_recipe("fast"), epochs) == start
+    assert qat_start_epoch(get_recipe("seed"), epochs) is None
+
+
+def test_recipe_config_round_trip_keeps_variants():
+    assert recipe_config("fast") == {"recipe": "fast"}
+    variant = dataclasses.replace(RECIPES["fast"], augment=False)
+    config = recipe_config(variant)
+    assert config["recipe"] == "fast" and recipe_from_config(config) == variant
+    assert recipe_from_config({}) == RECIPES["seed"]
+
+
+def test_augmentation_rules_per_dataset():
+    assert not augmentation_for("mnist").flip  # a mirrored 2 is not a 2
+    assert augmentation_for("fashionmnist").flip and augmentation_for("cifar10").flip
+    kws = augmentation_for("kws20")
+    assert kws.time_shift and kws.noise and not kws.flip and not kws.shift
+    assert not augmentation_for("unknown").active
+
+
+def _images(n=64, shape=(28, 28, 1), seed=0):
+    rng = np.random.default_rng(seed)
+    return (rng.integers(-128, 128, (n,) + shape).astype(np.float32) / 128.0)
+
+
+def _np_shift_flip(x, dy, dx, flip):
+    """Independent model: translate by (dy, dx) with edge pixels repeated, then mirror."""
+    h, w = x.shape[:2]
+    rows = np.clip(np.arange(h) + dy, 0, h - 1)
+    cols = np.clip(np.arange(w) + dx, 0, w - 1)
+    y = x[rows][:, cols]
+    return y[:, ::-1] if flip else y
+
+
+def test_image_augmentation_is_a_translation_and_mirror_on_the_grid():
+    x = _images()
+    out = augment_batch(x, Augmentation(shift=2, flip=True), augment_seed(1, 0, 0)).numpy()
+    assert out.shape == x.shape and np.array_equal(np.round(out * 128), out * 128)
+    matched = 0
+    for a, b in zip(x, out):
+        candidates = [_np_shift_flip(a, dy, dx, f) for dy in range(-2, 3)
+                      for dx in range(-2, 3) for f in (False, True)]
+        matched += any(np.array_equal(c, b) for c in candidates)
+    assert matched == len(x)
+    assert not np.array_equal(out, x)
+
+
+def test_audio_augmentation_shifts_in_silence_and_adds_grid_noise():
+    x = _images(8, (128, 128))
+    aug = Augmentation(time_shift=1600, noise=0.0)
+    out = augment_batch(x, aug, augment_seed(3, 1, 2)).numpy().reshape(8, -1)
+    flat = x.reshape(8, -1)
+    for a, b in zip(flat, out):
+        shifts = [s for s in range(-1600, 1601)
+                  if np.array_equal(b[max(0, -s):len(b) - max(0, s)], a[max(0, s):len(a) - max(0, -s)])]
+        assert shifts  # a pure shift, silence (0) where the clip has no samples
+    noisy = augment_batch(x, Augmentation(noise=0.05), augment_seed(3, 1, 2)).numpy()
+    assert np.array_equal(np.round(noisy * 128), noisy * 128)
+    assert noisy.min() >= -1.0 and noisy.max() <= 127 / 128 and not np.array_equal(noisy, x)
+
+
+def test_augmented_epochs_depend_on_seed_epoch_and_batch_only():
+    x = np.random.default_rng(0).integers(-128, 128, (40, 28, 28, 1)).astype(np.int8)
+    split = Split("train", x, np.arange(40) % 10)
+    aug = augmentation_for("fashionmnist")
+    whole = [b.numpy() for b, _ in make_epoch_dataset(split, 16, seed=3, first_epoch=0, epochs=3,
+                                                      augmentation=aug)]
+    tail = [b.numpy() for b, _ in make_epoch_dataset(split, 16, seed=3, first_epoch=1, epochs=3,
+                                                     augmentation=aug)]
+    plain = [b.numpy() for b, _ in make_epoch_dataset(split, 16, seed=3, first_epoch=0, epochs=3)]
+    assert all(np.array_equal(a, b) for a, b in zip(whole[3:], tail))
+    assert not np.array_equal(whole[0], plain[0])
+    assert not np.array_equal(whole[0], whole[3][:16])  # epochs differ
+
+
+def test_label_smoothing_loss_matches_numpy():
+    logits = np.array([[2.0, -1.0, 0.5], [0.0, 3.0, -2.0]], dtype=np.float32)
+    labels = np.array([2, 1])
+    eps = 0.1
+    target = np.full((2, 3), eps / 3) + (1 - eps) * np.eye(3)[labels]
+    logp = logits - np.log(np.exp(logits).sum(1, keepdims=True))
+    expected = float(np.mean(-(target * logp).sum(1)))
+    got = float(SparseCrossentropy(label_smoothing=eps)(labels, logits))
+    assert got == pytest.approx(expected, rel=1e-5)
+    plain = keras.losses.SparseCategoricalCrossentropy(from_logits=True)(labels, logits)
+    assert float(SparseCrossentropy()(labels, logits)) == pytest.approx(float(plain), rel=1e-6)
+    restored = SparseCrossentropy.from_config(SparseCrossentropy(0.2).get_config())
+    assert restored.label_smoothing == 0.2
+    with pytest.raises(ValueError, match=r"label_smoothing=1\.5 must be in \[0, 1\)"):
+        SparseCrossentropy(1.5)
+
+
+def test_recipe_is_a_frozen_record():
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        RECIPES["fast"].augment = False
+    assert isinstance(RECIPES["fast"], Recipe)
