@@ -25,6 +25,7 @@ from ai8x_nb.errors import Ai8xNbError
 __all__ = [
     "SCHEDULES",
     "OPTIMIZERS",
+    "DISTRIBUTE",
     "DEFAULT_SEED",
     "DEFAULT_DEVICE",
     "FAST_LIMIT",
@@ -44,6 +45,10 @@ run, constant."""
 
 OPTIMIZERS = ("adam", "sgd")
 """Optimizers by name (any case): Adam, SGD with momentum 0.9."""
+
+DISTRIBUTE = ("mirrored", "multiworker")
+"""Data-parallel training (`train(distribute=...)`): the devices of this machine, or the
+machines of a `TF_CONFIG` cluster; None trains on one device."""
 
 DEFAULT_SEED = 42
 """Random seed of training runs and notebooks when none is given."""
@@ -121,6 +126,9 @@ PARAMETERS = (
                       f"None)"),
     Parameter("limit", None, "int", low=1, allow_none=True),
     Parameter("seed", DEFAULT_SEED, "int", low=0),
+    Parameter("distribute", None, "choice", choices=DISTRIBUTE, allow_none=True,
+              ignore_case=True, expected="None: one device; 'mirrored': this machine's GPUs",
+              comment='None: one device; "mirrored": all GPUs of this machine'),
     Parameter("model_spec", None, "model_spec"),
 )
 """Every notebook parameter, in the order of the `parameters` cell."""

@@ -12,7 +12,7 @@ of those scripts reads it.
 import logging
 from pathlib import Path
 
-from ai8x_nb.parameters import OPTIMIZERS, SCHEDULES  # Keras-free: `ai8x-nb --help` stays fast
+from ai8x_nb.parameters import DISTRIBUTE, OPTIMIZERS, SCHEDULES  # Keras-free: fast --help
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +49,11 @@ def add_parser(subparsers):
                    help="quantization-aware training policy: 'default' or a policy YAML")
     p.add_argument("--device", help="MAX78000 (default) or MAX78002")
     p.add_argument("--seed", type=int, help="random seed (default 42)")
+    p.add_argument("--distribute", type=str.lower, choices=DISTRIBUTE,
+                   help="data-parallel training: 'mirrored' over this machine's GPUs (else "
+                        "its CPUs), 'multiworker' over the machines of $TF_CONFIG (run the "
+                        "same command on each); --batch_size stays the global batch. "
+                        "Default: one device (a resumed run: its own)")
     data = p.add_argument_group("data")
     data.add_argument("--data-dir", help="folder of the datasets (default: $AI8X_NB_DATA or "
                                          "./data)")
@@ -173,7 +178,7 @@ def run(args):
         lr=args.lr, metrics=args.metrics, qat_policy=args.qat_policy, out=args.out,
         run_dir=args.run_dir, seed=args.seed, data_dir=args.data_dir,
         dataset_kwargs=_dataset_kwargs(args), device=args.device, schedule=args.schedule,
-        warmup_epochs=args.warmup_epochs)
+        warmup_epochs=args.warmup_epochs, distribute=args.distribute)
     folder = result.run_dir.path
     _save_samples(args, ds, folder)
     print(f"run dir: {folder}")

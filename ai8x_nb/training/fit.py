@@ -12,6 +12,7 @@ from ai8x_nb.datasets.pipeline import make_epoch_dataset, steps_per_epoch
 from ai8x_nb.errors import Ai8xNbError
 from ai8x_nb.runs import HISTORY, TENSORBOARD
 from ai8x_nb.training import callbacks as cb
+from ai8x_nb.training.distribute import scope
 from ai8x_nb.training.progress import progress_setup
 from ai8x_nb.training.recipes import recipe_from_config
 from ai8x_nb.training.results import TrainResult, evaluate_split, read_history
@@ -22,7 +23,7 @@ logger = logging.getLogger(__name__)
 
 
 def fit_run(run, model, ds, config, policy, schedule, *, initial_epoch, state, verbose,
-            callbacks):
+            callbacks, distribution=None):
     """Train a compiled model from `initial_epoch` to `config["epochs"]` into `run`.
 
     Epoch `e` sees the training split in `epoch_order(seed, e)` (augmented, when the run's
@@ -41,6 +42,9 @@ def fit_run(run, model, ds, config, policy, schedule, *, initial_epoch, state, v
         state: the run's state.json content when resuming, else None.
         verbose: see `ai8x_nb.training.train`.
         callbacks: the caller's extra callbacks.
+        distribution: the run's `ai8x_nb.training.distribute.Distribution`, or None. `fit`
+            runs under its scope (variables made by callbacks, such as the optimizer the QAT
+            switch rebuilds, belong to the strategy); the test evaluation does not.
 
     Returns:
         The `TrainResult` of `finish_run`.
@@ -80,9 +84,14 @@ def fit_run(run, model, ds, config, policy, schedule, *, initial_epoch, state, v
                                         first_epoch=initial_epoch, epochs=epochs,
                                         augmentation=augmentation)
         valid_data = None if valid is None else datasets.make_tf_dataset(valid, batch_size)
-        model.fit(train_data, validation_data=valid_data, epochs=epochs, steps_per_epoch=steps,
-                  initial_epoch=initial_epoch, callbacks=cbs, shuffle=False,
-                  verbose=keras_verbose)
+        if distribution is not None:
+            train_data = distribution.prepare_dataset(train_data)
+            if valid_data is not None:
+                valid_data = distribution.prepare_dataset(valid_data)
+        with scope(distribution):
+            model.fit(train_data, validation_data=valid_data, epochs=epochs,
+                      steps_per_epoch=steps, initial_epoch=initial_epoch, callbacks=cbs,
+                      shuffle=False, verbose=keras_verbose)
     return finish_run(run, model, ds, config)
 
 

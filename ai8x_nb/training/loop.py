@@ -17,6 +17,8 @@ from ai8x_nb.training.arguments import (DEFAULT_DEVICE, DEFAULT_SEED, OPTIMIZERS
 from ai8x_nb.training.components import (build_model, check_shapes, compile_model,
                                          load_dataset, make_optimizer, make_schedule,
                                          resolve_policy)
+from ai8x_nb.training.distribute import (check_distribute, make_distribution,
+                                         resume_distribute, scope, worker_run)
 from ai8x_nb.training.fit import fit_run
 from ai8x_nb.training.progress import auto_verbose
 from ai8x_nb.training.recipes import get_recipe, with_batch_norm
@@ -33,7 +35,7 @@ def train(model_or_name=None, dataset_or_name=None, *, epochs, batch_size=None,
           optimizer=None, lr=None, metrics=None, qat_policy=None, out="logs",
           run_dir=None, seed=None, data_dir=None, dataset_kwargs=None, verbose="auto",
           callbacks=(), device=None, schedule=None, warmup_epochs=None, name=None,
-          recipe=None):
+          distribute=None, recipe=None):
     """Train a model, with checkpoints, resume, optional QAT and a test-split evaluation.
 
     Every argument is checked before anything is loaded or written: a bad value raises and
@@ -80,6 +82,12 @@ def train(model_or_name=None, dataset_or_name=None, *, epochs, batch_size=None,
             default 0.3: a short ramp keeps Adam's first steps at the peak rate from pushing
             the clamped activations into saturation; used by "cosine" only).
         name: run folder name suffix (default: the model name).
+        distribute: None (one device), "mirrored" (the GPUs, else the logical CPUs, of this
+            machine: `tf.distribute.MirroredStrategy`, or `keras.distribution.DataParallel`
+            under JAX) or "multiworker" (TensorFlow's `MultiWorkerMirroredStrategy`, the
+            cluster read from `TF_CONFIG`; worker 0 writes the run folder). `batch_size` stays
+            the global batch, split over the replicas. Saved in config.json; a resume uses
+            the run's. See `ai8x_nb.training.distribute`.
         recipe: "seed" (default: as the seed models were trained) or "fast" (for runs of
             10-20 epochs: augmentation, cosine schedule with warm-up, weight decay, label
             smoothing, QAT for the last fifth of the run with the "default" policy); see
@@ -111,8 +119,13 @@ def train(model_or_name=None, dataset_or_name=None, *, epochs, batch_size=None,
     if dataset_kwargs is not None and not isinstance(dataset_kwargs, dict):
         raise TrainingError(f"dataset_kwargs={dataset_kwargs!r} is invalid: expected a dict of "
                             f"ai8x_nb.datasets.load arguments, e.g. {{'limit': 1000}}.")
-    options = dict(verbose=verbose, callbacks=list(callbacks or ()))
+    distribute = check_distribute(distribute)
     run = RunDir(run_dir) if run_dir is not None else None
+    if run is not None and run.is_run:
+        distribute = resume_distribute(run.config, distribute)
+    distribution = make_distribution(distribute)
+    run, out = worker_run(distribution, run, out)
+    options = dict(verbose=verbose, callbacks=list(callbacks or ()), distribution=distribution)
     if run is not None and run.exists:
         with run.lock():
             if run.is_run:
@@ -130,17 +143,28 @@ def _new_run(run, model_or_name, dataset_or_name, args, qat_policy, out, name, d
         dataset_or_name = models.get_info(model_or_name).dataset
     ds, ds_kwargs = load_dataset(dataset_or_name, data_dir, dataset_kwargs)
     keras.utils.set_random_seed(DEFAULT_SEED if args.seed is None else args.seed)
-    model, model_ref, info = build_model(model_or_name, ds, args.device or DEFAULT_DEVICE)
+    distribution = options["distribution"]
+    with scope(distribution):  # the model's variables are made by the strategy
+        model, model_ref, info = build_model(model_or_name, ds, args.device or DEFAULT_DEVICE)
+    if distribution is not None and model is model_or_name:
+        model = distribution.adopt(model)
     recipe = get_recipe(recipe)
     if recipe.batch_norm and not isinstance(model_or_name, keras.Model):
-        model = with_batch_norm(model, recipe.batch_norm)
+        with scope(distribution):
+            model = with_batch_norm(model, recipe.batch_norm)
     check_shapes(model, ds)
     settings = RunSettings.from_args(args, info, qat_policy, recipe)
     check_metrics(settings.metrics, ds.num_classes)
     schedule = make_schedule(settings.schedule, info, settings.lr, settings.epochs,
                              settings.warmup_epochs)
-    compile_model(model, make_optimizer(settings.optimizer, settings.lr, recipe.weight_decay),
-                  settings.metrics, recipe.label_smoothing)
+    if distribution is not None:
+        distribution.check_batches(settings.batch_size, {"train": len(ds.train),
+                                                         "validation": len(ds.valid)})
+        distribution.prepare_model(model)
+    with scope(distribution):
+        compile_model(model, make_optimizer(settings.optimizer, settings.lr,
+                                            recipe.weight_decay),
+                      settings.metrics, recipe.label_smoothing)
 
     # Every check passed: only now does a folder appear.
     if run is None:
@@ -149,6 +173,7 @@ def _new_run(run, model_or_name, dataset_or_name, args, qat_policy, out, name, d
         run.path.mkdir(parents=True, exist_ok=True)
     with contextlib.nullcontext() if locked else run.lock():
         config = settings.to_config(ds, ds_kwargs, model, model_ref, info)
+        config["distribute"] = None if distribution is None else distribution.name
         run.write_config(config)
         logger.info("Run folder: %s", run.path)
         return fit_run(run, model, ds, config, settings.policy, schedule, initial_epoch=0,

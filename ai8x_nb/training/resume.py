@@ -16,6 +16,7 @@ from ai8x_nb.training.arguments import TrainingError, resume_conflicts
 from ai8x_nb.training.components import (build_model, check_shapes, compile_model,
                                          make_optimizer, policy_dict, resolve_policy,
                                          resume_schedule)
+from ai8x_nb.training.distribute import scope
 from ai8x_nb.training.fit import fit_run
 from ai8x_nb.training.recipes import recipe_from_config, with_batch_norm
 from ai8x_nb.training.results import truncate_history
@@ -36,7 +37,8 @@ def continue_run(run, model_or_name, dataset_or_name, args, qat_policy, data_dir
             `train` (checked against the run's settings; `data_dir` may differ).
         args: the checked `TrainArgs`.
         recipe: the `Recipe` given, or None (the run's own).
-        options: `verbose` and `callbacks` for `fit_run`.
+        options: `verbose`, `callbacks` and `distribution` for `fit_run` (the model is
+            rebuilt or reloaded under the distribution's scope).
 
     Returns:
         The `TrainResult`.
@@ -60,16 +62,23 @@ def continue_run(run, model_or_name, dataset_or_name, args, qat_policy, data_dir
         ds = dataset_or_name
     else:
         ds = run.load_dataset(data_dir=data_dir)
+    distribution = options.get("distribution")
+    if distribution is not None:
+        distribution.check_batches(settings.batch_size, {"train": len(ds.train),
+                                                         "validation": len(ds.valid)})
     if state is None:
         logger.info("Run %s stopped in its first epoch: starting it again with its saved "
                     "settings.", run.path)
-        model = _rebuild(run, config, model_or_name, ds, settings)
+        model = _rebuild(run, config, model_or_name, ds, settings, distribution)
     else:
         if isinstance(model_or_name, keras.Model):
             logger.warning("Resuming %s from %s: the model passed is not used.", run.path,
                            LAST)
         logger.info("Resuming %s after epoch %d of %d.", run.path, done, epochs)
-        model = run.load_model(LAST, compile=True)
+        with scope(distribution):
+            model = run.load_model(LAST, compile=True)
+    if distribution is not None:
+        distribution.prepare_model(model)
     config["epochs"] = epochs
     run.write_config(config)
     truncate_history(run.file(HISTORY), done)
@@ -78,7 +87,7 @@ def continue_run(run, model_or_name, dataset_or_name, args, qat_policy, data_dir
                    **options)
 
 
-def _rebuild(run, config, model_or_name, ds, settings):
+def _rebuild(run, config, model_or_name, ds, settings, distribution):
     ref = config.get("model")
     if ref is None:
         if not isinstance(model_or_name, keras.Model):
@@ -86,16 +95,18 @@ def _rebuild(run, config, model_or_name, ds, settings):
                 f"Run {str(run.path)!r} trains a custom keras.Model and stopped before its "
                 f"first epoch ended, so it saved no model. Pass that model again to restart "
                 f"it, or start a new run.")
-        model = model_or_name
+        model = model_or_name if distribution is None else distribution.adopt(model_or_name)
     else:
         keras.utils.set_random_seed(settings.seed)
-        model, _, _ = build_model(ref, ds, settings.device)
-        if settings.recipe.batch_norm:
-            model = with_batch_norm(model, settings.recipe.batch_norm)
+        with scope(distribution):
+            model, _, _ = build_model(ref, ds, settings.device)
+            if settings.recipe.batch_norm:
+                model = with_batch_norm(model, settings.recipe.batch_norm)
     check_shapes(model, ds)
-    compile_model(model, make_optimizer(settings.optimizer, settings.lr,
-                                        settings.recipe.weight_decay),
-                  settings.metrics, settings.recipe.label_smoothing)
+    with scope(distribution):
+        compile_model(model, make_optimizer(settings.optimizer, settings.lr,
+                                            settings.recipe.weight_decay),
+                      settings.metrics, settings.recipe.label_smoothing)
     return model
 
 
