@@ -14,7 +14,8 @@ papermill run reproduces an edited model. Each row has a `type` and that type's 
 
 Optional conv/dense fields, written only when set: `batch_norm` ("affine"/"noaffine"),
 `weight_bits` (4/2/1), `l2` (kernel L2 regularisation factor). Pool rows become 1D or 2D
-pooling from the rank of their input.
+pooling from the rank of their input. Layers are named by `layer_names` (conv1, conv2, ...,
+fc). The seed models' specs live in `ai8x_nb.models` (`seed_spec(name)`).
 
 Example:
 
@@ -25,7 +26,7 @@ Example:
 True
 """
 
-import copy
+import collections
 import json
 import math
 
@@ -34,14 +35,12 @@ from ai8x_nb.errors import Ai8xNbError
 __all__ = [
     "SpecError",
     "LAYER_TYPES",
-    "SEED_SPECS",
     "default_row",
     "normalize_row",
     "normalize_spec",
     "spec_to_model",
     "model_to_spec",
-    "seed_spec",
-    "seed_input_shape",
+    "layer_names",
     "validate_spec",
     "spec_to_python",
 ]
@@ -223,13 +222,47 @@ def resolve_spec(spec):
 
 
 # --------------------------------------------------------------- layers
-def _make_layer(row, index, rank, device):
-    """Build the Keras layer of one canonical row; `rank` is the spatial rank of its input."""
+_NAME_STEMS = {"conv2d": "conv", "conv1d": "conv", "convtranspose2d": "conv", "dense": "fc",
+               "maxpool": "pool", "avgpool": "pool", "flatten": "flatten",
+               "dropout": "dropout", "reshape": "reshape"}
+
+
+def layer_names(spec):
+    """Name each row's Keras layer by the one rule of seed models, notebooks and the editor.
+
+    QAT policy overrides name layers by it. A row is named after its kind: `conv` (conv2d, conv1d, convtranspose2d), `fc` (dense),
+    `pool`, `flatten`, `dropout`, `reshape`; a kind that occurs more than once is numbered
+    from 1 in spec order.
+
+    Args:
+        spec: list of row dicts (canonical or not; a malformed row is named `layer`).
+
+    Returns:
+        A list of names, one per row.
+
+    Example:
+
+    >>> layer_names([{"type": "conv2d"}, {"type": "conv1d"}, {"type": "flatten"},
+    ...              {"type": "dense"}])
+    ['conv1', 'conv2', 'flatten', 'fc']
+    """
+    stems = [_NAME_STEMS.get(str(row.get("type", "")).lower(), "layer")
+             if isinstance(row, dict) else "layer" for row in spec]
+    total = collections.Counter(stems)
+    seen = collections.Counter()
+    names = []
+    for stem in stems:
+        seen[stem] += 1
+        names.append(stem if total[stem] == 1 else f"{stem}{seen[stem]}")
+    return names
+
+
+def _make_layer(row, name, rank, device):
+    """Build the Keras layer `name` of one canonical row; `rank`: spatial rank of its input."""
     import keras
 
     from ai8x_nb import layers
 
-    name = f"{row['type']}_{index}"
     kind = row["type"]
     if kind in CONV_TYPES or kind == "dense":
         kwargs = {"activation": row["activation"], "wide": row["wide"],
@@ -261,10 +294,10 @@ def _make_layer(row, index, rank, device):
     return keras.layers.Reshape(tuple(row["target_shape"]), name=name)
 
 
-def _apply(row, index, tensor, device):
+def _apply(row, index, name, tensor, device):
     """Apply one row to a symbolic tensor; returns (output tensor, layer) or raises SpecError."""
     try:
-        layer = _make_layer(row, index, len(tensor.shape) - 2, device)
+        layer = _make_layer(row, name, len(tensor.shape) - 2, device)
         return layer(tensor), layer
     except Ai8xNbError as err:
         raise SpecError(f"Model spec row {index} ({row['type']}): {err}", index) from err
@@ -309,8 +342,8 @@ def spec_to_model(spec, input_shape, num_classes=None, device="MAX78000", *, nam
         raise SpecError("The model spec is empty; add at least one layer.")
     inputs = keras.Input(shape=tuple(input_shape), name="input")
     x = inputs
-    for i, row in enumerate(rows):
-        x, _ = _apply(row, i, x, device)
+    for i, (row, layer_name) in enumerate(zip(rows, layer_names(rows))):
+        x, _ = _apply(row, i, layer_name, x, device)
     _check_classes(tuple(x.shape[1:]), num_classes, len(rows) - 1)
     return keras.Model(inputs, x, name=name)
 
@@ -336,10 +369,10 @@ def validate_spec(spec, input_shape, device="MAX78000", num_classes=None):
 
     results = []
     x = keras.Input(shape=tuple(input_shape))
-    for i, raw in enumerate(spec):
+    for i, (raw, layer_name) in enumerate(zip(spec, layer_names(spec))):
         try:
             row = normalize_row(raw, i)
-            y, layer = _apply(row, i, x, device)
+            y, layer = _apply(row, i, layer_name, x, device)
         except SpecError as err:
             results.append((False, str(err), None, 0))
             continue
@@ -422,101 +455,6 @@ def model_to_spec(model):
                             f"describes a single chain of layers only.")
         rows.append(_layer_row(layer))
     return rows
-
-
-# ----------------------------------------------------------------- seeds
-def _conv(filters, *, kernel_size=3, padding=1, pooling=None, activation="relu", wide=False,
-          use_bias=True, kind="conv2d", **extra):
-    row = {"type": kind, "filters": filters, "kernel_size": kernel_size, "padding": padding,
-           "pooling": pooling, "pool_size": 2 if pooling else None,
-           "pool_strides": 2 if pooling else None, "activation": activation, "wide": wide,
-           "use_bias": use_bias}
-    row.update(extra)
-    return row
-
-
-def _dense(units, *, use_bias=True, **extra):
-    row = {"type": "dense", "units": units, "activation": None, "wide": True,
-           "use_bias": use_bias}
-    row.update(extra)
-    return row
-
-
-def _mnist_like(first_bias, bias, first_padding2):
-    return [
-        _conv(60, use_bias=first_bias),
-        _conv(60, padding=2 if first_padding2 else 1, pooling="max", use_bias=bias),
-        _conv(56, pooling="max", use_bias=bias),
-        _conv(12, pooling="avg", use_bias=bias),
-        {"type": "flatten"},
-    ]
-
-
-def _seed_table():
-    cifar100_convs = [  # (filters, kernel, pooled before)
-        (16, 3, False), (20, 3, False), (20, 3, False), (20, 3, False), (20, 3, True),
-        (20, 3, False), (44, 3, False), (48, 3, True), (48, 3, False), (96, 3, True),
-        (512, 1, True), (128, 1, False), (128, 3, True)]
-    kws_l2 = {"l2": 1e-4}
-    return {
-        "mnist": ((28, 28, 1),
-                  _mnist_like(False, False, True) + [_dense(10)]),
-        "fashionmnist": ((28, 28, 1),
-                         _mnist_like(True, True, True) + [_dense(10)]),
-        "cifar10": ((32, 32, 3),
-                    _mnist_like(False, False, False) + [_dense(10, use_bias=False)]),
-        "cifar100": ((32, 32, 3),
-                     [_conv(f, kernel_size=k, padding=1 if k == 3 else 0,
-                            pooling="max" if pooled else None, use_bias=False)
-                      for f, k, pooled in cifar100_convs]
-                     + [_conv(100, kernel_size=1, padding=0, activation=None, wide=True,
-                              use_bias=False), {"type": "flatten"}]),
-        "kws20": ((128, 128),
-                  [_conv(f, kernel_size=1, padding=0, use_bias=False, kind="conv1d", **kws_l2)
-                   for f in (100, 100, 50, 16)]
-                  + [{"type": "reshape", "target_shape": [8, 16, 16]}]
-                  + [_conv(f, use_bias=False, **kws_l2) for f in (32, 64, 64, 30, 7)]
-                  + [{"type": "flatten"}, _dense(21, use_bias=False, **kws_l2)]),
-        "rock": ((64, 64, 3),
-                 [_conv(15), _conv(30, pooling="max"), {"type": "dropout", "rate": 0.2},
-                  _conv(60, pooling="max"), _conv(30, pooling="max"),
-                  _conv(30, pooling="max"), _conv(30), {"type": "flatten"},
-                  {"type": "dropout", "rate": 0.2}, _dense(3)]),
-    }
-
-
-SEED_SPECS = tuple(_seed_table())
-"""Names of the seed models that have a spec (the six dataset models)."""
-
-
-def seed_spec(name):
-    """Return the spec of a seed model (a new list each call).
-
-    The specs follow the reference's seed table (same layers and parameter counts as
-    `ai8x_nb.models.get_model(name)`); a leading input Reshape (mnist's Input(28, 28) ->
-    Reshape(28, 28, 1)) is expressed by `seed_input_shape(name)` instead.
-
-    Args:
-        name: "mnist", "fashionmnist", "cifar10", "cifar100", "kws20" or "rock".
-
-    Returns:
-        The canonical spec.
-
-    Raises:
-        SpecError: unknown name.
-    """
-    table = _seed_table()
-    if name not in table:
-        raise SpecError(f"No seed spec {name!r}; choose one of {', '.join(table)}.")
-    return normalize_spec(copy.deepcopy(table[name][1]))
-
-
-def seed_input_shape(name):
-    """The input shape (no batch axis) a seed spec expects, e.g. (28, 28, 1) for mnist."""
-    table = _seed_table()
-    if name not in table:
-        raise SpecError(f"No seed spec {name!r}; choose one of {', '.join(table)}.")
-    return table[name][0]
 
 
 # ------------------------------------------------------------------ text

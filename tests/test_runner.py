@@ -9,7 +9,7 @@ from notebook_fixtures import tiny_notebook
 
 from ai8x_nb import runner
 from ai8x_nb.cli import main
-from ai8x_nb.spec import seed_spec
+from ai8x_nb.models import seed_spec
 
 CELLS = [
     "import os\nfrom ai8x_nb.runner import record_summary",

@@ -7,14 +7,11 @@ import pytest
 
 from ai8x_nb import layers
 from ai8x_nb.errors import Ai8xNbError
-from ai8x_nb.models import get_model
+from ai8x_nb.models import SEED_SPECS, get_model, seed_input_shape, seed_spec
 from ai8x_nb.spec import (
-    SEED_SPECS,
     SpecError,
     model_to_spec,
     normalize_spec,
-    seed_input_shape,
-    seed_spec,
     spec_to_model,
     spec_to_python,
     validate_spec,

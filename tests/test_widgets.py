@@ -8,7 +8,8 @@ import pytest
 
 from ai8x_nb import layers
 from ai8x_nb.check import check_model
-from ai8x_nb.spec import seed_spec, spec_to_model
+from ai8x_nb.models import seed_spec
+from ai8x_nb.spec import spec_to_model
 from ai8x_nb.widgets import CSS_CLASS, LayerEditor, LivePlot
 from ai8x_nb.widgets import live_plot
 

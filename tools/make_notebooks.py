@@ -18,8 +18,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from ai8x_nb import parameters  # noqa: E402
-from ai8x_nb.models import get_info  # noqa: E402
-from ai8x_nb.spec import seed_spec  # noqa: E402
+from ai8x_nb.models import get_info, seed_spec  # noqa: E402
 
 DATE_CREATED = "2026/11/22"
 

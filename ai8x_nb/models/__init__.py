@@ -1,8 +1,11 @@
 """The seed models of the MAX78000 workbench and their training defaults.
 
-Each seed model lives in its own module with a `build(device)` function and an `INFO`
-(`ModelInfo`) holding how the seed trained it: dataset, batch size, learning rate,
-optimizer, epochs and LR schedule.
+Each seed model lives in its own module: its `SPEC` (the layers, as `ai8x_nb.spec` rows) and
+an `INFO` (`ModelInfo`) holding how the seed trained it: dataset, batch size, learning rate,
+optimizer, epochs and LR schedule. The model is `spec_to_model(SPEC)` wherever it is built
+(`get_model`, `ai8x-nb train`, the notebooks' `model_spec = seed_spec(name)`), so the layer
+names are the same everywhere. A network a spec cannot express (branches) has a `build`
+function instead.
 
 Example:
 
@@ -12,14 +15,16 @@ Example:
 256
 """
 
+import copy
 import types
 
 from ai8x_nb.errors import Ai8xNbError
 from ai8x_nb.models import cifar10, cifar100, fashionmnist, kws20, mnist, rock
 from ai8x_nb.models.base import ModelInfo
+from ai8x_nb.parameters import DEFAULT_DEVICE
 
-__all__ = ["MODELS", "ModelInfo", "UnknownModelError", "get_info", "get_model",
-           "model_for_dataset", "model_names"]
+__all__ = ["MODELS", "SEED_SPECS", "ModelInfo", "UnknownModelError", "get_info", "get_model",
+           "model_for_dataset", "model_names", "seed_spec", "seed_input_shape"]
 
 
 class UnknownModelError(Ai8xNbError, ValueError):
@@ -31,6 +36,9 @@ MODELS = types.MappingProxyType({
     for module in (mnist, fashionmnist, cifar10, cifar100, kws20, rock)
 })
 """Registry of the seed models: name -> `ModelInfo` (read-only)."""
+
+SEED_SPECS = tuple(name for name, info in MODELS.items() if info.spec is not None)
+"""Names of the seed models defined by a spec (the six dataset models)."""
 
 
 def model_names():
@@ -49,7 +57,7 @@ def _info(name):
     return MODELS[key]
 
 
-def get_model(name, *, device="MAX78000"):
+def get_model(name, *, device=DEFAULT_DEVICE):
     """Build a seed model.
 
     Args:
@@ -82,3 +90,44 @@ def model_for_dataset(dataset_name):
         if info.dataset == str(dataset_name).lower():
             return info
     return None
+
+
+def _spec_info(name):
+    info = MODELS.get(str(name))
+    if info is None or info.spec is None:
+        from ai8x_nb.spec import SpecError
+
+        raise SpecError(f"No seed spec {name!r}; choose one of {', '.join(SEED_SPECS)}.")
+    return info
+
+
+def seed_spec(name):
+    """Return the spec of a seed model (a new canonical list each call).
+
+    A model whose input is laid out otherwise than its first layer reads (mnist's (28, 28),
+    read as (28, 28, 1)) gets that Reshape from `get_model`; the spec itself starts at the
+    first layer and reads `seed_input_shape(name)`, the shape the datasets deliver.
+
+    Args:
+        name: a name of `SEED_SPECS` ("mnist", "fashionmnist", "cifar10", "cifar100",
+            "kws20" or "rock").
+
+    Returns:
+        The canonical spec.
+
+    Raises:
+        ai8x_nb.spec.SpecError: not a seed model with a spec.
+
+    Example:
+
+    >>> seed_spec("mnist")[0]["filters"]
+    60
+    """
+    from ai8x_nb.spec import normalize_spec
+
+    return normalize_spec(copy.deepcopy(list(_spec_info(name).spec)))
+
+
+def seed_input_shape(name):
+    """The input shape (no batch axis) a seed spec reads, e.g. (28, 28, 1) for mnist."""
+    return _spec_info(name).spec_input_shape

@@ -52,7 +52,7 @@ class LayerEditor:
     """Edit a model spec in a table of widgets, with live device checks.
 
     Args:
-        spec: the starting spec (list of row dicts, e.g. `ai8x_nb.spec.seed_spec("mnist")`).
+        spec: the starting spec (list of row dicts, e.g. `ai8x_nb.models.seed_spec("mnist")`).
         input_shape: one sample's shape without batch, e.g. `dataset.input_shape`.
         num_classes: the number of classes the last layer must output (None: no check).
         device: "MAX78000" or "MAX78002" (a dropdown in the editor changes it).
