@@ -69,6 +69,13 @@ class Device:
     avg_pool_reset_after_eltwise: bool = False
     # The synthesis tool adds a hidden layer before an average pool that follows an
     # element-wise layer (it counts toward `max_layers`).
+    eltwise_conv_bias: bool = True
+    # A convolution that adds its inputs first (`eltwise`) may have a bias
+    # (`SUPPORT_MULTIPASS_ELTWISE_CONV_BIAS`).
+    eltwise_multipass_conv: bool = True
+    # An element-wise operation over several passes may run inside a convolution or pool;
+    # the MAX78002 emulates it (`EMULATE_ELTWISE_MP`) unless operands * passes equals
+    # operands + passes, and then only in a layer of its own.
     max_padded_rows: int = 0
     # Rows (and columns) plus both paddings must stay within this count register limit
     # (0: no limit beyond `max_rows`).
@@ -147,6 +154,8 @@ MAX78002 = Device(
     max_pool_only_passes=2**16,
     padded_conv1d_multipass=False,
     avg_pool_reset_after_eltwise=True,
+    eltwise_conv_bias=False,
+    eltwise_multipass_conv=False,
 )
 
 DEVICES = {dev.name: dev for dev in (MAX78000, MAX78002)}

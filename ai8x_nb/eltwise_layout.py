@@ -10,9 +10,10 @@ is what the tool's own simulation computes (`izer/compute.py` `eltwise`, then th
 
 - an `Add` read only by one 2D convolution runs inside that convolution (`eltwise: add`; with
   pooling it is `pool_first: false`, add then pool then convolve, the Keras order). The tool
-  pools after an element-wise operation on at most 2 operands, and (MAX78002) an element-wise
-  convolution over more than 64 channels only when operands * passes == operands + passes,
-  so other Adds stay layers of their own (`operation: add`);
+  pools after an element-wise operation on at most 2 operands, and on the MAX78002 it runs an
+  element-wise convolution only without bias, and over more than 64 channels only when
+  operands * passes == operands + passes (`Device.eltwise_conv_bias`,
+  `Device.eltwise_multipass_conv`); other Adds stay layers of their own (`operation: add`);
 - an operand that is the model input, the model output, a wide output, or that another layer
   reads too cannot be written into the interleaved buffer directly: a passthrough layer copies
   it there, just before the element-wise layer (the vendor's `networks/cifar100-ressimplenet.yaml`
@@ -27,7 +28,6 @@ __all__ = ["eltwise_layout", "Copy", "POOL_LAST_OPERANDS"]
 MODEL_INPUT = -1
 POOL_LAST_OPERANDS = 2
 """Element-wise operands the tool pools after the operation (`MAX_POOL_LAST_ELEMENTS`)."""
-PROCESSORS = 64
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,10 +61,15 @@ def _can_fuse(add, consumer, consumers, output_index):
     if consumer.op != "conv2d" or tuple(consumer.inputs) != (add.index,):
         return False
     operands = len(add.inputs)
-    if getattr(consumer.layer, "pooling", None) is not None and operands > POOL_LAST_OPERANDS:
+    layer = consumer.layer
+    if getattr(layer, "pooling", None) is not None and operands > POOL_LAST_OPERANDS:
         return False
-    passes = math.ceil(int(add.out_shape[-1]) / PROCESSORS)
-    return passes == 1 or operands * passes == operands + passes
+    device = layer.device
+    if not device.eltwise_conv_bias and layer.bias is not None and layer._bias_in_use:
+        return False
+    passes = math.ceil(int(add.out_shape[-1]) / device.processors)
+    return (passes == 1 or device.eltwise_multipass_conv
+            or operands * passes == operands + passes)
 
 
 def _writes_directly(src, eltwise, by_index, consumers, output_index):

@@ -248,6 +248,111 @@ def _build(seed, rng):
     return GeneratedModel(seed, model, device, family, push)
 
 
+RESIDUAL_PUSHES = ("many_layers", "kernel_memory", "input_operand", "big_input",
+                   "multipass_operands")
+
+
+def _residual_block(d, L, x, spatial, channels, push):
+    """One residual block after `x`; returns (output, spatial, channels)."""
+    shape = d.pick(["one", "two", "three", "proj"], p=[0.45, 0.25, 0.15, 0.15])
+
+    def conv(t, filters, kernel=3):
+        pad = 1 if kernel == 3 else 0
+        return L.Conv2D(filters, kernel, padding=pad, **d.common())(t)
+
+    branch = conv(x, channels)
+    if shape in ("two", "three"):
+        branch = conv(branch, channels, d.pick([1, 3]))
+    operands = [branch, x]
+    if shape == "three":
+        operands.append(conv(x, channels, 1))
+    if shape == "proj":
+        operands[1] = conv(x, channels, 1)
+    order = list(d.rng.permutation(len(operands)))
+    y = L.Add(device=d.device)([operands[i] for i in order])
+    after = d.pick(["conv", "pool_conv", "add_again", "pool_only", "none"],
+                   p=[0.45, 0.25, 0.1, 0.1, 0.1])
+    if after == "add_again":  # the Add read twice: by another Add and by a convolution
+        y2 = conv(y, channels)
+        y = L.Add(device=d.device)([y2, y])
+    elif after == "pool_only" and min(spatial) >= 2:
+        y = L.MaxPool2D(pool_size=2, pool_strides=2, device=d.device)(y)
+        spatial = [(s - 2) // 2 + 1 for s in spatial]
+    elif after in ("conv", "pool_conv"):
+        pool = {}
+        if after == "pool_conv" and min(spatial) >= 2:
+            pool = {"pooling": d.pick(["max", "avg"]), "pool_size": 2, "pool_strides": 2}
+            spatial = [(s - 2) // 2 + 1 for s in spatial]
+        channels = d.pick([channels, 8, 16, 24, 32, 48, 64, 96, 128])
+        y = L.Conv2D(channels, 3, padding=1, **pool, **d.common())(y)
+    return y, spatial, channels
+
+
+def _build_residual(seed, rng):
+    import keras
+
+    from ai8x_nb import layers as L
+
+    device = "MAX78000" if seed % 2 == 0 else "MAX78002"
+    d = _Draw(rng, device)
+    push = d.pick(list(RESIDUAL_PUSHES)) if d.chance(0.35) else ""
+    size = d.pick([4, 8, 12, 16, 32])
+    spatial = [size, size]
+    in_channels = d.pick([3, 8, 16, 20, 32])
+    channels = d.pick([4, 8, 16, 20, 32, 48, 64], p=[.1, .2, .2, .15, .15, .1, .1])
+    if push == "multipass_operands":
+        channels = d.pick([72, 100, 128, 200])
+    if push == "big_input":
+        size = 96 if device == "MAX78000" else 150
+        spatial, channels = [size, size], d.pick([8, 16])
+    inputs = keras.Input(tuple(spatial) + (in_channels,))
+    if push == "input_operand":
+        x, channels = inputs, in_channels
+    else:
+        x = L.Conv2D(channels, 3, padding=1, **d.common())(inputs)
+    blocks = d.pick([1, 2, 3])
+    if push == "many_layers":
+        blocks = 12 if device == "MAX78000" else 45
+    for _ in range(blocks):
+        x, spatial, channels = _residual_block(d, L, x, spatial, channels, push)
+    if push == "kernel_memory":
+        x = L.Conv2D(d.pick([400, 512]), 3, padding=1, **d.common())(x)
+    wide = d.chance(0.4)
+    if int(np.prod(spatial)) * int(x.shape[-1]) <= 1024 and d.chance(0.4):
+        x = _dense_head(d, L, keras, x)
+    else:
+        x = L.Conv2D(d.pick([2, 5, 10]), 1, padding=0, **d.common(wide=wide))(x)
+    model = keras.Model(inputs, x, name=f"r{seed}")
+    return GeneratedModel(seed, model, device, "residual", push)
+
+
+def random_residual_model(seed):
+    """The generated residual (`Add`) model for `seed`: 1..3 residual blocks of various shapes.
+
+    Blocks add a convolution's output to its input, to a 1x1 projection, or three operands;
+    the sum feeds a convolution (with or without pooling, so the Add runs inside it), a
+    pool-only layer, a second Add, or the head. About a third are pushed past a limit (layer
+    count, kernel memory, data memory, the model input as an operand, multi-pass operands).
+
+    Args:
+        seed: an int; even seeds are for the MAX78000, odd ones for the MAX78002.
+
+    Returns:
+        A `GeneratedModel` with seeded uniform weights.
+    """
+    from ai8x_nb.errors import DeviceLimitError
+
+    rng = np.random.default_rng(seed + 7 * 10**6)
+    for _ in range(MAX_DRAWS):
+        try:
+            generated = _build_residual(seed, rng)
+        except (DeviceLimitError, ValueError):
+            continue
+        _set_weights(generated.model, seed)
+        return generated
+    raise RuntimeError(f"no buildable residual model for seed {seed} in {MAX_DRAWS} draws")
+
+
 def random_hardware_model(seed):
     """The generated model for `seed` (redrawn until its layers accept their arguments).
 
@@ -281,6 +386,12 @@ def _set_weights(model, seed, scale=0.4):
 def hardware_model_generator():
     """`random_hardware_model(seed) -> GeneratedModel`, the seeded model generator."""
     return random_hardware_model
+
+
+@pytest.fixture(scope="session")
+def residual_model_generator():
+    """`random_residual_model(seed) -> GeneratedModel`, the seeded residual-model generator."""
+    return random_residual_model
 
 
 # --------------------------------------------------------------- the synthesis tool, warm
