@@ -37,6 +37,10 @@ class ExportError(Ai8xNbError):
     """An export target could not be written."""
 
 
+class InputShapeError(Ai8xNbError, ValueError):
+    """Samples whose shape does not fit a model's input (another dataset's samples)."""
+
+
 class DatasetError(Ai8xNbError, ValueError):
     """A dataset is missing, corrupt, truncated or cannot be downloaded.
 

@@ -8,7 +8,6 @@ per layer how often the output clamp saturates.
 
 import dataclasses
 import logging
-import math
 import os
 from pathlib import Path
 
@@ -16,6 +15,8 @@ import keras
 import numpy as np
 
 from ai8x_nb import _atomic
+from ai8x_nb._model_io import predict, to_model_input
+from ai8x_nb.datasets import to_float
 from ai8x_nb.errors import QuantizationError
 from ai8x_nb.layers import HardwareLayer
 from ai8x_nb.quantize.convert import convert
@@ -124,17 +125,6 @@ def _split_arrays(dataset, split):
     return np.asarray(part.x), np.asarray(part.y), getattr(part, "name", split)
 
 
-def _model_layout(model, x):
-    shape = tuple(model.inputs[0].shape[1:])
-    if tuple(x.shape[1:]) == shape:
-        return x
-    if None not in shape and math.prod(shape) == math.prod(x.shape[1:]):
-        return x.reshape((x.shape[0],) + shape)
-    raise QuantizationError(
-        f"evaluate_quantized: data samples have shape {x.shape[1:]} but model '{model.name}' "
-        f"takes {shape}. Use the dataset the model was built for.")
-
-
 def _output_scale(qmodel):
     """Factor from the Keras output to the integer output (128, or the wide accumulator unit)."""
     last = qmodel.layers[qmodel.graph.output_index]
@@ -142,10 +132,6 @@ def _output_scale(qmodel):
     if isinstance(layer, HardwareLayer) and layer.has_operator and layer.wide:
         return 128.0 * 2.0 ** (last.weight_bits - 1)
     return 128.0
-
-
-def _predict(model, x_float, batch_size):
-    return np.asarray(model.predict(x_float, batch_size=batch_size, verbose=0), dtype=np.float64)
 
 
 def _layer_reports(qmodel, stats):
@@ -184,7 +170,8 @@ def evaluate_quantized(model, dataset, *, split="test", batch_size=256, limit=No
         A `QuantReport`; `str(report)` is a table.
 
     Raises:
-        QuantizationError: for a model that cannot be converted or data of the wrong shape.
+        QuantizationError: a model that cannot be converted.
+        ai8x_nb.errors.InputShapeError: data of another shape than the model reads.
 
     Example:
 
@@ -196,16 +183,16 @@ def evaluate_quantized(model, dataset, *, split="test", batch_size=256, limit=No
         x_int, y = x_int[:int(limit)], y[:int(limit)]
     if len(x_int) == 0:
         raise QuantizationError(f"evaluate_quantized: split {split_name!r} has no samples.")
-    x_int = _model_layout(model, x_int)
+    x_int = to_model_input(model, x_int)
     y = y.reshape(-1).astype(np.int64)
-    x_float = (x_int.astype(np.float32) / 128.0)
+    x_float = to_float(x_int)
 
     view = keras.models.clone_model(model)
     view.set_weights(model.get_weights())
     set_fake_quant(view, False)
-    float_out = _predict(view, x_float, batch_size)
+    float_out = predict(view, x_float, batch_size)
     set_fake_quant(view, True)
-    fake_out = _predict(view, x_float, batch_size)
+    fake_out = predict(view, x_float, batch_size)
 
     qmodel = convert(model)
     int_out, stats = simulate(qmodel, x_int, batch_size=batch_size, return_stats=True)

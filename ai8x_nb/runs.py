@@ -31,7 +31,7 @@ from pathlib import Path
 from ai8x_nb import _atomic
 from ai8x_nb.errors import Ai8xNbError
 
-__all__ = ["RunDir", "RunDirError", "new_run_dir", "atomic_write_json"]
+__all__ = ["RunDir", "RunDirError", "new_run_dir"]
 
 logger = logging.getLogger(__name__)
 
@@ -49,14 +49,6 @@ DATA_ENV = "AI8X_NB_DATA"
 
 class RunDirError(Ai8xNbError, ValueError):
     """A run folder that does not exist or lacks the file asked for."""
-
-
-def atomic_write_json(path, data):
-    """Write `data` as JSON to `path` atomically (temp file in the same folder + os.replace).
-
-    A reader (or a run killed mid-write) sees either the old or the new file, never half.
-    """
-    return _atomic.write_json(path, data)
 
 
 def _safe_name(name):
@@ -189,11 +181,11 @@ class RunDir:
 
     def write_config(self, config):
         """Write config.json atomically."""
-        atomic_write_json(self.file(CONFIG), config)
+        _atomic.write_json(self.file(CONFIG), config)
 
     def write_results(self, results):
         """Write results.json atomically."""
-        atomic_write_json(self.file(RESULTS), results)
+        _atomic.write_json(self.file(RESULTS), results)
 
     def model_path(self):
         """The model to evaluate or export: `qat_best.keras` if QAT ran, else `best.keras`.

@@ -240,3 +240,26 @@ def test_checkpoints_and_run_files_are_0644(tmp_path):
         assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o644, name
     assert sorted(p.name for p in tmp_path.iterdir()) == ["best.keras", "history.csv",
                                                           "state.json"]
+
+
+# ------------------------------------------------------------- wrong samples
+def test_samples_of_another_dataset_give_one_error_in_export_and_evaluate(tmp_path):
+    import numpy as np
+
+    from ai8x_nb.datasets import Dataset, Split
+    from ai8x_nb.errors import InputShapeError
+    from ai8x_nb.evaluate import evaluate_quantized
+    from ai8x_nb.export import export_model
+
+    model = get_model("mnist")
+    x = np.zeros((4, 32, 32, 3), dtype=np.int8)
+    y = np.zeros((4,), dtype=np.int64)
+    message = r"Model 'mnist' takes inputs of shape \(28, 28\) but the samples have shape " \
+              r"\(32, 32, 3\)"
+    with pytest.raises(InputShapeError, match=message):
+        evaluate_quantized(model, (x, y))
+    splits = [Split(name, x, y) for name in ("train", "valid", "test")]
+    dataset = Dataset("cifar10", *splits, class_names=[str(i) for i in range(10)])
+    with pytest.raises(InputShapeError, match=message):
+        export_model(model, tmp_path / "export", dataset=dataset, targets=("synthesis",))
+    assert not (tmp_path / "export").exists()

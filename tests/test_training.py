@@ -195,6 +195,23 @@ def test_bad_arguments_raise_named_errors(mnist):
         train("mnist", mnist, epochs=0)
 
 
+def test_ready_model_keeps_its_device(mnist, tmp_path, caplog):
+    from ai8x_nb.models import get_model
+
+    model = get_model("mnist", device="MAX78000")
+    with pytest.raises(TrainingError, match=r"device='MAX78002'.*built for MAX78000.*"
+                                            r"device=None"):
+        train(model, mnist, epochs=1, device="MAX78002", out=str(tmp_path / "never"))
+    assert not (tmp_path / "never").exists()
+    plain = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Flatten(),
+                              keras.layers.Dense(10)])
+    with caplog.at_level(logging.WARNING, logger="ai8x_nb.training"):
+        from ai8x_nb.training.components import build_model
+
+        assert build_model(plain, mnist, "MAX78002")[0] is plain
+    assert "train(device='MAX78002') is ignored" in caplog.text
+
+
 def test_verbose_is_one_line_per_epoch_headless(monkeypatch):
     monkeypatch.setenv("CI", "1")
     assert auto_verbose() == 2

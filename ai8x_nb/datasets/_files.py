@@ -300,20 +300,15 @@ def is_writable_dir(path: Path) -> bool:
     return path.is_dir() and bool(path.stat().st_mode & 0o222) and os.access(path, os.W_OK)
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> Path:
-    """Write `data` to `path` via a temporary file in the same folder + `os.replace`."""
-    return _atomic.write_bytes(path, data)
-
-
 def atomic_save_npz(path: Path, **arrays: np.ndarray) -> Path:
     """Save arrays as an uncompressed `.npz`, atomically (no partial file on failure)."""
     buf = io.BytesIO()
     np.savez(buf, **arrays)
-    return atomic_write_bytes(path, buf.getvalue())
+    return _atomic.write_bytes(path, buf.getvalue())
 
 
 def atomic_save_npy(path: Path, array: np.ndarray) -> Path:
     """Save one array as `.npy`, atomically, without pickling."""
     buf = io.BytesIO()
     np.save(buf, array, allow_pickle=False)
-    return atomic_write_bytes(path, buf.getvalue())
+    return _atomic.write_bytes(path, buf.getvalue())

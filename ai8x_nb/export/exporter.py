@@ -6,6 +6,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ai8x_nb._model_io import (model_device, model_input_shape, predict, to_model_input,
+                               top1_accuracy)
+from ai8x_nb.datasets import to_float
 from ai8x_nb.devices import get_device
 from ai8x_nb.errors import ExportError
 from ai8x_nb.export import package, samples, savedmodel, synthesis_checkpoint, synthesis_yaml
@@ -63,42 +66,6 @@ def _check_targets(targets):
     return [t for t in TARGETS if t in targets]
 
 
-def _model_device(model, device):
-    if device is not None:
-        return get_device(device)
-    for layer in model.layers:
-        if hasattr(layer, "device"):
-            return get_device(layer.device)
-    return get_device("MAX78000")
-
-
-def _raw_view(x, model):
-    """Dataset samples reshaped to the Keras model's input shape (batch first)."""
-    shape = tuple(int(s) for s in model.inputs[0].shape[1:])
-    x = np.asarray(x)
-    if x.shape[1:] != shape:
-        if int(np.prod(x.shape[1:])) != int(np.prod(shape)):
-            raise ExportError(f"Dataset samples have shape {x.shape[1:]}; model "
-                              f"'{model.name}' takes {shape}. Export with its own dataset.")
-        x = x.reshape((len(x),) + shape)
-    return x
-
-
-def _float_view(x):
-    return np.asarray(x, dtype=np.float32) / 128.0
-
-
-def _accuracy(logits, y):
-    logits = np.asarray(logits)
-    return float(np.mean(np.argmax(logits.reshape(len(logits), -1), axis=1) == np.asarray(y)))
-
-
-def _keras_predict(model, x, batch_size=256):
-    outs = [np.asarray(model(x[i:i + batch_size], training=False))
-            for i in range(0, len(x), batch_size)]
-    return np.concatenate(outs) if outs else np.zeros((0,))
-
-
 def _check_summary(report):
     return {"ok": bool(report.ok), "errors": list(report.errors),
             "warnings": list(report.warnings),
@@ -151,7 +118,7 @@ def export_model(model, out_dir, *, dataset=None, name=None, device=None, sample
         targets = [t for t in TARGETS if t not in backend_skipped]
     targets = _check_targets(targets)
     savedmodel.check_backend(model, targets)
-    dev = _model_device(model, device)
+    dev = get_device(device) if device is not None else model_device(model)
     name = str(name or model.name)
     out_dir = Path(out_dir)
     manifest = package.Manifest(name=name, device=dev.name,
@@ -165,10 +132,10 @@ def export_model(model, out_dir, *, dataset=None, name=None, device=None, sample
     test_x = test_y = None
     if dataset is not None:
         split = dataset.test.head(eval_limit) if eval_limit else dataset.test
-        test_x, test_y = _raw_view(split.x, model), split.y
+        test_x, test_y = to_model_input(model, split.x), split.y
         manifest.evaluated_samples = int(len(test_y))
-        manifest.accuracy["keras_float"] = _accuracy(
-            _keras_predict(model, _float_view(test_x)), test_y)
+        manifest.accuracy["keras_float"] = top1_accuracy(predict(model, to_float(test_x)),
+                                                         test_y)
     with package.staging_folder(out_dir) as tmp:
         if "synthesis" in targets:
             _export_synthesis(model, tmp, manifest, dev, sample_index, test_x, test_y,
@@ -205,10 +172,10 @@ def _versions():
 
 def _check_inputs(model, test_x, count=8):
     if test_x is not None and len(test_x):
-        return _float_view(test_x[:count])
-    shape = tuple(int(s) for s in model.inputs[0].shape[1:])
+        return to_float(test_x[:count])
+    shape = model_input_shape(model)
     rng = np.random.default_rng(0)
-    return rng.integers(-128, 128, size=(count,) + shape).astype(np.float32) / 128.0
+    return to_float(rng.integers(-128, 128, size=(count,) + shape))
 
 
 def _export_synthesis(model, tmp, manifest, dev, sample_index, test_x, test_y, *, epoch,
@@ -270,7 +237,7 @@ def _export_synthesis(model, tmp, manifest, dev, sample_index, test_x, test_y, *
                        "integer_prediction": int(np.argmax(y_out.reshape(-1)))}
     if test_x is not None:
         y_int = simulate(qmodel, np.asarray(test_x, dtype=np.int64))
-        manifest.accuracy["integer_simulation"] = _accuracy(y_int, test_y)
+        manifest.accuracy["integer_simulation"] = top1_accuracy(y_int, test_y)
 
 
 def _export_tflite(model, tmp, manifest, targets, dataset, representative_samples, test_x,
@@ -281,21 +248,21 @@ def _export_tflite(model, tmp, manifest, targets, dataset, representative_sample
         manifest.artifacts["tflite"] = TFLITE_FLOAT
         if test_x is not None:
             manifest.accuracy["tflite_float"] = tfl.evaluate_tflite(
-                tmp / TFLITE_FLOAT, _float_view(test_x), test_y)
+                tmp / TFLITE_FLOAT, to_float(test_x), test_y)
     if "tflite_int8" in targets:
         if dataset is None:
             manifest.skipped["tflite_int8"] = (
                 "Full-int8 TFLite needs real representative samples; export with dataset=.")
             logger.warning(manifest.skipped["tflite_int8"])
             return
-        train_x = _raw_view(dataset.train.x[:representative_samples], model)
-        tfl.convert_int8(saved, tmp / TFLITE_INT8, _float_view(train_x))
+        train_x = to_model_input(model, dataset.train.x[:representative_samples])
+        tfl.convert_int8(saved, tmp / TFLITE_INT8, to_float(train_x))
         manifest.artifacts["tflite_int8"] = TFLITE_INT8
         manifest.details["tflite_int8_io"] = tfl.tflite_io_details(tmp / TFLITE_INT8)
         manifest.details["tflite_int8_representative_samples"] = int(len(train_x))
         if test_x is not None:
             manifest.accuracy["tflite_int8"] = tfl.evaluate_tflite(
-                tmp / TFLITE_INT8, _float_view(test_x), test_y)
+                tmp / TFLITE_INT8, to_float(test_x), test_y)
 
 
 def export_run(run_dir, out=None, **kwargs):

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ai8x_nb._model_io import top1_accuracy
 from ai8x_nb.console import tf_quiet
 from ai8x_nb.errors import ExportError
 
@@ -145,5 +146,4 @@ def evaluate_tflite(path, x, y, *, batch_size=256):
     """Top-1 accuracy of a `.tflite` classifier on float inputs `x` and labels `y`."""
     if len(x) == 0:
         return None
-    pred = predict_tflite(path, x, batch_size=batch_size)
-    return float(np.mean(np.argmax(pred.reshape(len(pred), -1), axis=1) == np.asarray(y)))
+    return top1_accuracy(predict_tflite(path, x, batch_size=batch_size), y)

@@ -12,7 +12,7 @@ import keras
 from ai8x_nb import _atomic
 from ai8x_nb.quantize import is_qat
 
-from ai8x_nb.runs import BEST, LAST, QAT_BEST, STATE, atomic_write_json
+from ai8x_nb.runs import BEST, LAST, QAT_BEST, STATE
 
 logger = logging.getLogger(__name__)
 
@@ -134,7 +134,7 @@ class ResumeCheckpoint(keras.callbacks.Callback):
                                 for v in _seed_generator_states(self.model)],
             "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
         }
-        atomic_write_json(self.run_dir.file(STATE), state)
+        _atomic.write_json(self.run_dir.file(STATE), state)
 
 
 def _seed_generator_states(model):

@@ -2,19 +2,21 @@
 
 import dataclasses
 import logging
-import math
 import os
 
 import keras
 
 from ai8x_nb import datasets, models
+from ai8x_nb._model_io import check_input_shape, model_device
+from ai8x_nb.devices import get_device
 from ai8x_nb.errors import Ai8xNbError
+from ai8x_nb.layers import HardwareLayer
 from ai8x_nb.models.schedules import CosineSchedule, reduce_on_plateau
-from ai8x_nb.training.arguments import OPTIMIZERS, SCHEDULES, TrainingError
+from ai8x_nb.training.arguments import DEFAULT_DEVICE, OPTIMIZERS, SCHEDULES, TrainingError
 
 __all__ = ["make_optimizer", "compile_model", "resolve_policy", "policy_dict", "make_schedule",
            "schedule_name", "resume_schedule", "load_dataset", "build_model", "check_shapes",
-           "model_device", "try_spec"]
+           "try_spec"]
 
 logger = logging.getLogger(__name__)
 
@@ -107,7 +109,16 @@ def load_dataset(dataset_or_name, data_dir, dataset_kwargs):
 
 
 def build_model(model_or_name, ds, device):
-    """Return (model, config entry for the model, ModelInfo giving the defaults or None)."""
+    """Return (model, config entry for the model, ModelInfo giving the defaults or None).
+
+    `device` (a name, or None for MAX78000) builds a seed model or a spec; a ready
+    `keras.Model` keeps the device its layers were built for, so a `device` that differs
+    from it is refused (and, for a model without hardware layers, ignored with a warning).
+    """
+    if isinstance(model_or_name, keras.Model):
+        _check_ready_model_device(model_or_name, device)
+        return model_or_name, None, models.model_for_dataset(ds.name)
+    device = device or DEFAULT_DEVICE
     if model_or_name is None:
         info = models.model_for_dataset(ds.name)
         if info is None:
@@ -122,19 +133,12 @@ def build_model(model_or_name, ds, device):
 
         model = spec_to_model(list(model_or_name), ds.input_shape, ds.num_classes, device)
         return model, list(model_or_name), models.model_for_dataset(ds.name)
-    if isinstance(model_or_name, keras.Model):
-        return model_or_name, None, models.model_for_dataset(ds.name)
     raise TrainingError(f"model={type(model_or_name).__name__} is not a keras.Model, a seed "
                         f"model name {models.model_names()} or a model spec list.")
 
 
 def check_shapes(model, ds):
-    want = tuple(model.inputs[0].shape[1:])
-    have = ds.input_shape
-    if None not in want and math.prod(want) != math.prod(have):
-        raise TrainingError(f"Model '{model.name}' takes inputs of shape {want} but dataset "
-                            f"{ds.name!r} has samples of shape {have}. Build the model for "
-                            f"this dataset (input shape {have}).")
+    check_input_shape(model, ds.input_shape, ds.name, error=TrainingError)
     outputs = model.outputs[0].shape[-1]
     if outputs is not None and outputs < ds.num_classes:
         raise TrainingError(f"Model '{model.name}' has {outputs} outputs but dataset "
@@ -180,13 +184,20 @@ def schedule_name(schedule):
     return type(schedule).__name__
 
 
-def model_device(model, default):
-    """The device name of the model's hardware layers (else `default`)."""
-    for layer in model.layers:
-        device = getattr(layer, "device", None)
-        if device is not None and hasattr(device, "name"):
-            return device.name
-    return str(default)
+def _check_ready_model_device(model, device):
+    if device is None:
+        return
+    wanted = get_device(device).name
+    if not any(isinstance(layer, HardwareLayer) for layer in model.layers):
+        logger.warning("train(device=%r) is ignored: model '%s' has no ai8x_nb hardware "
+                       "layers, so it is built for no device.", device, model.name)
+        return
+    built_for = model_device(model).name
+    if built_for != wanted:
+        raise TrainingError(
+            f"train(device={device!r}) does not match model '{model.name}', whose layers are "
+            f"built for {built_for}; a ready model keeps its layers' device. Build the model "
+            f"for {wanted} (e.g. spec_to_model(..., device={wanted!r})), or leave device=None.")
 
 
 def try_spec(model):

@@ -12,8 +12,8 @@ import keras
 
 from ai8x_nb import models
 from ai8x_nb.runs import RunDir, new_run_dir
-from ai8x_nb.training.arguments import (DEFAULT_DEVICE, DEFAULT_SEED, OPTIMIZERS, SCHEDULES,
-                                        TrainingError, check_metrics, check_train_args)
+from ai8x_nb.training.arguments import (DEFAULT_SEED, OPTIMIZERS, SCHEDULES, TrainingError,
+                                        check_metrics, check_train_args)
 from ai8x_nb.training.components import (build_model, check_shapes, compile_model,
                                          load_dataset, make_optimizer, make_schedule,
                                          resolve_policy)
@@ -145,7 +145,7 @@ def _new_run(run, model_or_name, dataset_or_name, args, qat_policy, out, name, d
     keras.utils.set_random_seed(DEFAULT_SEED if args.seed is None else args.seed)
     distribution = options["distribution"]
     with scope(distribution):  # the model's variables are made by the strategy
-        model, model_ref, info = build_model(model_or_name, ds, args.device or DEFAULT_DEVICE)
+        model, model_ref, info = build_model(model_or_name, ds, args.device)
     if distribution is not None and model is model_or_name:
         model = distribution.adopt(model)
     recipe = get_recipe(recipe)

@@ -5,8 +5,8 @@ import time
 
 from ai8x_nb.training.arguments import (DEFAULT_DEVICE, DEFAULT_METRICS, DEFAULT_SEED,
                                         DEFAULT_WARMUP_EPOCHS)
-from ai8x_nb.training.components import (model_device, policy_dict, resolve_policy,
-                                         schedule_name, try_spec)
+from ai8x_nb._model_io import model_device
+from ai8x_nb.training.components import policy_dict, resolve_policy, schedule_name, try_spec
 from ai8x_nb.training.recipes import get_recipe, recipe_config, recipe_from_config
 
 __all__ = ["RunSettings", "DEFAULT_BATCH_SIZE", "DEFAULT_LR"]
@@ -89,7 +89,7 @@ class RunSettings:
             "model": model_ref if model_ref is not None else try_spec(model),
             "model_name": model.name,
             "defaults_from": info.name if info else None,
-            "device": model_device(model, self.device),
+            "device": model_device(model, self.device).name,
             "epochs": self.epochs,
             "batch_size": int(self.batch_size),
             "optimizer": (self.optimizer if isinstance(self.optimizer, str)
