@@ -74,7 +74,7 @@ class Device:
     # (`SUPPORT_MULTIPASS_ELTWISE_CONV_BIAS`).
     eltwise_multipass_conv: bool = True
     # An element-wise operation over several passes may run inside a convolution or pool;
-    # the MAX78002 emulates it (`EMULATE_ELTWISE_MP`) unless operands * passes equals
+    # the MAX78000 emulates it (`EMULATE_ELTWISE_MP`) unless operands * passes equals
     # operands + passes, and then only in a layer of its own.
     max_padded_rows: int = 0
     # Rows (and columns) plus both paddings must stay within this count register limit
@@ -129,6 +129,7 @@ MAX78000 = Device(
     max_cols=1024,
     flatten_bias_first=True,
     max_padded_rows=1024,
+    eltwise_multipass_conv=False,
 )
 
 MAX78002 = Device(
@@ -155,7 +156,6 @@ MAX78002 = Device(
     padded_conv1d_multipass=False,
     avg_pool_reset_after_eltwise=True,
     eltwise_conv_bias=False,
-    eltwise_multipass_conv=False,
 )
 
 DEVICES = {dev.name: dev for dev in (MAX78000, MAX78002)}

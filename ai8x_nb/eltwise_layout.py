@@ -10,10 +10,10 @@ is what the tool's own simulation computes (`izer/compute.py` `eltwise`, then th
 
 - an `Add` read only by one 2D convolution runs inside that convolution (`eltwise: add`; with
   pooling it is `pool_first: false`, add then pool then convolve, the Keras order). The tool
-  pools after an element-wise operation on at most 2 operands, and on the MAX78002 it runs an
-  element-wise convolution only without bias, and over more than 64 channels only when
-  operands * passes == operands + passes (`Device.eltwise_conv_bias`,
-  `Device.eltwise_multipass_conv`); other Adds stay layers of their own (`operation: add`);
+  pools after an element-wise operation on at most 2 operands; on the MAX78002 it runs an
+  element-wise convolution only without bias (`Device.eltwise_conv_bias`), on the MAX78000
+  one over more than 64 channels only when operands * passes == operands + passes
+  (`Device.eltwise_multipass_conv`); other Adds stay layers of their own (`operation: add`);
 - an operand that is the model input, the model output, a wide output, or that another layer
   reads too cannot be written into the interleaved buffer directly: a passthrough layer copies
   it there, just before the element-wise layer (the vendor's `networks/cifar100-ressimplenet.yaml`

@@ -295,7 +295,7 @@ def _build_residual(seed, rng):
 
     device = "MAX78000" if seed % 2 == 0 else "MAX78002"
     d = _Draw(rng, device)
-    push = d.pick(list(RESIDUAL_PUSHES)) if d.chance(0.35) else ""
+    push = d.pick(list(RESIDUAL_PUSHES)) if d.chance(0.5) else ""
     size = d.pick([4, 8, 12, 16, 32])
     spatial = [size, size]
     in_channels = d.pick([3, 8, 16, 20, 32])
@@ -331,7 +331,7 @@ def random_residual_model(seed):
 
     Blocks add a convolution's output to its input, to a 1x1 projection, or three operands;
     the sum feeds a convolution (with or without pooling, so the Add runs inside it), a
-    pool-only layer, a second Add, or the head. About a third are pushed past a limit (layer
+    pool-only layer, a second Add, or the head. About half are pushed past a limit (layer
     count, kernel memory, data memory, the model input as an operand, multi-pass operands).
 
     Args:

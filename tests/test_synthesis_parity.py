@@ -1,7 +1,8 @@
 """Parity with the vendor's synthesis tool: `check_model`'s verdict is the tool's verdict.
 
-The seeded generator (`hardware_model_generator`, tests/conftest.py) builds small models,
-valid and invalid, for both devices. Each is exported with the private `_force_synthesis=True`
+The seeded generators (`hardware_model_generator` and `residual_model_generator`,
+tests/conftest.py) build small models, valid and invalid, for both devices; the residual ones
+add `Add` graphs of several shapes (the tool's element-wise layers). Each is exported with the private `_force_synthesis=True`
 (the synthesis package is written even when the check fails, so the tool itself can be asked)
 and run through `synthesize`, which runs ai8xize.py. For every model `check_model(model).ok`
 must equal the tool's acceptance, every accepted model's known answer must equal ours, and
@@ -21,6 +22,12 @@ import pytest
 SEEDS = range(*(int(v) for v in os.environ.get("AI8X_NB_PARITY_SEEDS", "0:400").split(":")))
 """Generated models: seeds 0..399 (about 1 s of tool time each with the warm tool). To look
 further, set AI8X_NB_PARITY_SEEDS=START:STOP."""
+RESIDUAL_SEEDS = range(*(int(v) for v in os.environ.get("AI8X_NB_PARITY_RESIDUAL_SEEDS",
+                                                        "0:48").split(":")))
+"""Generated residual models (`random_residual_model`): seeds 0..47 (about 1.5 min: a residual
+model takes longer to build and export than a chain). To look further, set
+AI8X_NB_PARITY_RESIDUAL_SEEDS=START:STOP (0:200: 0 disagreements, 0 answer mismatches)."""
+MIN_EACH_RESIDUAL = 5
 WORKERS = 2
 """Tool processes run side by side (CI has two cores; exporting is cheap next to them)."""
 MIN_EACH = 20
@@ -65,16 +72,31 @@ def _tool_kernel_offsets(cnn_c, device):
     return found
 
 
+def _tool_layer_numbers(report):
+    """Our layer index -> the tool's: on the MAX78002 the tool inserts a layer of its own
+    before an average pool that follows an element-wise layer (the one `check_model` counts)."""
+    numbers, inserted = {}, 0
+    for prev, row in zip([None] + report.rows[:-1], report.rows):
+        if (report.device.avg_pool_reset_after_eltwise and prev is not None and prev.eltwise
+                and row.pooling.startswith("avg")):
+            inserted += 1
+        numbers[row.index] = row.index + inserted
+    return numbers
+
+
 def _kernel_offset_problems(report, result, device):
     """Layers whose kernels the tool placed elsewhere than `check_model` says."""
     tool = _tool_kernel_offsets((result.project_dir / "cnn.c").read_text(), device)
+    numbers = _tool_layer_numbers(report)
     wrong = []
     for lp in report.placement.layers:
         if lp.kernel_offset is None or not lp.kernel_values:
             continue
         expected = 9 * lp.kernel_offset // lp.kernel_values * 8
-        if tool.get(lp.index, 0) != expected:
-            wrong.append(f"layer {lp.index}: tool {tool.get(lp.index, 0)}, ours {expected}")
+        got = tool.get(numbers[lp.index], 0)
+        if got != expected:
+            wrong.append(f"layer {lp.index} (tool layer {numbers[lp.index]}): tool {got}, "
+                         f"ours {expected}")
     return wrong
 
 
@@ -88,21 +110,20 @@ def _counts_table(counts):
     return "\n".join(lines)
 
 
-def test_check_model_verdict_equals_the_tool(tmp_path, hardware_model_generator,
-                                             warm_synthesis_python, capsys):
+def _parity(generator, seeds, tmp_path, python, capsys, what):
+    """Ask the tool about every generated model; returns `(counts, problems, table)`."""
     from ai8x_nb.check import check_model
     from ai8x_nb.export import export_model
 
     futures = []
     with ThreadPoolExecutor(WORKERS) as pool:
-        for seed in SEEDS:
-            generated = hardware_model_generator(seed)
+        for seed in seeds:
+            generated = generator(seed)
             report = check_model(generated.model, generated.device)
             folder = tmp_path / generated.model.name
             export_model(generated.model, folder, device=generated.device,
                          targets=("synthesis",), _force_synthesis=True)
-            futures.append(pool.submit(_ask_tool, generated, report, folder,
-                                       warm_synthesis_python))
+            futures.append(pool.submit(_ask_tool, generated, report, folder, python))
         outcomes = [f.result() for f in futures]
 
     counts = collections.defaultdict(collections.Counter)
@@ -127,12 +148,32 @@ def test_check_model_verdict_equals_the_tool(tmp_path, hardware_model_generator,
                                 f"{'; '.join(wrong)}")
     table = _counts_table(counts)
     with capsys.disabled():
-        print(f"\nsynthesis parity over {len(SEEDS)} generated models (seeds {SEEDS.start}.."
-              f"{SEEDS.stop - 1}):\n{table}")
-    assert not problems, table + "\n" + "\n".join(problems)
+        print(f"\nsynthesis parity over {len(seeds)} generated {what} (seeds {seeds.start}.."
+              f"{seeds.stop - 1}):\n{table}")
+    return counts, problems, table
+
+
+def _assert_both_verdicts(counts, seeds, minimum, at_least):
+    if len(seeds) < at_least:
+        return
     for device, c in counts.items():
-        if len(SEEDS) < 200:
-            break
-        assert c["accepted"] >= MIN_EACH and c["rejected"] >= MIN_EACH, (
+        assert c["accepted"] >= minimum and c["rejected"] >= minimum, (
             f"{device}: the generator gave {c['accepted']} accepted and {c['rejected']} "
-            f"rejected models; it should give both verdicts at least {MIN_EACH} times")
+            f"rejected models; it should give both verdicts at least {minimum} times")
+
+
+def test_check_model_verdict_equals_the_tool(tmp_path, hardware_model_generator,
+                                             warm_synthesis_python, capsys):
+    counts, problems, table = _parity(hardware_model_generator, SEEDS, tmp_path,
+                                      warm_synthesis_python, capsys, "models")
+    assert not problems, table + "\n" + "\n".join(problems)
+    _assert_both_verdicts(counts, SEEDS, MIN_EACH, 200)
+
+
+def test_residual_models_verdict_equals_the_tool(tmp_path, residual_model_generator,
+                                                 warm_synthesis_python, capsys):
+    """Residual (`Add`) graphs: fused element-wise convolutions, operand copies, write gaps."""
+    counts, problems, table = _parity(residual_model_generator, RESIDUAL_SEEDS, tmp_path,
+                                      warm_synthesis_python, capsys, "residual models")
+    assert not problems, table + "\n" + "\n".join(problems)
+    _assert_both_verdicts(counts, RESIDUAL_SEEDS, MIN_EACH_RESIDUAL, 40)
