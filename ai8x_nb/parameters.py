@@ -24,6 +24,7 @@ from ai8x_nb.errors import Ai8xNbError
 
 __all__ = [
     "SCHEDULES",
+    "RECIPES",
     "OPTIMIZERS",
     "DISTRIBUTE",
     "DEFAULT_SEED",
@@ -45,6 +46,11 @@ run, constant."""
 
 OPTIMIZERS = ("adam", "sgd")
 """Optimizers by name (any case): Adam, SGD with momentum 0.9."""
+
+RECIPES = ("seed", "fast")
+"""Training recipes by name (`ai8x_nb.training.recipes`): as the seed models were trained, or
+"fast" for runs of 10-20 epochs (augmentation, cosine warm-up schedule, weight decay, label
+smoothing, QAT for the last fifth of the run)."""
 
 DISTRIBUTE = ("mirrored", "multiworker")
 """Data-parallel training (`train(distribute=...)`): the devices of this machine, or the
@@ -107,6 +113,9 @@ PARAMETERS = (
               expected="the seed's schedule (made for 100 epochs), cosine decay over the run, "
                        "or constant",
               comment='"cosine": decay to 0 over the run; "seed": the seed\'s (for 100 epochs)'),
+    Parameter("recipe", "seed", "choice", choices=RECIPES, ignore_case=True,
+              expected="'seed' (as the seed models were trained) or 'fast' (10-20 epoch runs)",
+              comment='"fast": augmentation, weight decay, label smoothing, late QAT (full runs)'),
     Parameter("optimizer", "adam", "choice", choices=OPTIMIZERS, allow_none=True,
               ignore_case=True, expected="any case; None: the model's"),
     Parameter("qat_policy", None, "qat_policy", allow_none=True,

@@ -1,10 +1,12 @@
 """Training speed of the seed MNIST model: float phase vs QAT (fake quantization) phase.
 
 Both phases run in the same process on the same data; the QAT phase is switched on by
-`QATCallback` exactly as in a real run. Target: QAT images/s >= 0.8 x float images/s.
+`QATCallback` exactly as in a real run. Target: QAT images/s >= 0.9 x float images/s by CPU
+time (median of the runs; each run prints its own ratios).
 
 Usage:
-    python benchmarks/qat_throughput.py [--images 12000] [--epochs 2] [--batch-size 256]
+    python benchmarks/qat_throughput.py [--images 12000] [--epochs 2] [--batch-size 256] [--runs 3]
+    python benchmarks/qat_throughput.py --epochs 3 --images 8000     # the issue's setting
 """
 
 import argparse
@@ -24,10 +26,13 @@ def main(argv=None):
     parser.add_argument("--epochs", type=int, default=2,
                         help="epochs per phase (the first epoch of each phase is a warm-up)")
     parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--runs", type=int, default=3,
+                        help="independent runs (fresh model each); the median ratio is reported")
     parser.add_argument("--data", default=None)
     args = parser.parse_args(argv)
 
     import keras
+    import numpy as np
 
     from ai8x_nb.datasets import load
     from ai8x_nb.quantize import QATCallback
@@ -49,28 +54,36 @@ def main(argv=None):
             self.seconds[epoch] = time.perf_counter() - self._start
             self.cpu_seconds[epoch] = time.process_time() - self._cpu
 
-    keras.utils.set_random_seed(0)
-    model = mnist_model()
-    model.compile(optimizer=keras.optimizers.Adam(1e-3), metrics=["accuracy"],
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    timer = Timer()
-    # QATCallback first, so the Timer's epoch clock starts after the switch (re-tracing is
-    # counted in the warm-up epoch of the QAT phase either way).
-    qat = QATCallback({"start_epoch": args.epochs, "weight_bits": 8})
-    model.fit(x, y, batch_size=args.batch_size, epochs=2 * args.epochs, verbose=0,
-              callbacks=[qat, timer])
     def rate(epochs, seconds):
         return len(x) * len(epochs) / sum(seconds[e] for e in epochs)
 
     float_epochs = list(range(1, args.epochs)) or [0]
     qat_epochs = list(range(args.epochs + 1, 2 * args.epochs)) or [args.epochs]
-    for label, seconds in (("wall clock", timer.seconds), ("CPU time", timer.cpu_seconds)):
-        float_rate, qat_rate = rate(float_epochs, seconds), rate(qat_epochs, seconds)
-        print(f"{label}: float phase {float_rate:.0f} images/s (epochs {float_epochs}), "
-              f"QAT phase {qat_rate:.0f} images/s (epochs {qat_epochs}); "
-              f"ratio QAT / float {qat_rate / float_rate:.2f} (target >= 0.8)")
-    print(f"QAT switched at epoch {qat.switched_epoch}; wall seconds per epoch:",
-          {e: round(s, 2) for e, s in timer.seconds.items()})
+    ratios = {"wall clock": [], "CPU time": []}
+    for run in range(args.runs):
+        keras.utils.set_random_seed(run)
+        model = mnist_model()
+        model.compile(optimizer=keras.optimizers.Adam(1e-3), metrics=["accuracy"],
+                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        timer = Timer()
+        # QATCallback first, so the Timer's epoch clock starts after the switch (re-tracing
+        # is counted in the warm-up epoch of the QAT phase either way).
+        qat = QATCallback({"start_epoch": args.epochs, "weight_bits": 8})
+        model.fit(x, y, batch_size=args.batch_size, epochs=2 * args.epochs, verbose=0,
+                  callbacks=[qat, timer])
+        for label, seconds in (("wall clock", timer.seconds), ("CPU time", timer.cpu_seconds)):
+            float_rate, qat_rate = rate(float_epochs, seconds), rate(qat_epochs, seconds)
+            ratios[label].append(qat_rate / float_rate)
+            print(f"run {run + 1}/{args.runs} {label}: float phase {float_rate:.0f} images/s "
+                  f"(epochs {float_epochs}), QAT phase {qat_rate:.0f} images/s (epochs "
+                  f"{qat_epochs}); ratio QAT / float {qat_rate / float_rate:.2f}")
+        print(f"run {run + 1}/{args.runs}: QAT switched at epoch {qat.switched_epoch}; wall "
+              f"seconds per epoch:", {e: round(s, 2) for e, s in timer.seconds.items()},
+              flush=True)
+    for label, values in ratios.items():
+        print(f"{label}: ratio QAT / float per run "
+              f"{', '.join(f'{v:.3f}' for v in values)}; median {np.median(values):.3f} "
+              f"(target >= 0.9 by CPU time)")
     print("(CPU time is per process, the fairer ratio when other jobs share the cores)")
     return 0
 

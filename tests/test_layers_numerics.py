@@ -47,6 +47,8 @@ def _check_qat(layer, x_int, x, w, b, op):
     bits = layer.weight_bits
     layer.qat = True
     got = np.asarray(layer(x), dtype=np.float64)
+    # Training steps compute the output tail fused (ops.quantize_scaled_output): same values.
+    np.testing.assert_array_equal(np.asarray(layer(x, training=True), dtype=np.float64), got)
     shift = nd.output_shift(w, b)
     assert float(layer.output_shift_tensor()) == shift
     w_int, b_int = nd.quantize_params(w, b, bits, shift)
@@ -302,3 +304,37 @@ def test_relu_clamp_is_exact_at_the_top_and_its_gradient_stops_there(cls, shape,
         keras.ops.relu(layer._operate(x, kernel, layer.bias)), 127 / 128))
     assert np.count_nonzero(ref) > 0  # the clamp does not cut everything
     np.testing.assert_allclose(grad, ref, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("activation", ["relu", None])
+@pytest.mark.parametrize("cls,shape,args,extra", [
+    (L.Conv2D, (3, 8, 8, 5), (6, 3), dict(padding=1, pooling="max", pool_size=2)),
+    (L.Conv2D, (3, 6, 6, 2), (4, 3), dict(padding=2)),
+    (L.Conv1D, (3, 9, 3), (4, 3), dict(padding=1)),
+    (L.Dense, (3, 7), (5,), {})])
+def test_qat_training_tail_keeps_the_values_and_gradient_of_the_plain_form(
+        activation, cls, shape, args, extra):
+    """The fused training tail (one XLA kernel on TensorFlow) against the keras.ops form."""
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("the fused tail exists on TensorFlow only; elsewhere both are the same code")
+    import tensorflow as tf
+
+    rng = np.random.default_rng(11)
+    x_int, x = _grid_input(rng, shape)
+    layer, _, _ = _build(cls, args, dict(activation=activation, use_bias=True, **extra), x, rng,
+                         weight_scale=0.9, bias_scale=0.4)
+    layer.qat = True
+
+    def run(training):
+        with tf.GradientTape() as tape:
+            y = layer(x, training=training)
+            # Weighted, so every output element has its own upstream gradient.
+            total = tf.reduce_sum(y * np.linspace(-1, 1, y.shape[-1], dtype=np.float32))
+        return y.numpy(), [g.numpy() for g in tape.gradient(total, [layer.kernel, layer.bias])]
+
+    (plain, plain_grads), (fused, fused_grads) = run(False), run(True)
+    np.testing.assert_array_equal(fused, plain)
+    clipped = np.mean((plain == 127 / 128) | (plain == (0 if activation else -1)))
+    assert 0 < clipped < 1  # both clamp bounds, and the inside, are exercised
+    for a, b in zip(fused_grads, plain_grads):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)

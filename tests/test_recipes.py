@@ -24,6 +24,12 @@ def test_recipe_names_and_unknown_name():
         get_recipe(3)
 
 
+def test_recipe_names_come_from_the_parameter_table():
+    from ai8x_nb.parameters import RECIPES as NAMES, get_parameter
+
+    assert tuple(RECIPES) == NAMES and get_parameter("recipe").choices == NAMES
+
+
 def test_seed_recipe_changes_nothing():
     seed = RECIPES["seed"]
     assert (seed.schedule, seed.warmup_epochs, seed.augment, seed.weight_decay,

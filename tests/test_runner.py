@@ -89,9 +89,10 @@ def test_parse_value_like_papermill():
 
 
 def test_dataset_notebooks_are_found_and_declare_the_parameters():
-    expected = {"epochs", "batch_size", "lr", "schedule", "optimizer", "qat_policy", "device", "data_dir",
-                "dataset_folder", "allow_partial", "export_dir", "fast", "limit",
-                "model_spec", "seed"}
+    from ai8x_nb.parameters import NAMES
+
+    expected = set(NAMES)  # the one parameter table (ai8x_nb/parameters.py)
+    assert {"epochs", "schedule", "recipe", "qat_policy", "fast", "model_spec"} <= expected
     for name in runner.NOTEBOOKS:
         path = runner.find_notebook(name)
         assert path == runner.notebook_dir() / f"{name}.ipynb"
@@ -105,6 +106,7 @@ def _params(**changes):
               "data_dir": None, "dataset_folder": None, "allow_partial": False,
               "export_dir": "export", "fast": True, "limit": None,
               "model_spec": seed_spec("rock"), "seed": 42}
+    params.update({"recipe": "seed", "distribute": None})
     params.update(changes)
     return params
 
@@ -122,6 +124,7 @@ def test_check_parameters_derives_values():
     ({"lr": "fast"}, r"lr='fast' is invalid"),
     ({"schedule": "onecycle"}, r"schedule='onecycle' is invalid: expected one of 'seed', "),
     ({"fast": "yes"}, r"fast='yes' is invalid: expected True or False"),
+    ({"recipe": "quick"}, r"recipe='quick' is invalid: expected one of 'seed', 'fast'"),
     ({"device": "MAX99"}, r"device='MAX99'.*Unknown device"),
     ({"qat_policy": 3}, r"qat_policy=3 is invalid"),
     ({"model_spec": [{"type": "conv3d"}]}, r"model_spec: Model spec row 0: unknown type"),

@@ -21,6 +21,9 @@ from ai8x_nb import parameters  # noqa: E402
 from ai8x_nb.models import get_info, seed_spec  # noqa: E402
 
 DATE_CREATED = "2026/11/22"
+FULL_EPOCHS = {"mnist": 15}
+"""Epochs of the "full run" line per notebook (20 when not listed): the budgets in which the
+"fast" recipe reached its README numbers."""
 
 DEVICE_TEXT = (
     "The [MAX78000](https://www.analog.com/en/products/max78000.html) is an Arm Cortex-M4 "
@@ -171,7 +174,11 @@ def build_notebook(name):
 Edit the values below, or run the notebook headless with other values:
 `ai8x-nb run {name} -p epochs 100 -p fast False` (papermill injects them after this cell).
 `fast=True` keeps only the first `limit` samples of each split (4096 by default) so the whole
-notebook runs in about a minute; set `fast=False` for a real training run. `model_spec`
+notebook runs in about a minute; set `fast=False` for a real training run. A full run uses
+the "fast" recipe (augmentation, weight decay, label smoothing, QAT for the last fifth):
+`ai8x-nb run {name} -p fast False -p recipe fast -p epochs {FULL_EPOCHS.get(name, 20)} -p qat_policy default -p batch_size None -p lr None`
+(None: the seed model's batch size and learning rate; README, "Accuracy recipes", lists what
+each dataset reaches). `model_spec`
 describes the model one layer per line, or names a `.spec.json` file saved by the layer editor.
 """),
         _code(parameters_source(name, info), tags=["parameters"]),
@@ -275,7 +282,8 @@ training starts (BatchNorm folded, weights fake-quantized to `weight_bits`).
 live = LivePlot(title=f"{DATASET}: training")
 result = train(
     model, dataset, epochs=epochs, batch_size=batch_size, optimizer=optimizer, lr=lr,
-    schedule=schedule, qat_policy=derived["qat_policy"], out="logs", seed=seed, callbacks=[live],
+    schedule=schedule, recipe=recipe, qat_policy=derived["qat_policy"], out="logs", seed=seed,
+    callbacks=[live],
     dataset_kwargs={"data_dir": derived["data_dir"], "folder": dataset_folder,
                     "allow_partial": allow_partial, "limit": sample_limit, "seed": seed})
 print(f"run folder: {result.run_dir.path}")

@@ -12,7 +12,7 @@ of those scripts reads it.
 import logging
 from pathlib import Path
 
-from ai8x_nb.parameters import DISTRIBUTE, OPTIMIZERS, SCHEDULES  # Keras-free: fast --help
+from ai8x_nb.parameters import DISTRIBUTE, OPTIMIZERS, RECIPES, SCHEDULES  # Keras-free: fast --help
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +41,11 @@ def add_parser(subparsers):
                    help="LR schedule: the seed's (default; ReduceLROnPlateau or steps, made "
                         "for 100 epochs), cosine decay to 0 over the run (best for short "
                         "runs), or constant")
+    p.add_argument("--recipe", type=str.lower, choices=RECIPES,
+                   help="training recipe: 'seed' (default for a new run: as the seed models "
+                        "were trained) or 'fast' (10-20 epoch runs: augmentation, cosine "
+                        "schedule with warm-up, weight decay, label smoothing, QAT for the "
+                        "last fifth with --qat-policy default); a resumed run keeps its own")
     p.add_argument("--warmup-epochs", type=float, metavar="E",
                    help="linear LR warm-up before the cosine decay, in epochs (default 0.3)")
     p.add_argument("--metrics", nargs="+", help="Keras metric names (accuracy is always "
@@ -178,7 +183,7 @@ def run(args):
         lr=args.lr, metrics=args.metrics, qat_policy=args.qat_policy, out=args.out,
         run_dir=args.run_dir, seed=args.seed, data_dir=args.data_dir,
         dataset_kwargs=_dataset_kwargs(args), device=args.device, schedule=args.schedule,
-        warmup_epochs=args.warmup_epochs, distribute=args.distribute)
+        warmup_epochs=args.warmup_epochs, recipe=args.recipe, distribute=args.distribute)
     folder = result.run_dir.path
     _save_samples(args, ds, folder)
     print(f"run dir: {folder}")

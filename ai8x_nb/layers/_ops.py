@@ -5,6 +5,9 @@ Every function here is pure and works on float tensors that hold values in "data
 quantizers pass gradients straight through (STE) so they can be used in training.
 """
 
+import functools
+
+import keras
 from keras import ops
 
 DATA_SCALE = 128.0
@@ -44,6 +47,56 @@ def quantize_output(y, shift, activation):
         return ops.minimum(q, 127.0) / DATA_SCALE
     v = ops.clip(v, 0.0 if activation == "relu" else -128.0, 127.0)
     return straight_through(v, round_half_up(v)) / DATA_SCALE
+
+
+def quantize_scaled_output(v, activation, fused=False):
+    """`quantize_output` of an accumulator already multiplied by 128 * 2^shift.
+
+    `v` is in device units (the integer grid is 1.0). Callers fold the power-of-two scale
+    into the (small) quantized kernel and bias, which gives bit-identical `v` without a pass
+    over every output element. Computes `clamp(activate(floor(v + 0.5))) / 128` with the same
+    straight-through gradient as `quantize_output`.
+
+    Args:
+        v: the scaled accumulator.
+        activation: None, "relu" or "abs".
+        fused: on TensorFlow, run clamp, rounding and scale (and their gradient) as one
+            XLA-compiled kernel: the same values, one pass over the tensor instead of seven
+            (ReLU and no activation; Abs keeps the composed form). Used in training steps.
+    """
+    if fused and activation != "abs" and keras.backend.backend() == "tensorflow":
+        return _fused_tail(activation)(v)
+    if activation == "abs":
+        q = ops.abs(straight_through(v, round_half_up(v)))
+        return ops.minimum(q, 127.0) / DATA_SCALE
+    v = ops.clip(v, 0.0 if activation == "relu" else -128.0, 127.0)
+    return straight_through(v, round_half_up(v)) / DATA_SCALE
+
+
+@functools.cache
+def _fused_tail(activation):
+    """The TensorFlow kernel of `quantize_scaled_output` for ReLU / no activation.
+
+    Forward `floor(clip(v, low, 127) + 0.5) / 128`; backward: the upstream gradient / 128
+    where `low <= v <= 127` (the gradient of the clip, as `ops.clip` has it), else 0. Every
+    step is an exact float operation (clamps, +0.5 on values below 2^23, floor, a power-of-two
+    scale), so XLA's fusion cannot change a bit.
+    """
+    import tensorflow as tf
+
+    low = 0.0 if activation == "relu" else -128.0
+
+    @tf.custom_gradient
+    def tail(v):
+        out = tf.floor(tf.minimum(tf.maximum(v, low), 127.0) + 0.5) * (1.0 / DATA_SCALE)
+
+        def grad(upstream):
+            inside = tf.logical_and(v >= low, v <= 127.0)
+            return tf.where(inside, upstream * (1.0 / DATA_SCALE), tf.zeros_like(upstream))
+
+        return out, grad
+
+    return tf.function(tail, jit_compile=True, autograph=False)
 
 
 def quantize_wide(x, weight_bits=8):

@@ -174,7 +174,7 @@ class HardwareLayer(keras.layers.Layer):
         if not self.has_operator:
             return _ops.clamp_output(x)
         if self.qat:
-            return self._call_quantized(x)
+            return self._call_quantized(x, training=bool(training))
         bias = self.bias if self._bias_in_use else None
         batch_norm = self.bn is not None and not self.batch_norm_folded
         if self.activation == "relu" and not self.wide and not batch_norm:
@@ -200,7 +200,7 @@ class HardwareLayer(keras.layers.Layer):
         y = self._operate(x, self.kernel * gain, None if bias is None else bias * gain)
         return ops.relu6(y) * _ops.RELU6_LOSS
 
-    def _call_quantized(self, x):
+    def _call_quantized(self, x, training=False):
         if self.bn is not None and not self.batch_norm_folded:
             raise QuantizationError(
                 f"{type(self).__name__} '{self.name}' has an unfolded BatchNorm; fold it before "
@@ -211,11 +211,17 @@ class HardwareLayer(keras.layers.Layer):
         bias = None
         if self.bias is not None:
             bias = _ops.quantize_bias(self.bias * weight_scale, self.weight_bits)
-        y = self._operate(x, kernel, bias)
         if self.wide:
             # The device keeps the raw accumulator of a wide layer: no output_shift.
-            return _ops.quantize_wide(y, self.weight_bits)
-        return _ops.quantize_output(y, shift, self.activation)
+            return _ops.quantize_wide(self._operate(x, kernel, bias), self.weight_bits)
+        # The output scale 128 * 2^shift is a power of two, so applying it to the quantized
+        # kernel and bias gives the same scaled accumulator, bit for bit, as scaling every
+        # output element (float rounding commutes with powers of two).
+        gain = _ops.DATA_SCALE * ops.power(2.0, shift)
+        y = self._operate(x, kernel * gain, None if bias is None else bias * gain)
+        # Training steps run the output tail fused (one kernel on TensorFlow); inference,
+        # export and tracing keep the plain keras.ops form. Both compute the same values.
+        return _ops.quantize_scaled_output(y, self.activation, fused=training)
 
     # ---------------------------------------------------------- quantization
     def output_shift_tensor(self):

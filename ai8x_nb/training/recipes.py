@@ -20,6 +20,7 @@ True
 import dataclasses
 import types
 
+from ai8x_nb.parameters import RECIPES as RECIPE_NAMES
 from ai8x_nb.training.arguments import TrainingError
 
 __all__ = ["Recipe", "RECIPES", "RECIPE_NAMES", "get_recipe", "qat_start_epoch",
@@ -67,9 +68,7 @@ RECIPES = types.MappingProxyType({
         schedule="cosine", warmup_epochs=1.0, augment=True, weight_decay=5e-3,
         label_smoothing=0.1, batch_norm=None, qat_fraction=0.2),
 })
-"""The recipes by name."""
-
-RECIPE_NAMES = tuple(RECIPES)
+"""The recipes by name, in the order of `ai8x_nb.parameters.RECIPES` (the names' one source)."""
 
 
 def get_recipe(recipe):
