@@ -230,9 +230,9 @@ _NAME_STEMS = {"conv2d": "conv", "conv1d": "conv", "convtranspose2d": "conv", "d
 def layer_names(spec):
     """Name each row's Keras layer by the one rule of seed models, notebooks and the editor.
 
-    QAT policy overrides name layers by it. A row is named after its kind: `conv` (conv2d, conv1d, convtranspose2d), `fc` (dense),
-    `pool`, `flatten`, `dropout`, `reshape`; a kind that occurs more than once is numbered
-    from 1 in spec order.
+    QAT policy overrides name layers by it. A row is named after its kind: `conv` (conv2d,
+    conv1d, convtranspose2d), `fc` (dense), `pool`, `flatten`, `dropout`, `reshape`; a kind
+    that occurs more than once is numbered from 1 in spec order.
 
     Args:
         spec: list of row dicts (canonical or not; a malformed row is named `layer`).

@@ -1,4 +1,4 @@
-"""`ModelInfo`: a seed model's definition (a spec, or a builder) plus its training defaults, as data."""
+"""`ModelInfo`: a seed model's definition (a spec or a builder) and its training defaults."""
 
 import copy
 import dataclasses

@@ -1,18 +1,17 @@
 """An ipywidgets table to edit a model spec, checked live against the device.
 
-Every change re-validates the spec row by row (`ai8x_nb.spec.validate_spec`): each row
-shows its output shape and parameters, or the layer's own error text in red. When every row
-is valid the whole model goes through `ai8x_nb.check.check_model`, whose totals drive the
-memory bars (layers, weights, bias, data memory). The editor also displays as a static
-matplotlib figure (table + budget bars), which is what headless runs and GitHub show.
+The widgets are a thin binding over `ai8x_nb.spec_table.SpecTable`, which does the editing,
+the row-by-row validation and the device check; `editor_view` renders its state (status
+cells, summary, memory bars, and the static figure headless runs and GitHub show).
 """
 
-import json
 import logging
 
-from ai8x_nb import plots
 from ai8x_nb import spec as specs
-from ai8x_nb.devices import DEVICES, get_device
+from ai8x_nb.devices import DEVICES
+from ai8x_nb.parameters import DEFAULT_DEVICE
+from ai8x_nb.spec_table import COLUMNS, SpecTable
+from ai8x_nb.widgets import editor_view as view
 
 __all__ = ["LayerEditor", "CSS_CLASS"]
 
@@ -21,31 +20,12 @@ logger = logging.getLogger(__name__)
 CSS_CLASS = "ai8x-layer-editor"
 """CSS class of the editor's outer box (the browser test looks for it)."""
 
-FIELDS = ("type", "size", "kernel_size", "padding", "pooling", "pool_size", "pool_strides",
-          "activation", "wide", "use_bias", "other")
 HEADERS = ("#", "type", "filters", "kernel", "pad", "pool", "size", "stride",
            "act", "wide", "bias", "rate/shape", "", "output / error")
 WIDTHS = ("24px", "112px", "64px", "50px", "50px", "66px", "50px", "50px", "66px", "34px",
           "34px", "72px", "132px", "320px")
-ENABLED = {
-    "conv2d": {"size", "kernel_size", "padding", "pooling", "pool_size", "pool_strides",
-               "activation", "wide", "use_bias"},
-    "dense": {"size", "activation", "wide", "use_bias"},
-    "maxpool": {"pool_size", "pool_strides"},
-    "flatten": set(),
-    "dropout": {"other"},
-    "reshape": {"other"},
-}
-ENABLED["conv1d"] = ENABLED["convtranspose2d"] = ENABLED["conv2d"]
-ENABLED["avgpool"] = ENABLED["maxpool"]
-
-
-def _html_escape(text):
-    return (str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;"))
-
-
-def _shape_text(shape):
-    return "x".join(str(s) for s in shape) if shape else "?"
+BUTTONS = (("insert", "plus", "insert a layer above"), ("up", "arrow-up", "move up"),
+           ("down", "arrow-down", "move down"), ("delete", "trash", "delete"))
 
 
 class LayerEditor:
@@ -56,14 +36,15 @@ class LayerEditor:
         input_shape: one sample's shape without batch, e.g. `dataset.input_shape`.
         num_classes: the number of classes the last layer must output (None: no check).
         device: "MAX78000" or "MAX78002" (a dropdown in the editor changes it).
+        save_path: where "Save spec" writes the spec (the button is off without it).
 
     Attributes:
+        table: the `SpecTable` being edited.
         widget: the outer `ipywidgets.VBox` (CSS class `ai8x-layer-editor`).
         rows: one dict per spec row mapping field names ("type", "size", "kernel_size",
             "padding", "pooling", "pool_size", "pool_strides", "activation", "wide",
             "use_bias", "other", "insert", "up", "down", "delete", "status") to widgets.
-        results: the last `validate_spec` result, one `(ok, message, shape, params)` per row.
-        report: the last `CheckReport` (None while a row has an error).
+        results, report, check_error: the table's (see `SpecTable`).
 
     Example:
 
@@ -73,22 +54,16 @@ class LayerEditor:
     >>> model = editor.to_model()  # doctest: +SKIP
     """
 
-    def __init__(self, spec, input_shape, num_classes=None, device="MAX78000", *,
+    def __init__(self, spec, input_shape, num_classes=None, device=DEFAULT_DEVICE, *,
                  save_path=None):
         import ipywidgets as w
 
         self._w = w
-        self._spec = specs.normalize_spec(spec)
-        self.input_shape = tuple(input_shape)
-        self.num_classes = num_classes
-        self._device = get_device(device).name
+        self.table = SpecTable(spec, input_shape, num_classes, device)
+        self.save_path = save_path
         self._busy = False
         self.rows = []
-        self.results = []
-        self.report = None
-        self.check_error = None
-
-        self.device_dropdown = w.Dropdown(options=list(DEVICES), value=self._device,
+        self.device_dropdown = w.Dropdown(options=list(DEVICES), value=self.table.device,
                                           description="device", layout=w.Layout(width="220px"))
         self.device_dropdown.observe(self._on_device, names="value")
         self.add_type = w.Dropdown(options=list(specs.LAYER_TYPES), value="conv2d",
@@ -99,7 +74,6 @@ class LayerEditor:
         self.rows_box = w.VBox()
         self.summary = w.HTML()
         self.budget = w.HTML()
-        self.save_path = save_path
         self.save_button = w.Button(description="Save spec", icon="save",
                                     tooltip=f"write the spec to {save_path}",
                                     disabled=save_path is None, layout=w.Layout(width="120px"))
@@ -110,42 +84,36 @@ class LayerEditor:
         code_box = w.Accordion(children=[self.code], titles=("model_spec (paste into the "
                                                               "parameters cell)",))
         code_box.selected_index = None
+        header = w.HBox([w.HTML(f"<b>{h}</b>", layout=w.Layout(width=width))
+                         for h, width in zip(HEADERS, WIDTHS)])
         self.widget = w.VBox([
             w.HBox([self.device_dropdown, self.add_type, self.add_button, self.save_button,
                     self.save_status]),
-            self._header(), self.rows_box, self.summary, self.budget, code_box])
+            header, self.rows_box, self.summary, self.budget, code_box])
         self.widget.add_class(CSS_CLASS)
         self._rebuild()
 
     # ------------------------------------------------------------ public API
-    @property
-    def spec(self):
-        """The current spec: a new list of canonical row dicts."""
-        return [dict(row) for row in self._spec]
-
-    @property
-    def device(self):
-        """The selected device name."""
-        return self._device
-
-    @property
-    def ok(self):
-        """True when every row is valid and the model check found no error."""
-        return (all(r[0] for r in self.results) and self.report is not None
-                and self.report.ok)
+    input_shape = property(lambda self: self.table.input_shape, doc="One sample's shape.")
+    num_classes = property(lambda self: self.table.num_classes, doc="Classes to output.")
+    spec = property(lambda self: self.table.spec, doc="The current spec (a new list).")
+    device = property(lambda self: self.table.device, doc="The selected device name.")
+    ok = property(lambda self: self.table.ok, doc="Every row valid and the model fits.")
+    results = property(lambda self: self.table.results, doc="`validate_spec` per row.")
+    report = property(lambda self: self.table.report, doc="The `CheckReport`, or None.")
+    check_error = property(lambda self: self.table.check_error, doc="A check failure, or None.")
 
     def to_model(self, name="model"):
         """Build the edited model (`ai8x_nb.spec.spec_to_model`); raises `SpecError` if invalid."""
-        return specs.spec_to_model(self._spec, self.input_shape, self.num_classes,
-                                   device=self._device, name=name)
+        return self.table.to_model(name)
 
     def to_python(self, variable="model_spec"):
         """The spec as a Python literal assignment, to paste into the parameters cell."""
-        return specs.spec_to_python(self._spec, variable)
+        return self.table.to_python(variable)
 
     def to_json(self):
         """The spec as JSON text (e.g. for `ai8x-nb run NAME -p model_spec '<json>'`)."""
-        return json.dumps(self._spec)
+        return self.table.to_json()
 
     def save(self, path=None):
         """Write the current spec to a `.spec.json` file; returns its `Path`.
@@ -159,207 +127,69 @@ class LayerEditor:
         path = path or self.save_path
         if path is None:
             raise specs.SpecError("LayerEditor.save needs a path (or save_path= when created).")
-        written = specs.save_spec(self._spec, path)
-        logger.info("model spec saved to %s", written)
-        return written
-
-    def _on_save(self):
-        try:
-            path = self.save()
-        except (specs.SpecError, OSError) as err:
-            self.save_status.value = f"<span style='color:#b00'>{_html_escape(str(err))}</span>"
-        else:
-            self.save_status.value = (f"saved to <code>{_html_escape(str(path))}</code>: set "
-                                      f"<code>model_spec = \"{_html_escape(str(path))}\"</code> "
-                                      f"to train it in a batch run")
+        return self.table.save(path)
 
     def add_row(self, layer_type="conv2d", **fields):
         """Append a row of `layer_type` (fields default as in `ai8x_nb.spec.default_row`)."""
-        self.insert_row(len(self._spec), layer_type, **fields)
+        self.table.add_row(layer_type, **fields)
+        self._rebuild()
 
     def insert_row(self, index, layer_type="conv2d", **fields):
         """Insert a new row before position `index`."""
-        row = specs.default_row(layer_type)
-        row.update(fields)
-        self._spec.insert(index, specs.normalize_row(row, index))
+        self.table.insert_row(index, layer_type, **fields)
         self._rebuild()
 
     def delete_row(self, index):
         """Remove the row at `index`."""
-        del self._spec[index]
+        self.table.delete_row(index)
         self._rebuild()
 
     def move_row(self, index, offset):
         """Move the row at `index` by `offset` positions (-1 up, +1 down), within bounds."""
-        target = index + offset
-        if 0 <= target < len(self._spec) and target != index:
-            self._spec.insert(target, self._spec.pop(index))
+        if self.table.move_row(index, offset):
             self._rebuild()
 
     def set_field(self, index, key, value):
         """Set one field of one row (as typing in the table does) and re-check."""
-        row = dict(self._spec[index])
-        if key == "type":
-            new = specs.default_row(value)
-            size = row.get("filters", row.get("units"))
-            for size_key in ("filters", "units"):
-                if size_key in new and size is not None:
-                    new[size_key] = size
-            self._spec[index] = new
-            self._rebuild()
-            return
-        row[key] = value
-        if key == "pooling" and value is not None and row.get("pool_size") is None:
-            row["pool_size"], row["pool_strides"] = 2, 2
-        try:
-            self._spec[index] = specs.normalize_row(row, index)
-        except specs.SpecError:
-            self._spec[index] = row
-        self._sync_row(index)
-        self.refresh()
+        self.table.set_field(index, key, value)
+        self._after_edit(index, key)
 
     def refresh(self):
-        """Re-validate every row and recompute the device budget."""
-        self.results = specs.validate_spec(self._spec, self.input_shape, self._device,
-                                           self.num_classes)
-        for i, result in enumerate(self.results):
-            self.rows[i]["status"].value = self._status_html(result)
-        self.report, self.check_error = None, None
-        if self._spec and all(r[0] for r in self.results):
-            try:
-                from ai8x_nb.check import check_model
-
-                self.report = check_model(self.to_model(), self._device)
-            except Exception as err:  # noqa: BLE001 - shown in the editor, never raised
-                self.check_error = f"{type(err).__name__}: {err}"
-                logger.debug("check_model failed in the editor", exc_info=True)
-        self.summary.value = self._summary_html()
-        self.budget.value = self._budget_html()
-        try:
-            self.code.value = self.to_python()
-        except specs.SpecError as err:
-            self.code.value = f"# fix the spec first: {err}"
+        """Re-validate every row and show the results."""
+        self.table.check()
+        self._show()
 
     def figure(self):
         """A static matplotlib figure of the editor: the layer table and the budget bars."""
-        from matplotlib.figure import Figure
-
-        n = len(self._spec)
-        has_budget = self.report is not None and plots.budget_items(self.report)
-        table_height = 0.24 * (n + 2)
-        height = table_height + (2.6 if has_budget else 0.4)
-        fig = Figure(figsize=(11, height), layout="constrained")
-        if has_budget:
-            table_ax, bar_ax = fig.subplots(2, 1, height_ratios=[table_height, 2.6])
-        else:
-            table_ax, bar_ax = fig.subplots(), None
-        table_ax.axis("off")
-        cells, colors = [], []
-        for i, row in enumerate(self._spec):
-            ok, message, shape, params = (self.results[i] if i < len(self.results)
-                                          else (True, "", None, 0))
-            cells.append([str(i), row["type"], self._describe(row),
-                          _shape_text(shape) if ok else "-", f"{params:,}" if ok else "-",
-                          "ok" if ok else (message[:70] + ("..." if len(message) > 70 else ""))])
-            colors.append(["white"] * 5 + ["#eaf6ea" if ok else "#fbe3e3"])
-        if cells:
-            table = table_ax.table(cellText=cells, cellColours=colors, loc="center",
-                                   colLabels=["#", "type", "config", "output", "params",
-                                              "status"], cellLoc="left")
-            table.auto_set_font_size(False)
-            table.set_fontsize(8)
-            table.auto_set_column_width(list(range(6)))
-        table_ax.set_title(self._summary_text(), fontsize=9, loc="left")
-        if bar_ax is not None:
-            plots.draw_budget(bar_ax, self.report)
-        return fig
+        return view.figure(self.table)
 
     # --------------------------------------------------------------- display
     def _repr_mimebundle_(self, include=None, exclude=None):
+        from ai8x_nb import plots
+
         bundle = {}
         widget_bundle = self.widget._repr_mimebundle_(include=include, exclude=exclude)
         if isinstance(widget_bundle, tuple):
             widget_bundle = widget_bundle[0]
         bundle.update(widget_bundle or {})
         bundle["image/png"] = plots.figure_png_b64(self.figure())
-        bundle["text/plain"] = self._text_table()
+        bundle["text/plain"] = view.text_table(self.table)
         return bundle
 
-    def _text_table(self):
-        lines = [self._summary_text()]
-        for i, row in enumerate(self._spec):
-            ok, message, shape, params = (self.results[i] if i < len(self.results)
-                                          else (True, "", None, 0))
-            state = f"{_shape_text(shape)}  {params:,} params" if ok else f"ERROR {message}"
-            lines.append(f"{i:>3} {row['type']:<16} {self._describe(row):<34} {state}")
-        return "\n".join(lines)
+    def _show(self):
+        for i, result in enumerate(self.table.results):
+            self.rows[i]["status"].value = view.status_html(result)
+        self.summary.value = view.summary_html(self.table)
+        self.budget.value = view.budget_html(self.table)
+        try:
+            self.code.value = self.table.to_python()
+        except specs.SpecError as err:
+            self.code.value = f"# fix the spec first: {err}"
 
-    # ------------------------------------------------------------- internals
-    def _header(self):
-        w = self._w
-        cells = [w.HTML(f"<b>{h}</b>", layout=w.Layout(width=width))
-                 for h, width in zip(HEADERS, WIDTHS)]
-        return w.HBox(cells)
-
-    @staticmethod
-    def _describe(row):
-        kind = row["type"]
-        if kind in specs.CONV_TYPES:
-            text = f"{row['filters']} k{row['kernel_size']} p{row['padding']}"
-            if row["pooling"]:
-                text = f"{row['pooling']}pool {row['pool_size']}/{row['pool_strides']} + " + text
-            text += f" {row['activation'] or 'linear'}"
-        elif kind == "dense":
-            text = f"{row['units']} {row['activation'] or 'linear'}"
-        elif kind in specs.POOL_TYPES:
-            text = f"{row['pool_size']}/{row['pool_strides']}"
-        elif kind == "dropout":
-            text = f"rate {row['rate']}"
-        elif kind == "reshape":
-            text = _shape_text(row["target_shape"])
-        else:
-            text = ""
-        if row.get("wide"):
-            text += " wide"
-        if kind in specs.CONV_TYPES + ("dense",) and not row.get("use_bias"):
-            text += " no-bias"
-        return text
-
-    def _field_values(self, row):
-        kind = row["type"]
-        size = row.get("filters", row.get("units", 0))
-        if kind == "dropout":
-            other = str(row["rate"])
-        elif kind == "reshape":
-            other = ",".join(str(v) for v in row["target_shape"])
-        else:
-            other = ""
-        pool_default = 2
-        return {
-            "type": kind,
-            "size": int(size or 0),
-            "kernel_size": int(row.get("kernel_size") or 3) if not isinstance(
-                row.get("kernel_size"), list) else int(row["kernel_size"][0]),
-            "padding": row.get("padding", 1) if row.get("padding") in (0, 1, 2) else 1,
-            "pooling": str(row.get("pooling")),
-            "pool_size": self._first(row.get("pool_size"), pool_default),
-            "pool_strides": self._first(row.get("pool_strides"), pool_default),
-            "activation": str(row.get("activation")),
-            "wide": bool(row.get("wide", False)),
-            "use_bias": bool(row.get("use_bias", False)),
-            "other": other,
-        }
-
-    @staticmethod
-    def _first(value, default):
-        if value is None:
-            return default
-        return int(value[0] if isinstance(value, (list, tuple)) else value)
-
+    # -------------------------------------------------------------- binding
     def _make_row(self, index):
         w = self._w
-        row = self._spec[index]
-        values = self._field_values(row)
+        values = self.table.column_values(index)
         lay = [w.Layout(width=width) for width in WIDTHS]
         widgets = {
             "type": w.Dropdown(options=list(specs.LAYER_TYPES), value=values["type"],
@@ -377,152 +207,84 @@ class LayerEditor:
             "use_bias": w.Checkbox(value=values["use_bias"], indent=False, layout=lay[10]),
             "other": w.Text(value=values["other"], layout=lay[11]),
         }
-        enabled = ENABLED[row["type"]]
-        for key, widget in widgets.items():
-            if key != "type":
-                widget.disabled = key not in enabled or (
-                    key in ("pool_size", "pool_strides") and row["type"] in specs.CONV_TYPES
-                    and row.get("pooling") is None)
-            widget.observe(self._on_change(widget), names="value")
-            widget._ai8x_field = key
-        buttons = {}
-        for key, icon, tip in (("insert", "plus", "insert a layer above"),
-                               ("up", "arrow-up", "move up"), ("down", "arrow-down", "move down"),
-                               ("delete", "trash", "delete")):
-            button = w.Button(icon=icon, tooltip=tip,
-                              layout=w.Layout(width="30px", padding="0px"))
-            button._ai8x_action = key
-            button.on_click(self._on_button)
-            buttons[key] = button
-        index_label = w.HTML(str(index), layout=lay[0])
+        entry = dict(widgets)
+        for column, widget in widgets.items():
+            widget.disabled = not self.table.column_enabled(index, column)
+            widget.observe(self._on_change(entry, column), names="value")
+        for action, icon, tip in BUTTONS:
+            button = w.Button(icon=icon, tooltip=tip, layout=w.Layout(width="30px",
+                                                                      padding="0px"))
+            button.on_click(self._on_button(entry, action))
+            entry[action] = button
         status = w.HTML(layout=lay[13])
         status.add_class("ai8x-row-status")
-        box = w.HBox([index_label] + [widgets[k] for k in FIELDS]
-                     + [w.HBox(list(buttons.values()), layout=lay[12]), status])
+        box = w.HBox([w.HTML(str(index), layout=lay[0])] + [widgets[c] for c in COLUMNS]
+                     + [w.HBox([entry[a] for a, _, _ in BUTTONS], layout=lay[12]), status])
         box.add_class("ai8x-layer-row")
-        entry = dict(widgets)
-        entry.update(buttons)
         entry.update(status=status, box=box, index=index)
-        for widget in list(widgets.values()) + list(buttons.values()):
-            widget._ai8x_row = entry
         return entry
 
     def _rebuild(self):
         self._busy = True
         try:
-            self.rows = [self._make_row(i) for i in range(len(self._spec))]
+            self.rows = [self._make_row(i) for i in range(len(self.table))]
             self.rows_box.children = [entry["box"] for entry in self.rows]
         finally:
             self._busy = False
-        self.refresh()
+        self._show()
 
     def _sync_row(self, index):
         """Push a row's (normalised) values back into its widgets without firing events."""
-        entry, row = self.rows[index], self._spec[index]
-        values = self._field_values(row)
+        entry, values = self.rows[index], self.table.column_values(index)
         self._busy = True
         try:
-            for key in FIELDS:
-                if key in ("type", "other"):
+            for column in COLUMNS:
+                if column in ("type", "other"):
                     continue
-                if entry[key].value != values[key]:
-                    entry[key].value = values[key]
-            if row["type"] in specs.CONV_TYPES:
-                for key in ("pool_size", "pool_strides"):
-                    entry[key].disabled = row.get("pooling") is None
+                if entry[column].value != values[column]:
+                    entry[column].value = values[column]
+                if column in ("pool_size", "pool_strides"):
+                    entry[column].disabled = not self.table.column_enabled(index, column)
         finally:
             self._busy = False
 
-    def _on_change(self, widget):
+    def _after_edit(self, index, key):
+        if key == "type":
+            self._rebuild()  # another type: other columns, fresh widgets
+        else:
+            self._sync_row(index)
+            self._show()
+
+    def _on_change(self, entry, column):
         def handler(change):
             if self._busy:
                 return
-            entry = widget._ai8x_row
-            key, value = widget._ai8x_field, change["new"]
-            self._apply_field(entry["index"], key, value)
+            self.table.set_column(entry["index"], column, change["new"])
+            self._after_edit(entry["index"], column)
         return handler
 
-    def _apply_field(self, index, key, value):
-        row = self._spec[index]
-        if key in ("pooling", "activation"):
-            value = None if value == "None" else value
-        if key == "size":
-            key = "units" if row["type"] == "dense" else "filters"
-        if key == "other":
-            if row["type"] == "dropout":
-                key = "rate"
-                try:
-                    value = float(value)
-                except ValueError:
-                    pass
+    def _on_button(self, entry, action):
+        def handler(_):
+            index = entry["index"]
+            if action == "insert":
+                self.insert_row(index, self.table.row(index)["type"])
+            elif action == "delete":
+                self.delete_row(index)
             else:
-                key = "target_shape"
-                try:
-                    value = [int(v) for v in str(value).replace("x", ",").split(",") if v.strip()]
-                except ValueError:
-                    pass
-        self.set_field(index, key, value)
-
-    def _on_button(self, button):
-        index = button._ai8x_row["index"]
-        action = button._ai8x_action
-        if action == "insert":
-            self.insert_row(index, self._spec[index]["type"] if self._spec else "conv2d")
-        elif action == "delete":
-            self.delete_row(index)
-        else:
-            self.move_row(index, -1 if action == "up" else 1)
+                self.move_row(index, -1 if action == "up" else 1)
+        return handler
 
     def _on_device(self, change):
-        self._device = get_device(change["new"]).name
-        self.refresh()
+        self.table.set_device(change["new"])
+        self._show()
 
-    def _status_html(self, result):
-        ok, message, shape, params = result
-        if ok:
-            return (f"<span style='color:#2a7a2a'>&rarr; {_shape_text(shape)} &middot; "
-                    f"{params:,} params</span>")
-        return (f"<span class='ai8x-row-error' style='color:#c00;white-space:normal'>"
-                f"{_html_escape(message)}</span>")
-
-    def _summary_text(self):
-        bad = [i for i, r in enumerate(self.results) if not r[0]]
-        params = sum(r[3] for r in self.results)
-        text = (f"{len(self._spec)} rows, {params:,} parameters, input "
-                f"{_shape_text(self.input_shape)}, device {self._device}")
-        if bad:
-            return text + f": errors in row(s) {', '.join(map(str, bad))}"
-        if self.report is not None and not self.report.ok:
-            return text + f": {len(self.report.errors)} device error(s)"
-        return text + (": OK" if self.report is not None else "")
-
-    def _summary_html(self):
-        lines = [f"<b>{_html_escape(self._summary_text())}</b>"]
-        if self.report is not None:
-            for err in self.report.errors:
-                lines.append(f"<div class='ai8x-row-error' style='color:#c00'>"
-                             f"{_html_escape(err)}</div>")
-            for warn in self.report.warnings:
-                lines.append(f"<div style='color:#a60'>{_html_escape(warn)}</div>")
-        if self.check_error:
-            lines.append(f"<div style='color:#c00'>model check failed: "
-                         f"{_html_escape(self.check_error)}</div>")
-        return "".join(lines)
-
-    def _budget_html(self):
-        if self.report is None:
-            return "<i>Memory budget: fix the rows in red first.</i>" if self._spec else ""
-        parts = ["<div class='ai8x-budget'><b>Memory budget on "
-                 f"{_html_escape(self._device)}</b>"]
-        for label, used, limit, unit in plots.budget_items(self.report):
-            pct = 100.0 * used / limit
-            color = "#d62728" if pct > 100 else ("#ff7f0e" if pct > 85 else "#1f77b4")
-            parts.append(
-                "<div style='display:flex;align-items:center;gap:8px;margin:2px 0'>"
-                f"<span style='width:170px'>{label}</span>"
-                "<span style='width:300px;height:12px;background:#eee;display:inline-block'>"
-                f"<span style='width:{min(pct, 100):.1f}%;height:12px;background:{color};"
-                "display:inline-block'></span></span>"
-                f"<span>{int(used):,} / {int(limit):,} {unit} ({pct:.1f} %)</span></div>")
-        parts.append("</div>")
-        return "".join(parts)
+    def _on_save(self):
+        try:
+            path = self.save()
+        except (specs.SpecError, OSError) as err:
+            self.save_status.value = (f"<span style='color:#b00'>{view.escape(str(err))}"
+                                      f"</span>")
+        else:
+            where = view.escape(str(path))
+            self.save_status.value = (f"saved to <code>{where}</code>: set <code>model_spec = "
+                                      f"\"{where}\"</code> to train it in a batch run")

@@ -1,0 +1,149 @@
+"""How a `SpecTable` looks: row descriptions, status and budget HTML, a text table, a figure.
+
+Pure functions of the table's state, shared by the live editor (HTML) and its static forms
+(text and a matplotlib figure, for headless runs and GitHub).
+"""
+
+from ai8x_nb import plots
+from ai8x_nb import spec as specs
+
+__all__ = ["escape", "shape_text", "describe", "summary_text", "text_table", "figure",
+           "status_html", "summary_html", "budget_html"]
+
+
+def escape(text):
+    """`text` with &, < and > escaped for HTML."""
+    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def shape_text(shape):
+    """(28, 28, 60) -> "28x28x60"; "?" for no shape."""
+    return "x".join(str(s) for s in shape) if shape else "?"
+
+
+def describe(row):
+    """A row in a few words, e.g. "maxpool 2/2 + 60 k3 p2 relu no-bias"."""
+    kind = row["type"]
+    if kind in specs.CONV_TYPES:
+        text = f"{row['filters']} k{row['kernel_size']} p{row['padding']}"
+        if row["pooling"]:
+            text = f"{row['pooling']}pool {row['pool_size']}/{row['pool_strides']} + " + text
+        text += f" {row['activation'] or 'linear'}"
+    elif kind == "dense":
+        text = f"{row['units']} {row['activation'] or 'linear'}"
+    elif kind in specs.POOL_TYPES:
+        text = f"{row['pool_size']}/{row['pool_strides']}"
+    elif kind == "dropout":
+        text = f"rate {row['rate']}"
+    elif kind == "reshape":
+        text = shape_text(row["target_shape"])
+    else:
+        text = ""
+    if row.get("wide"):
+        text += " wide"
+    if kind in specs.CONV_TYPES + ("dense",) and not row.get("use_bias"):
+        text += " no-bias"
+    return text
+
+
+def _result(table, index):
+    return table.results[index] if index < len(table.results) else (True, "", None, 0)
+
+
+def summary_text(table):
+    """One line: rows, parameters, input, device, and what is wrong (or OK)."""
+    text = (f"{len(table)} rows, {table.parameters:,} parameters, input "
+            f"{shape_text(table.input_shape)}, device {table.device}")
+    if table.bad_rows:
+        return text + f": errors in row(s) {', '.join(map(str, table.bad_rows))}"
+    if table.report is not None and not table.report.ok:
+        return text + f": {len(table.report.errors)} device error(s)"
+    return text + (": OK" if table.report is not None else "")
+
+
+def text_table(table):
+    """The summary line and one line per row: output shape and parameters, or the error."""
+    lines = [summary_text(table)]
+    for i, row in enumerate(table.spec):
+        ok, message, shape, params = _result(table, i)
+        state = f"{shape_text(shape)}  {params:,} params" if ok else f"ERROR {message}"
+        lines.append(f"{i:>3} {row['type']:<16} {describe(row):<34} {state}")
+    return "\n".join(lines)
+
+
+def figure(table):
+    """A static matplotlib figure: the layer table and, when the model checks, the budget bars."""
+    from matplotlib.figure import Figure
+
+    rows = table.spec
+    has_budget = bool(table.budget())
+    table_height = 0.24 * (len(rows) + 2)
+    fig = Figure(figsize=(11, table_height + (2.6 if has_budget else 0.4)),
+                 layout="constrained")
+    if has_budget:
+        table_ax, bar_ax = fig.subplots(2, 1, height_ratios=[table_height, 2.6])
+    else:
+        table_ax, bar_ax = fig.subplots(), None
+    table_ax.axis("off")
+    cells, colors = [], []
+    for i, row in enumerate(rows):
+        ok, message, shape, params = _result(table, i)
+        cells.append([str(i), row["type"], describe(row), shape_text(shape) if ok else "-",
+                      f"{params:,}" if ok else "-",
+                      "ok" if ok else (message[:70] + ("..." if len(message) > 70 else ""))])
+        colors.append(["white"] * 5 + ["#eaf6ea" if ok else "#fbe3e3"])
+    if cells:
+        drawn = table_ax.table(cellText=cells, cellColours=colors, loc="center",
+                               colLabels=["#", "type", "config", "output", "params", "status"],
+                               cellLoc="left")
+        drawn.auto_set_font_size(False)
+        drawn.set_fontsize(8)
+        drawn.auto_set_column_width(list(range(6)))
+    table_ax.set_title(summary_text(table), fontsize=9, loc="left")
+    if bar_ax is not None:
+        plots.draw_budget(bar_ax, table.report)
+    return fig
+
+
+def status_html(result):
+    """A row's status cell: "-> shape . params" in green, or its error in red."""
+    ok, message, shape, params = result
+    if ok:
+        return (f"<span style='color:#2a7a2a'>&rarr; {shape_text(shape)} &middot; "
+                f"{params:,} params</span>")
+    return (f"<span class='ai8x-row-error' style='color:#c00;white-space:normal'>"
+            f"{escape(message)}</span>")
+
+
+def summary_html(table):
+    """The summary line, then the device check's errors and warnings."""
+    lines = [f"<b>{escape(summary_text(table))}</b>"]
+    if table.report is not None:
+        for err in table.report.errors:
+            lines.append(f"<div class='ai8x-row-error' style='color:#c00'>{escape(err)}</div>")
+        for warn in table.report.warnings:
+            lines.append(f"<div style='color:#a60'>{escape(warn)}</div>")
+    if table.check_error:
+        lines.append(f"<div style='color:#c00'>model check failed: "
+                     f"{escape(table.check_error)}</div>")
+    return "".join(lines)
+
+
+def budget_html(table):
+    """Memory bars (layers, weights, bias, data) of the device check, or why there are none."""
+    if table.report is None:
+        return "<i>Memory budget: fix the rows in red first.</i>" if len(table) else ""
+    parts = [f"<div class='ai8x-budget'><b>Memory budget on {escape(table.device)}</b>"]
+    for label, used, limit, unit in table.budget():
+        pct = 100.0 * used / limit
+        color = "#d62728" if pct > 100 else ("#ff7f0e" if pct > 85 else "#1f77b4")
+        parts.append(
+            "<div style='display:flex;align-items:center;gap:8px;margin:2px 0'>"
+            f"<span style='width:170px'>{label}</span>"
+            "<span style='width:300px;height:12px;background:#eee;display:inline-block'>"
+            f"<span style='width:{min(pct, 100):.1f}%;height:12px;background:{color};"
+            "display:inline-block'></span></span>"
+            f"<span>{int(used):,} / {int(limit):,} {unit} ({pct:.1f} %)</span></div>")
+    parts.append("</div>")
+    return "".join(parts)
+
