@@ -43,6 +43,8 @@ __all__ = [
     "parse_value",
     "run_notebook",
     "run_all",
+    "format_value",
+    "job_commands",
     "summary_table",
     "status_line",
     "record_summary",
@@ -336,6 +338,70 @@ def run_all(names=None, parameters=None, parallel=1, *, per_notebook=None, out_d
         for future in concurrent.futures.as_completed(futures):
             report(future.result())
         return [future.result() for future in futures]
+
+
+def format_value(value):
+    """The `-p NAME VALUE` text that `parse_value` reads back as `value`.
+
+    Example:
+
+    >>> [format_value(v) for v in (1e-3, None, "cosine", "3", {"start_epoch": 1})]
+    ['0.001', 'None', 'cosine', '"3"', '{"start_epoch": 1}']
+    """
+    if value is None or isinstance(value, (bool, int, float)):
+        return repr(value) if isinstance(value, float) else str(value)
+    if isinstance(value, str):
+        return value if parse_value(value) == value else json.dumps(value)
+    return json.dumps(value)
+
+
+def job_commands(names=None, parameters=None, *, out_dir="runs", kernel_name="python3",
+                 program="ai8x-nb"):
+    """One `ai8x-nb run` command per notebook, for a job runner to start independently.
+
+    Each command runs one notebook with its parameters into its own folder
+    `<out_dir>/<name>` (executed notebook, `logs/`, `export/`), so Slurm array tasks,
+    GNU parallel or Kubernetes Jobs can run them anywhere, at once, without sharing files.
+
+    Args:
+        names: notebook names or paths (default: all of `NOTEBOOKS`).
+        parameters: parameters for every notebook, as `run_all` takes them.
+        out_dir: parent of the per-notebook folders.
+        kernel_name: Jupyter kernel of each run.
+        program: the command that starts the CLI.
+
+    Returns:
+        A list of shell command lines, in the order of `names`.
+
+    Raises:
+        NotebookError: a name that is not a notebook.
+        NotebookParameterError: a parameter a notebook does not declare.
+
+    Example:
+
+    >>> job_commands(["mnist"], {"epochs": 2}, out_dir="jobs")  # doctest: +SKIP
+    ['ai8x-nb run mnist -p epochs 2 --out jobs/mnist']
+    """
+    import shlex
+
+    names = list(names or NOTEBOOKS)
+    parameters = dict(parameters or {})
+    commands = []
+    for name in names:
+        path = find_notebook(name)
+        unknown = sorted(set(parameters) - set(notebook_parameters(path)))
+        if unknown:
+            raise NotebookParameterError(
+                f"Notebook {path.stem!r} has no parameter(s) {', '.join(unknown)}; its "
+                f"parameters are {', '.join(notebook_parameters(path))}.")
+        words = [program, "run", name]
+        for key, value in parameters.items():
+            words += ["-p", key, format_value(value)]
+        words += ["--out", os.path.join(os.fspath(out_dir), path.stem)]
+        if kernel_name != "python3":
+            words += ["--kernel", kernel_name]
+        commands.append(shlex.join(words))
+    return commands
 
 
 def status_line(result):

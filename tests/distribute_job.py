@@ -10,13 +10,14 @@ The devices must exist before TensorFlow or JAX starts, so this runs in its own 
 `{"logical_cpus": 2}` splits the CPU into two TensorFlow logical devices; under JAX the parent
 sets `XLA_FLAGS=--xla_force_host_platform_device_count=2`.
 
-Modes:
+Modes (a `_bn` suffix trains the model with BatchNorm in two layers):
     single: one device.
     mirrored: `distribute="mirrored"`, all epochs in one call.
     mirrored_resume: `distribute="mirrored"`, stopped after `stop` epochs, then continued to
         the end by a second `train` call on the same run folder that passes no `distribute`
         (the run's saved value must be used).
-    multiworker: `distribute="multiworker"` (TF_CONFIG set by the parent).
+    multiworker: `distribute="multiworker"` (TF_CONFIG set by the parent; `"tag"` names
+        this worker's report).
 """
 
 import hashlib
@@ -40,17 +41,18 @@ import numpy as np  # noqa: E402
 from ai8x_nb import datasets  # noqa: E402
 from ai8x_nb import layers as L  # noqa: E402
 from ai8x_nb.export import export_model  # noqa: E402
-from ai8x_nb.quantize import convert, is_qat  # noqa: E402
+from ai8x_nb.quantize import convert, hardware_layers, is_qat  # noqa: E402
 from ai8x_nb.training import train  # noqa: E402
+from ai8x_nb.training.distribute import make_distribution  # noqa: E402
 
 HISTORY_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy")
 
 
-def build_model():
-    """Three convolutions and a wide linear layer; with `"batch_norm"`, two have BatchNorm
+def build_model(batch_norm=False):
+    """Three convolutions and a wide linear layer; with `batch_norm`, two have BatchNorm
     (folded at the QAT switch)."""
     keras.utils.set_random_seed(3)
-    bn = "affine" if ARGS.get("batch_norm") else None
+    bn = "affine" if batch_norm else None
     inputs = keras.Input((28, 28), name="input")
     x = keras.layers.Reshape((28, 28, 1))(inputs)
     x = L.Conv2D(8, 3, padding=1, activation="relu", batch_norm=bn, name="conv1")(x)
@@ -70,18 +72,22 @@ def run(mode, out):
                   schedule="constant", seed=11, verbose=0,
                   qat_policy={"start_epoch": ARGS["qat_start"], "weight_bits": 8})
     run_dir = out / mode
-    if mode == "single":
-        result = train(build_model(), ds, run_dir=run_dir, **common)
-    elif mode in ("mirrored", "multiworker"):
-        result = train(build_model(), ds, run_dir=run_dir, distribute=mode, **common)
-    elif mode == "mirrored_resume":
-        train(build_model(), ds, run_dir=run_dir, distribute="mirrored",
+    kind = mode.removesuffix("_bn")
+    model = build_model(batch_norm=mode.endswith("_bn"))
+    if kind == "single":
+        result = train(model, ds, run_dir=run_dir, **common)
+    elif kind in ("mirrored", "multiworker"):
+        result = train(model, ds, run_dir=run_dir, distribute=kind, **common)
+    elif kind == "mirrored_resume":
+        train(model, ds, run_dir=run_dir, distribute="mirrored",
               **{**common, "epochs": ARGS["stop"]})
         result = train(None, ds, run_dir=run_dir, **common)  # the run's distribute
     else:
         raise SystemExit(f"unknown mode {mode!r}")
     model = result.model
     assert is_qat(model), "the returned model is the QAT checkpoint"
+    folded = [layer.batch_norm_folded for layer in hardware_layers(model)
+              if layer.batch_norm is not None]
     qmodel = convert(model)
     ints = {}
     for layer in qmodel.layers:
@@ -89,9 +95,10 @@ def run(mode, out):
         if layer.bias is not None:
             ints[f"{layer.name}/bias"] = np.asarray(layer.bias).tolist()
         ints[f"{layer.name}/output_shift"] = int(layer.output_shift)
-    export = out / f"{mode}-export"
+    tag = mode + ARGS.get("tag", "")  # several workers of one cluster share `out`
+    export = out / f"{tag}-export"
     export_model(model, export, dataset=ds, targets=("synthesis",), name="dist",
-                 epoch=ARGS["epochs"])
+                 epoch=ARGS["epochs"], eval_limit=32)
     checkpoint = export / "dist-q.pth.tar"
     report = {
         "mode": mode,
@@ -101,8 +108,9 @@ def run(mode, out):
         "integers": ints,
         "checkpoint_sha256": hashlib.sha256(checkpoint.read_bytes()).hexdigest(),
         "replicas": _replicas(),
+        "batch_norm_folded": folded,
     }
-    (out / f"{mode}.json").write_text(json.dumps(report))
+    (out / f"{tag}.json").write_text(json.dumps(report))
 
 
 def _replicas():
@@ -116,6 +124,9 @@ def _replicas():
 
 
 if __name__ == "__main__":
+    if "multiworker" in ARGS["modes"]:
+        # TensorFlow joins a cluster before its first operation (building the model is one).
+        make_distribution("multiworker")
     folder = Path(ARGS["out"])
     folder.mkdir(parents=True, exist_ok=True)
     for name in ARGS["modes"]:

@@ -283,7 +283,7 @@ live = LivePlot(title=f"{DATASET}: training")
 result = train(
     model, dataset, epochs=epochs, batch_size=batch_size, optimizer=optimizer, lr=lr,
     schedule=schedule, recipe=recipe, qat_policy=derived["qat_policy"], out="logs", seed=seed,
-    callbacks=[live],
+    callbacks=[live], distribute=distribute,
     dataset_kwargs={"data_dir": derived["data_dir"], "folder": dataset_folder,
                     "allow_partial": allow_partial, "limit": sample_limit, "seed": seed})
 print(f"run folder: {result.run_dir.path}")

@@ -10,7 +10,8 @@ def add_parser(subparsers):
     parser = subparsers.add_parser(
         "run", help=HELP, description=HELP + ".",
         epilog="Examples: ai8x-nb run mnist -p epochs 100 -p fast False; "
-               "ai8x-nb run all --parallel 2 --out runs")
+               "ai8x-nb run all --parallel 2 --out runs; "
+               "ai8x-nb run all -p epochs 10 --out jobs --print-commands | parallel -j 4")
     parser.add_argument("notebooks", nargs="+", metavar="NOTEBOOK",
                         help="dataset name (mnist, fashionmnist, cifar10, cifar100, kws20, "
                              "rock), a path to a .ipynb, or 'all'")
@@ -26,6 +27,10 @@ def add_parser(subparsers):
                         help="working directory of the notebooks (default: --out)")
     parser.add_argument("--log-output", action="store_true",
                         help="stream notebook outputs to the log")
+    parser.add_argument("--print-commands", action="store_true",
+                        help="run nothing: print one command per notebook, each writing only "
+                             "<out>/<notebook>/, for a job runner (Slurm array, GNU "
+                             "parallel, Kubernetes Jobs)")
     return parser
 
 
@@ -45,6 +50,11 @@ def run(args: argparse.Namespace) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     names = None if args.notebooks == ["all"] else args.notebooks
     parameters = {name: runner.parse_value(value) for name, value in args.parameter}
+    if args.print_commands:
+        for command in runner.job_commands(names, parameters, out_dir=args.out,
+                                           kernel_name=args.kernel):
+            print(command)
+        return 0
     results = runner.run_all(names, parameters, parallel=args.parallel, out_dir=args.out,
                              kernel_name=args.kernel, cwd=args.cwd, log_output=args.log_output,
                              progress=True,

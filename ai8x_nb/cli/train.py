@@ -170,6 +170,11 @@ def run(args):
     from ai8x_nb.training.arguments import check_train_args
 
     run_dir = _existing_run(args)
+    distribute = args.distribute or (run_dir.config.get("distribute") if run_dir else None)
+    if distribute == "multiworker":
+        from ai8x_nb.training.distribute import make_distribution
+
+        make_distribution(distribute)  # joins the cluster before TensorFlow's first operation
     epochs = _epochs(args, run_dir)
     check_train_args(epochs=epochs, batch_size=args.batch_size, optimizer=args.optimizer,
                      lr=args.lr, metrics=args.metrics, schedule=args.schedule,

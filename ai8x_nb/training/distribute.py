@@ -186,6 +186,8 @@ class Distribution:
 
     def scope(self):
         """The context under which variables are made and `fit` runs."""
+        if self.name == "multiworker":
+            return _multiworker_scope(self.engine)
         return self.engine.scope()
 
     def adopt(self, model):
@@ -253,6 +255,21 @@ class Distribution:
                     f"multiple of {n} (e.g. limit={count - count % n}), or the TensorFlow "
                     f"backend, which splits an uneven last batch.")
 
+    def before_fit(self, model, train_data):
+        """Build the model's metrics and optimizer from one local batch before `fit`.
+
+        Keras 3 learns the input shapes of a strategy's first `fit` by reducing a distributed
+        batch over the replicas, which MultiWorkerMirroredStrategy cannot do
+        (keras-team/keras#20585). Here the same build runs on a local batch, and the model's
+        own attempt is skipped; mirrored strategies keep Keras' path.
+        """
+        if self.name != "multiworker":
+            return
+        batch = next(iter(train_data))
+        with self.scope():
+            model._symbolic_build(data_batch=batch)
+        model._maybe_symbolic_build = _built_already
+
     def prepare_dataset(self, data):
         """Shard a multi-worker `tf.data.Dataset` by batches (our pipelines read no files)."""
         if self.name != "multiworker":
@@ -263,6 +280,44 @@ class Distribution:
         options.experimental_distribute.auto_shard_policy = (
             tf.data.experimental.AutoShardPolicy.DATA)
         return data.with_options(options)
+
+
+@contextlib.contextmanager
+def _multiworker_scope(strategy):
+    """The strategy's scope, with Keras' per-step log reduction fixed for several workers.
+
+    Keras 3 reduces each step's logs (scalars) over the workers with
+    `strategy.reduce("MEAN", value, axis=0)`, which fails on a scalar
+    (keras-team/keras#20585). Inside this scope, and only for this strategy, the logs are
+    averaged over the replicas with `axis=None`; the train step, the optimizer and the epoch
+    metrics stay Keras' own.
+    """
+    from keras.src.backend.tensorflow import trainer
+
+    keras_reduce = trainer.reduce_per_replica
+
+    def reduce_per_replica(values, strategy_, reduction):
+        if strategy_ is strategy and reduction in ("auto", "mean"):
+            import tensorflow as tf
+
+            def mean(value):
+                if isinstance(value, tf.distribute.DistributedValues):
+                    return strategy.reduce("MEAN", value, axis=None)
+                return value
+
+            return tf.nest.map_structure(mean, values)
+        return keras_reduce(values, strategy_, reduction)
+
+    with strategy.scope():
+        trainer.reduce_per_replica = reduce_per_replica
+        try:
+            yield
+        finally:
+            trainer.reduce_per_replica = keras_reduce
+
+
+def _built_already(iterator=None, data_batch=None):
+    """`Model._maybe_symbolic_build` once `Distribution.before_fit` has built the model."""
 
 
 def scope(distribution):
@@ -329,23 +384,27 @@ def _tf_mirrored():
     # that logical CPUs (tf.config.set_logical_device_configuration) count too.
     devices = [d.name for d in tf.config.list_logical_devices("GPU")] or [
         d.name for d in tf.config.list_logical_devices("CPU")]
-    engine = tf.distribute.MirroredStrategy(devices=devices)
+    key = ("mirrored", tuple(devices))
+    engine = _STRATEGIES.get(key)
+    if engine is None:
+        engine = _STRATEGIES[key] = tf.distribute.MirroredStrategy(devices=devices)
     _log_devices("mirrored", "tf.distribute.MirroredStrategy", devices)
     return Distribution("mirrored", "tensorflow", engine, int(engine.num_replicas_in_sync))
 
 
-# TensorFlow configures collective ops once per process, at start-up: the multi-worker
-# strategy can be made only once, so later runs in the same process reuse it.
-_MULTIWORKER = {}
+# One strategy per process and device set: TensorFlow configures collective ops once per
+# process (the multi-worker strategy can be made only once), and the collectives of two
+# strategies over the same devices (synchronized BatchNorm) would share instance keys.
+_STRATEGIES = {}
 
 
 def _tf_multiworker(cluster):
     import tensorflow as tf
 
-    key = json.dumps(cluster, sort_keys=True)
-    engine = _MULTIWORKER.get(key)
+    key = ("multiworker", json.dumps(cluster, sort_keys=True))
+    engine = _STRATEGIES.get(key)
     if engine is None:
-        if _MULTIWORKER:
+        if any(name == "multiworker" for name, _ in _STRATEGIES):
             raise DistributeError(
                 f"{TF_CONFIG} changed within this process; TensorFlow joins one cluster per "
                 f"process. Start a new process for the new cluster.")
@@ -357,7 +416,7 @@ def _tf_multiworker(cluster):
                 f"cluster before it runs any operation, so train in a fresh process (e.g. "
                 f"`ai8x-nb train --distribute multiworker`, or call train() first thing in a "
                 f"script), with the same {TF_CONFIG} cluster on every worker.") from None
-        _MULTIWORKER[key] = engine
+        _STRATEGIES[key] = engine
     worker = f"{cluster['task_type']}:{cluster['task_index']}"
     logger.info("distribute='multiworker': %s of %d workers (%s), %d replicas in all%s.",
                 worker, cluster["num_workers"], ", ".join(cluster["workers"]),

@@ -88,6 +88,7 @@ def fit_run(run, model, ds, config, policy, schedule, *, initial_epoch, state, v
             train_data = distribution.prepare_dataset(train_data)
             if valid_data is not None:
                 valid_data = distribution.prepare_dataset(valid_data)
+            distribution.before_fit(model, train_data)
         with scope(distribution):
             model.fit(train_data, validation_data=valid_data, epochs=epochs,
                       steps_per_epoch=steps, initial_epoch=initial_epoch, callbacks=cbs,
