@@ -19,7 +19,7 @@ from ai8x_nb.placement import layer_demands, place_model
 
 __all__ = ["check_model"]
 
-_log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 _WEIGHT_OPS = ("conv2d", "conv1d", "convtranspose2d", "linear")
 _WORD_BYTES = 9
@@ -242,7 +242,7 @@ def check_model(model, device="MAX78000"):
     graph = trace_model(model)
     checker.run(graph)
     totals = checker.finish(model, graph.folded)
-    _log.debug("checked %s on %s: %d error(s)", name, dev.name, len(checker.errors))
+    logger.debug("checked %s on %s: %d error(s)", name, dev.name, len(checker.errors))
     return CheckReport(dev, checker.rows, totals, checker.errors, checker.warnings, name,
                        placement=checker.placement)
 

@@ -26,7 +26,7 @@ from ai8x_nb.errors import ExportError
 
 __all__ = ["Hex", "network_description", "to_yaml", "write_network_yaml"]
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 OPERATIONS = {"conv2d": "Conv2d", "conv1d": "Conv1d", "convtranspose2d": "ConvTranspose2d",
               "linear": "MLP", "passthrough": "None", "add": "Add"}

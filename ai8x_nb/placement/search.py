@@ -26,7 +26,7 @@ from ai8x_nb.placement.plan import STRATEGIES, LayerPlacement, Planner, label
 
 __all__ = ["plan_layers", "SEARCH_SECONDS"]
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 SEARCH_SECONDS = 3.0
 """Time the lookahead search may take for a model that no greedy pass fits."""
@@ -66,11 +66,11 @@ def _plan(key, device):
         attempts.append(Planner(demands, device, strategy).run())
     if attempts[-1].errors:
         found = _lookahead(demands, device, time.monotonic() + SEARCH_SECONDS)
-        log.debug("greedy placement does not fit; lookahead search %s",
+        logger.debug("greedy placement does not fit; lookahead search %s",
                   "found one" if found else "found none")
         return found or attempts[0]
     if len(attempts) > 1:
-        log.debug("placement fits with tie-break %r", STRATEGIES[len(attempts) - 1])
+        logger.debug("placement fits with tie-break %r", STRATEGIES[len(attempts) - 1])
     return attempts[-1]
 
 
