@@ -199,6 +199,18 @@ def layer_int(x_int, op, w_int=None, b_int=None, *, bits=8, shift=0, padding=0,
     return np.clip(activate(out, activation), -128, 127)
 
 
+def eltwise_add_int(xs):
+    """The device's element-wise add of integer tensors: the sum, clamped to [-128, 127].
+
+    A convolution that adds its inputs first (`eltwise: add`, `pool_first: false`) runs
+    `layer_int(eltwise_add_int(xs), ...)`: add, clamp, then pool, convolve, shift, activate.
+    """
+    total = np.zeros(np.shape(xs[0]), dtype=np.int64)
+    for x in xs:
+        total = total + np.asarray(x, dtype=np.int64)
+    return np.clip(total, -128, 127)
+
+
 def batch_norm(y, mean, var, gamma=None, beta=None, eps=1e-5):
     """Inference BatchNorm, then the ai8x /4."""
     z = (y - mean) / np.sqrt(var + eps)

@@ -261,17 +261,43 @@ def test_wide_layer_must_be_last():
     assert "not the last layer" in _errors(check_model(model))
 
 
-def test_add_counts_as_a_layer():
-    # The YAML writes the Add as a layer of its own: it counts toward the layer limit.
+def _residual(device="MAX78000", use_bias=False, stem=True):
     inputs = keras.Input((4, 4, 8))
-    a = L.Conv2D(8, 3, padding=1)(inputs)
-    b = L.Conv2D(8, 1, padding=0)(inputs)
-    out = L.Conv2D(4, 3, padding=1)(L.Add()([a, b]))
-    report = check_model(keras.Model(inputs, out))
-    assert len(report.rows) == 4 and report.totals["layers"] == 4
-    # Until the export lays out element-wise layers as the tool wants, the check says so.
-    assert "reads hardware layer(s) [0, 1]" in _errors(report)
-    assert "branching networks" in _errors(report)
+    x = L.Conv2D(8, 3, padding=1, device=device, name="stem")(inputs) if stem else inputs
+    a = L.Conv2D(8, 3, padding=1, device=device, name="a")(x)
+    b = L.Conv2D(8, 1, padding=0, device=device, name="b")(x)
+    out = L.Conv2D(4, 3, padding=1, use_bias=use_bias, device=device,
+                   name="c")(L.Add(device=device, name="add")([a, b]))
+    return keras.Model(inputs, out)
+
+
+def test_add_runs_inside_the_next_convolution():
+    report = check_model(_residual())
+    assert report.ok, _errors(report)
+    assert [(r.name, r.op, r.eltwise, r.write_gap) for r in report.rows] == [
+        ("stem", "conv2d", "", 0), ("a", "conv2d", "", 1), ("b", "conv2d", "", 1),
+        ("c", "conv2d", "add", 0)]
+    assert report.totals["layers"] == 4 and "Add 'add'" in report.rows[-1].notes
+    a, b, c = report.rows[1:]
+    # Both operands go to the processors the add reads, interleaved 4 bytes apart.
+    assert a.output_mask == b.output_mask == c.processor_mask
+    assert (a.out_offset, b.out_offset) == (c.in_offset, c.in_offset + 4)
+
+
+def test_add_before_a_biased_convolution_is_a_layer_on_max78002():
+    # The tool runs an element-wise convolution with a bias on the MAX78000 only.
+    assert check_model(_residual("MAX78000", use_bias=True), "MAX78000").totals["layers"] == 4
+    report = check_model(_residual("MAX78002", use_bias=True), "MAX78002")
+    assert report.ok, _errors(report)
+    assert [r.op for r in report.rows] == ["conv2d", "conv2d", "conv2d", "add", "conv2d"]
+    assert report.totals["layers"] == 5
+
+
+def test_model_input_read_by_two_layers():
+    report = check_model(_residual(stem=False))
+    assert not report.ok
+    assert re.search(r"Layer 'a' \(hardware layer 0\): no processor mask .* the model input "
+                     r"can feed only the first layer", _errors(report))
 
 
 def test_unbuilt_model():

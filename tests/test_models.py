@@ -17,6 +17,8 @@ EXPECTED = {
     "cifar100": (381_792, (32, 32, 3), 100),
     "kws20": (126_490, (128, 128), 21),
     "rock": (54_693, (64, 64, 3), 3),
+    # ADI's ai85ressimplenet: the cifar100 convolutions plus three Adds (no parameters).
+    "ressimplenet": (381_792, (32, 32, 3), 100),
 }
 
 
@@ -25,7 +27,7 @@ def built():
     return {name: get_model(name) for name in EXPECTED}
 
 
-def test_registry_lists_the_six_seeds():
+def test_registry_lists_the_seed_models():
     assert model_names() == list(EXPECTED)
     assert set(MODELS) == set(EXPECTED)
 
@@ -52,7 +54,8 @@ def test_models_trace_onto_hardware_layers_without_problems(built, name):
     assert all(hw.op != "unsupported" for hw in graph.layers)
     last = graph.layers[graph.output_index].layer
     assert last.wide and last.activation is None
-    assert all(hw.layer.activation == "relu" for hw in graph.layers if hw.layer is not last)
+    assert all(hw.layer.activation == "relu" for hw in graph.layers
+               if hw.layer is not last and hw.op != "passthrough")
 
 
 def test_mnist_biases_only_on_the_linear_layer(built):
@@ -103,6 +106,7 @@ def test_training_defaults_as_data():
         "cifar100": (32, 3e-4, "adam", "cifar100"),
         "kws20": (128, 3e-4, "adam", "kws20"),
         "rock": (32, 1e-3, "adam", "rock"),
+        "ressimplenet": (32, 6.4e-4, "adam", "cifar100"),
     }
     assert model_for_dataset("cifar10") is MODELS["cifar10"]
     assert model_for_dataset("nope") is None

@@ -155,3 +155,54 @@ def test_the_tool_writes_past_its_block_for_unused_output_slots():
                                                                                    padding=0))
     demands = layer_demands(trace_model(one_bit), MAX78000)
     assert demands[0].words == 13 and set(demands[0].written) == {14}
+
+
+# ------------------------------------------------------------------ branching networks
+def _replay_data_memory(report, graph, device):
+    """Replay every layer's writes word by word; return the reads that find foreign data.
+
+    Independent of the planner: layer i writes `out_instance_bytes` (interleaved with
+    `write_gap` other operands) at `out_offset` in the instances of its output processors, and
+    must find, at `in_offset` in the instances of its input processors, only words written by
+    the layers it reads (the model input counts as layer -1, loaded at 0).
+    """
+    import numpy as np
+
+    words = device.data_instance_bytes // 4
+    owner = np.full((device.data_memory_instances, words), -2)
+    first = report.rows[0]
+    for inst in range(device.data_memory_instances):
+        if instances(first.processor_mask, device) >> inst & 1:
+            owner[inst, :-(-first.in_instance_bytes // 4)] = -1
+    bad = []
+    for row, hw in zip(report.rows, graph.layers):
+        n_in = -(-row.in_instance_bytes // 4)
+        for inst in range(device.data_memory_instances):
+            if instances(row.processor_mask, device) >> inst & 1:
+                found = set(owner[inst, row.in_offset // 4:row.in_offset // 4 + n_in].tolist())
+                if not found <= set(hw.inputs):
+                    bad.append((row.index, inst, sorted(found)))
+        n_out, k = row.out_instance_bytes // 4, row.write_gap + 1
+        for inst in range(device.data_memory_instances):
+            if instances(row.output_mask, device) >> inst & 1:
+                start = row.out_offset // 4
+                owner[inst, start:start + n_out * k:k] = row.index
+    return bad
+
+
+@pytest.mark.parametrize("device", [MAX78000, MAX78002])
+def test_residual_model_operands_interleave_and_nothing_live_is_overwritten(device):
+    model = get_model("ressimplenet", device=device.name)
+    graph = trace_model(model)
+    report = check_model(model, device)
+    assert report.ok, report.errors
+    rows = report.rows
+    fused = [r for r in rows if r.eltwise]
+    assert [r.name for r in fused] == ["conv4", "conv7", "conv10"]
+    for r in fused:
+        hw = graph.layers[r.index]
+        producers = [rows[i] for i in hw.inputs]
+        assert [p.out_offset for p in producers] == [r.in_offset, r.in_offset + 4]
+        assert {p.output_mask for p in producers} == {r.processor_mask}
+        assert all(p.write_gap == 1 for p in producers)
+    assert _replay_data_memory(report, graph, device) == []

@@ -12,6 +12,7 @@ from ai8x_nb.errors import QuantizationError
 from ai8x_nb.quantize import convert, enable_qat
 from ai8x_nb.simulate import round_shift, simulate
 
+import numpy_device as nd
 from quantize_fixtures import assert_exact, random_input, randomize
 
 
@@ -208,8 +209,43 @@ def test_add_skip_connection_exact():
     model = keras.Model(inputs, d)
     randomize(model, seed=9, scales=(0.5, 2.0, 5.0))
     qmodel = assert_exact(model, random_input(model, 12))
-    add = next(q for q in qmodel.layers if q.op == "add")
-    assert sorted(add.hw.inputs) == [0, 1]
+    # The Add runs inside the last convolution; `a` is read by `b` too, so a passthrough
+    # copies it into the element-wise buffer.
+    assert [q.op for q in qmodel.layers] == ["conv2d", "conv2d", "passthrough", "conv2d"]
+    fused = qmodel.layers[-1].hw
+    assert fused.eltwise == "add" and fused.inputs == (2, 1) and fused.add_layer is not None
+    assert qmodel.layers[2].hw.copy_of == 0 and qmodel.layers[1].hw.write_gap == 1
+
+
+@pytest.mark.parametrize("pooling", [None, "max", "avg"])
+@pytest.mark.parametrize("activation", ["relu", None])
+def test_fused_add_matches_numpy_device(pooling, activation):
+    """Add -> [pool] -> conv on the integers, against tests/numpy_device.py layer by layer."""
+    inputs = keras.Input((6, 6, 4))
+    a = L.Conv2D(5, 3, padding=1, activation=activation, name="a")(inputs)
+    b = L.Conv2D(5, 1, padding=0, activation=activation, name="b")(a)
+    pool = {"pooling": pooling, "pool_size": 2, "pool_strides": 2} if pooling else {}
+    out = L.Conv2D(3, 3, padding=1, name="c", **pool)(L.Add()([b, a]))
+    model = keras.Model(inputs, out)
+    randomize(model, seed=4, scales=(1.0, 3.0))
+    x_int = random_input(model, 6)
+    qmodel = convert(model)
+    q = {ql.name: ql for ql in qmodel.layers}
+
+    def run(x, ql, **kwargs):
+        layer = ql.hw.layer
+        return nd.layer_int(x, ql.op, ql.weights, ql.bias, bits=ql.weight_bits,
+                            shift=ql.output_shift, padding=layer.padding,
+                            activation=layer.activation, **kwargs)
+
+    ya = run(x_int, q["a"])
+    yb = run(ya, q["b"])
+    expected = run(nd.eltwise_add_int([yb, ya]), q["c"], pooling=pooling,
+                   pool_size=(2, 2) if pooling else None, pool_strides=(2, 2) if pooling else None)
+    np.testing.assert_array_equal(simulate(qmodel, x_int), expected)
+    # The sum saturates somewhere, so the clamp before the convolution is exercised.
+    assert np.abs(yb + ya).max() > 127
+    assert_exact(model, x_int)
 
 
 def test_add_saturates():
@@ -218,7 +254,10 @@ def test_add_saturates():
     qmodel = convert(model)
     out, stats = simulate(qmodel, np.array([[100, -100, 60, -64]]), return_stats=True)
     np.testing.assert_array_equal(out, [[127, -128, 120, -128]])
-    assert (stats[0].clipped_high, stats[0].clipped_low, stats[0].outputs) == (1, 1, 4)
+    add = [i for i, ql in enumerate(qmodel.layers) if ql.op == "add"]
+    assert len(add) == 1 and qmodel.layers[add[0]].hw.eltwise == "add"
+    s = stats[add[0]]
+    assert (s.clipped_high, s.clipped_low, s.outputs) == (1, 1, 4)
 
 
 # --------------------------------------------------- reshape 1D -> 2D

@@ -30,7 +30,8 @@ pytestmark = [
 ]
 
 DATA_SHAPES = {"mnist": (28, 28, 1), "fashionmnist": (28, 28, 1), "cifar10": (32, 32, 3),
-               "cifar100": (32, 32, 3), "kws20": (128, 128), "rock": (64, 64, 3)}
+               "cifar100": (32, 32, 3), "kws20": (128, 128), "rock": (64, 64, 3),
+               "ressimplenet": (32, 32, 3)}
 
 
 def _synthesize(folder):
@@ -97,6 +98,29 @@ def test_seed_models_pass_the_tool(tmp_path, name):
     assert result.resources["weight_bytes"] > 0
     recorded = Manifest.load(tmp_path / name).synthesis
     assert recorded["verdict"] == "PASS" and recorded["mismatches"] == 0
+
+
+def test_residual_model_briefly_trained_passes_the_tool_on_max78002(tmp_path):
+    """ressimplenet (three Adds inside convolutions) after one float and one QAT epoch on a
+    tiny CIFAR-100 folder in the official format; the MAX78000 run is the PTQ case above."""
+    from ai8x_nb.datasets import load
+    from ai8x_nb.training import train
+
+    from fixtures_data import write_cifar100
+
+    write_cifar100(tmp_path / "data" / "cifar-100-python", n_train=96, n_test=8)
+    ds = load("cifar100", data_dir=tmp_path / "data", download=False, allow_partial=True)
+    result = train("ressimplenet", ds, epochs=2, batch_size=32, lr=1e-3, device="MAX78002",
+                   qat_policy={"start_epoch": 1, "weight_bits": 8}, out=tmp_path / "logs",
+                   verbose=0)
+    manifest = export_model(result.model, tmp_path / "res", dataset=ds, targets=("synthesis",),
+                            sample_index=2, name="ressimplenet", device="MAX78002")
+    assert not manifest.skipped, manifest.skipped
+    yaml_text = (tmp_path / "res" / "ressimplenet.yaml").read_text()
+    assert yaml_text.count("eltwise: add") == 3 and yaml_text.count("write_gap: 1") == 6
+    result = _synthesize(tmp_path / "res")
+    assert result.ok, result.summary()
+    assert result.mismatches == 0 and result.values == 100
 
 
 def _small_export(tmp_path, name="tiny"):

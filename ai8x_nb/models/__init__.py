@@ -20,6 +20,7 @@ import types
 
 from ai8x_nb.errors import Ai8xNbError
 from ai8x_nb.models import cifar10, cifar100, fashionmnist, kws20, mnist, rock
+from ai8x_nb.models import ressimplenet  # residual (Add) network: a builder, not a spec
 from ai8x_nb.models.base import ModelInfo
 from ai8x_nb.parameters import DEFAULT_DEVICE
 
@@ -33,7 +34,7 @@ class UnknownModelError(Ai8xNbError, ValueError):
 
 MODELS = types.MappingProxyType({
     module.INFO.name: module.INFO
-    for module in (mnist, fashionmnist, cifar10, cifar100, kws20, rock)
+    for module in (mnist, fashionmnist, cifar10, cifar100, kws20, rock, ressimplenet)
 })
 """Registry of the seed models: name -> `ModelInfo` (read-only)."""
 

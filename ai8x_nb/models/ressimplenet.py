@@ -20,6 +20,7 @@ import keras
 
 from ai8x_nb import layers
 from ai8x_nb.models.base import ModelInfo
+from ai8x_nb.parameters import DEFAULT_DEVICE
 
 NAME = "ressimplenet"
 
@@ -36,7 +37,7 @@ def _residual(x_res, filters, index, device):
     return layers.Add(device=device, name=f"resid{index}")([x, x_res])
 
 
-def build(device="MAX78000"):
+def build(device=DEFAULT_DEVICE):
     """Build the residual CIFAR-100 model.
 
     Args:
