@@ -178,7 +178,7 @@ def test_live_plot_updates_one_display_in_place(monkeypatch):
 
 def test_save_spec_reaches_a_batch_run(editor, tmp_path):
     """Edits saved with the editor's button come back as the notebook's model_spec."""
-    from ai8x_nb import runner, spec as specs
+    from ai8x_nb import parameters, runner, spec as specs
 
     editor.set_field(0, "filters", 24)
     path = tmp_path / "mnist.spec.json"
@@ -187,10 +187,8 @@ def test_save_spec_reaches_a_batch_run(editor, tmp_path):
     saving.save_button.click()
     assert "saved to" in saving.save_status.value and path.is_file()
     assert specs.load_spec(path) == editor.spec and editor.spec[0]["filters"] == 24
-    params = {"epochs": 1, "batch_size": 32, "lr": 0.001, "schedule": "cosine",
-              "optimizer": "adam", "qat_policy": None, "device": "MAX78000", "data_dir": None,
-              "dataset_folder": None, "allow_partial": False, "export_dir": "export",
-              "fast": True, "limit": None, "model_spec": str(path), "seed": 1}
+    params = parameters.defaults(epochs=1, batch_size=32, lr=0.001, qat_policy=None,
+                                 model_spec=str(path), seed=1)  # the contract's other defaults
     assert runner.check_parameters(params)["model_spec"] == editor.spec
     params["model_spec"] = str(tmp_path / "missing.spec.json")
     with pytest.raises(runner.NotebookParameterError, match="Cannot read the model spec file"):
