@@ -32,6 +32,34 @@ def test_seed_spec_round_trip_and_params(name):
     assert json.loads(json.dumps(spec)) == spec  # JSON-able as is
 
 
+@pytest.mark.parametrize("name", sorted(SEED_PARAMS))
+def test_notebook_and_cli_build_the_same_model_with_the_same_names(name):
+    """The notebooks build `seed_spec(name)`; `ai8x-nb train` builds `get_model(name)`."""
+    from ai8x_nb.quantize import QATPolicy
+
+    notebook = spec_to_model(seed_spec(name), seed_input_shape(name), None)
+    cli = get_model(name)
+    adapters = cli.layers[1:len(cli.layers) - len(notebook.layers) + 1]
+    assert all(isinstance(l, keras.layers.Reshape) for l in adapters)  # input layout only
+    pairs = list(zip(notebook.layers[1:], cli.layers[1 + len(adapters):], strict=True))
+    for a, b in pairs:
+        assert a.name == b.name and type(a) is type(b)
+        assert {**a.get_config(), "name": None} == {**b.get_config(), "name": None}
+    weighted = [l.name for l in cli.layers if getattr(l, "has_operator", False)]
+    policy = QATPolicy(start_epoch=0, weight_bits=8, overrides={weighted[0]: {"weight_bits": 4}})
+    for model in (notebook, cli):  # a policy written for one fits the other
+        policy.check_layer_names([l.name for l in model.layers
+                                  if getattr(l, "has_operator", False)])
+
+
+def test_layer_names_follow_one_rule():
+    assert [l.name for l in get_model("kws20").layers[1:]] == (
+        [f"conv{i}" for i in range(1, 5)] + ["reshape"] + [f"conv{i}" for i in range(5, 10)]
+        + ["flatten", "fc"])
+    assert [l.name for l in get_model("rock").layers if "dropout" in l.name] == [
+        "dropout1", "dropout2"]
+
+
 def test_seed_names_cover_the_six_datasets():
     assert set(SEED_SPECS) == set(SEED_PARAMS)
     with pytest.raises(SpecError, match="No seed spec 'lenet'"):
