@@ -66,6 +66,8 @@ def main(argv=None):
     parser.add_argument("--batch-size", type=int, help="default: the seed model's")
     parser.add_argument("--lr", type=float, help="default: the seed model's")
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--limit", type=int, metavar="N",
+                        help="at most N samples per split (quick ablations; not for the targets)")
     parser.add_argument("--allow-partial", action="store_true",
                         help="accept a dataset subset (the offline CIFAR-10 copy)")
     parser.add_argument("--data-dir", help="default: $AI8X_NB_DATA, else ./data")
@@ -80,7 +82,8 @@ def main(argv=None):
     from ai8x_nb.training.results import evaluate_split
 
     recipe, changes = _recipe(args.recipe, args.set)
-    kwargs = {"allow_partial": True} if args.allow_partial else None
+    kwargs = {k: v for k, v in (("allow_partial", args.allow_partial or None),
+                                ("limit", args.limit)) if v is not None} or None
     start = time.perf_counter()
     result = train(dataset_or_name=args.dataset, epochs=args.epochs, recipe=recipe,
                    qat_policy="default", batch_size=args.batch_size, lr=args.lr,

@@ -135,3 +135,23 @@ def test_recipe_is_a_frozen_record():
     with pytest.raises(dataclasses.FrozenInstanceError):
         RECIPES["fast"].augment = False
     assert isinstance(RECIPES["fast"], Recipe)
+
+
+def test_recipe_defaults_fill_only_the_arguments_not_given():
+    from ai8x_nb import models
+    from ai8x_nb.training.arguments import check_train_args
+    from ai8x_nb.training.settings import RunSettings
+
+    info = models.get_info("mnist")
+    fast = RunSettings.from_args(check_train_args(epochs=15), info, "default", "fast")
+    assert (fast.batch_size, fast.lr, fast.schedule, fast.warmup_epochs) == (64, 2e-3, "cosine", 1.0)
+    assert fast.policy.start_epoch == 12
+    given = RunSettings.from_args(check_train_args(epochs=15, batch_size=256, lr=1e-3,
+                                                   schedule="constant", warmup_epochs=0),
+                                  info, {"start_epoch": 3, "weight_bits": 8}, "fast")
+    assert (given.batch_size, given.lr, given.schedule, given.warmup_epochs) == (256, 1e-3,
+                                                                                "constant", 0.0)
+    assert given.policy.start_epoch == 3  # a policy of one's own keeps its start
+    seed = RunSettings.from_args(check_train_args(epochs=15), info, "default", None)
+    assert (seed.batch_size, seed.lr, seed.schedule, seed.policy.start_epoch) == (256, 1e-3,
+                                                                                 "seed", 10)

@@ -34,6 +34,8 @@ class Recipe:
     Attributes:
         name: the recipe's name (saved in config.json).
         description: one line for listings and help texts.
+        batch_size: default batch size, or None for the seed model's.
+        lr: default (peak) learning rate, or None for the seed model's.
         schedule: default LR schedule name, or None for `train`'s default ("seed").
         warmup_epochs: default warm-up of the cosine schedule, or None for `train`'s default.
         augment: augment the training batches (`ai8x_nb.datasets.augment.AUGMENTATIONS`).
@@ -50,6 +52,8 @@ class Recipe:
 
     name: str
     description: str
+    batch_size: int = None
+    lr: float = None
     schedule: str = None
     warmup_epochs: float = None
     augment: bool = False
@@ -63,9 +67,9 @@ RECIPES = types.MappingProxyType({
     "seed": Recipe(
         "seed", "as the seed models were trained: no augmentation, the seed's LR schedule"),
     "fast": Recipe(
-        "fast", "short runs: augmentation, cosine LR with warm-up, weight decay, label "
-                "smoothing, QAT for the last fifth of the run",
-        schedule="cosine", warmup_epochs=1.0, augment=True, weight_decay=5e-3,
+        "fast", "short runs: batch 64 at lr 2e-3, augmentation, cosine LR with warm-up, "
+                "weight decay, label smoothing, QAT for the last fifth of the run",
+        batch_size=64, lr=2e-3, schedule="cosine", warmup_epochs=1.0, augment=True, weight_decay=5e-3,
         label_smoothing=0.1, batch_norm=None, qat_fraction=0.2),
 })
 """The recipes by name, in the order of `ai8x_nb.parameters.RECIPES` (the names' one source)."""

@@ -56,9 +56,10 @@ class RunSettings:
 
         return cls(
             epochs=args.epochs,
-            batch_size=pick(args.batch_size, info.batch_size if info else DEFAULT_BATCH_SIZE),
+            batch_size=pick(args.batch_size, pick(recipe.batch_size, info.batch_size if info
+                                                  else DEFAULT_BATCH_SIZE)),
             optimizer=pick(args.optimizer, info.optimizer if info else "adam"),
-            lr=pick(args.lr, info.lr if info else DEFAULT_LR),
+            lr=pick(args.lr, pick(recipe.lr, info.lr if info else DEFAULT_LR)),
             metrics=pick(args.metrics, DEFAULT_METRICS),
             schedule=pick(args.schedule, pick(recipe.schedule, "seed")),
             warmup_epochs=pick(args.warmup_epochs,
