@@ -18,6 +18,8 @@ Modes (a `_bn` suffix trains the model with BatchNorm in two layers):
         (the run's saved value must be used).
     multiworker: `distribute="multiworker"` (TF_CONFIG set by the parent; `"tag"` names
         this worker's report).
+    cli: `ai8x-nb train --model mnist --distribute mirrored` for one epoch on 64 samples,
+        then `ai8x-nb train --run-dir RUN --epochs 2` (reports the run's distribute).
 """
 
 import hashlib
@@ -113,6 +115,24 @@ def run(mode, out):
     (out / f"{tag}.json").write_text(json.dumps(report))
 
 
+def run_cli(out):
+    """`ai8x-nb train --distribute mirrored`, then a resume by `--run-dir` alone."""
+    from ai8x_nb.cli import main
+
+    folder = out / "cli"
+    common = ["--data-dir", ARGS["data_dir"], "--limit", "64", "--schedule", "constant"]
+    code = main(["train", "--model", "mnist", "--batch_size", "32", "--epochs", "1",
+                 "--distribute", "mirrored", "--out", str(folder), *common])
+    assert code == 0, code
+    (run_dir,) = folder.iterdir()
+    assert main(["train", "--run-dir", str(run_dir), "--epochs", "2", *common]) == 0
+    config = json.loads((run_dir / "config.json").read_text())
+    history = (run_dir / "history.csv").read_text().strip().splitlines()
+    report = {"config_distribute": config["distribute"], "epochs": len(history) - 1,
+              "replicas": _replicas()}
+    (out / "cli.json").write_text(json.dumps(report))
+
+
 def _replicas():
     if keras.backend.backend() == "jax":
         import jax
@@ -130,5 +150,8 @@ if __name__ == "__main__":
     folder = Path(ARGS["out"])
     folder.mkdir(parents=True, exist_ok=True)
     for name in ARGS["modes"]:
-        run(name, folder)
+        if name == "cli":
+            run_cli(folder)
+        else:
+            run(name, folder)
     os._exit(0)  # skip TensorFlow's slow teardown of the collective runtime
