@@ -81,6 +81,31 @@ def _writes_directly(src, eltwise, by_index, consumers, output_index):
     return consumers.get(src) == [eltwise.index] and list(eltwise.inputs).count(src) == 1
 
 
+def _fuse(layers, output_index):
+    """The layers with every fusable Add moved into the convolution reading it (old indices)."""
+    consumers = _consumers(layers)
+    by_index = {hw.index: hw for hw in layers}
+    fused_into = {}
+    for hw in layers:
+        readers = consumers.get(hw.index, [])
+        if hw.op == "add" and len(readers) == 1 and _can_fuse(
+                hw, by_index[readers[0]], consumers, output_index):
+            fused_into[readers[0]] = hw
+    fused_adds = {add.index for add in fused_into.values()}
+    staged = []
+    for hw in layers:
+        if hw.index in fused_adds:
+            continue
+        if hw.index in fused_into:
+            add = fused_into[hw.index]
+            hw = dataclasses.replace(hw, inputs=tuple(add.inputs), eltwise="add",
+                                     add_layer=add.layer)
+        elif hw.op == "add":
+            hw = dataclasses.replace(hw, eltwise="add")
+        staged.append(hw)
+    return staged
+
+
 def eltwise_layout(layers, output_index):
     """Fuse Adds into the next convolution and insert the operand copies.
 
@@ -92,65 +117,29 @@ def eltwise_layout(layers, output_index):
         `(layers, output_index)`: new `HwLayer`s, re-indexed, element-wise layers marked
         (`eltwise`, `write_gap`, `gap_slot`, `copy_of`).
     """
-    consumers = _consumers(layers)
     by_index = {hw.index: hw for hw in layers}
-    fused_into = {}
-    for hw in layers:
-        if hw.op == "add":
-            readers = consumers.get(hw.index, [])
-            if len(readers) == 1 and _can_fuse(hw, by_index[readers[0]], consumers, output_index):
-                fused_into[readers[0]] = hw
-    fused_adds = {add.index for add in fused_into.values()}
-    staged = []  # (old index or None, HwLayer with old-index inputs)
-    for hw in layers:
-        if hw.index in fused_adds:
-            continue
-        if hw.index in fused_into:
-            add = fused_into[hw.index]
-            hw = dataclasses.replace(hw, inputs=tuple(add.inputs), eltwise="add", add_layer=add.layer)
-        elif hw.op == "add":
-            hw = dataclasses.replace(hw, eltwise="add")
-        staged.append(hw)
-    # Consumers as they are after fusion: the operand producers now feed the convolutions.
-    consumers = _consumers(staged)
-    out_layers, new_index = [], {MODEL_INPUT: MODEL_INPUT}
+    staged = _fuse(layers, output_index)
+    consumers = _consumers(staged)  # after fusion: operand producers feed the convolutions
+    out, new_index = [], {MODEL_INPUT: MODEL_INPUT}
     for hw in staged:
-        writers = []
-        if hw.eltwise:
-            for slot, src in enumerate(hw.inputs):
-                if _writes_directly(src, hw, by_index, consumers, output_index):
-                    writers.append(("direct", src, slot))
-                else:
-                    writers.append(("copy", src, slot))
-        k = len(hw.inputs)
-        final_inputs = []
-        for kind, src, slot in writers:
-            if kind == "copy":
-                source_name = "input" if src == MODEL_INPUT else by_index[src].name
-                copy = type(hw)(
-                    index=len(out_layers), layer=Copy(f"{source_name}_to_{hw.name}_{slot}"),
-                    op="passthrough", inputs=(new_index[src],),
-                    in_shape=tuple(hw.in_shape), out_shape=tuple(hw.in_shape),
-                    write_gap=k - 1, gap_slot=slot, copy_of=new_index[src])
-                out_layers.append(copy)
-                final_inputs.append(copy.index)
-            else:
-                final_inputs.append(("direct", src, slot))
-        old = hw.index
-        hw = dataclasses.replace(hw, index=len(out_layers))
-        if hw.eltwise:
-            resolved = []
-            for item in final_inputs:
-                if isinstance(item, tuple):
-                    _, src, slot = item
-                    producer = out_layers[new_index[src]]
-                    producer.write_gap, producer.gap_slot = k - 1, slot
-                    resolved.append(new_index[src])
-                else:
-                    resolved.append(item)
-            hw.inputs = tuple(resolved)
-        else:
-            hw.inputs = tuple(new_index[src] for src in hw.inputs)
-        new_index[old] = hw.index
-        out_layers.append(hw)
-    return out_layers, new_index[output_index]
+        inputs = []
+        for slot, src in enumerate(hw.inputs if hw.eltwise else ()):
+            gap = len(hw.inputs) - 1
+            if _writes_directly(src, hw, by_index, consumers, output_index):
+                producer = out[new_index[src]]
+                producer.write_gap, producer.gap_slot = gap, slot
+                inputs.append(producer.index)
+                continue
+            source_name = "input" if src == MODEL_INPUT else by_index[src].name
+            copy = type(hw)(
+                index=len(out), layer=Copy(f"{source_name}_to_{hw.name}_{slot}"),
+                op="passthrough", inputs=(new_index[src],), in_shape=tuple(hw.in_shape),
+                out_shape=tuple(hw.in_shape), write_gap=gap, gap_slot=slot,
+                copy_of=new_index[src])
+            out.append(copy)
+            inputs.append(copy.index)
+        if not hw.eltwise:
+            inputs = [new_index[src] for src in hw.inputs]
+        new_index[hw.index] = len(out)
+        out.append(dataclasses.replace(hw, index=len(out), inputs=tuple(inputs)))
+    return out, new_index[output_index]
