@@ -29,6 +29,7 @@ True
 import collections
 import json
 import math
+import types
 
 from ai8x_nb.errors import Ai8xNbError
 
@@ -222,9 +223,10 @@ def resolve_spec(spec):
 
 
 # --------------------------------------------------------------- layers
-_NAME_STEMS = {"conv2d": "conv", "conv1d": "conv", "convtranspose2d": "conv", "dense": "fc",
-               "maxpool": "pool", "avgpool": "pool", "flatten": "flatten",
-               "dropout": "dropout", "reshape": "reshape"}
+_NAME_STEMS = types.MappingProxyType({
+    "conv2d": "conv", "conv1d": "conv", "convtranspose2d": "conv", "dense": "fc",
+    "maxpool": "pool", "avgpool": "pool", "flatten": "flatten", "dropout": "dropout",
+    "reshape": "reshape"})
 
 
 def layer_names(spec):

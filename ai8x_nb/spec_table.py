@@ -18,6 +18,7 @@ Example:
 
 import json
 import logging
+import types
 
 from ai8x_nb import spec as specs
 from ai8x_nb.devices import get_device
@@ -34,12 +35,12 @@ COLUMNS = ("type", "size", "kernel_size", "padding", "pooling", "pool_size", "po
 _CONV_COLUMNS = frozenset({"size", "kernel_size", "padding", "pooling", "pool_size",
                            "pool_strides", "activation", "wide", "use_bias"})
 _POOL_COLUMNS = frozenset({"pool_size", "pool_strides"})
-ENABLED = {
+ENABLED = types.MappingProxyType({
     "conv2d": _CONV_COLUMNS, "conv1d": _CONV_COLUMNS, "convtranspose2d": _CONV_COLUMNS,
     "dense": frozenset({"size", "activation", "wide", "use_bias"}),
     "maxpool": _POOL_COLUMNS, "avgpool": _POOL_COLUMNS,
     "flatten": frozenset(), "dropout": frozenset({"other"}), "reshape": frozenset({"other"}),
-}
+})
 """The columns each layer type uses (the others are disabled in its row)."""
 
 POOL_DEFAULT = 2
