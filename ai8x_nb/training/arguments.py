@@ -10,7 +10,7 @@ import math
 import numbers
 
 from ai8x_nb.errors import Ai8xNbError
-from ai8x_nb.parameters import DEFAULT_DEVICE, DEFAULT_SEED, OPTIMIZERS, SCHEDULES
+from ai8x_nb.parameters import OPTIMIZERS, SCHEDULES
 
 __all__ = ["OPTIMIZERS", "SCHEDULES", "TrainingError", "TrainArgs", "check_train_args",
            "check_metrics", "resume_conflicts"]

@@ -12,7 +12,8 @@ from ai8x_nb.devices import get_device
 from ai8x_nb.errors import Ai8xNbError
 from ai8x_nb.layers import HardwareLayer
 from ai8x_nb.models.schedules import CosineSchedule, reduce_on_plateau
-from ai8x_nb.training.arguments import DEFAULT_DEVICE, OPTIMIZERS, SCHEDULES, TrainingError
+from ai8x_nb.parameters import DEFAULT_DEVICE, OPTIMIZERS, SCHEDULES
+from ai8x_nb.training.arguments import TrainingError
 
 __all__ = ["make_optimizer", "compile_model", "resolve_policy", "policy_dict", "make_schedule",
            "schedule_name", "resume_schedule", "load_dataset", "build_model", "check_shapes",

@@ -11,9 +11,9 @@ import logging
 import keras
 
 from ai8x_nb import models
+from ai8x_nb.parameters import DEFAULT_SEED, OPTIMIZERS, SCHEDULES
 from ai8x_nb.runs import RunDir, new_run_dir
-from ai8x_nb.training.arguments import (DEFAULT_SEED, OPTIMIZERS, SCHEDULES, TrainingError,
-                                        check_metrics, check_train_args)
+from ai8x_nb.training.arguments import TrainingError, check_metrics, check_train_args
 from ai8x_nb.training.components import (build_model, check_shapes, compile_model,
                                          load_dataset, make_optimizer, make_schedule,
                                          resolve_policy)
