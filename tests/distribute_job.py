@@ -18,6 +18,8 @@ Modes (a `_bn` suffix trains the model with BatchNorm in two layers):
         (the run's saved value must be used).
     multiworker: `distribute="multiworker"` (TF_CONFIG set by the parent; `"tag"` names
         this worker's report).
+    multiworker_resume: the same, stopped after `stop` epochs, then continued from worker 0's
+        run folder by a second call without `distribute` on every worker.
     cli: `ai8x-nb train --model mnist --distribute mirrored` for one epoch on 64 samples,
         then `ai8x-nb train --run-dir RUN --epochs 2` (reports the run's distribute).
 """
@@ -26,6 +28,7 @@ import hashlib
 import json
 import os
 import sys
+import time
 from pathlib import Path
 
 ARGS = json.loads(sys.argv[1])
@@ -80,9 +83,12 @@ def run(mode, out):
         result = train(model, ds, run_dir=run_dir, **common)
     elif kind in ("mirrored", "multiworker"):
         result = train(model, ds, run_dir=run_dir, distribute=kind, **common)
-    elif kind == "mirrored_resume":
-        train(model, ds, run_dir=run_dir, distribute="mirrored",
+    elif kind in ("mirrored_resume", "multiworker_resume"):
+        distribute = kind.removesuffix("_resume")
+        train(model, ds, run_dir=run_dir, distribute=distribute,
               **{**common, "epochs": ARGS["stop"]})
+        if distribute == "multiworker":
+            _wait_for_the_chief(run_dir)
         result = train(None, ds, run_dir=run_dir, **common)  # the run's distribute
     else:
         raise SystemExit(f"unknown mode {mode!r}")
@@ -115,6 +121,21 @@ def run(mode, out):
     (out / f"{tag}.json").write_text(json.dumps(report))
 
 
+def _wait_for_the_chief(run_dir, timeout=600):
+    """Let worker 0 finish its run folder before another worker resumes from it.
+
+    A resume happens after a stop, when every worker has finished; here the second `train`
+    call follows at once, and worker 1 must not copy the folder while worker 0 still writes
+    it.
+    """
+    results = run_dir / "results.json"
+    deadline = time.monotonic() + timeout
+    while not results.is_file():
+        if time.monotonic() > deadline:
+            raise SystemExit(f"worker 0 wrote no {results} in {timeout} s")
+        time.sleep(0.2)
+
+
 def run_cli(out):
     """`ai8x-nb train --distribute mirrored`, then a resume by `--run-dir` alone."""
     from ai8x_nb.cli import main
@@ -144,7 +165,7 @@ def _replicas():
 
 
 if __name__ == "__main__":
-    if "multiworker" in ARGS["modes"]:
+    if any(mode.startswith("multiworker") for mode in ARGS["modes"]):
         # TensorFlow joins a cluster before its first operation (building the model is one).
         make_distribution("multiworker")
     folder = Path(ARGS["out"])

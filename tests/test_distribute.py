@@ -9,7 +9,8 @@ float then QAT, with SGD; the distributed runs must give the single-device run's
 within float tolerance (`LOSS_RTOL`) and the same exported integers (weights, biases,
 output shifts) and synthesis checkpoint, byte for byte. A distributed run stopped after two
 epochs and continued by a second `train` call (which must use the run's saved `distribute`)
-must give the same too. `ai8x-nb train --distribute mirrored` runs and resumes by `--run-dir`
+must give the same too, on two logical CPUs and on the two workers (which resume from worker
+0's folder). `ai8x-nb train --distribute mirrored` runs and resumes by `--run-dir`
 in the same process.
 
 A BatchNorm model is trained too (the QAT switch folds BatchNorm under the strategy). Under
@@ -28,6 +29,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -150,17 +152,30 @@ def test_a_resume_keeps_the_runs_distribute():
         dist.resume_distribute({"distribute": None}, "mirrored")
 
 
-def test_a_non_chief_worker_writes_a_scratch_copy(tmp_path):
+def test_a_non_chief_worker_writes_a_scratch_copy(tmp_path, monkeypatch):
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
     run = RunDir(tmp_path / "run")
     run.path.mkdir()
     run.write_config({"epochs": 2})
     worker = dist.Distribution("multiworker", "tensorflow", None, 2, chief=False,
                                worker="worker:1")
+    # The chief's new run (no epoch saved yet): the worker starts its own, in scratch.
+    fresh, out = cluster.worker_run(worker, run, tmp_path / "logs")
+    assert fresh.path.parent == Path(out) and fresh.path.name == "run"
+    assert not fresh.exists and Path(out).parent == scratch
+    # A run with a saved epoch: the worker resumes from a copy of the chief's folder.
+    (run.path / "last.keras").write_bytes(b"model")
+    (run.path / "state.json").write_text('{"epochs_completed": 1}')
+    (run.path / ".lock").write_text("chief")
     copy, out = cluster.worker_run(worker, run, tmp_path / "logs")
-    assert copy.path.parent == Path(out) and copy.path.name == "run"
-    assert copy.config == {"epochs": 2} and copy.path != run.path
+    assert copy.path.parent == Path(out) and copy.path != run.path
+    assert copy.config == {"epochs": 2} and copy.state == {"epochs_completed": 1}
+    assert not (copy.path / ".lock").exists()
     chief = dist.Distribution("multiworker", "tensorflow", None, 2, worker="worker:0")
     assert cluster.worker_run(chief, run, "logs") == (run, "logs")
+    assert cluster.worker_run(None, None, "logs") == (None, "logs")
 
 
 def test_cli_and_notebook_take_distribute():
@@ -259,24 +274,26 @@ def test_tensorflow_strategies_train_as_one_device(tmp_path, capsys):
     _finish(local, "the single-device and mirrored runs")
     ports = _free_ports(2)
     addresses = {"worker": [f"localhost:{port}" for port in ports]}
-    workers = [_start(tmp_path, ["multiworker"], _env(TF_CONFIG=json.dumps(
+    workers = [_start(tmp_path, ["multiworker_resume"], _env(TF_CONFIG=json.dumps(
         {"cluster": addresses, "task": {"type": "worker", "index": i}})), tag=f"-{i}")
         for i in range(2)]
     for i, proc in enumerate(workers):
         _finish(proc, f"multi-worker worker {i}")
     seconds = time.monotonic() - start
 
-    runs = _reports(tmp_path, ["single", "mirrored_resume", "mirrored_bn", "multiworker-0",
-                               "multiworker-1"])
+    runs = _reports(tmp_path, ["single", "mirrored_resume", "mirrored_bn",
+                               "multiworker_resume-0", "multiworker_resume-1"])
     single = runs["single"]
     assert runs["mirrored_resume"]["replicas"] == 2
     differences = {name: _assert_same_run(single, runs[name], name)
-                   for name in ("mirrored_resume", "multiworker-0", "multiworker-1")}
-    for name in ("mirrored_resume", "mirrored_bn", "multiworker-0"):
-        assert runs[name]["config_distribute"] == name.split("_")[0].split("-")[0]
-    # Worker 0 wrote the run folder; worker 1 trained the same steps into a scratch copy.
-    assert runs["multiworker-0"]["run_dir"] == str(tmp_path / "multiworker")
-    assert Path(runs["multiworker-1"]["run_dir"]).parent != tmp_path
+                   for name in ("mirrored_resume", "multiworker_resume-0",
+                                "multiworker_resume-1")}
+    for name in ("mirrored_resume", "mirrored_bn", "multiworker_resume-0"):
+        assert runs[name]["config_distribute"] == name.split("_")[0]
+    # Worker 0 wrote the run folder; worker 1 trained the same steps into a scratch copy,
+    # and resumed from a copy of worker 0's folder.
+    assert runs["multiworker_resume-0"]["run_dir"] == str(tmp_path / "multiworker_resume")
+    assert Path(runs["multiworker_resume-1"]["run_dir"]).parent != tmp_path
     # The command line: --distribute mirrored, then a resume by --run-dir that keeps it.
     cli = json.loads((tmp_path / "cli.json").read_text())
     assert cli == {"config_distribute": "mirrored", "epochs": 2, "replicas": 2}

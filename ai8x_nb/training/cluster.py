@@ -113,9 +113,9 @@ def parse_tf_config(text):
 def worker_run(distribution, run, out):
     """Where a process writes: the run folder, or a scratch folder on non-chief workers.
 
-    Every worker trains the same steps and saves the same checkpoints (saving is part of the
-    lock-step), but only the chief's folder is the run. A non-chief worker resuming a run
-    copies that run folder (which must be readable from its machine) into its scratch folder.
+    Every worker trains the same steps and saves the same checkpoints, but only the chief's
+    folder is the run. A non-chief worker resuming a run (one with a saved epoch) copies that
+    run folder, which must be readable from its machine, into its scratch folder.
 
     Args:
         distribution: the `Distribution` or None.
@@ -135,6 +135,9 @@ def worker_run(distribution, run, out):
     if run is None:
         return None, scratch
     target = os.path.join(scratch, run.path.name)
-    if run.is_run:
+    # Only a run with a saved epoch is resumed from the chief's folder. A folder with a
+    # config.json alone may be the chief's brand-new run of this very start; either way the
+    # worker starts afresh and the strategy gives it the chief's initial weights.
+    if run.can_resume:
         shutil.copytree(run.path, target, ignore=shutil.ignore_patterns(".lock", "*.tmp*"))
     return RunDir(target), scratch
