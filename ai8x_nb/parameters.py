@@ -82,7 +82,7 @@ class Parameter:
         default: the literal value a notebook declares unless its dataset sets another
             (`qat_policy` and `model_spec` are filled in by `defaults`).
         kind: how the value is checked: "int", "rate", "choice", "bool", "folder" (path or
-            None), "path", "qat_policy", "device" or "model_spec".
+            None), "path", "qat_policy", "device", "model_name" or "model_spec".
         expected: what a valid value is, as the error message says it.
         comment: the comment beside the value in the `parameters` cell.
         low: smallest value of an "int".
@@ -138,6 +138,9 @@ PARAMETERS = (
     Parameter("distribute", None, "choice", choices=DISTRIBUTE, allow_none=True,
               ignore_case=True, expected="None: one device; 'mirrored': this machine's GPUs",
               comment='None: one device; "mirrored": all GPUs of this machine'),
+    Parameter("model_name", None, "model_name", allow_none=True,
+              expected="None (build model_spec) or a registry model name such as 'ressimplenet'",
+              comment='None: the model of model_spec; or a registry model by name (no editor)'),
     Parameter("model_spec", None, "model_spec"),
 )
 """Every notebook parameter, in the order of the `parameters` cell."""
@@ -286,6 +289,17 @@ def _check_device(p, value):
         raise NotebookParameterError(f"Notebook parameter {p.name}={value!r}: {err}") from err
 
 
+def _check_model_name(p, value):
+    from ai8x_nb.models import UnknownModelError, get_info
+
+    if not isinstance(value, str):
+        _fail(p.name, value, p.expected)
+    try:
+        return get_info(value).name
+    except UnknownModelError as err:
+        raise NotebookParameterError(f"Notebook parameter {p.name}={value!r}: {err}") from err
+
+
 def _check_model_spec(p, value):
     from ai8x_nb import spec as specs
 
@@ -298,7 +312,7 @@ def _check_model_spec(p, value):
 _CHECKS = types.MappingProxyType({
     "int": _check_int, "rate": _check_rate, "choice": _check_choice, "bool": _check_bool,
     "folder": _check_folder, "path": _check_path, "qat_policy": _check_qat_policy,
-    "device": _check_device, "model_spec": _check_model_spec,
+    "device": _check_device, "model_name": _check_model_name, "model_spec": _check_model_spec,
 })
 
 
@@ -312,7 +326,8 @@ def check_parameters(params, *, fast_limit=FAST_LIMIT):
     Returns:
         A dict of derived values: `limit` (None = all data), `data_dir` (None: the
         datasets' own default, `AI8X_NB_DATA`), `device` (canonical name), `qat_policy`
-        (dict, "default", a path, or None for float only), `model_spec` (canonical; a
+        (dict, "default", a path, or None for float only), `model_name` (a registry name
+        in its canonical spelling, or None), `model_spec` (canonical; a
         `model_spec` given as a `.spec.json` path is read from that file).
 
     Raises:
@@ -339,4 +354,5 @@ def check_parameters(params, *, fast_limit=FAST_LIMIT):
     if limit is None and checked["fast"]:
         limit = fast_limit
     return {"limit": limit, "data_dir": checked["data_dir"], "device": checked["device"],
-            "qat_policy": checked["qat_policy"], "model_spec": checked["model_spec"]}
+            "qat_policy": checked["qat_policy"], "model_name": checked["model_name"],
+            "model_spec": checked["model_spec"]}

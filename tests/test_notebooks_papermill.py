@@ -83,3 +83,27 @@ def test_notebook_runs_and_exports(results, name):
     assert not any(runner.WIDGET_VIEW in k for k in kinds)
     injected = [c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", [])]
     assert injected and "limit = 128" in injected[0].source
+
+
+def test_cifar100_notebook_trains_the_residual_model_by_name(tmp_path):
+    """`model_name="ressimplenet"`: the notebook skips the editor, builds the registry's
+    residual network, trains, quantizes, exports and (with the tool configured) synthesizes it."""
+    params = {**TINY, "limit": 64, "model_name": "ressimplenet",
+              **notebook_parameters_for("cifar100", tmp_path)}
+    result = runner.run_notebook("cifar100", params, out_dir=tmp_path / "runs")
+    assert result.ok, f"failed at In [{result.error_cell}]: {result.error} " \
+                      f"(see {result.output_notebook})"
+    assert result.summary["model"] == "ressimplenet"
+    manifest = json.loads((Path(result.export_dir) / "manifest.json").read_text())
+    network = (Path(result.export_dir) / manifest["artifacts"]["synthesis_yaml"]).read_text()
+    assert "eltwise: add" in network.lower() or "operation: add" in network.lower()
+    if os.environ.get("AI8X_SYNTHESIS_DIR") and os.environ.get("AI8X_SYNTHESIS_PYTHON"):
+        assert result.summary["synthesis"] == "PASS"
+
+
+def test_model_name_for_another_dataset_is_refused_by_name():
+    from ai8x_nb.models import UnknownModelError, get_model_for
+
+    with pytest.raises(UnknownModelError, match=r"'ressimplenet' is made for the cifar100 "
+                                                r"dataset, not mnist.*model_name"):
+        get_model_for("ressimplenet", "mnist")

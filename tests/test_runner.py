@@ -106,7 +106,7 @@ def _params(**changes):
               "data_dir": None, "dataset_folder": None, "allow_partial": False,
               "export_dir": "export", "fast": True, "limit": None,
               "model_spec": seed_spec("rock"), "seed": 42}
-    params.update({"recipe": "seed", "distribute": None})
+    params.update({"recipe": "seed", "distribute": None, "model_name": None})
     params.update(changes)
     return params
 
@@ -117,6 +117,8 @@ def test_check_parameters_derives_values():
     assert derived["model_spec"] == seed_spec("rock")
     assert runner.check_parameters(_params(fast=False))["limit"] is None
     assert runner.check_parameters(_params(limit=50))["limit"] == 50
+    assert runner.check_parameters(_params(model_name="ResSimpleNet"))["model_name"] == \
+        "ressimplenet"
 
 
 @pytest.mark.parametrize("changes, message", [
@@ -128,6 +130,8 @@ def test_check_parameters_derives_values():
     ({"device": "MAX99"}, r"device='MAX99'.*Unknown device"),
     ({"qat_policy": 3}, r"qat_policy=3 is invalid"),
     ({"model_spec": [{"type": "conv3d"}]}, r"model_spec: Model spec row 0: unknown type"),
+    ({"model_name": "resnet50"}, r"model_name='resnet50': Unknown seed model 'resnet50'"),
+    ({"model_name": 3}, r"model_name=3 is invalid: expected None \(build model_spec\)"),
 ])
 def test_check_parameters_names_the_bad_one(changes, message):
     with pytest.raises(runner.NotebookParameterError, match=message):

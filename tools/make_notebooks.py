@@ -18,7 +18,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from ai8x_nb import parameters  # noqa: E402
-from ai8x_nb.models import get_info, seed_spec  # noqa: E402
+from ai8x_nb.models import MODELS, get_info, seed_spec  # noqa: E402
 
 DATE_CREATED = "2026/11/22"
 FULL_EPOCHS = {"mnist": 15}
@@ -153,6 +153,15 @@ def parameters_source(name, info):
     return parameters.parameters_cell(values, comments)
 
 
+def _model_name_note(name):
+    """What `model_name` can be in the notebook of dataset `name` (its registry models)."""
+    others = [info for info in MODELS.values() if info.dataset == name and info.name != name]
+    if not others:
+        return "."
+    listed = ", ".join(f'`"{info.name}"` ({info.description})' for info in others)
+    return (f": here {listed}; e.g. `ai8x-nb run {name} -p model_name {others[0].name}`.")
+
+
 def build_notebook(name):
     """Return the notebook of one dataset."""
     info = DATASETS[name]
@@ -201,6 +210,7 @@ from ai8x_nb import datasets, plots, runner
 from ai8x_nb.check import check_model
 from ai8x_nb.evaluate import evaluate_quantized
 from ai8x_nb.export import export_model
+from ai8x_nb.models import get_model_for
 from ai8x_nb.spec import spec_to_model
 from ai8x_nb.training import train
 from ai8x_nb.widgets import LayerEditor, LivePlot
@@ -242,7 +252,7 @@ plots.kws_layout(dataset.train.x[0],
     else:
         cells.append(_code("plots.sample_grid(dataset.train, dataset.class_names, n=16)"))
     cells += [
-        _md("""
+        _md(f"""
 ## Model
 
 The layer editor shows the model of `model_spec`, one row per layer, with its output shape and
@@ -255,17 +265,29 @@ The next cell builds the model the editor shows, so your edits reach the trainin
 writes them to `<dataset>.spec.json` beside the notebook; set `model_spec = "<dataset>.spec.json"`
 in the parameters cell (or `ai8x-nb run <dataset> -p model_spec <dataset>.spec.json`) and a batch
 run reproduces your model.
+
+`model_name` builds a model of the registry by name instead{_model_name_note(name)} A branching network
+(residual `Add` blocks) is not a chain of rows, so the editor is not shown for it; the check
+below still shows its layers, processors and memory.
 """),
         _code("""
-editor = LayerEditor(model_spec, dataset.input_shape, dataset.num_classes, device=device,
-                     save_path=f"{DATASET}.spec.json")
+model_name = derived["model_name"]
+editor = None
+if model_name is None:
+    editor = LayerEditor(model_spec, dataset.input_shape, dataset.num_classes, device=device,
+                         save_path=f"{DATASET}.spec.json")
+else:
+    print(f"model {model_name!r} from the registry (built by name; no layer editor)")
 editor
 """),
         _code("""
 keras.utils.set_random_seed(seed)
-model_spec = editor.spec  # what the editor shows now: your edits reach the training below
-model = spec_to_model(model_spec, dataset.input_shape, dataset.num_classes, device=device,
-                      name=DATASET)
+if editor is None:
+    model = get_model_for(model_name, DATASET, device=device)
+else:
+    model_spec = editor.spec  # what the editor shows now: your edits reach the training below
+    model = spec_to_model(model_spec, dataset.input_shape, dataset.num_classes, device=device,
+                          name=DATASET)
 report = check_model(model, device)
 print(report)
 report.raise_if_errors()
@@ -378,6 +400,7 @@ The numbers a batch run (`ai8x-nb run all`) collects into its summary table.
         _code("""
 summary = runner.record_summary({
     "dataset": DATASET,
+    "model": model.name,
     "device": device,
     "epochs": epochs,
     "samples_per_split": sample_limit,

@@ -25,6 +25,7 @@ from ai8x_nb.models.base import ModelInfo
 from ai8x_nb.parameters import DEFAULT_DEVICE
 
 __all__ = ["MODELS", "SEED_SPECS", "ModelInfo", "UnknownModelError", "get_info", "get_model",
+           "get_model_for",
            "model_for_dataset", "model_names", "seed_spec", "seed_input_shape"]
 
 
@@ -83,6 +84,37 @@ def get_model(name, *, device=DEFAULT_DEVICE):
 def get_info(name):
     """Return the `ModelInfo` of a seed model (raises `UnknownModelError` if unknown)."""
     return _info(name)
+
+
+def get_model_for(name, dataset_name, *, device=DEFAULT_DEVICE):
+    """Build the registry model `name` for a notebook of `dataset_name`.
+
+    Args:
+        name: a registry name (see `get_model`).
+        dataset_name: the dataset the model will train on.
+        device: "MAX78000" or "MAX78002".
+
+    Returns:
+        A built, uncompiled `keras.Model`.
+
+    Raises:
+        UnknownModelError: `name` is not registered, or it is made for another dataset (the
+            message lists the models of `dataset_name`).
+
+    Example:
+
+    >>> get_model_for("ressimplenet", "cifar100").name
+    'ressimplenet'
+    """
+    info = _info(name)
+    dataset = str(dataset_name).lower()
+    if info.dataset != dataset:
+        fitting = [n for n, i in MODELS.items() if i.dataset == dataset]
+        raise UnknownModelError(
+            f"Model {info.name!r} is made for the {info.dataset} dataset, not {dataset}. "
+            f"Set model_name to one of {', '.join(map(repr, fitting)) or 'nothing'} or None "
+            f"(the model of model_spec).")
+    return info.build(device)
 
 
 def model_for_dataset(dataset_name):
