@@ -273,10 +273,14 @@ def test_tensorflow_strategies_train_as_one_device(tmp_path, capsys):
                    logical_cpus=2)
     _finish(local, "the single-device and mirrored runs")
     ports = _free_ports(2)
+    scratch = tmp_path / "scratch"  # worker 1's copy of the run, kept out of the system /tmp
+    scratch.mkdir()
     addresses = {"worker": [f"localhost:{port}" for port in ports]}
-    workers = [_start(tmp_path, ["multiworker_resume"], _env(TF_CONFIG=json.dumps(
-        {"cluster": addresses, "task": {"type": "worker", "index": i}})), tag=f"-{i}")
-        for i in range(2)]
+    workers = []
+    for i in range(2):
+        task = json.dumps({"cluster": addresses, "task": {"type": "worker", "index": i}})
+        workers.append(_start(tmp_path, ["multiworker_resume"],
+                              _env(TMPDIR=str(scratch), TF_CONFIG=task), tag=f"-{i}"))
     for i, proc in enumerate(workers):
         _finish(proc, f"multi-worker worker {i}")
     seconds = time.monotonic() - start
@@ -293,7 +297,7 @@ def test_tensorflow_strategies_train_as_one_device(tmp_path, capsys):
     # Worker 0 wrote the run folder; worker 1 trained the same steps into a scratch copy,
     # and resumed from a copy of worker 0's folder.
     assert runs["multiworker_resume-0"]["run_dir"] == str(tmp_path / "multiworker_resume")
-    assert Path(runs["multiworker_resume-1"]["run_dir"]).parent != tmp_path
+    assert Path(runs["multiworker_resume-1"]["run_dir"]).parent.parent == scratch
     # The command line: --distribute mirrored, then a resume by --run-dir that keeps it.
     cli = json.loads((tmp_path / "cli.json").read_text())
     assert cli == {"config_distribute": "mirrored", "epochs": 2, "replicas": 2}
