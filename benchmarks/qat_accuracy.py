@@ -38,10 +38,10 @@ def main(argv=None):
     from ai8x_nb.evaluate import evaluate_quantized
     from ai8x_nb.quantize import QATCallback
     from ai8x_nb.models import get_model
-    from quantize_fixtures import data_dir
+    from support import SHARED_DATA
 
     keras.utils.set_random_seed(args.seed)
-    ds = load(args.dataset, args.data or data_dir(), download=False)
+    ds = load(args.dataset, args.data or SHARED_DATA, download=False)
     model = get_model(args.dataset)  # the dataset's seed model
     shape = (-1,) + tuple(model.inputs[0].shape[1:])
     x_train, x_valid = to_float(ds.train.x).reshape(shape), to_float(ds.valid.x).reshape(shape)

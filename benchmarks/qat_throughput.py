@@ -35,10 +35,11 @@ def main(argv=None):
     import numpy as np
 
     from ai8x_nb.datasets import load
+    from ai8x_nb.models import get_model
     from ai8x_nb.quantize import QATCallback
-    from quantize_fixtures import data_dir, mnist_model
+    from support import SHARED_DATA
 
-    ds = load("mnist", args.data or data_dir(), download=False)
+    ds = load("mnist", args.data or SHARED_DATA, download=False)
     x = ds.train.x[:args.images].reshape(-1, 28, 28).astype("float32") / 128.0
     y = ds.train.y[:args.images]
 
@@ -62,7 +63,7 @@ def main(argv=None):
     ratios = {"wall clock": [], "CPU time": []}
     for run in range(args.runs):
         keras.utils.set_random_seed(run)
-        model = mnist_model()
+        model = get_model("mnist")
         model.compile(optimizer=keras.optimizers.Adam(1e-3), metrics=["accuracy"],
                       loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
         timer = Timer()

@@ -30,13 +30,14 @@ def main(argv=None):
     import numpy as np
 
     from ai8x_nb.datasets import load
+    from ai8x_nb.models import get_model
     from ai8x_nb.quantize import QATCallback, convert, enable_qat
     from ai8x_nb.simulate import simulate
-    from quantize_fixtures import data_dir, mnist_model
+    from support import SHARED_DATA
 
-    ds = load("mnist", args.data or data_dir(), download=False)
+    ds = load("mnist", args.data or SHARED_DATA, download=False)
     x_test = ds.test.x.reshape(-1, 28, 28)
-    model = mnist_model()
+    model = get_model("mnist")
     if args.train_epochs:
         model.compile(optimizer="adam", metrics=["accuracy"],
                       loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))

@@ -1,4 +1,10 @@
-"""Shared fixtures: a seeded generator of random hardware models.
+"""Shared fixtures: the real-data folder, golden files, tiny notebooks, notebook test data,
+a seeded generator of random hardware models and a warm synthesis tool.
+
+Plain helpers called with arguments live in modules beside this file: `support.py` (the data
+folder, deterministic weights, random datasets, QAT-vs-simulation checks), `dataset_files.py`
+(small datasets in their real file formats), `numpy_device.py` and `seed_models_ai8xtf.py`
+(reference implementations).
 
 `random_hardware_model(seed)` builds a small Keras model from `ai8x_nb.layers`: stacks of
 Conv1D / Conv2D / ConvTranspose2D / pool-only / Dense layers with 1/2/4/8-bit weights, with and
@@ -10,9 +16,122 @@ construction is redrawn. The same seed always gives the same model.
 """
 
 import dataclasses
+import os
+from pathlib import Path
 
 import numpy as np
 import pytest
+
+from dataset_files import write_cifar100, write_rps
+from support import SHARED_DATA
+
+GOLDEN_DIR = Path(__file__).resolve().parent / "golden"
+FIXTURE_DATASETS = ("cifar100", "rock")
+"""Datasets whose notebooks need a fixture data dir (no real copy offline)."""
+
+
+# ------------------------------------------------------------------ the real-data folder
+def _dataset_folder(folder):
+    if not (SHARED_DATA / folder).is_dir():
+        pytest.skip(f"no {folder} under {SHARED_DATA} (set AI8X_NB_DATA)")
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def shared_data():
+    """The offline real-data folder (`support.SHARED_DATA`); skips when it does not exist."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"real data folder {SHARED_DATA} not found (set AI8X_NB_DATA)")
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def mnist_data():
+    """The real-data folder, skipping when it holds no `mnist/`."""
+    return _dataset_folder("mnist")
+
+
+@pytest.fixture(scope="session")
+def kws_data():
+    """The real-data folder, skipping when it holds no `kws-espeak/`."""
+    return _dataset_folder("kws-espeak")
+
+
+# ------------------------------------------------------------------ golden files
+@pytest.fixture(scope="session")
+def check_golden():
+    """`check_golden(name, text)`: compare `text` with tests/golden/<name>.yaml.
+
+    With AI8X_NB_UPDATE_GOLDEN=1 the file is rewritten instead.
+    """
+    update = os.environ.get("AI8X_NB_UPDATE_GOLDEN") == "1"
+
+    def check(name, text):
+        path = GOLDEN_DIR / f"{name}.yaml"
+        if update:
+            GOLDEN_DIR.mkdir(exist_ok=True)
+            path.write_text(text)
+        assert path.is_file(), f"missing golden file {path}; run with AI8X_NB_UPDATE_GOLDEN=1"
+        assert text == path.read_text(), (
+            f"generated YAML for {name} differs from {path}; if the change is intended, check it "
+            f"by hand and regenerate with AI8X_NB_UPDATE_GOLDEN=1")
+
+    return check
+
+
+# ------------------------------------------------------------------ notebooks
+@pytest.fixture(scope="session")
+def tiny_notebook():
+    """`tiny_notebook(path, cells, parameters="x = 1")`: write a small notebook.
+
+    A `parameters` cell, then one code cell per source string; returns the path.
+    """
+    import nbformat
+
+    def write(path, cells, parameters="x = 1"):
+        nb = nbformat.v4.new_notebook()
+        first = nbformat.v4.new_code_cell(parameters)
+        first.metadata["tags"] = ["parameters"]
+        nb.cells = [first] + [nbformat.v4.new_code_cell(src) for src in cells]
+        nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
+                                     "language": "python"}
+        nbformat.write(nb, str(path))
+        return Path(path)
+
+    return write
+
+
+def _write_fixture_data(name, data_dir):
+    """Write a small copy of `name` ("cifar100" or "rock") under `data_dir`; returns data_dir."""
+    data_dir = Path(data_dir)
+    if name == "cifar100":
+        write_cifar100(data_dir / "cifar-100-python", n_train=300, n_test=60)
+    elif name == "rock":
+        write_rps(data_dir, train_per_class=20, test_per_class=6)
+    else:
+        raise ValueError(f"no fixture data for {name!r}; use one of {FIXTURE_DATASETS}")
+    return data_dir
+
+
+@pytest.fixture(scope="session")
+def notebook_parameters():
+    """`notebook_parameters(name, tmp_root) -> dict`: papermill parameters pointing a dataset
+    notebook at its test data.
+
+    CIFAR-100 and Rock-Paper-Scissors are not available offline, so their notebooks get small
+    copies written under `tmp_root` in the real on-disk formats, and the loaders must accept
+    them as partial copies; the others read the shared real data.
+    """
+    def parameters(name, tmp_root):
+        if name in FIXTURE_DATASETS:
+            data_dir = _write_fixture_data(name, Path(tmp_root) / f"data-{name}")
+            return {"data_dir": str(data_dir), "allow_partial": True}
+        return {"data_dir": str(SHARED_DATA)}
+
+    return parameters
+
+
+# ------------------------------------------------------------------ random hardware models
 
 MAX_DRAWS = 50
 

@@ -118,7 +118,7 @@ import json, sys
 import keras, numpy as np
 from ai8x_nb.export import export_model
 from ai8x_nb.quantize import set_fake_quant
-from export_fixtures import random_dataset
+from support import random_dataset
 
 args = json.loads(sys.argv[1])
 assert keras.backend.backend() == args["backend"], keras.backend.backend()
@@ -141,7 +141,7 @@ def _train_on_tensorflow(path):
     from ai8x_nb import layers as L
     from ai8x_nb.quantize import QATCallback, is_qat
 
-    from export_fixtures import random_dataset
+    from support import random_dataset
 
     keras.utils.set_random_seed(5)
     inputs = keras.Input(DATASET["input_shape"])

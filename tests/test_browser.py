@@ -11,6 +11,7 @@ import os
 import re
 import secrets
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -20,8 +21,11 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from notebook_fixtures import NOTEBOOKS, REPO, free_port, kernel_env
+from support import SHARED_DATA
 
+from ai8x_nb.runner import notebook_dir
+
+REPO = Path(__file__).resolve().parents[1]
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
                  "--no-first-run", "--disable-background-networking",
@@ -35,6 +39,21 @@ pytestmark = [
                        reason="Chromium is not installed at /usr/bin/chromium "
                               "(apt-get install chromium)"),
 ]
+
+
+def _free_port():
+    """A free TCP port on localhost."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _kernel_env():
+    """The environment for the server and its kernels: AI8X_NB_DATA set, TF quiet."""
+    env = dict(os.environ)
+    env.setdefault("AI8X_NB_DATA", str(SHARED_DATA))
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    return env
 
 
 def _wait_for_server(url, proc, timeout=60):
@@ -70,7 +89,7 @@ def lab(tmp_path):
     """A JupyterLab server on a tmp copy of the mnist notebook (smaller subset)."""
     root = tmp_path / "lab"
     root.mkdir()
-    nb = nbformat.read(str(NOTEBOOKS / "mnist.ipynb"), as_version=4)
+    nb = nbformat.read(str(notebook_dir() / "mnist.ipynb"), as_version=4)
     params = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
     params.source = params.source.replace("limit = None", "limit = 256")
     nbformat.write(nb, str(root / "mnist.ipynb"))
@@ -81,7 +100,7 @@ def lab(tmp_path):
         path = settings / "@jupyterlab" / f"{plugin}.jupyterlab-settings"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(values))
-    port, token = free_port(), secrets.token_hex(16)
+    port, token = _free_port(), secrets.token_hex(16)
     ARTIFACTS.mkdir(exist_ok=True)
     log_path = ARTIFACTS / "browser-jupyterlab.log"
     log = open(log_path, "w")
@@ -94,7 +113,7 @@ def lab(tmp_path):
          # A fresh workspace and settings: nothing restored from earlier sessions.
          f"--LabApp.workspaces_dir={tmp_path / 'workspaces'}",
          f"--LabApp.user_settings_dir={tmp_path / 'settings'}"],
-        cwd=root, env=kernel_env(), stdout=log, stderr=subprocess.STDOUT,
+        cwd=root, env=_kernel_env(), stdout=log, stderr=subprocess.STDOUT,
         start_new_session=True)
     try:
         _wait_for_server(f"http://127.0.0.1:{port}/api/status?token={token}", proc)

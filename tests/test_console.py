@@ -6,12 +6,8 @@ import sys
 
 import pytest
 
-from notebook_fixtures import tiny_notebook
-
 from ai8x_nb import console, runner
 from ai8x_nb.cli import main
-
-DATA_DIR = os.environ.get("AI8X_NB_DATA", "")
 
 
 def test_filtered_stderr_drops_known_noise_and_keeps_the_rest(capfd):
@@ -98,13 +94,12 @@ def _outputs(notebook):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not os.path.isdir(os.path.join(DATA_DIR, "mnist")),
-                    reason="no MNIST under AI8X_NB_DATA")
-def test_headless_notebook_has_no_stderr_and_one_line_per_epoch(tmp_path, capfd):
+def test_headless_notebook_has_no_stderr_and_one_line_per_epoch(tmp_path, capfd, mnist_data,
+                                                                tiny_notebook):
     cells = [
         "from ai8x_nb.console import setup_notebook\nsetup_notebook()",
         "import keras\nfrom ai8x_nb.training import train",
-        f"result = train('mnist', 'mnist', epochs=2, data_dir={DATA_DIR!r}, "
+        f"result = train('mnist', 'mnist', epochs=2, data_dir={str(mnist_data)!r}, "
         f"dataset_kwargs={{'limit': 128}}, batch_size=32, out='logs')",
     ]
     notebook = tiny_notebook(tmp_path / "quiet.ipynb", cells)
@@ -129,7 +124,7 @@ def test_headless_notebook_has_no_stderr_and_one_line_per_epoch(tmp_path, capfd)
         assert noise not in printed.out + printed.err
 
 
-def test_status_line_for_a_failed_notebook(tmp_path):
+def test_status_line_for_a_failed_notebook(tmp_path, tiny_notebook):
     notebook = tiny_notebook(tmp_path / "bad.ipynb", ["1 / x"], parameters="x = 0")
     (result,) = runner.run_all([notebook], out_dir=tmp_path / "runs")
     line = runner.status_line(result)

@@ -11,8 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fixtures_data import (
-    shared_data_dir,
+from dataset_files import (
     write_cifar10,
     write_cifar100,
     write_idx_gz,
@@ -43,16 +42,8 @@ IDX_NAMES = [
 
 
 @pytest.fixture(scope="module")
-def data_dir() -> Path:
-    path = shared_data_dir()
-    if not (path / "mnist").is_dir():
-        pytest.skip(f"real data not found at {path}")
-    return path
-
-
-@pytest.fixture(scope="module")
-def mnist(data_dir) -> Dataset:
-    return load("mnist", data_dir)
+def mnist(mnist_data) -> Dataset:
+    return load("mnist", mnist_data)
 
 
 def _mirror(src: Path, dst: Path, skip=()) -> Path:
@@ -104,7 +95,7 @@ def test_split_validates_dtypes():
 # ---------------------------------------------------------------- MNIST / Fashion (real files)
 
 
-def test_mnist_real(mnist, data_dir):
+def test_mnist_real(mnist, mnist_data):
     ds = mnist
     assert (len(ds.train), len(ds.valid), len(ds.test)) == (54000, 6000, 10000)
     assert ds.input_shape == (28, 28, 1) and ds.num_classes == 10
@@ -116,8 +107,8 @@ def test_mnist_real(mnist, data_dir):
     # train and valid partition the official training set; test is the official test set
     assert len(np.intersect1d(ds.train.index, ds.valid.index)) == 0
     np.testing.assert_array_equal(np.sort(np.concatenate([ds.train.index, ds.valid.index])), np.arange(60000))
-    raw_train = idx.read_idx(data_dir / "mnist" / IDX_NAMES[0])
-    raw_test = idx.read_idx(data_dir / "mnist" / IDX_NAMES[2])
+    raw_train = idx.read_idx(mnist_data / "mnist" / IDX_NAMES[0])
+    raw_test = idx.read_idx(mnist_data / "mnist" / IDX_NAMES[2])
     np.testing.assert_array_equal(ds.valid.x[..., 0], raw_train[ds.valid.index].astype(np.int16) - 128)
     np.testing.assert_array_equal(ds.test.x[..., 0], raw_test.astype(np.int16) - 128)
     # no image of valid is in test (valid is not the test set)
@@ -126,24 +117,24 @@ def test_mnist_real(mnist, data_dir):
     assert ds.test.y[:5].tolist() == [7, 2, 1, 0, 4]
 
 
-def test_fashionmnist_real(data_dir):
-    ds = load("fashionmnist", data_dir, limit=500)
+def test_fashionmnist_real(mnist_data):
+    ds = load("fashionmnist", mnist_data, limit=500)
     assert (len(ds.train), len(ds.valid), len(ds.test)) == (500, 500, 500)
     assert ds.class_names[0] == "T-shirt/top" and ds.class_names[9] == "Ankle boot"
     assert ds.train.x.dtype == np.int8 and ds.input_shape == (28, 28, 1)
 
 
-def test_split_is_seeded(mnist, data_dir):
-    again = load("mnist", data_dir, limit=100)
+def test_split_is_seeded(mnist, mnist_data):
+    again = load("mnist", mnist_data, limit=100)
     np.testing.assert_array_equal(again.train.index, mnist.train.index[:100])
     np.testing.assert_array_equal(again.train.x, mnist.train.x[:100])
-    other = load("mnist", data_dir, seed=7, limit=100)
+    other = load("mnist", mnist_data, seed=7, limit=100)
     assert not np.array_equal(other.valid.index, again.valid.index)
 
 
-def test_limit_validated(data_dir):
+def test_limit_validated(mnist_data):
     with pytest.raises(DatasetError, match="limit must be a positive int"):
-        load("mnist", data_dir, limit=0)
+        load("mnist", mnist_data, limit=0)
 
 
 # ---------------------------------------------------------------- missing / corrupt files
@@ -181,9 +172,9 @@ def test_download_file_url_with_md5(tmp_path):
         _files.download("http://127.0.0.1:9/c.bin", tmp_path / "out" / "c.bin", timeout=2, progress=False)
 
 
-def test_truncated_gz_is_named(tmp_path, data_dir):
-    root = _mirror(data_dir / "mnist", tmp_path / "mnist", skip={"t10k-labels-idx1-ubyte.gz"})
-    real = (data_dir / "mnist" / "t10k-labels-idx1-ubyte.gz").read_bytes()
+def test_truncated_gz_is_named(tmp_path, mnist_data):
+    root = _mirror(mnist_data / "mnist", tmp_path / "mnist", skip={"t10k-labels-idx1-ubyte.gz"})
+    real = (mnist_data / "mnist" / "t10k-labels-idx1-ubyte.gz").read_bytes()
     (root / "t10k-labels-idx1-ubyte.gz").write_bytes(real[:2000])
     with pytest.raises(DatasetError, match=r"t10k-labels-idx1-ubyte\.gz is truncated or corrupt \(2000 bytes, expected 4542\): md5"):
         load("mnist", tmp_path, download=False)
@@ -192,9 +183,9 @@ def test_truncated_gz_is_named(tmp_path, data_dir):
         idx.read_idx(root / "t10k-labels-idx1-ubyte.gz")
 
 
-def test_bad_md5_is_named_and_allow_partial_checks_structure(tmp_path, data_dir, caplog):
-    root = _mirror(data_dir / "mnist", tmp_path / "mnist", skip={"t10k-labels-idx1-ubyte.gz"})
-    labels = idx.read_idx(data_dir / "mnist" / "t10k-labels-idx1-ubyte.gz")
+def test_bad_md5_is_named_and_allow_partial_checks_structure(tmp_path, mnist_data, caplog):
+    root = _mirror(mnist_data / "mnist", tmp_path / "mnist", skip={"t10k-labels-idx1-ubyte.gz"})
+    labels = idx.read_idx(mnist_data / "mnist" / "t10k-labels-idx1-ubyte.gz")
     write_idx_gz(root / "t10k-labels-idx1-ubyte.gz", labels)  # same content, other gzip bytes
     with pytest.raises(DatasetError, match=r"t10k-labels-idx1-ubyte\.gz is truncated or corrupt .*md5 .* expected ec29112d"):
         load("mnist", tmp_path, download=False)
@@ -220,9 +211,9 @@ def test_idx_structure_errors(tmp_path):
 # ---------------------------------------------------------------- CIFAR
 
 
-def test_cifar10_subset_partial(data_dir, caplog):
+def test_cifar10_subset_partial(mnist_data, caplog):
     with caplog.at_level(logging.WARNING):
-        ds = load("cifar10", data_dir, allow_partial=True)
+        ds = load("cifar10", mnist_data, allow_partial=True)
     assert (len(ds.train), len(ds.valid), len(ds.test)) == (3600, 400, 1000)
     assert ds.input_shape == (32, 32, 3) and ds.class_names[0] == "airplane" and ds.num_classes == 10
     assert "data_batch_2" in caplog.text and "data_batch_1 has 4000 rows" in caplog.text
@@ -232,13 +223,13 @@ def test_cifar10_subset_partial(data_dir, caplog):
     assert first.tolist() == [6, 9, 9]
 
 
-def test_cifar10_subset_strict_rejects(data_dir):
+def test_cifar10_subset_strict_rejects(mnist_data):
     with pytest.raises(DatasetError, match=r"cifar-10-batches-py/data_batch_2.*AI8X_NB_DATA"):
-        load("cifar10", data_dir, download=False)
+        load("cifar10", mnist_data, download=False)
 
 
-def test_cifar10_strict_names_short_batch(tmp_path, data_dir):
-    root = _mirror(data_dir / "cifar-10-batches-py", tmp_path / "cifar-10-batches-py")
+def test_cifar10_strict_names_short_batch(tmp_path, mnist_data):
+    root = _mirror(mnist_data / "cifar-10-batches-py", tmp_path / "cifar-10-batches-py")
     write_cifar10(tmp_path / "extra", rows={f"data_batch_{i}": 10 for i in range(2, 6)})
     for i in range(2, 6):
         (root / f"data_batch_{i}").symlink_to(tmp_path / "extra" / f"data_batch_{i}")

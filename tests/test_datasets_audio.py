@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
-from fixtures_data import shared_data_dir, tone, write_speech_commands, write_wav
+from dataset_files import tone, write_speech_commands, write_wav
 
 from ai8x_nb.datasets import audio_folder, load, save_sample
 from ai8x_nb.datasets import kws
@@ -14,19 +12,11 @@ from ai8x_nb.errors import DatasetError
 
 
 @pytest.fixture(scope="module")
-def data_dir() -> Path:
-    path = shared_data_dir()
-    if not (path / "kws-espeak").is_dir():
-        pytest.skip(f"real data not found at {path}")
-    return path
+def espeak(kws_data):
+    return load("kws20", kws_data, folder="kws-espeak", augment=False)
 
 
-@pytest.fixture(scope="module")
-def espeak(data_dir):
-    return load("kws20", data_dir, folder="kws-espeak", augment=False)
-
-
-def test_kws20_espeak(espeak, data_dir):
+def test_kws20_espeak(espeak, kws_data):
     ds = espeak
     assert ds.num_classes == 21 and ds.class_names[:3] == ["up", "down", "left"]
     assert ds.class_names[19] == "zero" and ds.class_names[20] == "unknown"
@@ -37,31 +27,31 @@ def test_kws20_espeak(espeak, data_dir):
         assert s.x.dtype == np.int8 and s.y.dtype == np.int64
         assert s.y.max() < 20  # no unknown words in this folder
     # split by speaker (voice): no voice in two splits
-    items = kws.scan_folder(data_dir / "kws-espeak")
+    items = kws.scan_folder(kws_data / "kws-espeak")
     voices = [{kws.speaker_of(items[i][0]) for i in s.index} for s in ds.splits]
     assert not (voices[0] & voices[1]) and not (voices[0] & voices[2]) and not (voices[1] & voices[2])
     # layout: first 16384 samples (zero padded), 128 rows of 128 consecutive samples, round(s / 256)
     rel, word = items[ds.test.index[0]]
     assert ds.test.y[0] == kws.KWS20_KEYWORDS.index(word)
     raw = np.zeros(16384)
-    clip = kws.read_wav(data_dir / "kws-espeak" / rel)
+    clip = kws.read_wav(kws_data / "kws-espeak" / rel)
     raw[: len(clip)] = clip
     expected = np.clip(np.rint(raw / 256), -128, 127).reshape(128, 128)
     np.testing.assert_array_equal(ds.test.x[0], expected)
-    assert not (data_dir / "kws-espeak" / "processed").exists()  # read-only shared folder untouched
+    assert not (kws_data / "kws-espeak" / "processed").exists()  # read-only shared folder untouched
 
 
-def test_kws20_espeak_deterministic_and_augment(espeak, data_dir):
-    again = load("kws20", data_dir, folder="kws-espeak", augment=False)
+def test_kws20_espeak_deterministic_and_augment(espeak, kws_data):
+    again = load("kws20", kws_data, folder="kws-espeak", augment=False)
     for a, b in zip(espeak.splits, again.splits):
         np.testing.assert_array_equal(a.x, b.x)
         np.testing.assert_array_equal(a.index, b.index)
-    aug = load("kws20", data_dir, folder="kws-espeak", augment=True)
+    aug = load("kws20", kws_data, folder="kws-espeak", augment=True)
     assert len(aug.train) == 160 * (1 + kws.AUG_COPIES)
     assert sorted(aug.valid.index.tolist()) == sorted(espeak.valid.index.tolist())
     assert sorted(aug.test.index.tolist()) == sorted(espeak.test.index.tolist())
     assert np.bincount(aug.train.index).max() == 1 + kws.AUG_COPIES
-    limited = load("kws20", data_dir, folder="kws-espeak", augment=False, limit=30)
+    limited = load("kws20", kws_data, folder="kws-espeak", augment=False, limit=30)
     assert len(limited.train) == 30 and len(np.unique(limited.train.y)) > 5  # mixed classes
 
 

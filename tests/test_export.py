@@ -16,7 +16,7 @@ from ai8x_nb.models import get_model, model_names
 from ai8x_nb.quantize import convert
 from ai8x_nb.simulate import simulate
 
-from export_fixtures import data_dir, random_dataset, set_deterministic_weights
+from support import random_dataset, set_deterministic_weights
 
 SAMPLE_SHAPES = {"mnist": (1, 28, 28), "fashionmnist": (1, 28, 28), "cifar10": (3, 32, 32),
                  "cifar100": (3, 32, 32), "kws20": (128, 128), "rock": (3, 64, 64),
@@ -390,7 +390,7 @@ def test_model_failing_the_check_skips_synthesis_only(tmp_path):
     assert stored["skipped"]["synthesis"] == manifest.skipped["synthesis"]
 
 
-def test_cli_exports_a_hand_made_run_dir(tmp_path, capsys):
+def test_cli_exports_a_hand_made_run_dir(tmp_path, capsys, shared_data):
     from ai8x_nb.cli import main
 
     run = tmp_path / "logs" / "20250101-120000-mnist"
@@ -398,7 +398,7 @@ def test_cli_exports_a_hand_made_run_dir(tmp_path, capsys):
     model = set_deterministic_weights(get_model("mnist"), seed=10, scale=0.2)
     model.save(run / "best.keras")
     config = {"dataset": "mnist", "model": "mnist", "device": "MAX78000",
-              "dataset_kwargs": {"data_dir": str(data_dir()), "limit": 50, "download": False}}
+              "dataset_kwargs": {"data_dir": str(shared_data), "limit": 50, "download": False}}
     (run / "config.json").write_text(json.dumps(config))
     out = tmp_path / "export" / "mnist-run"
     targets = ["synthesis", "onnx"]

@@ -16,8 +16,6 @@ from pathlib import Path
 
 import pytest
 
-from notebook_fixtures import notebook_parameters_for
-
 from ai8x_nb import runner
 from ai8x_nb.cli import build_parser, main
 
@@ -72,11 +70,12 @@ def _snapshot(folder):
 
 
 @pytest.mark.slow
-def test_two_job_commands_run_at_once_each_in_its_own_folder(capsys, tmp_path):
+def test_two_job_commands_run_at_once_each_in_its_own_folder(capsys, tmp_path,
+                                                             notebook_parameters):
     names = ["mnist", "fashionmnist"]
     out = tmp_path / "jobs"
     argv = [*names, "--out", str(out)]
-    for name, value in {**TINY, **notebook_parameters_for("mnist", tmp_path)}.items():
+    for name, value in {**TINY, **notebook_parameters("mnist", tmp_path)}.items():
         argv += ["-p", name, runner.format_value(value)]
     commands = _printed(capsys, argv)
     assert len(commands) == 2

@@ -12,8 +12,6 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from notebook_fixtures import NOTEBOOKS, notebook_parameters_for
-
 from ai8x_nb import runner
 
 pytestmark = pytest.mark.slow
@@ -23,9 +21,9 @@ TINY = {"epochs": 1, "fast": True, "limit": 128, "qat_policy": {"start_epoch": 0
 
 
 @pytest.fixture(scope="module")
-def results(tmp_path_factory):
+def results(tmp_path_factory, notebook_parameters):
     root = tmp_path_factory.mktemp("nbruns")
-    per_notebook = {name: notebook_parameters_for(name, root) for name in runner.NOTEBOOKS}
+    per_notebook = {name: notebook_parameters(name, root) for name in runner.NOTEBOOKS}
     return {r.name: r for r in runner.run_all(runner.NOTEBOOKS, TINY, parallel=2,
                                               per_notebook=per_notebook,
                                               out_dir=root / "runs")}
@@ -34,7 +32,7 @@ def results(tmp_path_factory):
 def test_notebooks_share_one_skeleton():
     headings = []
     for name in runner.NOTEBOOKS:
-        nb = nbformat.read(str(NOTEBOOKS / f"{name}.ipynb"), as_version=4)
+        nb = nbformat.read(str(runner.notebook_dir() / f"{name}.ipynb"), as_version=4)
         first_code = next(c for c in nb.cells if c.cell_type == "code")
         assert first_code.metadata.get("tags") == ["parameters"], name
         assert all(not c.get("outputs") and c.get("execution_count") is None
@@ -85,11 +83,11 @@ def test_notebook_runs_and_exports(results, name):
     assert injected and "limit = 128" in injected[0].source
 
 
-def test_cifar100_notebook_trains_the_residual_model_by_name(tmp_path):
+def test_cifar100_notebook_trains_the_residual_model_by_name(tmp_path, notebook_parameters):
     """`model_name="ressimplenet"`: the notebook skips the editor, builds the registry's
     residual network, trains, quantizes, exports and (with the tool configured) synthesizes it."""
     params = {**TINY, "limit": 64, "model_name": "ressimplenet",
-              **notebook_parameters_for("cifar100", tmp_path)}
+              **notebook_parameters("cifar100", tmp_path)}
     result = runner.run_notebook("cifar100", params, out_dir=tmp_path / "runs")
     assert result.ok, f"failed at In [{result.error_cell}]: {result.error} " \
                       f"(see {result.output_notebook})"

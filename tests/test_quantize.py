@@ -7,9 +7,11 @@ import numpy as np
 import pytest
 
 from ai8x_nb import layers as L
+from ai8x_nb.datasets import load
 from ai8x_nb.errors import QuantizationError
 from ai8x_nb.evaluate import QuantReport, evaluate_quantized
 from ai8x_nb.layers import _ops
+from ai8x_nb.models import get_model
 from ai8x_nb.quantize import (
     QATCallback,
     QATPolicy,
@@ -20,14 +22,7 @@ from ai8x_nb.quantize import (
 )
 from ai8x_nb.simulate import simulate
 
-from quantize_fixtures import (
-    assert_exact,
-    data_dir,
-    load_mnist,
-    mnist_model,
-    random_input,
-    randomize,
-)
+from support import assert_exact, random_input, randomize
 
 VENDOR_POLICY = """---
 start_epoch: 240
@@ -359,13 +354,12 @@ def test_evaluate_quantized_report_on_random_data():
     assert not is_qat(model)  # evaluation works on a clone
 
 
-@pytest.mark.skipif(not (data_dir() / "mnist").is_dir(), reason="MNIST data not available")
-def test_mnist_qat_integer_matches_fake_quant():
+def test_mnist_qat_integer_matches_fake_quant(mnist_data):
     keras.utils.set_random_seed(0)
-    ds = load_mnist()
+    ds = load("mnist", mnist_data, download=False)
     x_train = ds.train.x[:6000].reshape(-1, 28, 28).astype("float32") / 128.0
     y_train = ds.train.y[:6000]
-    model = mnist_model()
+    model = get_model("mnist")
     model.compile(optimizer=keras.optimizers.Adam(1e-3),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                   metrics=["accuracy"])
@@ -380,8 +374,7 @@ def test_mnist_qat_integer_matches_fake_quant():
         q.output_shift for q in convert(model).layers]
 
 
-@pytest.mark.skipif(not (data_dir() / "mnist").is_dir(), reason="MNIST data not available")
-def test_cli_evaluate_run_dir(tmp_path, capsys):
+def test_cli_evaluate_run_dir(tmp_path, capsys, mnist_data):
     import argparse
     import json
 
@@ -391,8 +384,8 @@ def test_cli_evaluate_run_dir(tmp_path, capsys):
     run.mkdir()
     (run / "config.json").write_text(json.dumps({
         "dataset": "mnist",
-        "dataset_kwargs": {"data_dir": str(data_dir()), "download": False}}))
-    model = mnist_model()
+        "dataset_kwargs": {"data_dir": str(mnist_data), "download": False}}))
+    model = get_model("mnist")
     randomize(model, seed=14, scales=(0.3, 1.0))
     enable_qat(model)
     model.save(run / "qat_best.keras")

@@ -5,8 +5,6 @@ from pathlib import Path
 
 import pytest
 
-from notebook_fixtures import tiny_notebook
-
 from ai8x_nb import runner
 from ai8x_nb.cli import main
 from ai8x_nb.models import seed_spec
@@ -20,7 +18,7 @@ CELLS = [
 
 
 @pytest.fixture
-def notebook(tmp_path):
+def notebook(tmp_path, tiny_notebook):
     return tiny_notebook(tmp_path / "tiny.ipynb", CELLS, parameters="x = 1")
 
 
@@ -58,7 +56,7 @@ def test_unknown_parameter_is_refused_before_running(notebook, tmp_path):
         runner.find_notebook("nope")
 
 
-def test_run_all_keeps_going_after_a_failure(tmp_path):
+def test_run_all_keeps_going_after_a_failure(tmp_path, tiny_notebook):
     ok = tiny_notebook(tmp_path / "good.ipynb", CELLS, parameters="x = 2")
     bad = tiny_notebook(tmp_path / "bad.ipynb", CELLS, parameters="x = 0")
     results = runner.run_all([bad, ok], parallel=2, out_dir=tmp_path / "runs")

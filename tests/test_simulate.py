@@ -13,7 +13,7 @@ from ai8x_nb.quantize import convert, enable_qat
 from ai8x_nb.simulate import round_shift, simulate
 
 import numpy_device as nd
-from quantize_fixtures import assert_exact, random_input, randomize
+from support import assert_exact, random_input, randomize
 
 
 def _model(input_shape, *layers, head=None):

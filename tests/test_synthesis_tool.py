@@ -18,7 +18,7 @@ from ai8x_nb.errors import SynthesisError
 from ai8x_nb.export import Manifest, export_model
 from ai8x_nb.models import get_model, model_names
 
-from export_fixtures import data_dir, random_dataset, set_deterministic_weights
+from support import random_dataset, set_deterministic_weights
 
 TOOL_DIR = os.environ.get("AI8X_SYNTHESIS_DIR")
 TOOL_PYTHON = os.environ.get("AI8X_SYNTHESIS_PYTHON")
@@ -67,12 +67,12 @@ def test_checkpoint_loads_in_real_torch(tmp_path):
     assert got["sums"] == [float(v.astype(np.float64).sum()) for v in want.values()]
 
 
-def _briefly_trained_mnist(tmp_path):
+def _briefly_trained_mnist(tmp_path, data_dir):
     """The seed MNIST model after one float and one QAT epoch on 512 real images."""
     from ai8x_nb.datasets import load
     from ai8x_nb.training import train
 
-    ds = load("mnist", data_dir=data_dir(), limit=512, download=False)
+    ds = load("mnist", data_dir=data_dir, limit=512, download=False)
     result = train("mnist", ds, epochs=2, batch_size=64, lr=2e-3, schedule="cosine",
                    qat_policy={"start_epoch": 1, "weight_bits": 8}, out=tmp_path / "logs",
                    verbose=0)
@@ -80,9 +80,9 @@ def _briefly_trained_mnist(tmp_path):
 
 
 @pytest.mark.parametrize("name", model_names())
-def test_seed_models_pass_the_tool(tmp_path, name):
+def test_seed_models_pass_the_tool(tmp_path, name, request):
     if name == "mnist":
-        model, ds = _briefly_trained_mnist(tmp_path)
+        model, ds = _briefly_trained_mnist(tmp_path, request.getfixturevalue("mnist_data"))
     else:  # post-training quantized, weights at a scale that gives shifts of several sizes
         model = set_deterministic_weights(get_model(name), seed=7, scale=0.15)
         ds = random_dataset(name, DATA_SHAPES[name], int(model.outputs[0].shape[-1]),
@@ -106,7 +106,7 @@ def test_residual_model_briefly_trained_passes_the_tool_on_max78002(tmp_path):
     from ai8x_nb.datasets import load
     from ai8x_nb.training import train
 
-    from fixtures_data import write_cifar100
+    from dataset_files import write_cifar100
 
     write_cifar100(tmp_path / "data" / "cifar-100-python", n_train=96, n_test=8)
     ds = load("cifar100", data_dir=tmp_path / "data", download=False, allow_partial=True)

@@ -12,7 +12,19 @@ from ai8x_nb.export import synthesis_yaml
 from ai8x_nb.models import get_model, model_names
 from ai8x_nb.quantize import convert
 
-from export_fixtures import VENDOR_MNIST_YAML, check_golden, set_deterministic_weights
+from support import set_deterministic_weights
+
+VENDOR_MNIST_YAML = """
+arch: ai85net5
+dataset: MNIST
+layers:
+  - {pad: 1, activate: ReLU, out_offset: 0x2000, processors: 0x0000000000000001, data_format: CHW, op: conv2d}
+  - {max_pool: 2, pool_stride: 2, pad: 2, activate: ReLU, out_offset: 0, processors: 0xfffffffffffffff0, op: conv2d}
+  - {max_pool: 2, pool_stride: 2, pad: 1, activate: ReLU, out_offset: 0x2000, processors: 0xfffffffffffffff0, op: conv2d}
+  - {avg_pool: 2, pool_stride: 2, pad: 1, activate: ReLU, out_offset: 0, processors: 0x0ffffffffffffff0, op: conv2d}
+  - {op: mlp, flatten: true, out_offset: 0x1000, output_width: 32, processors: 0x0000000000000fff}
+"""
+"""networks/mnist-chw-ai85.yaml of ai8x-synthesis, as quoted in the ai8x reference (section 6)."""
 
 
 def generate(model, dataset="TEST"):
@@ -32,7 +44,7 @@ def seed_yaml():
 
 
 @pytest.mark.parametrize("name", model_names())
-def test_seed_model_yaml_matches_golden(seed_yaml, name):
+def test_seed_model_yaml_matches_golden(seed_yaml, name, check_golden):
     text, desc, _ = seed_yaml[name]
     check_golden(name, text)
     parsed = yaml.safe_load(text)

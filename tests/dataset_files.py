@@ -1,22 +1,17 @@
-"""Writers of small fixture datasets in their real on-disk formats (into tmp_path)."""
+"""Writers of small datasets in their real on-disk formats (IDX, CIFAR pickles, WAV, image folders).
+
+Plain functions called with arguments (and by `conftest.notebook_parameters`), not fixtures.
+"""
 
 from __future__ import annotations
 
 import gzip
-import os
 import pickle
 import struct
 import wave
 from pathlib import Path
 
 import numpy as np
-
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-
-
-def shared_data_dir() -> Path:
-    """The offline real-data folder: `AI8X_NB_DATA` or `<repo>/../shared/data`."""
-    return Path(os.environ.get("AI8X_NB_DATA") or SHARED_DATA)
 
 
 def write_idx_gz(path: Path, array: np.ndarray) -> Path:

@@ -1,27 +1,52 @@
-"""Helpers shared by test_quantize.py and test_simulate.py (not a conftest, to avoid clashes)."""
+"""Plain helpers shared by tests, subprocess scripts and benchmarks (not fixtures).
+
+`SHARED_DATA` is the one definition of the offline real-data folder; the fixtures in
+`conftest.py` (`shared_data`, `mnist_data`, `kws_data`) are built on it. The functions here are
+called with arguments inside tests and by scripts that run outside pytest
+(`test_backends.EXPORT_SCRIPT`, `benchmarks/*.py`), so they stay importable as a module.
+"""
 
 import os
 from pathlib import Path
 
-import keras
 import numpy as np
 
-from ai8x_nb import layers as L
-from ai8x_nb.layers import HardwareLayer
-from ai8x_nb.quantize import convert, enable_qat
-from ai8x_nb.simulate import simulate
+SHARED_DATA = Path(os.environ.get("AI8X_NB_DATA")
+                   or Path(__file__).resolve().parents[2] / "shared" / "data")
+"""The offline real-data folder: `AI8X_NB_DATA`, else `<repo>/../shared/data`."""
 
 SCALES = (0.004, 0.03, 0.2, 0.9, 2.5, 11.0)
 """Weight magnitudes spanning negative and positive output shifts."""
 
 
-def data_dir():
-    env = os.environ.get("AI8X_NB_DATA")
-    return Path(env) if env else Path(__file__).resolve().parents[2] / "shared" / "data"
+def set_deterministic_weights(model, seed=0, scale=0.4):
+    """Give every weight of `model` seeded uniform values in [-scale, scale]."""
+    rng = np.random.default_rng(seed)
+    for var in model.weights:
+        shape = tuple(var.shape)
+        var.assign(rng.uniform(-scale, scale, size=shape).astype("float32"))
+    return model
+
+
+def random_dataset(name, input_shape, num_classes, *, n_train=40, n_test=24, seed=0):
+    """A tiny `Dataset` of random int8 samples (layout of the real one)."""
+    from ai8x_nb.datasets import Dataset, Split
+
+    rng = np.random.default_rng(seed)
+
+    def split(split_name, n):
+        x = rng.integers(-128, 128, size=(n,) + tuple(input_shape)).astype(np.int8)
+        y = rng.integers(0, num_classes, size=n).astype(np.int64)
+        return Split(split_name, x, y)
+
+    return Dataset(name, split("train", n_train), split("valid", 8), split("test", n_test),
+                   [str(i) for i in range(num_classes)])
 
 
 def randomize(model, seed=0, scales=SCALES):
     """Give every hardware layer random weights of a random magnitude (and BatchNorm stats)."""
+    from ai8x_nb.layers import HardwareLayer
+
     rng = np.random.default_rng(seed)
     for layer in model.layers:
         if not isinstance(layer, HardwareLayer) or not layer.has_operator:
@@ -43,11 +68,13 @@ def randomize(model, seed=0, scales=SCALES):
 
 
 def random_input(model, n=16, seed=1):
+    """`n` random int8-range samples shaped like the model input (int64)."""
     shape = tuple(model.inputs[0].shape[1:])
     return np.random.default_rng(seed).integers(-128, 128, size=(n,) + shape)
 
 
 def output_scale(qmodel):
+    """The factor from the float model output to the integer simulation's output."""
     last = qmodel.layers[qmodel.graph.output_index]
     layer = last.hw.layer
     if getattr(layer, "wide", False) and layer.has_operator:
@@ -60,6 +87,9 @@ def assert_exact(model, x_int):
 
     Returns the QuantizedModel (for further checks).
     """
+    from ai8x_nb.quantize import convert, enable_qat
+    from ai8x_nb.simulate import simulate
+
     enable_qat(model)
     fake = np.asarray(model(x_int.astype("float32") / 128.0, training=False), dtype=np.float64)
     qmodel = convert(model)
@@ -73,30 +103,3 @@ def assert_exact(model, x_int):
     assert mismatch == 0, (
         f"{mismatch}/{sim.size} values differ; max |diff| {np.abs(sim - expected).max()}")
     return qmodel
-
-
-def mnist_model():
-    """The seed MNIST model (reference section 5); from ai8x_nb.models when available."""
-    try:
-        from ai8x_nb.models import get_model
-
-        return get_model("mnist")
-    except ImportError:
-        pass
-    kw = {"activation": "relu", "use_bias": False}
-    inputs = keras.Input((28, 28))
-    x = keras.layers.Reshape((28, 28, 1))(inputs)
-    x = L.Conv2D(60, 3, padding=1, name="conv1", **kw)(x)
-    x = L.Conv2D(60, 3, padding=2, pooling="max", pool_size=2, name="conv2", **kw)(x)
-    x = L.Conv2D(56, 3, padding=1, pooling="max", pool_size=2, name="conv3", **kw)(x)
-    x = L.Conv2D(12, 3, padding=1, pooling="avg", pool_size=2, name="conv4", **kw)(x)
-    x = keras.layers.Flatten()(x)
-    outputs = L.Dense(10, wide=True, name="fc")(x)
-    return keras.Model(inputs, outputs, name="mnist")
-
-
-def load_mnist():
-    """MNIST via ai8x_nb.datasets (x int8 (N, 28, 28, 1), y int64)."""
-    from ai8x_nb.datasets import load
-
-    return load("mnist", data_dir(), download=False)
