@@ -6,10 +6,8 @@ that exists, exit 1 (`check`'s "does not fit") for a crash.
 """
 
 import json
-import os
 import stat
 import zipfile
-from pathlib import Path
 
 import pytest
 
@@ -20,9 +18,9 @@ from ai8x_nb.models import get_model
 from ai8x_nb.runs import RunDir, RunDirError
 from ai8x_nb.training import TrainingError, train
 
-DATA = Path(os.environ.get("AI8X_NB_DATA") or Path(__file__).resolve().parents[2] / "shared" / "data")
+from support import SHARED_DATA as DATA
 
-needs_mnist = pytest.mark.skipif(not (DATA / "mnist").is_dir(), reason=f"no MNIST under {DATA}")
+needs_mnist = pytest.mark.usefixtures("mnist_data")
 
 
 # ------------------------------------------------------------------ bad values

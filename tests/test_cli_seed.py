@@ -5,9 +5,7 @@ replaced by `ai8x-nb train`; the scripts' `$@` is where the tests append their o
 (argparse: a later flag wins).
 """
 
-import os
 import shlex
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,7 +13,7 @@ import pytest
 from ai8x_nb import datasets, models
 from ai8x_nb.cli import build_parser, main
 
-DATA = Path(os.environ.get("AI8X_NB_DATA") or Path(__file__).resolve().parents[2] / "shared" / "data")
+from support import SHARED_DATA as DATA
 
 SEED_LINES = {
     "mnist": "--epochs 100 --batch_size 256 --optimizer Adam --lr 0.001 --model mnist_model "
@@ -61,7 +59,7 @@ def test_seed_aliases_and_case():
                                                                                "adam", 1)
 
 
-@pytest.mark.skipif(not (DATA / "mnist").is_dir(), reason=f"no MNIST under {DATA}")
+@pytest.mark.usefixtures("mnist_data")
 def test_issue_line_runs_verbatim_and_writes_export_sampledata(tmp_path, capsys):
     extra = ["--epochs", "1", "--limit", "256", "--data-dir", str(DATA), "--out",
              str(tmp_path / "logs"), "--export-dir", str(tmp_path / "export")]
@@ -80,7 +78,7 @@ def test_issue_line_runs_verbatim_and_writes_export_sampledata(tmp_path, capsys)
     assert "sampledata.npy" in out and "test accuracy:" in out
 
 
-@pytest.mark.skipif(not (DATA / "kws-espeak").is_dir(), reason=f"no kws-espeak under {DATA}")
+@pytest.mark.usefixtures("kws_data")
 def test_seed_sample_index_out_of_range_fails_before_training(tmp_path, capsys):
     line = shlex.split(SEED_LINES["kws20"])  # --save-sample 7528: the synthetic set has 20
     code = main(["train", *line, "--dataset-folder", "kws-espeak", "--data-dir", str(DATA),

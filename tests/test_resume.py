@@ -8,7 +8,6 @@ import subprocess
 import sys
 import textwrap
 import zipfile
-from pathlib import Path
 
 import keras
 import numpy as np
@@ -18,9 +17,9 @@ from ai8x_nb.datasets.pipeline import epoch_order, make_epoch_dataset
 from ai8x_nb.runs import RunDir, RunDirError
 from ai8x_nb.training import TrainingError, train
 
-DATA = Path(os.environ.get("AI8X_NB_DATA") or Path(__file__).resolve().parents[2] / "shared" / "data")
+from support import SHARED_DATA as DATA
 
-pytestmark = pytest.mark.skipif(not (DATA / "mnist").is_dir(), reason=f"no MNIST under {DATA}")
+pytestmark = pytest.mark.usefixtures("mnist_data")
 
 # A small model with Dropout: its random masks must also repeat after a resume.
 TINY = textwrap.dedent("""

@@ -7,7 +7,6 @@ import os
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import keras
 import numpy as np
@@ -18,10 +17,11 @@ from ai8x_nb.runs import RunDir, new_run_dir
 from ai8x_nb.training import TrainingError, make_optimizer, train
 from ai8x_nb.training.loop import auto_verbose
 
-DATA = Path(os.environ.get("AI8X_NB_DATA") or Path(__file__).resolve().parents[2] / "shared" / "data")
+from support import SHARED_DATA as DATA
+
 LIMIT = 512
 
-pytestmark = pytest.mark.skipif(not (DATA / "mnist").is_dir(), reason=f"no MNIST under {DATA}")
+pytestmark = pytest.mark.usefixtures("mnist_data")
 
 
 def _quantize_or_skip():
