@@ -1,6 +1,7 @@
 """Training recipes: names and errors, the QAT start, augmentation (grid, rules, resume), loss."""
 
 import dataclasses
+import json
 
 import keras
 import numpy as np
@@ -43,10 +44,19 @@ def test_fast_recipe_runs_qat_in_the_last_fifth(epochs, start):
     assert qat_start_epoch(get_recipe("seed"), epochs) is None
 
 
+def test_fast_recipe_trains_with_batch_norm_only_where_it_helped():
+    fast = get_recipe("fast")
+    assert fast.batch_norm_for("cifar10") == "affine" and fast.batch_norm_for("CIFAR100")
+    assert fast.batch_norm_for("mnist") is None and fast.batch_norm_for("fashionmnist") is None
+    assert get_recipe("seed").batch_norm_for("cifar10") is None
+    everywhere = dataclasses.replace(fast, batch_norm_datasets=())
+    assert everywhere.batch_norm_for("mnist") == "affine"
+
+
 def test_recipe_config_round_trip_keeps_variants():
     assert recipe_config("fast") == {"recipe": "fast"}
     variant = dataclasses.replace(RECIPES["fast"], augment=False)
-    config = recipe_config(variant)
+    config = json.loads(json.dumps(recipe_config(variant)))  # as config.json stores it
     assert config["recipe"] == "fast" and recipe_from_config(config) == variant
     assert recipe_from_config({}) == RECIPES["seed"]
 

@@ -149,9 +149,10 @@ def _new_run(run, model_or_name, dataset_or_name, args, qat_policy, out, name, d
     if distribution is not None and model is model_or_name:
         model = distribution.adopt(model)
     recipe = get_recipe(recipe)
-    if recipe.batch_norm and not isinstance(model_or_name, keras.Model):
+    batch_norm = recipe.batch_norm_for(ds.name)
+    if batch_norm and not isinstance(model_or_name, keras.Model):
         with scope(distribution):
-            model = with_batch_norm(model, recipe.batch_norm)
+            model = with_batch_norm(model, batch_norm)
     check_shapes(model, ds)
     settings = RunSettings.from_args(args, info, qat_policy, recipe)
     check_metrics(settings.metrics, ds.num_classes)

@@ -44,7 +44,10 @@ class Recipe:
         label_smoothing: label smoothing of the cross-entropy (0: none).
         batch_norm: "affine" to train the hardware layers of a seed or spec model with
             BatchNorm during the float phase (folded into weights and bias at the QAT start,
-            so the deployed network keeps its layers and weights), or None.
+            so the deployed network keeps its layers and weights; the fold gives each layer a
+            bias), or None.
+        batch_norm_datasets: the datasets where `batch_norm` applies (where it was measured
+            to help); empty: every dataset.
         qat_fraction: with the packaged "default" QAT policy, QAT runs for this fraction of
             the epochs at the end of the run (at least one epoch) instead of starting at the
             policy's epoch 10, which is written for long runs. None: the policy's start.
@@ -60,7 +63,16 @@ class Recipe:
     weight_decay: float = 0.0
     label_smoothing: float = 0.0
     batch_norm: str = None
+    batch_norm_datasets: tuple = ()
     qat_fraction: float = None
+
+    def batch_norm_for(self, dataset_name):
+        """The BatchNorm mode for a model trained on `dataset_name` under this recipe, or None."""
+        if not self.batch_norm:
+            return None
+        if self.batch_norm_datasets and str(dataset_name).lower() not in self.batch_norm_datasets:
+            return None
+        return self.batch_norm
 
 
 RECIPES = types.MappingProxyType({
@@ -70,7 +82,8 @@ RECIPES = types.MappingProxyType({
         "fast", "short runs: batch 64 at lr 2e-3, augmentation, cosine LR with warm-up, "
                 "weight decay, label smoothing, QAT for the last fifth of the run",
         batch_size=64, lr=2e-3, schedule="cosine", warmup_epochs=1.0, augment=True, weight_decay=5e-3,
-        label_smoothing=0.1, batch_norm=None, qat_fraction=0.2),
+        label_smoothing=0.1, batch_norm="affine", batch_norm_datasets=("cifar10", "cifar100"),
+        qat_fraction=0.2),
 })
 """The recipes by name, in the order of `ai8x_nb.parameters.RECIPES` (the names' one source)."""
 
@@ -107,7 +120,8 @@ def recipe_from_config(config):
     """The `Recipe` a run's config.json records ("seed" for runs made before recipes)."""
     settings = config.get("recipe_settings")
     if settings:
-        return Recipe(**settings)
+        return Recipe(**{**settings,
+                         "batch_norm_datasets": tuple(settings.get("batch_norm_datasets") or ())})
     return get_recipe(config.get("recipe", "seed"))
 
 

@@ -100,8 +100,9 @@ def _rebuild(run, config, model_or_name, ds, settings, distribution):
         keras.utils.set_random_seed(settings.seed)
         with scope(distribution):
             model, _, _ = build_model(ref, ds, settings.device)
-            if settings.recipe.batch_norm:
-                model = with_batch_norm(model, settings.recipe.batch_norm)
+            batch_norm = settings.recipe.batch_norm_for(ds.name)
+            if batch_norm:
+                model = with_batch_norm(model, batch_norm)
     check_shapes(model, ds)
     with scope(distribution):
         compile_model(model, make_optimizer(settings.optimizer, settings.lr,
