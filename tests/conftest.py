@@ -47,7 +47,8 @@ def shared_data():
 
 @pytest.fixture(scope="session")
 def mnist_data():
-    """The real-data folder, skipping when it holds no `mnist/`."""
+    """The real-data folder, skipping when it holds no `mnist/` (tests that read other real
+    datasets use it too: MNIST marks a usable offline copy)."""
     return _dataset_folder("mnist")
 
 
@@ -132,7 +133,6 @@ def notebook_parameters():
 
 
 # ------------------------------------------------------------------ random hardware models
-
 MAX_DRAWS = 50
 
 
