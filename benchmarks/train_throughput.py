@@ -16,13 +16,18 @@ Run:
 import argparse
 import os
 import statistics
+import sys
 import time
 from pathlib import Path
 
-import keras
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from ai8x_nb import datasets
-from ai8x_nb.models import get_model
+import keras  # noqa: E402
+
+from ai8x_nb import datasets  # noqa: E402
+from ai8x_nb.models import get_model  # noqa: E402
+from support import SHARED_DATA  # noqa: E402
 
 
 def plain_mnist():
@@ -67,8 +72,7 @@ def main(argv=None):
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--reps", type=int, default=9)
     parser.add_argument("--jit", action="store_true", help="compile both with XLA")
-    parser.add_argument("--data-dir", default=os.environ.get("AI8X_NB_DATA") or str(
-        Path(__file__).resolve().parents[2] / "shared" / "data"))
+    parser.add_argument("--data-dir", default=str(SHARED_DATA))
     args = parser.parse_args(argv)
 
     ds = datasets.load("mnist", args.data_dir, limit=args.images)

@@ -44,10 +44,11 @@ from ai8x_nb.training import TrainingError, train
 from ai8x_nb.training import cluster
 from ai8x_nb.training import distribute as dist
 
+from support import SHARED_DATA as DATA
+
 TESTS = Path(__file__).resolve().parent
 REPO = TESTS.parent
 JOB = TESTS / "distribute_job.py"
-DATA = Path(os.environ.get("AI8X_NB_DATA") or REPO.parent / "shared" / "data")
 
 RUN = {"data_dir": str(DATA), "limit": 512, "epochs": 3, "batch_size": 64, "qat_start": 1,
        "stop": 2, "lr": 0.05, "optimizer": "sgd"}
@@ -58,7 +59,7 @@ LOSS_RTOL = 1e-5
 
 JOB_TIMEOUT = 900
 
-needs_mnist = pytest.mark.skipif(not (DATA / "mnist").is_dir(), reason=f"no MNIST under {DATA}")
+needs_mnist = pytest.mark.usefixtures("mnist_data")
 
 
 # ----------------------------------------------------------------- the setting, in process
