@@ -61,7 +61,23 @@ def _history(path):
         return [{k: v for k, v in row.items() if k != "epoch_time"} for row in csv.DictReader(f)]
 
 
-def _kill_in_subprocess(script):
+def _train_killed_in_epoch_1(run_dir, settings):
+    """Train the tiny model into `run_dir` in a subprocess that os._exit(17)s (no clean-up)
+    after the 2nd batch of epoch 1."""
+    script = TINY + textwrap.dedent(f"""
+        import os
+        from ai8x_nb.training import train
+
+        class Kill(keras.callbacks.Callback):
+            def on_epoch_begin(self, epoch, logs=None):
+                self.epoch = epoch
+
+            def on_train_batch_end(self, batch, logs=None):
+                if self.epoch == 1 and batch == 1:
+                    os._exit(17)
+
+        train(build_tiny(), "mnist", run_dir={str(run_dir)!r}, callbacks=[Kill()], **{settings!r})
+    """)
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": os.pathsep.join(sys.path)}
     proc = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
                           text=True, timeout=300)
@@ -96,21 +112,7 @@ def mnist_small():
 def test_killed_mid_epoch_and_resumed_equals_uninterrupted_bit_for_bit(tmp_path):
     """A run killed (os._exit, no clean-up) in its 2nd epoch, resumed from --run-dir alone."""
     killed = tmp_path / "killed"
-    script = TINY + textwrap.dedent(f"""
-        import os
-        from ai8x_nb.training import train
-
-        class Kill(keras.callbacks.Callback):
-            def on_epoch_begin(self, epoch, logs=None):
-                self.epoch = epoch
-
-            def on_train_batch_end(self, batch, logs=None):
-                if self.epoch == 1 and batch == 1:
-                    os._exit(17)
-
-        train(build_tiny(), "mnist", run_dir={str(killed)!r}, callbacks=[Kill()], **{RUN!r})
-    """)
-    _kill_in_subprocess(script)
+    _train_killed_in_epoch_1(killed, RUN)
     assert RunDir(killed).state["epochs_completed"] == 1
     # The killed process held the run's lock: the OS released it, the resume may go on.
     from ai8x_nb.cli import main
@@ -215,21 +217,7 @@ def test_fast_recipe_killed_and_resumed_equals_uninterrupted_bit_for_bit(tmp_pat
     """Augmented batches, weight decay, label smoothing and the QAT switch all resume exactly."""
     fast = {**RUN, "recipe": "fast", "qat_policy": "default"}
     killed = tmp_path / "killed"
-    script = TINY + textwrap.dedent(f"""
-        import os
-        from ai8x_nb.training import train
-
-        class Kill(keras.callbacks.Callback):
-            def on_epoch_begin(self, epoch, logs=None):
-                self.epoch = epoch
-
-            def on_train_batch_end(self, batch, logs=None):
-                if self.epoch == 1 and batch == 1:
-                    os._exit(17)
-
-        train(build_tiny(), "mnist", run_dir={str(killed)!r}, callbacks=[Kill()], **{fast!r})
-    """)
-    _kill_in_subprocess(script)
+    _train_killed_in_epoch_1(killed, fast)
     assert RunDir(killed).state["epochs_completed"] == 1
     resumed = train(None, None, epochs=3, run_dir=killed, data_dir=str(DATA), verbose=0)
 

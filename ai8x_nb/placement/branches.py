@@ -20,7 +20,7 @@ operand j's producer writes at `offset + 4 * j` (`write_gap`).
 """
 
 from ai8x_nb.placement import data as dm
-from ai8x_nb.placement.plan import STRATEGIES, Planner, label
+from ai8x_nb.placement.plan import STRATEGIES, Planner, chw_masks, label
 
 __all__ = ["BranchPlanner", "is_chain"]
 
@@ -97,9 +97,7 @@ class BranchPlanner(Planner):
         if self.out_class(len(self.d) - 1) == cls:
             return [self.final_mask]
         if d.chw:
-            step = dev.processors_per_memory
-            last = dev.processors - step * (d.count - 1)
-            return [sum(1 << (s + step * k) for k in range(d.count)) for s in range(last)]
+            return chw_masks(d.count, dev)
         if d.count == dev.processors:
             return [self.all]
         run = (1 << d.count) - 1

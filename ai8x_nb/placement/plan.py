@@ -92,6 +92,14 @@ def packed_mask(mask, device):
     return out
 
 
+def chw_masks(count, device):
+    """The input masks a channel-first (CHW) input of `count` channels may use: one processor
+    per memory instance, `count` instances in a row, every start processor that fits."""
+    step = device.processors_per_memory
+    last = device.processors - step * (count - 1)
+    return [sum(1 << (s + step * k) for k in range(count)) for s in range(last)]
+
+
 def _start(mask):
     return (mask & -mask).bit_length() - 1
 
@@ -155,9 +163,7 @@ class Planner:
     def _candidates(self, i, j):
         d, dev = self.d[i], self.dev
         if d.chw:
-            step = dev.processors_per_memory
-            last = dev.processors - step * (d.count - 1)
-            return [sum(1 << (s + step * k) for k in range(d.count)) for s in range(last)]
+            return chw_masks(d.count, dev)
         if d.count == dev.processors:
             return [self.all]
         if self.d[j].tied:  # a pool-only / element-wise last layer writes to 0 .. n-1
