@@ -306,7 +306,7 @@ def test_relu_clamp_is_exact_at_the_top_and_its_gradient_stops_there(cls, shape,
     np.testing.assert_allclose(grad, ref, rtol=1e-4, atol=1e-5)
 
 
-@pytest.mark.parametrize("activation", ["relu", None])
+@pytest.mark.parametrize("activation", ["relu", None, "abs"])
 @pytest.mark.parametrize("cls,shape,args,extra", [
     (L.Conv2D, (3, 8, 8, 5), (6, 3), dict(padding=1, pooling="max", pool_size=2)),
     (L.Conv2D, (3, 6, 6, 2), (4, 3), dict(padding=2)),
@@ -334,7 +334,8 @@ def test_qat_training_tail_keeps_the_values_and_gradient_of_the_plain_form(
 
     (plain, plain_grads), (fused, fused_grads) = run(False), run(True)
     np.testing.assert_array_equal(fused, plain)
-    clipped = np.mean((plain == 127 / 128) | (plain == (0 if activation else -1)))
+    low = {"relu": 0, "abs": 0, None: -1}[activation]
+    clipped = np.mean((plain == 127 / 128) | (plain == low))
     assert 0 < clipped < 1  # both clamp bounds, and the inside, are exercised
     for a, b in zip(fused_grads, plain_grads):
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)

@@ -60,11 +60,11 @@ def quantize_scaled_output(v, activation, fused=False):
     Args:
         v: the scaled accumulator.
         activation: None, "relu" or "abs".
-        fused: on TensorFlow, run clamp, rounding and scale (and their gradient) as one
-            XLA-compiled kernel: the same values, one pass over the tensor instead of seven
-            (ReLU and no activation; Abs keeps the composed form). Used in training steps.
+        fused: on TensorFlow, run clamp, rounding, activation and scale (and their gradient)
+            as one XLA-compiled kernel: the same values and gradient, one pass over the
+            tensor instead of several. Used in training steps.
     """
-    if fused and activation != "abs" and keras.backend.backend() == "tensorflow":
+    if fused and keras.backend.backend() == "tensorflow":
         return _fused_tail(activation)(v)
     if activation == "abs":
         q = ops.abs(straight_through(v, round_half_up(v)))
@@ -75,26 +75,44 @@ def quantize_scaled_output(v, activation, fused=False):
 
 @functools.cache
 def _fused_tail(activation):
-    """The TensorFlow kernel of `quantize_scaled_output` for ReLU / no activation.
+    """The TensorFlow kernel of `quantize_scaled_output`.
 
-    Forward `floor(clip(v, low, 127) + 0.5) / 128`; backward: the upstream gradient / 128
-    where `low <= v <= 127` (the gradient of the clip, as `ops.clip` has it), else 0. Every
-    step is an exact float operation (clamps, +0.5 on values below 2^23, floor, a power-of-two
-    scale), so XLA's fusion cannot change a bit.
+    ReLU / no activation: forward `floor(clip(v, low, 127) + 0.5) / 128`; backward: the
+    upstream gradient / 128 where `low <= v <= 127` (the gradient of the clip, as `ops.clip`
+    has it), else 0. Abs, in the device order (round, then abs, then clamp): forward
+    `min(|floor(v + 0.5)|, 127) / 128`; backward: the upstream gradient / 128 times the sign
+    of the rounded value where it is within +-127, else 0 (the gradients of the straight-through
+    round, `ops.abs` and `ops.minimum`). Every step is an exact float operation (clamps, +0.5
+    on values below 2^23, floor, abs, a power-of-two scale), so XLA's fusion cannot change a bit.
     """
     import tensorflow as tf
 
-    low = 0.0 if activation == "relu" else -128.0
+    scale = 1.0 / DATA_SCALE
+    if activation == "abs":
+        @tf.custom_gradient
+        def tail(v):
+            rounded = tf.floor(v + 0.5)
+            magnitude = tf.abs(rounded)
+            out = tf.minimum(magnitude, 127.0) * scale
 
-    @tf.custom_gradient
-    def tail(v):
-        out = tf.floor(tf.minimum(tf.maximum(v, low), 127.0) + 0.5) * (1.0 / DATA_SCALE)
+            def grad(upstream):
+                slope = tf.where(magnitude <= 127.0, tf.sign(rounded) * scale,
+                                 tf.zeros_like(rounded))
+                return upstream * slope
 
-        def grad(upstream):
-            inside = tf.logical_and(v >= low, v <= 127.0)
-            return tf.where(inside, upstream * (1.0 / DATA_SCALE), tf.zeros_like(upstream))
+            return out, grad
+    else:
+        low = 0.0 if activation == "relu" else -128.0
 
-        return out, grad
+        @tf.custom_gradient
+        def tail(v):
+            out = tf.floor(tf.minimum(tf.maximum(v, low), 127.0) + 0.5) * scale
+
+            def grad(upstream):
+                inside = tf.logical_and(v >= low, v <= 127.0)
+                return tf.where(inside, upstream * scale, tf.zeros_like(upstream))
+
+            return out, grad
 
     return tf.function(tail, jit_compile=True, autograph=False)
 
