@@ -13,6 +13,7 @@ Usage:
     python benchmarks/accuracy.py mnist --recipe fast --epochs 15
     python benchmarks/accuracy.py cifar10 --recipe seed --epochs 30 --allow-partial
     python benchmarks/accuracy.py cifar10 --recipe fast --set augment=false   # ablation
+    python benchmarks/accuracy.py kws20 --folder kws-espeak-large --epochs 30
 """
 
 import argparse
@@ -71,6 +72,8 @@ def main(argv=None):
     parser.add_argument("--allow-partial", action="store_true",
                         help="accept a dataset subset (the offline CIFAR-10 copy)")
     parser.add_argument("--data-dir", help="default: $AI8X_NB_DATA, else ./data")
+    parser.add_argument("--folder", help="the dataset's folder name under the data folder "
+                                         "instead of the default (e.g. kws-espeak-large)")
     parser.add_argument("--out", default="logs/accuracy", help="parent of the run folders")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -83,7 +86,8 @@ def main(argv=None):
 
     recipe, changes = _recipe(args.recipe, args.set)
     kwargs = {k: v for k, v in (("allow_partial", args.allow_partial or None),
-                                ("limit", args.limit)) if v is not None} or None
+                                ("limit", args.limit), ("folder", args.folder))
+              if v is not None} or None
     start = time.perf_counter()
     result = train(dataset_or_name=args.dataset, epochs=args.epochs, recipe=recipe,
                    qat_policy="default", batch_size=args.batch_size, lr=args.lr,
