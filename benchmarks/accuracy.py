@@ -38,12 +38,14 @@ def _value(text):
         return text
 
 
-def _recipe(name, overrides):
-    """The named recipe, with `field=value` overrides (an ablation variant)."""
+def _recipe(name, dataset, overrides):
+    """The named recipe, with `field=value` overrides (an ablation variant) of the settings it
+    trains `dataset` with."""
     from ai8x_nb.training.recipes import Recipe, get_recipe
 
     recipe = get_recipe(name)
-    fields = {f.name for f in dataclasses.fields(Recipe)} - {"name", "description"}
+    fields = {f.name for f in dataclasses.fields(Recipe)} - {"name", "description",
+                                                             "dataset_settings"}
     changes = {}
     for item in overrides or ():
         key, sep, value = item.partition("=")
@@ -52,8 +54,8 @@ def _recipe(name, overrides):
                              f"{', '.join(sorted(fields))}.")
         changes[key] = _value(value)
     if changes:
-        recipe = dataclasses.replace(recipe, description=f"{recipe.description} ({changes})",
-                                     **changes)
+        recipe = dataclasses.replace(recipe.for_dataset(dataset),
+                                     description=f"{recipe.description} ({changes})", **changes)
     return recipe, changes
 
 
@@ -84,7 +86,7 @@ def main(argv=None):
     from ai8x_nb.training import train
     from ai8x_nb.training.results import evaluate_split
 
-    recipe, changes = _recipe(args.recipe, args.set)
+    recipe, changes = _recipe(args.recipe, args.dataset, args.set)
     kwargs = {k: v for k, v in (("allow_partial", args.allow_partial or None),
                                 ("limit", args.limit), ("folder", args.folder))
               if v is not None} or None

@@ -12,8 +12,8 @@ from ai8x_nb.datasets.base import Split
 from ai8x_nb.datasets.pipeline import make_epoch_dataset
 from ai8x_nb.training import TrainingError
 from ai8x_nb.training.losses import SparseCrossentropy
-from ai8x_nb.training.recipes import (RECIPES, Recipe, get_recipe, qat_start_epoch,
-                                      recipe_config, recipe_from_config)
+from ai8x_nb.training.recipes import (RECIPES, DatasetSettings, Recipe, get_recipe,
+                                      qat_start_epoch, recipe_config, recipe_from_config)
 
 
 def test_recipe_names_and_unknown_name():
@@ -44,13 +44,21 @@ def test_fast_recipe_runs_qat_in_the_last_fifth(epochs, start):
     assert qat_start_epoch(get_recipe("seed"), epochs) is None
 
 
-def test_fast_recipe_trains_with_batch_norm_only_where_it_helped():
+def test_fast_recipe_settings_per_dataset_where_they_were_measured_to_help():
     fast = get_recipe("fast")
-    assert fast.batch_norm_for("cifar10") == "affine" and fast.batch_norm_for("CIFAR100")
-    assert fast.batch_norm_for("mnist") is None and fast.batch_norm_for("fashionmnist") is None
-    assert get_recipe("seed").batch_norm_for("cifar10") is None
-    everywhere = dataclasses.replace(fast, batch_norm_datasets=())
-    assert everywhere.batch_norm_for("mnist") == "affine"
+    assert fast.for_dataset("cifar10").batch_norm == "affine"
+    assert fast.for_dataset("CIFAR100").batch_norm == "affine"
+    assert fast.for_dataset("mnist") == dataclasses.replace(fast, dataset_settings=())
+    fashion = fast.for_dataset("fashionmnist")
+    assert (fashion.batch_norm, fashion.augment, fashion.qat_fraction) == ("affine", False, 0.5)
+    assert (fashion.lr, fashion.weight_decay, fashion.name) == (fast.lr, fast.weight_decay, "fast")
+    assert fashion.for_dataset("fashionmnist") == fashion  # applied once, nothing left
+    assert qat_start_epoch(fashion, 20) == 10
+    assert qat_start_epoch(fast.for_dataset("mnist"), 20) == 16
+    assert get_recipe("seed").for_dataset("cifar10").batch_norm is None
+    with pytest.raises(TrainingError, match=r"dataset 'mnist' sets \['augmnt'\], which are not "
+                                            r"recipe settings; use augment, batch_norm"):
+        Recipe("x", "y", dataset_settings=(DatasetSettings.of("MNIST", augmnt=False),))
 
 
 def test_recipe_config_round_trip_keeps_variants():
@@ -58,7 +66,21 @@ def test_recipe_config_round_trip_keeps_variants():
     variant = dataclasses.replace(RECIPES["fast"], augment=False)
     config = json.loads(json.dumps(recipe_config(variant)))  # as config.json stores it
     assert config["recipe"] == "fast" and recipe_from_config(config) == variant
+    assert recipe_from_config(config).for_dataset("fashionmnist").qat_fraction == 0.5
     assert recipe_from_config({}) == RECIPES["seed"]
+
+
+def test_recipe_variants_saved_before_dataset_settings_still_load():
+    settings = {f: v for f, v in dataclasses.asdict(RECIPES["fast"]).items()
+                if f != "dataset_settings"}
+    old = {"recipe": "fast", "recipe_settings": {**settings, "batch_norm": "affine",
+                                                 "batch_norm_datasets": ["cifar10"]}}
+    recipe = recipe_from_config(old)
+    assert recipe.for_dataset("cifar10").batch_norm == "affine"
+    assert recipe.for_dataset("fashionmnist").batch_norm is None
+    everywhere = recipe_from_config({"recipe": "fast", "recipe_settings": {
+        **settings, "batch_norm": "affine", "batch_norm_datasets": []}})
+    assert everywhere.for_dataset("mnist").batch_norm == "affine"
 
 
 def test_augmentation_rules_per_dataset():
@@ -156,6 +178,9 @@ def test_recipe_defaults_fill_only_the_arguments_not_given():
     fast = RunSettings.from_args(check_train_args(epochs=15), info, "default", "fast")
     assert (fast.batch_size, fast.lr, fast.schedule, fast.warmup_epochs) == (64, 2e-3, "cosine", 1.0)
     assert fast.policy.start_epoch == 12
+    fashion = RunSettings.from_args(check_train_args(epochs=20), models.get_info("fashionmnist"),
+                                    "default", "fast", "fashionmnist")
+    assert fashion.policy.start_epoch == 10 and fashion.recipe is RECIPES["fast"]  # as given
     given = RunSettings.from_args(check_train_args(epochs=15, batch_size=256, lr=1e-3,
                                                    schedule="constant", warmup_epochs=0),
                                   info, {"start_epoch": 3, "weight_bits": 8}, "fast")

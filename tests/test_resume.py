@@ -61,9 +61,9 @@ def _history(path):
         return [{k: v for k, v in row.items() if k != "epoch_time"} for row in csv.DictReader(f)]
 
 
-def _train_killed_in_epoch_1(run_dir, settings):
-    """Train the tiny model into `run_dir` in a subprocess that os._exit(17)s (no clean-up)
-    after the 2nd batch of epoch 1."""
+def _train_killed_in_epoch_1(run_dir, settings, model="build_tiny()", dataset="mnist"):
+    """Train `model` (Python source: the tiny model, or a seed model's name) on `dataset` into
+    `run_dir` in a subprocess that os._exit(17)s (no clean-up) after the 2nd batch of epoch 1."""
     script = TINY + textwrap.dedent(f"""
         import os
         from ai8x_nb.training import train
@@ -76,7 +76,7 @@ def _train_killed_in_epoch_1(run_dir, settings):
                 if self.epoch == 1 and batch == 1:
                     os._exit(17)
 
-        train(build_tiny(), "mnist", run_dir={str(run_dir)!r}, callbacks=[Kill()], **{settings!r})
+        train({model}, {dataset!r}, run_dir={str(run_dir)!r}, callbacks=[Kill()], **{settings!r})
     """)
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": os.pathsep.join(sys.path)}
     proc = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
@@ -229,6 +229,28 @@ def test_fast_recipe_killed_and_resumed_equals_uninterrupted_bit_for_bit(tmp_pat
         assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a), name
     assert _history(whole.run_dir.file("history.csv")) == _history(resumed.run_dir.file("history.csv"))
     assert whole.run_dir.results["test_accuracy"] == resumed.run_dir.results["test_accuracy"]
+
+
+@pytest.mark.slow
+def test_fast_recipe_with_dataset_settings_resumes_bit_for_bit(tmp_path):
+    """Fashion-MNIST's own settings (BatchNorm in the float phase, no augmentation, QAT for
+    the last half) are applied again on resume: killed in the first QAT epoch, after the
+    BatchNorm fold, the resumed run equals an uninterrupted one."""
+    fashion = {**RUN, "epochs": 2, "recipe": "fast", "qat_policy": "default"}
+    killed = tmp_path / "killed"
+    _train_killed_in_epoch_1(killed, fashion, model="'fashionmnist'", dataset="fashionmnist")
+    resumed = train(None, None, epochs=2, run_dir=killed, data_dir=str(DATA), verbose=0)
+
+    whole = train("fashionmnist", "fashionmnist", run_dir=tmp_path / "whole", **fashion)
+    assert whole.run_dir.config["qat_policy"]["start_epoch"] == 1  # the last half
+    assert "recipe_settings" not in whole.run_dir.config  # the registered recipe, by name
+    float_weights = _weights(whole.run_dir.file("best.keras"))
+    assert any("batch_normalization" in key or "/bn" in key for key in float_weights), (
+        sorted(float_weights)[:8])
+    for name in ("last.keras", "best.keras", "qat_best.keras"):
+        a, b = _weights(whole.run_dir.file(name)), _weights(resumed.run_dir.file(name))
+        assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a), name
+    assert _history(whole.run_dir.file("history.csv")) == _history(resumed.run_dir.file("history.csv"))
 
 
 @pytest.mark.slow

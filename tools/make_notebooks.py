@@ -25,6 +25,22 @@ FULL_EPOCHS = {"mnist": 15}
 """Epochs of the "full run" line per notebook (20 when not listed): the budgets in which the
 "fast" recipe reached its README numbers."""
 
+def _fast_recipe_text(name):
+    """What the "fast" recipe does on the dataset of notebook `name`, for its parameters text."""
+    from ai8x_nb.training.recipes import get_recipe
+
+    recipe = get_recipe("fast").for_dataset(name)
+    parts = ["augmentation" if recipe.augment else "no augmentation",
+             "cosine learning rate with warm-up"]
+    parts += [text for on, text in ((recipe.weight_decay, "weight decay"),
+                                    (recipe.label_smoothing, "label smoothing"),
+                                    (recipe.batch_norm, "BatchNorm in the float phase")) if on]
+    part = {0.2: "fifth", 0.25: "quarter", 0.5: "half"}.get(recipe.qat_fraction)
+    if part:
+        parts.append(f"QAT for the last {part}")
+    return ", ".join(parts)
+
+
 DEVICE_TEXT = (
     "The [MAX78000](https://www.analog.com/en/products/max78000.html) is an Arm Cortex-M4 "
     "microcontroller from Analog Devices with a CNN accelerator: 64 parallel processors, "
@@ -184,7 +200,7 @@ Edit the values below, or run the notebook headless with other values:
 `ai8x-nb run {name} -p epochs 100 -p fast False` (papermill injects them after this cell).
 `fast=True` keeps only the first `limit` samples of each split (4096 by default) so the whole
 notebook runs in about a minute; set `fast=False` for a real training run. A full run uses
-the "fast" recipe (augmentation, weight decay, label smoothing, QAT for the last fifth):
+the "fast" recipe ({_fast_recipe_text(name)}):
 `ai8x-nb run {name} -p fast False -p recipe fast -p epochs {FULL_EPOCHS.get(name, 20)} -p qat_policy default -p batch_size None -p lr None`
 (None: the seed model's batch size and learning rate; README, "Accuracy recipes", lists what
 each dataset reaches). `model_spec`

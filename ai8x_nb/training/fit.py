@@ -78,7 +78,7 @@ def fit_run(run, model, ds, config, policy, schedule, *, initial_epoch, state, v
         *callbacks,
     ]
     if initial_epoch < epochs:
-        recipe = recipe_from_config(config)
+        recipe = recipe_from_config(config).for_dataset(ds.name)
         augmentation = augmentation_for(ds.name) if recipe.augment else None
         train_data = make_epoch_dataset(ds.train, batch_size, seed=int(config["seed"]),
                                         first_epoch=initial_epoch, epochs=epochs,

@@ -149,12 +149,13 @@ def _new_run(run, model_or_name, dataset_or_name, args, qat_policy, out, name, d
     if distribution is not None and model is model_or_name:
         model = distribution.adopt(model)
     recipe = get_recipe(recipe)
-    batch_norm = recipe.batch_norm_for(ds.name)
+    used = recipe.for_dataset(ds.name)
+    batch_norm = used.batch_norm
     if batch_norm and not isinstance(model_or_name, keras.Model):
         with scope(distribution):
             model = with_batch_norm(model, batch_norm)
     check_shapes(model, ds)
-    settings = RunSettings.from_args(args, info, qat_policy, recipe)
+    settings = RunSettings.from_args(args, info, qat_policy, recipe, ds.name)
     check_metrics(settings.metrics, ds.num_classes)
     schedule = make_schedule(settings.schedule, info, settings.lr, settings.epochs,
                              settings.warmup_epochs)
@@ -164,8 +165,8 @@ def _new_run(run, model_or_name, dataset_or_name, args, qat_policy, out, name, d
         distribution.prepare_model(model)
     with scope(distribution):
         compile_model(model, make_optimizer(settings.optimizer, settings.lr,
-                                            recipe.weight_decay),
-                      settings.metrics, recipe.label_smoothing)
+                                            used.weight_decay),
+                      settings.metrics, used.label_smoothing)
 
     # Every check passed: only now does a folder appear.
     if run is None:

@@ -2,8 +2,10 @@
 
 A recipe is data: the defaults it gives `train` (schedule, warm-up), and what it adds to a run
 (data augmentation, weight decay, label smoothing, BatchNorm in the float phase, where QAT
-starts). Arguments given to `train` explicitly always win over the recipe's defaults. The
-recipe's name is saved in config.json, so a resumed run continues with the same recipe.
+starts), with per-dataset settings where a dataset was measured to want others
+(`Recipe.for_dataset`). Arguments given to `train` explicitly always win over the recipe's
+defaults. The recipe's name is saved in config.json, so a resumed run continues with the same
+recipe.
 
 "seed" is how the seed models were trained (no augmentation, the seed's LR schedule, plain
 cross-entropy). "fast" is tuned for runs of 10-20 epochs (see README, "Accuracy recipes",
@@ -13,6 +15,8 @@ Example:
 
 >>> get_recipe("fast").augment
 True
+>>> get_recipe("fast").for_dataset("cifar10").batch_norm
+'affine'
 >>> get_recipe("Seed").name
 'seed'
 """
@@ -23,8 +27,8 @@ import types
 from ai8x_nb.parameters import RECIPES as RECIPE_NAMES
 from ai8x_nb.training.arguments import TrainingError
 
-__all__ = ["Recipe", "RECIPES", "RECIPE_NAMES", "get_recipe", "qat_start_epoch",
-           "recipe_config", "recipe_from_config", "with_batch_norm"]
+__all__ = ["Recipe", "RECIPES", "RECIPE_NAMES", "DatasetSettings", "get_recipe",
+           "qat_start_epoch", "recipe_config", "recipe_from_config", "with_batch_norm"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,11 +50,11 @@ class Recipe:
             BatchNorm during the float phase (folded into weights and bias at the QAT start,
             so the deployed network keeps its layers and weights; the fold gives each layer a
             bias), or None.
-        batch_norm_datasets: the datasets where `batch_norm` applies (where it was measured
-            to help); empty: every dataset.
         qat_fraction: with the packaged "default" QAT policy, QAT runs for this fraction of
             the epochs at the end of the run (at least one epoch) instead of starting at the
             policy's epoch 10, which is written for long runs. None: the policy's start.
+        dataset_settings: `DatasetSettings` for the datasets that were measured to train
+            better with other values of the fields above; `for_dataset` applies them.
     """
 
     name: str
@@ -63,16 +67,54 @@ class Recipe:
     weight_decay: float = 0.0
     label_smoothing: float = 0.0
     batch_norm: str = None
-    batch_norm_datasets: tuple = ()
     qat_fraction: float = None
+    dataset_settings: tuple = ()
 
-    def batch_norm_for(self, dataset_name):
-        """The BatchNorm mode for a model trained on `dataset_name` under this recipe, or None."""
-        if not self.batch_norm:
-            return None
-        if self.batch_norm_datasets and str(dataset_name).lower() not in self.batch_norm_datasets:
-            return None
-        return self.batch_norm
+    def __post_init__(self):
+        fields = _setting_fields()
+        for entry in self.dataset_settings:
+            unknown = sorted({field for field, _ in entry.changes} - fields)
+            if unknown:
+                raise TrainingError(
+                    f"Recipe {self.name!r}: dataset {entry.dataset!r} sets {unknown}, which "
+                    f"are not recipe settings; use {', '.join(sorted(fields))}.")
+
+    def for_dataset(self, dataset_name):
+        """This recipe as it trains `dataset_name`: its dataset settings applied, none left."""
+        key = str(dataset_name).lower()
+        changes = {}
+        for entry in self.dataset_settings:
+            if entry.dataset == key:
+                changes.update(entry.changes)
+        return dataclasses.replace(self, dataset_settings=(), **changes)
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetSettings:
+    """The recipe fields one dataset trains with instead of the recipe's own.
+
+    Attributes:
+        dataset: the dataset's name (lower case).
+        changes: ((field, value), ...) sorted by field: fields of `Recipe` other than its
+            name, description and dataset settings.
+
+    Example:
+
+    >>> DatasetSettings.of("Fashionmnist", augment=False).changes
+    (('augment', False),)
+    """
+
+    dataset: str
+    changes: tuple
+
+    @classmethod
+    def of(cls, dataset, **changes):
+        return cls(str(dataset).lower(), tuple(sorted(changes.items())))
+
+
+def _setting_fields():
+    return {f.name for f in dataclasses.fields(Recipe)} - {
+        "name", "description", "dataset_settings"}
 
 
 RECIPES = types.MappingProxyType({
@@ -80,10 +122,15 @@ RECIPES = types.MappingProxyType({
         "seed", "as the seed models were trained: no augmentation, the seed's LR schedule"),
     "fast": Recipe(
         "fast", "short runs: batch 64 at lr 2e-3, augmentation, cosine LR with warm-up, "
-                "weight decay, label smoothing, QAT for the last fifth of the run",
-        batch_size=64, lr=2e-3, schedule="cosine", warmup_epochs=1.0, augment=True, weight_decay=5e-3,
-        label_smoothing=0.1, batch_norm="affine", batch_norm_datasets=("cifar10", "cifar100"),
-        qat_fraction=0.2),
+                "weight decay, label smoothing, QAT for the last fifth of the run; BatchNorm "
+                "for CIFAR; Fashion-MNIST: BatchNorm, no augmentation, QAT for the last half",
+        batch_size=64, lr=2e-3, schedule="cosine", warmup_epochs=1.0, augment=True,
+        weight_decay=5e-3, label_smoothing=0.1, qat_fraction=0.2,
+        dataset_settings=(
+            DatasetSettings.of("cifar10", batch_norm="affine"),
+            DatasetSettings.of("cifar100", batch_norm="affine"),
+            DatasetSettings.of("fashionmnist", batch_norm="affine", augment=False,
+                               qat_fraction=0.5))),
 })
 """The recipes by name, in the order of `ai8x_nb.parameters.RECIPES` (the names' one source)."""
 
@@ -119,10 +166,19 @@ def recipe_config(recipe):
 def recipe_from_config(config):
     """The `Recipe` a run's config.json records ("seed" for runs made before recipes)."""
     settings = config.get("recipe_settings")
-    if settings:
-        return Recipe(**{**settings,
-                         "batch_norm_datasets": tuple(settings.get("batch_norm_datasets") or ())})
-    return get_recipe(config.get("recipe", "seed"))
+    if not settings:
+        return get_recipe(config.get("recipe", "seed"))
+    settings = dict(settings)
+    entries = [DatasetSettings(entry["dataset"], tuple((field, value) for field, value in
+                                                       entry["changes"]))
+               for entry in settings.pop("dataset_settings", None) or ()]
+    # Variants saved before per-dataset settings: BatchNorm on the listed datasets only.
+    legacy = settings.pop("batch_norm_datasets", None)
+    if legacy and settings.get("batch_norm"):
+        entries += [DatasetSettings.of(name, batch_norm=settings["batch_norm"])
+                    for name in legacy]
+        settings["batch_norm"] = None
+    return Recipe(**settings, dataset_settings=tuple(entries))
 
 
 def qat_start_epoch(recipe, epochs):

@@ -100,14 +100,15 @@ def _rebuild(run, config, model_or_name, ds, settings, distribution):
         keras.utils.set_random_seed(settings.seed)
         with scope(distribution):
             model, _, _ = build_model(ref, ds, settings.device)
-            batch_norm = settings.recipe.batch_norm_for(ds.name)
+            batch_norm = settings.recipe.for_dataset(ds.name).batch_norm
             if batch_norm:
                 model = with_batch_norm(model, batch_norm)
     check_shapes(model, ds)
+    used = settings.recipe.for_dataset(ds.name)  # the recipe's settings for this dataset
     with scope(distribution):
         compile_model(model, make_optimizer(settings.optimizer, settings.lr,
-                                            settings.recipe.weight_decay),
-                      settings.metrics, settings.recipe.label_smoothing)
+                                            used.weight_decay),
+                      settings.metrics, used.label_smoothing)
     return model
 
 
@@ -146,7 +147,8 @@ def _refuse_conflicts(run, config, model_or_name, dataset_or_name, args, qat_pol
         "device": args.device,
         "qat_policy": (policy_dict(resolve_policy(
             qat_policy, int(config.get("epochs", 1)),
-            recipe_from_config(config))) if qat_policy is not None else None),
+            recipe_from_config(config).for_dataset(config.get("dataset")))
+        ) if qat_policy is not None else None),
         "recipe": None if recipe is None else recipe.name,
     }
     saved = {**config, "model": _saved_model_ref(config),

@@ -40,33 +40,35 @@ class RunSettings:
     recipe: object = None
 
     @classmethod
-    def from_args(cls, args, info, qat_policy, recipe=None):
+    def from_args(cls, args, info, qat_policy, recipe=None, dataset=None):
         """Fill the arguments' gaps (None) with the recipe's, the seed model's, else the defaults.
 
         Args:
             args: the checked `TrainArgs`.
             info: the seed `ModelInfo` giving the defaults, or None.
             qat_policy: the `qat_policy` argument of `train`.
-            recipe: the `Recipe` (None: "seed").
+            recipe: the `Recipe` (None: "seed"); recorded as given.
+            dataset: the dataset's name: the recipe's settings for it fill the gaps.
         """
         recipe = get_recipe(recipe)
+        used = recipe.for_dataset(dataset)
 
         def pick(value, default):
             return default if value is None else value
 
         return cls(
             epochs=args.epochs,
-            batch_size=pick(args.batch_size, pick(recipe.batch_size, info.batch_size if info
+            batch_size=pick(args.batch_size, pick(used.batch_size, info.batch_size if info
                                                   else DEFAULT_BATCH_SIZE)),
             optimizer=pick(args.optimizer, info.optimizer if info else "adam"),
-            lr=pick(args.lr, pick(recipe.lr, info.lr if info else DEFAULT_LR)),
+            lr=pick(args.lr, pick(used.lr, info.lr if info else DEFAULT_LR)),
             metrics=pick(args.metrics, DEFAULT_METRICS),
-            schedule=pick(args.schedule, pick(recipe.schedule, "seed")),
+            schedule=pick(args.schedule, pick(used.schedule, "seed")),
             warmup_epochs=pick(args.warmup_epochs,
-                               pick(recipe.warmup_epochs, DEFAULT_WARMUP_EPOCHS)),
+                               pick(used.warmup_epochs, DEFAULT_WARMUP_EPOCHS)),
             seed=pick(args.seed, DEFAULT_SEED),
             device=pick(args.device, DEFAULT_DEVICE),
-            policy=resolve_policy(qat_policy, args.epochs, recipe),
+            policy=resolve_policy(qat_policy, args.epochs, used),
             recipe=recipe)
 
     @classmethod
