@@ -132,10 +132,12 @@ def test_audio_augmentation_shifts_in_silence_and_adds_grid_noise():
     assert noisy.min() >= -1.0 and noisy.max() <= 127 / 128 and not np.array_equal(noisy, x)
 
 
-def test_augmented_epochs_depend_on_seed_epoch_and_batch_only():
-    x = np.random.default_rng(0).integers(-128, 128, (40, 28, 28, 1)).astype(np.int8)
+@pytest.mark.parametrize("dataset, shape", [("fashionmnist", (28, 28, 1)), ("kws20", (128, 128))])
+def test_augmented_epochs_depend_on_seed_epoch_and_batch_only(dataset, shape):
+    """Through the tf.data pipeline (batches of unknown size), images and audio alike."""
+    x = np.random.default_rng(0).integers(-128, 128, (40,) + shape).astype(np.int8)
     split = Split("train", x, np.arange(40) % 10)
-    aug = augmentation_for("fashionmnist")
+    aug = augmentation_for(dataset)
     whole = [b.numpy() for b, _ in make_epoch_dataset(split, 16, seed=3, first_epoch=0, epochs=3,
                                                       augmentation=aug)]
     tail = [b.numpy() for b, _ in make_epoch_dataset(split, 16, seed=3, first_epoch=1, epochs=3,

@@ -122,7 +122,7 @@ def augment_batch(x, augmentation, seed):
     if augmentation.time_shift or augmentation.noise:
         shape = tf.shape(x)
         flat = tf.reshape(x, (count, -1))
-        length = flat.shape[1]
+        length = tf.shape(flat)[1]  # a tensor: the batch size is unknown inside tf.data
         if augmentation.time_shift:
             s = int(augmentation.time_shift)
             offsets = tf.random.stateless_uniform((count,), seeds[0], minval=-s, maxval=s + 1,
