@@ -41,11 +41,9 @@ def _value(text):
 def _recipe(name, dataset, overrides):
     """The named recipe, with `field=value` overrides (an ablation variant) of the settings it
     trains `dataset` with."""
-    from ai8x_nb.training.recipes import Recipe, get_recipe
+    from ai8x_nb.training.recipes import SETTING_FIELDS as fields, get_recipe
 
     recipe = get_recipe(name)
-    fields = {f.name for f in dataclasses.fields(Recipe)} - {"name", "description",
-                                                             "dataset_settings"}
     changes = {}
     for item in overrides or ():
         key, sep, value = item.partition("=")

@@ -25,6 +25,7 @@ FULL_EPOCHS = {"mnist": 15}
 """Epochs of the "full run" line per notebook (20 when not listed): the budgets in which the
 "fast" recipe reached its README numbers."""
 
+
 def _fast_recipe_text(name):
     """What the "fast" recipe does on the dataset of notebook `name`, for its parameters text."""
     from ai8x_nb.training.recipes import get_recipe

@@ -27,7 +27,7 @@ import types
 from ai8x_nb.parameters import RECIPES as RECIPE_NAMES
 from ai8x_nb.training.arguments import TrainingError
 
-__all__ = ["Recipe", "RECIPES", "RECIPE_NAMES", "DatasetSettings", "get_recipe",
+__all__ = ["Recipe", "RECIPES", "RECIPE_NAMES", "DatasetSettings", "SETTING_FIELDS", "get_recipe",
            "qat_start_epoch", "recipe_config", "recipe_from_config", "with_batch_norm"]
 
 
@@ -71,7 +71,7 @@ class Recipe:
     dataset_settings: tuple = ()
 
     def __post_init__(self):
-        fields = _setting_fields()
+        fields = SETTING_FIELDS
         for entry in self.dataset_settings:
             unknown = sorted({field for field, _ in entry.changes} - fields)
             if unknown:
@@ -112,9 +112,9 @@ class DatasetSettings:
         return cls(str(dataset).lower(), tuple(sorted(changes.items())))
 
 
-def _setting_fields():
-    return {f.name for f in dataclasses.fields(Recipe)} - {
-        "name", "description", "dataset_settings"}
+SETTING_FIELDS = frozenset(f.name for f in dataclasses.fields(Recipe)) - {
+    "name", "description", "dataset_settings"}
+"""The fields of `Recipe` that are training settings (a dataset or an ablation may change them)."""
 
 
 RECIPES = types.MappingProxyType({

@@ -89,6 +89,7 @@ def continue_run(run, model_or_name, dataset_or_name, args, qat_policy, data_dir
 
 def _rebuild(run, config, model_or_name, ds, settings, distribution):
     ref = config.get("model")
+    used = settings.recipe.for_dataset(ds.name)  # the recipe's settings for this dataset
     if ref is None:
         if not isinstance(model_or_name, keras.Model):
             raise TrainingError(
@@ -100,11 +101,9 @@ def _rebuild(run, config, model_or_name, ds, settings, distribution):
         keras.utils.set_random_seed(settings.seed)
         with scope(distribution):
             model, _, _ = build_model(ref, ds, settings.device)
-            batch_norm = settings.recipe.for_dataset(ds.name).batch_norm
-            if batch_norm:
-                model = with_batch_norm(model, batch_norm)
+            if used.batch_norm:
+                model = with_batch_norm(model, used.batch_norm)
     check_shapes(model, ds)
-    used = settings.recipe.for_dataset(ds.name)  # the recipe's settings for this dataset
     with scope(distribution):
         compile_model(model, make_optimizer(settings.optimizer, settings.lr,
                                             used.weight_decay),
