@@ -64,3 +64,19 @@ class ModelFileError(Ai8xNbError, ValueError):
 
     The message names the file, what is wrong with it and how to fix it.
     """
+
+
+class ZooImportError(Ai8xNbError, ValueError):
+    """A trained checkpoint or network description that cannot be imported into the workbench.
+
+    The message names the file, the layer and the YAML key (or the checkpoint entry) and what
+    is missing.
+    """
+
+
+class UnsafeCheckpointError(ZooImportError):
+    """A checkpoint whose pickle asks for something a state dict never needs.
+
+    Raised before anything is called: the message names the file and the refused global or
+    operation.
+    """

@@ -23,12 +23,18 @@ import zipfile
 
 import numpy as np
 
-__all__ = ["save_checkpoint", "ALIGNMENT"]
+__all__ = ["save_checkpoint", "ALIGNMENT", "PICKLE_RECORD", "STORAGE_FOLDER", "STORAGES"]
 
 ALIGNMENT = 64
 """Byte alignment of tensor data in the archive (PyTorch's `.storage_alignment`)."""
+PICKLE_RECORD = "data.pkl"
+"""The archive record holding the pickled object (under the archive's top-level folder)."""
+STORAGE_FOLDER = "data"
+"""The archive folder holding one record per storage, named by its key."""
 
-_STORAGES = {np.dtype(np.float32): "FloatStorage", np.dtype(np.int64): "LongStorage"}
+STORAGES = {np.dtype(np.float32): "FloatStorage", np.dtype(np.int64): "LongStorage"}
+"""The tensor dtypes written, with the `torch.<Type>Storage` each is pickled as."""
+_STORAGES = STORAGES
 _PADDING_FIELD = 0x4246  # the extra-field id PyTorch pads local headers with ("FB")
 
 
@@ -149,9 +155,9 @@ def save_checkpoint(obj, path, *, archive_name="archive"):
     ...                 "/tmp/net.pth.tar")  # doctest: +SKIP
     """
     pickler = _Pickler()
-    records = [("data.pkl", pickler.emit(obj)), (".format_version", b"1"),
+    records = [(PICKLE_RECORD, pickler.emit(obj)), (".format_version", b"1"),
                (".storage_alignment", str(ALIGNMENT).encode()), ("byteorder", b"little")]
-    records += [(f"data/{key}", array.tobytes()) for key, array in pickler.storages]
+    records += [(f"{STORAGE_FOLDER}/{key}", array.tobytes()) for key, array in pickler.storages]
     records.append(("version", b"3\n"))
     with open(path, "wb") as f, zipfile.ZipFile(f, "w", zipfile.ZIP_STORED) as zf:
         for name, data in records:
