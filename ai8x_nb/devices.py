@@ -79,6 +79,10 @@ class Device:
     max_padded_rows: int = 0
     # Rows (and columns) plus both paddings must stay within this count register limit
     # (0: no limit beyond `max_rows`).
+    flash_bytes: int = None
+    sram_bytes: int = None
+    # The Arm core's flash and SRAM (the firmware's code and variables; the MSDK's linker
+    # script regions), or None where not recorded here.
 
     @property
     def quadrants(self):
@@ -130,6 +134,8 @@ MAX78000 = Device(
     flatten_bias_first=True,
     max_padded_rows=1024,
     eltwise_multipass_conv=False,
+    flash_bytes=512 * 1024,
+    sram_bytes=128 * 1024,
 )
 
 MAX78002 = Device(
@@ -156,6 +162,7 @@ MAX78002 = Device(
     padded_conv1d_multipass=False,
     avg_pool_reset_after_eltwise=True,
     eltwise_conv_bias=False,
+    # flash_bytes / sram_bytes not recorded: no MAX78002 linker script was at hand to read.
 )
 
 DEVICES = {dev.name: dev for dev in (MAX78000, MAX78002)}

@@ -12,11 +12,15 @@ def add_parser(subparsers):
         description="Run Analog Devices' ai8xize.py (from its own folder) on the synthesis "
                     "package of an export folder, write the C project into EXPORT_DIR/sdk/ "
                     "(or --out) and compare the tool's known answer with sampleoutput.npy, "
-                    "value by value. Exit 0 only when they are equal; 1 when the tool rejects "
-                    "the export or computes another answer; 2 when the tool or the export is "
-                    "missing.",
+                    "value by value. With --build, then compile and link that C project "
+                    "with arm-none-eabi-gcc and the MSDK and show its flash and RAM use and "
+                    "the compiler's warnings. Exit 0 only when the answers are equal (and the "
+                    "firmware builds); 1 when the tool rejects the export, computes another "
+                    "answer or the firmware does not build; 2 when the tool, the export, the "
+                    "compiler or the MSDK is missing.",
         epilog="The tool is found with --synthesis-dir / --python, else the environment "
-               "variables AI8X_SYNTHESIS_DIR / AI8X_SYNTHESIS_PYTHON.")
+               "variables AI8X_SYNTHESIS_DIR / AI8X_SYNTHESIS_PYTHON; the MSDK with "
+               "--maxim-path, else MAXIM_PATH; the compiler on PATH.")
     parser.add_argument("export_dir", metavar="EXPORT_DIR",
                         help="an export folder with the synthesis package (manifest.json)")
     parser.add_argument("--out", default=None,
@@ -27,21 +31,29 @@ def add_parser(subparsers):
                         help="the synthesis tool's Python (default $AI8X_SYNTHESIS_PYTHON)")
     parser.add_argument("--timeout", type=float, default=900.0,
                         help="seconds before the tool is stopped (default 900)")
+    parser.add_argument("--build", action="store_true",
+                        help="after a PASS, compile and link the C project (firmware sizes, "
+                             "compiler warnings)")
+    parser.add_argument("--maxim-path", default=None, metavar="DIR",
+                        help="the MSDK folder for --build (default $MAXIM_PATH)")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     return parser
 
 
 def run(args):
-    """Run `synthesize`; returns 0 on PASS, 1 on FAIL."""
+    """Run `synthesize`; returns 0 on PASS (with a firmware that builds, with --build), 1 on
+    FAIL."""
     from ai8x_nb.synthesis import synthesize
 
     progress = None
     if args.json:
         progress = (lambda line: None)
     result = synthesize(args.export_dir, out=args.out, synthesis_dir=args.synthesis_dir,
-                        python=args.python, timeout=args.timeout, progress=progress)
+                        python=args.python, timeout=args.timeout, progress=progress,
+                        build=args.build, maxim_path=args.maxim_path)
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))
     else:
         print(result.summary())
-    return 0 if result.ok else 1
+    built = result.firmware is None or result.firmware.ok
+    return 0 if result.ok and built else 1

@@ -67,6 +67,8 @@ class Manifest:
         versions: library versions used.
         synthesis: the last `ai8x_nb.synthesize` result for this folder (verdict, known
             answer comparison, the tool's memory figures), or None.
+        firmware: the build of the C project that synthesis wrote (`synthesize(build=True)`:
+            sizes, compiler warnings, errors), or None.
         run_dir: the training run folder the exported model comes from, or None.
     """
 
@@ -88,6 +90,7 @@ class Manifest:
     versions: dict = dataclasses.field(default_factory=dict)
     synthesis: dict = None
     run_dir: str = None
+    firmware: dict = None
 
     def path(self, role):
         """Absolute path of the artifact with `role`.

@@ -30,6 +30,8 @@ class SynthesisResult:
         seconds: wall time of the tool.
         command: the command that ran (list of arguments, from the tool's folder).
         tool_dir: the tool's folder.
+        firmware: the `FirmwareResult` of the C project's build (`synthesize(build=True)`
+            after a PASS), or None.
     """
 
     ok: bool
@@ -47,6 +49,7 @@ class SynthesisResult:
     seconds: float = 0.0
     command: list = dataclasses.field(default_factory=list)
     tool_dir: Path = None
+    firmware: object = None
 
     @property
     def verdict(self):
@@ -54,7 +57,8 @@ class SynthesisResult:
         return "PASS" if self.ok else "FAIL"
 
     def to_dict(self):
-        """JSON-able summary (stored in `manifest.json` under `synthesis`)."""
+        """JSON-able summary (stored in `manifest.json` under `synthesis`, the firmware under
+        `firmware`)."""
         return {"verdict": self.verdict, "ok": bool(self.ok),
                 "project_dir": str(self.project_dir) if self.project_dir else None,
                 "returncode": self.returncode, "mismatches": self.mismatches,
@@ -62,7 +66,8 @@ class SynthesisResult:
                 "first_mismatch": list(self.first_mismatch) if self.first_mismatch else None,
                 "resources": dict(self.resources), "error": self.error,
                 "diagnosis": self.diagnosis, "files": list(self.files),
-                "seconds": round(float(self.seconds), 2), "tool_dir": str(self.tool_dir)}
+                "seconds": round(float(self.seconds), 2), "tool_dir": str(self.tool_dir),
+                "firmware": self.firmware.to_dict() if self.firmware is not None else None}
 
     def summary(self):
         """A few lines for a person: verdict, where the C code is, memory, error."""
@@ -86,6 +91,8 @@ class SynthesisResult:
             lines.append("tool error: " + self.error.replace("\n", "\n            "))
         if self.diagnosis:
             lines.append(f"diagnosis: {self.diagnosis}")
+        if self.firmware is not None:
+            lines.append(self.firmware.summary())
         return "\n".join(lines)
 
     def _memory_lines(self):

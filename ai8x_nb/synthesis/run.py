@@ -19,6 +19,7 @@ import numpy as np
 from ai8x_nb.errors import SynthesisError
 from ai8x_nb.export.package import MANIFEST_NAME, Manifest
 from ai8x_nb.synthesis import result as res
+from ai8x_nb.synthesis.firmware import build_firmware, firmware_tools
 from ai8x_nb.synthesis.tool import find_tool, tool_arguments
 
 __all__ = ["synthesize", "KNOWN_ANSWER", "REQUIRED_ROLES"]
@@ -105,7 +106,7 @@ def _run_tool(tool, args, progress, timeout):
 
 
 def synthesize(export_dir, *, out=None, synthesis_dir=None, python=None, progress=None,
-               timeout=900, extra_args=()):
+               timeout=900, extra_args=(), build=False, maxim_path=None):
     """Run the vendor's synthesis tool on an export folder and verify its known answer.
 
     Args:
@@ -119,15 +120,20 @@ def synthesize(export_dir, *, out=None, synthesis_dir=None, python=None, progres
         progress: called with each line the tool prints; default: logged at INFO.
         timeout: seconds before the tool is stopped.
         extra_args: more `ai8xize.py` arguments (e.g. `["--avg-pool-rounding"]`).
+        build: after a PASS, also compile and link the C project (`build_firmware`); the
+            outcome is `result.firmware`.
+        maxim_path: the MSDK folder for `build`; default `$MAXIM_PATH`.
 
     Returns:
         A `SynthesisResult`; `result.ok` is True only when the tool succeeded and its known
-        answer equals `sampleoutput.npy`. The result is also stored in the export's
-        `manifest.json` under `synthesis`.
+        answer equals `sampleoutput.npy` (a failed firmware build shows in
+        `result.firmware.ok`). The result is also stored in the export's `manifest.json`
+        under `synthesis`, the firmware build under `firmware`.
 
     Raises:
         SynthesisError: the folder holds no synthesis package, the tool cannot be found or
-            started, or it ran past `timeout`.
+            started, or it ran past `timeout`; with `build`, the compiler or the MSDK is
+            missing (checked before the tool runs) or the device is not supported.
 
     Example:
 
@@ -138,6 +144,8 @@ def synthesize(export_dir, *, out=None, synthesis_dir=None, python=None, progres
     export_dir = Path(export_dir).resolve()
     manifest = _package(export_dir)
     tool = find_tool(synthesis_dir, python)
+    if build:
+        firmware_tools(manifest.device, maxim_path=maxim_path)
     out = Path(out).resolve() if out is not None else export_dir / "sdk"
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -182,6 +190,8 @@ def synthesize(export_dir, *, out=None, synthesis_dir=None, python=None, progres
             "ai8xize.py did not write its known answer" if returncode == 0 else
             f"ai8xize.py exited with status {returncode}")
         result.diagnosis = res.diagnose(text)
+    if build and result.ok:
+        result.firmware = build_firmware(project, maxim_path=maxim_path, device=manifest.device)
     _record(manifest, result)
     logger.debug("%s", result.summary())
     return result
@@ -189,4 +199,6 @@ def synthesize(export_dir, *, out=None, synthesis_dir=None, python=None, progres
 
 def _record(manifest, result):
     manifest.synthesis = result.to_dict()
+    # The firmware entry describes the C project this run wrote: cleared when not built.
+    manifest.firmware = manifest.synthesis.pop("firmware")
     manifest.save(manifest.folder)
