@@ -5,8 +5,8 @@ pooling -> zero padding -> convolution / linear (+ bias) -> scale by 2^output_sh
 round -> activation -> clamp. `HardwareLayer` implements everything but the operator itself,
 which subclasses provide in `_operate(x, kernel, bias)`.
 
-Quantization state (`qat`, `weight_bits`, `shift_quantile`, `batch_norm_folded`) is part of
-the layer config, so a model saved during or after QAT reloads in the same mode.
+Quantization state (`qat`, `weight_bits`, `shift_quantile`, `output_shift`,
+`batch_norm_folded`) is part of the layer config, so a model saved during or after QAT reloads in the same mode.
 `ai8x_nb.quantize` decides when and how to switch it; the layer only computes.
 """
 
@@ -41,6 +41,9 @@ class HardwareLayer(keras.layers.Layer):
         weight_bits: 8, 4, 2 or 1 (used when `qat` is on and at conversion).
         qat: fake quantization on (set by `ai8x_nb.quantize`, stored in the config).
         shift_quantile: quantile of |W, b| that sets output_shift, in (0, 1].
+        output_shift: None (default) derives the output_shift from the weights (see
+            `shift_quantile`); an int in [-15, 15] fixes it, as a trained checkpoint states
+            it (`ai8x_nb.zoo`). Fake quantization, integer conversion and export use it alike.
         batch_norm_folded: BatchNorm already folded into kernel and bias.
         device: "MAX78000" (default) or "MAX78002".
     """
@@ -61,6 +64,7 @@ class HardwareLayer(keras.layers.Layer):
         weight_bits=8,
         qat=False,
         shift_quantile=1.0,
+        output_shift=None,
         batch_norm_folded=False,
         device="MAX78000",
         kernel_initializer="glorot_uniform",
@@ -97,6 +101,7 @@ class HardwareLayer(keras.layers.Layer):
             v.fail(self, "shift_quantile", shift_quantile, "a quantile in (0, 1]",
                    "Use 1.0 (the maximum) or e.g. 0.995.")
         self.shift_quantile = float(shift_quantile)
+        self.output_shift = self._fixed_shift(output_shift)
         self.qat = bool(qat)
         self.batch_norm_folded = bool(batch_norm_folded)
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
@@ -109,6 +114,17 @@ class HardwareLayer(keras.layers.Layer):
             # PyTorch momentum 0.05 == Keras momentum 0.95; eps as in PyTorch.
             self.bn = keras.layers.BatchNormalization(
                 momentum=0.95, epsilon=1e-5, center=affine, scale=affine, name="bn")
+
+    def _fixed_shift(self, value):
+        if value is None:
+            return None
+        low, high = self.device.output_shift_range
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value) \
+                or not low <= value <= high:
+            v.fail(self, "output_shift", value, f"None or an int in [{low}, {high}]",
+                   "Pass None to derive the shift from the weights, or the trained integer "
+                   "shift.")
+        return int(value)
 
     # ----------------------------------------------------------------- build
     @property
@@ -224,9 +240,16 @@ class HardwareLayer(keras.layers.Layer):
         return _ops.quantize_scaled_output(y, self.activation, fused=training)
 
     # ---------------------------------------------------------- quantization
-    def output_shift_tensor(self):
-        """The output_shift derived from the current kernel and bias (float tensor, integer value)."""
-        return _ops.output_shift(self.kernel, self.bias, self.shift_quantile)
+    def output_shift_tensor(self, shift_quantile=None):
+        """The layer's output_shift (float tensor, integer value).
+
+        The fixed `output_shift` when one is set, else derived from the current kernel and
+        bias at `shift_quantile` (default: the layer's own).
+        """
+        if self.output_shift is not None:
+            return ops.convert_to_tensor(float(self.output_shift), dtype=self.kernel.dtype)
+        quantile = self.shift_quantile if shift_quantile is None else shift_quantile
+        return _ops.output_shift(self.kernel, self.bias, quantile)
 
     def fold_batch_norm(self):
         """Fold the BatchNorm (trained as bn(x)/4) into kernel and bias, in place.
@@ -265,6 +288,7 @@ class HardwareLayer(keras.layers.Layer):
             "weight_bits": self.weight_bits,
             "qat": self.qat,
             "shift_quantile": self.shift_quantile,
+            "output_shift": self.output_shift,
             "batch_norm_folded": self.batch_norm_folded,
             "device": self.device.name,
             "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),

@@ -43,7 +43,7 @@ class _Pool(HardwareLayer):
         config = super().get_config()
         for key in ("pooling", "activation", "wide", "use_bias", "batch_norm",
                     "kernel_initializer", "bias_initializer", "kernel_regularizer",
-                    "bias_regularizer", "batch_norm_folded"):
+                    "bias_regularizer", "batch_norm_folded", "output_shift"):
             config.pop(key)
         return config
 

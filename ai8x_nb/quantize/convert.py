@@ -6,7 +6,7 @@ the ones it trained with. For a model trained without QAT this is post-training 
 BatchNorm is folded on a clone, the user's model is left untouched.
 
 Per hardware layer with `bits`-bit weights (ai8x reference, section 3):
-`shift = output_shift(W, b)`; `W_int = clamp(floor(W * 2^-shift * 2^(bits-1) + 0.5),
+`shift = output_shift(W, b)` (or the layer's fixed `output_shift`, e.g. an imported checkpoint's); `W_int = clamp(floor(W * 2^-shift * 2^(bits-1) + 0.5),
 -2^(bits-1), 2^(bits-1) - 1)`; `b_int = clamp(floor(b * 2^-shift * 2^(bits-1) + 0.5), -128, 127)`
 (the accumulator adds `b_int * 128`); the stored output_shift is `shift` (the YAML value; the
 synthesis loader adds `8 - bits` itself). A wide (32-bit) layer stores output_shift 0: the device
@@ -100,7 +100,7 @@ def _integer_parameters(layer, shift_quantile):
     bits = layer.weight_bits
     scale = 2.0 ** (bits - 1)
     bias = layer.bias
-    shift = _ops.output_shift(layer.kernel, bias, shift_quantile)
+    shift = layer.output_shift_tensor(shift_quantile)
     weight_scale = ops.power(2.0, -shift)
     kernel = _ops.quantize_weight(layer.kernel * weight_scale, bits) * scale
     w_int = np.rint(np.asarray(ops.convert_to_numpy(kernel), dtype=np.float64)).astype(np.int64)
