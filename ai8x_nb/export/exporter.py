@@ -74,7 +74,7 @@ def _check_summary(report):
 
 
 def export_model(model, out_dir, *, dataset=None, name=None, device=None, sample_index=0,
-                 targets=None, representative_samples=100, eval_limit=None, epoch=0,
+                 sample=None, targets=None, representative_samples=100, eval_limit=None, epoch=0,
                  run_dir=None, _force_synthesis=False):
     """Export a trained model to every target into one folder.
 
@@ -87,6 +87,8 @@ def export_model(model, out_dir, *, dataset=None, name=None, device=None, sample
         name: export name (synthesis prefix, `arch`); default: the model name.
         device: "MAX78000" / "MAX78002"; default: the device of the model's layers.
         sample_index: test sample used for `sampledata.npy`.
+        sample: an explicit sample for `sampledata.npy` instead (the model's input layout,
+            integers in [-128, 127]), e.g. the vendor's own sample of an imported network.
         targets: any of `TARGETS` ("savedmodel", "onnx", "synthesis", "tflite",
             "tflite_int8"); a string may list them separated by commas. None (default):
             every target the running Keras backend can write; the others are listed in
@@ -139,7 +141,7 @@ def export_model(model, out_dir, *, dataset=None, name=None, device=None, sample
     with package.staging_folder(out_dir) as tmp:
         if "synthesis" in targets:
             _export_synthesis(model, tmp, manifest, dev, sample_index, test_x, test_y,
-                              epoch=epoch, final_dir=out_dir, force=_force_synthesis)
+                              sample=sample, epoch=epoch, final_dir=out_dir, force=_force_synthesis)
         if "onnx" in targets:
             check = _check_inputs(model, test_x)
             diff = savedmodel.export_float_onnx(model, tmp / FLOAT_ONNX, check)
@@ -179,7 +181,7 @@ def _check_inputs(model, test_x, count=8):
 
 
 def _export_synthesis(model, tmp, manifest, dev, sample_index, test_x, test_y, *, epoch,
-                      final_dir, force=False):
+                      final_dir, force=False, sample=None):
     from ai8x_nb.check import check_model
 
     report = check_model(model, dev)
@@ -209,7 +211,9 @@ def _export_synthesis(model, tmp, manifest, dev, sample_index, test_x, test_y, *
             "quantized and may lose accuracy (see integer_simulation accuracy).")
     # The sample: one test sample (or a seeded random one without a dataset).
     graph = qmodel.graph
-    if test_x is not None:
+    if sample is not None:
+        raw, label = np.asarray(sample, dtype=np.int64), None
+    elif test_x is not None:
         if not 0 <= sample_index < len(test_x):
             raise ExportError(f"sample_index={sample_index} is outside the evaluated test "
                               f"split (0..{len(test_x) - 1}); pass a smaller index.")
@@ -231,7 +235,8 @@ def _export_synthesis(model, tmp, manifest, dev, sample_index, test_x, test_y, *
         "synthesis_weights": weights_file, "synthesis_yaml": f"{name}.yaml",
         "sample_input": SAMPLE_INPUT, "sample_output": SAMPLE_OUTPUT,
         "ai8xize_command": COMMAND_FILE})
-    manifest.sample = {"index": int(sample_index) if test_x is not None else None,
+    manifest.sample = {"index": int(sample_index) if test_x is not None and sample is None
+                       else None,
                        "label": label, "input_shape": list(x_in.shape),
                        "output_shape": list(y_out.shape),
                        "integer_prediction": int(np.argmax(y_out.reshape(-1)))}
