@@ -12,6 +12,7 @@ Public API (imported lazily, so `import ai8x_nb` and the CLI start fast):
 - integer simulator: `simulate`, `evaluate_quantized`
 - export: `export_model`, `export_run`
 - synthesis: `synthesize(export_dir)` runs the vendor's `ai8xize.py`, verifies its known answer
+- the vendor's trained networks: `import_synthesis(checkpoint, yaml)` (a quantized Keras model)
 - notebooks in batch: `run_notebook`, `run_all`
 - output: `setup_notebook()` (first line of a notebook, before `import keras`): TensorFlow's
   start-up noise filtered, the package's messages shown as ordinary output
@@ -46,6 +47,7 @@ _API = {
     "export_run": "ai8x_nb.export",
     "synthesize": "ai8x_nb.synthesis",
     "SynthesisResult": "ai8x_nb.synthesis",
+    "import_synthesis": "ai8x_nb.zoo.importer",
     "run_notebook": "ai8x_nb.runner",
     "run_all": "ai8x_nb.runner",
     "setup_notebook": "ai8x_nb.console",

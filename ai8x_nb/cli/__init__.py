@@ -9,8 +9,9 @@ import logging
 import os
 import sys
 
-SUBCOMMANDS = ("check", "train", "evaluate", "export", "synthesize", "run")
-TENSORFLOW_COMMANDS = ("check", "train", "evaluate", "export")
+SUBCOMMANDS = ("check", "train", "evaluate", "export", "synthesize", "run", "importer")
+"""Subcommand modules (`import` lives in `importer`: a keyword cannot name a module)."""
+TENSORFLOW_COMMANDS = ("check", "train", "evaluate", "export", "import")
 """Subcommands that import TensorFlow: it is imported up front, without its start-up noise."""
 
 
