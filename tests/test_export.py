@@ -249,7 +249,7 @@ def test_full_export_with_tflite_and_manifest(tmp_path):
     folder = tmp_path / "mnist"
     assert set(manifest.artifacts) == {"savedmodel", "onnx", "synthesis_weights", "synthesis_yaml",
                                        "sample_input", "sample_output", "tflite", "tflite_int8",
-                                       "ai8xize_command"}
+                                       "ai8xize_command", "esp32s3"}
     for rel in manifest.artifacts.values():
         assert (folder / rel).exists() and not os.path.isabs(rel)
     assert (folder / "saved_model" / "saved_model.pb").is_file()

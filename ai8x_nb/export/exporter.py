@@ -13,6 +13,7 @@ from ai8x_nb.devices import get_device
 from ai8x_nb.errors import ExportError
 from ai8x_nb.export import package, samples, savedmodel, synthesis_checkpoint, synthesis_yaml
 from ai8x_nb.export import tflite as tfl
+from ai8x_nb.export import tflite_micro as micro
 
 __all__ = ["TARGETS", "export_model", "export_run", "ai8xize_command"]
 
@@ -25,6 +26,10 @@ SAVED_MODEL = "saved_model"
 FLOAT_ONNX = "saved_model.onnx"
 TFLITE_FLOAT = "model_float.tflite"
 TFLITE_INT8 = "model_int8.tflite"
+PORTABLE_SAVED_MODEL = "portable_saved_model"
+"""The portable form's SavedModel, converted to TFLite and then removed."""
+MICRO_CHECK_SAMPLES = 32
+"""Test samples run through TFLite Micro and compared with LiteRT at export."""
 SAMPLE_INPUT = "sampledata.npy"
 SAMPLE_OUTPUT = "sampleoutput.npy"
 COMMAND_FILE = "ai8xize_command.txt"
@@ -147,16 +152,12 @@ def export_model(model, out_dir, *, dataset=None, name=None, device=None, sample
             diff = savedmodel.export_float_onnx(model, tmp / FLOAT_ONNX, check)
             manifest.artifacts["onnx"] = FLOAT_ONNX
             manifest.details["onnx_max_abs_diff"] = diff
-        if {"savedmodel", "tflite", "tflite_int8"} & set(targets):
+        if "savedmodel" in targets:
             savedmodel.export_savedmodel(model, tmp / SAVED_MODEL)
-            if "savedmodel" in targets:
-                manifest.artifacts["savedmodel"] = SAVED_MODEL
+            manifest.artifacts["savedmodel"] = SAVED_MODEL
+        if {"tflite", "tflite_int8"} & set(targets):
             _export_tflite(model, tmp, manifest, targets, dataset, representative_samples,
                            test_x, test_y)
-            if "savedmodel" not in targets:
-                import shutil
-
-                shutil.rmtree(tmp / SAVED_MODEL)
         manifest.finished = package.now_iso()
         manifest.save(tmp)
     manifest.folder = out_dir
@@ -247,27 +248,96 @@ def _export_synthesis(model, tmp, manifest, dev, sample_index, test_x, test_y, *
 
 def _export_tflite(model, tmp, manifest, targets, dataset, representative_samples, test_x,
                    test_y):
-    saved = tmp / SAVED_MODEL
-    if "tflite" in targets:
-        tfl.convert_float(saved, tmp / TFLITE_FLOAT)
-        manifest.artifacts["tflite"] = TFLITE_FLOAT
-        if test_x is not None:
-            manifest.accuracy["tflite_float"] = tfl.evaluate_tflite(
-                tmp / TFLITE_FLOAT, to_float(test_x), test_y)
-    if "tflite_int8" in targets:
-        if dataset is None:
-            manifest.skipped["tflite_int8"] = (
-                "Full-int8 TFLite needs real representative samples; export with dataset=.")
-            logger.warning(manifest.skipped["tflite_int8"])
-            return
-        train_x = to_model_input(model, dataset.train.x[:representative_samples])
-        tfl.convert_int8(saved, tmp / TFLITE_INT8, to_float(train_x))
-        manifest.artifacts["tflite_int8"] = TFLITE_INT8
-        manifest.details["tflite_int8_io"] = tfl.tflite_io_details(tmp / TFLITE_INT8)
-        manifest.details["tflite_int8_representative_samples"] = int(len(train_x))
-        if test_x is not None:
-            manifest.accuracy["tflite_int8"] = tfl.evaluate_tflite(
-                tmp / TFLITE_INT8, to_float(test_x), test_y)
+    from ai8x_nb.export.portable import portable_model
+
+    try:
+        portable_model(model)
+    except ExportError as err:
+        for target in ("tflite", "tflite_int8"):
+            if target in targets:
+                manifest.skipped[target] = str(err)
+        logger.warning("TFLite targets skipped: %s", err)
+        return
+    saved = tmp / PORTABLE_SAVED_MODEL
+    tfl.export_portable_savedmodel(model, saved)
+    try:
+        if "tflite" in targets:
+            tfl.convert_float(saved, tmp / TFLITE_FLOAT)
+            manifest.artifacts["tflite"] = TFLITE_FLOAT
+            if test_x is not None:
+                manifest.accuracy["tflite_float"] = tfl.evaluate_tflite(
+                    tmp / TFLITE_FLOAT, to_float(test_x), test_y)
+        if "tflite_int8" in targets:
+            _export_tflite_int8(model, tmp, manifest, dataset, representative_samples,
+                                test_x, test_y)
+    finally:
+        import shutil
+
+        shutil.rmtree(saved, ignore_errors=True)
+
+
+def _export_tflite_int8(model, tmp, manifest, dataset, representative_samples, test_x,
+                        test_y):
+    if dataset is None:
+        manifest.skipped["tflite_int8"] = (
+            "Full-int8 TFLite needs real representative samples; export with dataset=.")
+        logger.warning(manifest.skipped["tflite_int8"])
+        return
+    train_x = to_model_input(model, dataset.train.x[:representative_samples])
+    tfl.convert_int8(tmp / PORTABLE_SAVED_MODEL, tmp / TFLITE_INT8, to_float(train_x))
+    manifest.artifacts["tflite_int8"] = TFLITE_INT8
+    io = tfl.tflite_io_details(tmp / TFLITE_INT8)
+    manifest.details["tflite_int8_io"] = io
+    manifest.details["tflite_int8_representative_samples"] = int(len(train_x))
+    if test_x is not None:
+        manifest.accuracy["tflite_int8"] = tfl.evaluate_tflite(
+            tmp / TFLITE_INT8, to_float(test_x), test_y)
+    _check_tflite_micro(model, tmp, manifest, io, test_x)
+
+
+def _check_tflite_micro(model, tmp, manifest, io, test_x, samples=MICRO_CHECK_SAMPLES):
+    """TFLite Micro loads the int8 model and agrees with LiteRT; write the ESP32-S3 files."""
+    if not micro.micro_available():
+        manifest.skipped[micro.FIRMWARE_FOLDER] = (
+            "TFLite Micro is not installed, so the int8 model was not checked in the "
+            "microcontroller runtime; pip install tflite-micro.")
+        return
+    if test_x is not None and len(test_x):
+        x = to_float(test_x[:samples])
+    else:
+        x = _check_inputs(model, None, samples)
+    quantized = tfl.quantize_input(x, io["input"])
+    report = micro.micro_report(tmp / TFLITE_INT8, quantized)
+    outputs = report.pop("outputs", None)
+    if report["loads"]:
+        litert = tfl.predict_tflite(tmp / TFLITE_INT8, x, reference=True).astype(np.int64)
+        diff = np.abs(litert - outputs.astype(np.int64))
+        report.update({"checked_samples": int(len(x)),
+                       "outputs_equal_litert": int(np.sum(np.all(
+                           diff.reshape(len(x), -1) == 0, axis=1))),
+                       "max_abs_diff_litert": int(diff.max()) if diff.size else 0,
+                       "top1_equal_litert": int(np.sum(
+                           np.argmax(litert.reshape(len(x), -1), 1)
+                           == np.argmax(outputs.reshape(len(x), -1), 1)))})
+    manifest.details["tflite_micro"] = report
+    problems = []
+    if not report["loads"]:
+        problems.append(f"TFLite Micro cannot load it: {report['error']}")
+    if report["float_tensors"]:
+        problems.append("it holds float tensors between ops (float islands): "
+                        + ", ".join(report["float_tensors"][:5]))
+    if problems:
+        reason = (f"The int8 TFLite model of '{manifest.name}' is not microcontroller-clean: "
+                  + "; ".join(problems) + ". Ops: " + ", ".join(report["ops"]) + ".")
+        manifest.skipped[micro.FIRMWARE_FOLDER] = reason
+        manifest.warnings.append(reason)
+        logger.warning(reason)
+        return
+    files = micro.write_firmware_files(
+        tmp / TFLITE_INT8, tmp / micro.FIRMWARE_FOLDER, name=manifest.name,
+        arena_bytes=report["arena_bytes"], input_details=io["input"])
+    report.update(files)
+    manifest.artifacts[micro.FIRMWARE_FOLDER] = micro.FIRMWARE_FOLDER
 
 
 def export_run(run_dir, out=None, **kwargs):
