@@ -332,3 +332,35 @@ def test_micro_report_says_why_a_model_does_not_load(tmp_path):
     assert report["loads"] is False and "SIGN" in report["ops"]
     assert "SIGN" in report["error"] or "allocate" in report["error"]
     assert os.path.getsize(tmp_path / "s.tflite") == report["model_bytes"]
+
+
+def test_cli_export_shows_both_targets_side_by_side(tmp_path, capsys, shared_data):
+    import json
+
+    from ai8x_nb.cli import main
+    from ai8x_nb.export import Manifest
+    from ai8x_nb.export.targets import targets_rows
+
+    run = tmp_path / "logs" / "20250101-120000-mnist"
+    run.mkdir(parents=True)
+    model = set_deterministic_weights(get_model("mnist"), seed=10, scale=0.2)
+    enable_qat(model)
+    model.save(run / "best.keras")
+    (run / "config.json").write_text(json.dumps({
+        "dataset": "mnist", "model": "mnist", "device": "MAX78000",
+        "dataset_kwargs": {"data_dir": str(shared_data), "limit": 40, "download": False}}))
+    out = tmp_path / "export"
+    assert main(["export", str(run), "--out", str(out), "--targets", "synthesis",
+                 "tflite_int8"]) == 0
+    printed = capsys.readouterr().out
+    manifest = Manifest.load(out)
+    micro_report = manifest.details["tflite_micro"]
+    integer = 100 * manifest.accuracy["integer_simulation"]
+    int8 = 100 * manifest.accuracy["tflite_int8"]
+    assert f"MAX78000: accuracy {integer:.2f} % (integer simulation (bit-exact))" in printed
+    assert f"ESP32-S3 (int8 TFLite): accuracy {int8:.2f} %" in printed
+    assert f"model {micro_report['model_bytes']:,} B" in printed
+    assert f"arena {micro_report['arena_bytes']:,} B" in printed
+    rows = targets_rows(manifest)
+    assert [r["target"] for r in rows] == ["MAX78000", "ESP32-S3 (int8 TFLite)"]
+    assert rows[0]["status"] == "not synthesized yet"

@@ -28,6 +28,7 @@ def add_parser(subparsers):
 def run(args):
     """Run `export`; prints the folder, artifacts and accuracies; returns 0."""
     from ai8x_nb.cli._checks import positive
+    from ai8x_nb.export.targets import targets_text
     from ai8x_nb.runs import RunDir
 
     positive("--eval-limit", args.eval_limit)
@@ -45,4 +46,8 @@ def run(args):
         print(f"  skipped {target}: {reason.splitlines()[0]}")
     for key, value in manifest.accuracy.items():
         print(f"  accuracy {key:20s} {value:.4f}")
+    summary = targets_text(manifest)
+    if summary:
+        print("targets (the same trained model):")
+        print(summary)
     return 0
