@@ -2,9 +2,12 @@
 
 The device adds tensors only as part of a layer: that layer reads all its operands from one
 buffer where they are interleaved pixel by pixel (operand j of k at `in_offset + 4 * j`, each
-producer writing with `write_gap: k - 1`), adds them and clamps the sum to [-128, 127]. This
-is what the tool's own simulation computes (`izer/compute.py` `eltwise`, then the clip of
-`izer/simulate.py` `eltwise_layer`), and what `ai8x_nb.layers.Add` computes in training.
+producer writing with `write_gap: k - 1`), combines them left to right (add, sub, xor or or:
+operand j is the j-th of `in_sequences`) and clamps the result to [-128, 127]. This is what
+the tool's own simulation computes (`izer/compute.py` `eltwise`, then the clip of
+`izer/simulate.py` `eltwise_layer`), and what `ai8x_nb.layers.Eltwise` computes in training.
+The tool places and fuses every operation alike (only the register encoding differs), so the
+rules below, written for Add, hold for Sub, Xor and Or.
 
 `eltwise_layout` rewrites the traced hardware layers into that form:
 
@@ -22,6 +25,8 @@ is what the tool's own simulation computes (`izer/compute.py` `eltwise`, then th
 
 import dataclasses
 import math
+
+from ai8x_nb.layers.eltwise import ELTWISE_OPS
 
 __all__ = ["eltwise_layout", "Copy", "POOL_LAST_OPERANDS"]
 
@@ -56,6 +61,8 @@ def _consumers(layers):
 
 
 def _can_fuse(add, consumer, consumers, output_index):
+    """Whether the tool runs the element-wise layer `add` inside `consumer` (any operation:
+    the tool's rules do not depend on it)."""
     if add.index == output_index or consumers.get(add.index) != [consumer.index]:
         return False
     if consumer.op != "conv2d" or tuple(consumer.inputs) != (add.index,):
@@ -88,7 +95,7 @@ def _fuse(layers, output_index):
     fused_into = {}
     for hw in layers:
         readers = consumers.get(hw.index, [])
-        if hw.op == "add" and len(readers) == 1 and _can_fuse(
+        if hw.op in ELTWISE_OPS and len(readers) == 1 and _can_fuse(
                 hw, by_index[readers[0]], consumers, output_index):
             fused_into[readers[0]] = hw
     fused_adds = {add.index for add in fused_into.values()}
@@ -98,10 +105,10 @@ def _fuse(layers, output_index):
             continue
         if hw.index in fused_into:
             add = fused_into[hw.index]
-            hw = dataclasses.replace(hw, inputs=tuple(add.inputs), eltwise="add",
+            hw = dataclasses.replace(hw, inputs=tuple(add.inputs), eltwise=add.op,
                                      add_layer=add.layer)
-        elif hw.op == "add":
-            hw = dataclasses.replace(hw, eltwise="add")
+        elif hw.op in ELTWISE_OPS:
+            hw = dataclasses.replace(hw, eltwise=hw.op)
         staged.append(hw)
     return staged
 

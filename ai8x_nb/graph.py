@@ -1,13 +1,14 @@
 """Map a Keras model onto the accelerator's sequence of hardware layers.
 
 Keras layers that vanish on the device (InputLayer, Reshape, Flatten, Dropout) are folded
-into the hardware layer that follows them; every `HardwareLayer` / `Add` becomes one
+into the hardware layer that follows them; every `HardwareLayer` / `Eltwise` becomes one
 `HwLayer`. Anything else is kept as an `unsupported` entry so that `check_model` can say what
 to replace it with. This is the one place that walks a Keras graph: the model check, the
 YAML generator, the integer converter and the simulator all use its result.
 
-Residual (`Add`) graphs take the synthesis tool's element-wise form (`ai8x_nb.eltwise_layout`):
-an `Add` read only by a 2D convolution runs inside it (`eltwise: add`), and operands that
+Residual graphs (`Add`, `Sub`, `Xor`, `Or`) take the synthesis tool's element-wise form
+(`ai8x_nb.eltwise_layout`): an element-wise layer read only by a 2D convolution runs inside it
+(`eltwise: add` / `sub` / `xor` / `or`), and operands that
 cannot be written straight into the interleaved buffer the element-wise layer reads are
 copied there by a passthrough layer.
 """
@@ -16,11 +17,11 @@ import dataclasses
 
 import keras
 
-from ai8x_nb.layers import Add, HardwareLayer
+from ai8x_nb.layers import ELTWISE_OPS, Eltwise, HardwareLayer
 from ai8x_nb.layers.conv import Conv1D, Conv2D, ConvTranspose2D
 from ai8x_nb.layers.dense import Dense
 
-__all__ = ["HwLayer", "ModelGraph", "trace_model", "FOLDED_LAYERS", "is_subclassed"]
+__all__ = ["HwLayer", "ModelGraph", "trace_model", "FOLDED_LAYERS", "ELTWISE_OPS", "is_subclassed"]
 
 FOLDED_LAYERS = (
     keras.layers.InputLayer,
@@ -44,8 +45,8 @@ class HwLayer:
     Attributes:
         index: position in the device's layer sequence.
         layer: the Keras layer.
-        op: "conv2d", "conv1d", "convtranspose2d", "linear", "passthrough", "add" or
-            "unsupported".
+        op: "conv2d", "conv1d", "convtranspose2d", "linear", "passthrough", an element-wise
+            operation ("add", "sub", "xor", "or", `ELTWISE_OPS`) or "unsupported".
         inputs: indices of the hardware layers feeding it (`MODEL_INPUT` = -1 for the model input).
         in_shape: channels-last input shape without batch, as the operator sees it (before the
             fused pooling), e.g. (H, W, C), (L, C) or (features,).
@@ -54,9 +55,11 @@ class HwLayer:
             flattened; else None.
         reshaped_from: when a Reshape relabels the input (e.g. 1D -> 2D), the producer's shape.
         problems: reasons the layer cannot run (filled for unsupported layers).
-        eltwise: "add" for a layer that first adds its inputs (a fused convolution or a
-            standalone "add"), else None.
-        add_layer: the Keras `Add` fused into this convolution, or None.
+        eltwise: the element-wise operation ("add", "sub", "xor", "or") of a layer that first
+            combines its inputs (a fused convolution or a stand-alone element-wise layer),
+            else None.
+        add_layer: the Keras `Eltwise` layer (`Add`, `Sub`, ...) fused into this convolution,
+            or None.
         write_gap: the layer writes its output interleaved with `write_gap` other operands of
             an element-wise layer (0: plain).
         gap_slot: its position among those operands (the output goes to `4 * gap_slot` bytes
@@ -149,8 +152,8 @@ def is_subclassed(model):
 
 
 def _op_name(layer):
-    if isinstance(layer, Add):
-        return "add"
+    if isinstance(layer, Eltwise):
+        return layer.op
     if isinstance(layer, ConvTranspose2D):
         return "convtranspose2d"
     if isinstance(layer, Conv2D):
@@ -184,6 +187,7 @@ def _unsupported_reason(layer):
         "Activation": "use activation='relu' or 'abs' on the layer before",
         "BatchNormalization": "use batch_norm='affine' on the convolution before",
         "Add": "use ai8x_nb.layers.Add",
+        "Subtract": "use ai8x_nb.layers.Sub",
     }
     hint = hints.get(name, "the device runs only ai8x_nb.layers layers")
     return f"Keras layer {name} '{layer.name}' cannot run on the device: {hint}."
@@ -262,7 +266,7 @@ def trace_model(model):
         sources[id(outputs[0])] = _Source(hw.index, hw.out_shape)
     out_src = sources.get(id(model.outputs[0]))
     output_index = out_src.index if out_src is not None else len(hw_layers) - 1
-    if any(hw.op == "add" for hw in hw_layers) and all(hw.is_hardware for hw in hw_layers):
+    if any(hw.op in ELTWISE_OPS for hw in hw_layers) and all(hw.is_hardware for hw in hw_layers):
         from ai8x_nb.eltwise_layout import eltwise_layout
 
         hw_layers, output_index = eltwise_layout(hw_layers, output_index)

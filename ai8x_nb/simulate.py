@@ -7,9 +7,10 @@ Per hardware layer (ai8x reference, section 3), on integers:
 - output: `floor(0.5 + acc * 2^(output_shift + 8 - bits) / 128)`, then ReLU / Abs, then clamp to
   [-128, 127];
 - wide (32-bit) output: the raw accumulator, no shift;
-- Add: the sum of the inputs, clamped; pooling-only layers pass the pooled data through. An Add
-  fused into a convolution (`HwLayer.eltwise`) is that clamped sum, then the layer's pooling and
-  convolution (the tool's `pool_first: false`).
+- element-wise add / sub / xor / or: the inputs combined left to right (`x0 - x1 - x2` for sub;
+  xor and or on the two's-complement codes), clamped; pooling-only layers pass the pooled data
+  through. An element-wise layer fused into a convolution (`HwLayer.eltwise`) is that clamped
+  result, then the layer's pooling and convolution (the tool's `pool_first: false`).
 
 The matrix products run in float32 when every partial sum stays below 2^24 (exact there),
 else in float64 (exact below 2^53), so the result is the exact integer either way.
@@ -202,11 +203,19 @@ def _accumulate(ql, x):
     return acc
 
 
-def _eltwise_add(xs, stats):
-    """The device's element-wise add: the operands' sum clamped to [-128, 127]."""
+_ELTWISE = {"add": np.add, "sub": np.subtract, "xor": np.bitwise_xor, "or": np.bitwise_or}
+
+
+def _eltwise(op, xs, stats):
+    """The device's element-wise `op`, left to right over the operands, clamped to [-128, 127].
+
+    Xor and or act on the int64 two's-complement values, whose low 8 bits are the device
+    codes and whose higher bits are sign copies: the result stays in [-128, 127].
+    """
+    fn = _ELTWISE[op]
     total = xs[0].astype(np.int64)
     for x in xs[1:]:
-        total += x
+        total = fn(total, x, out=total)
     return _clamp(total, DATA_MIN, DATA_MAX, stats).astype(np.int32)
 
 
@@ -215,10 +224,11 @@ def _run_layer(ql, inputs, stats):
     layer = hw.layer
     n = inputs[0].shape[0]
     xs = [x.reshape((n,) + tuple(hw.in_shape)) for x in inputs]
-    if hw.op == "add":
-        return _eltwise_add(xs, stats)
-    # A fused Add (`eltwise: add`, `pool_first: false`): add, clamp, then pool and convolve.
-    x = _eltwise_add(xs, None) if hw.eltwise else xs[0]
+    if hw.op in _ELTWISE:
+        return _eltwise(hw.op, xs, stats)
+    # A fused element-wise layer (`eltwise: add`, `pool_first: false`): combine, clamp, then
+    # pool and convolve.
+    x = _eltwise(hw.eltwise, xs, None) if hw.eltwise else xs[0]
     if getattr(layer, "pooling", None) is not None:
         x = _pool(x, layer.pooling, layer.pool_size, layer.pool_strides)
     if hw.op == "passthrough":

@@ -371,6 +371,12 @@ RESIDUAL_PUSHES = ("many_layers", "kernel_memory", "input_operand", "big_input",
                    "multipass_operands")
 
 
+def _eltwise(d, L):
+    """An element-wise layer, Add most often (the residual form), else Sub, Xor or Or."""
+    op = d.pick(["add", "sub", "xor", "or"], p=[0.55, 0.15, 0.15, 0.15])
+    return L.Eltwise(op, device=d.device)
+
+
 def _residual_block(d, L, x, spatial, channels, push):
     """One residual block after `x`; returns (output, spatial, channels)."""
     shape = d.pick(["one", "two", "three", "proj"], p=[0.45, 0.25, 0.15, 0.15])
@@ -388,12 +394,12 @@ def _residual_block(d, L, x, spatial, channels, push):
     if shape == "proj":
         operands[1] = conv(x, channels, 1)
     order = list(d.rng.permutation(len(operands)))
-    y = L.Add(device=d.device)([operands[i] for i in order])
+    y = _eltwise(d, L)([operands[i] for i in order])
     after = d.pick(["conv", "pool_conv", "add_again", "pool_only", "none"],
                    p=[0.45, 0.25, 0.1, 0.1, 0.1])
     if after == "add_again":  # the Add read twice: by another Add and by a convolution
         y2 = conv(y, channels)
-        y = L.Add(device=d.device)([y2, y])
+        y = _eltwise(d, L)([y2, y])
     elif after == "pool_only" and min(spatial) >= 2:
         y = L.MaxPool2D(pool_size=2, pool_strides=2, device=d.device)(y)
         spatial = [(s - 2) // 2 + 1 for s in spatial]
@@ -446,11 +452,12 @@ def _build_residual(seed, rng):
 
 
 def random_residual_model(seed):
-    """The generated residual (`Add`) model for `seed`: 1..3 residual blocks of various shapes.
+    """The generated residual model for `seed`: 1..3 residual blocks of various shapes.
 
-    Blocks add a convolution's output to its input, to a 1x1 projection, or three operands;
-    the sum feeds a convolution (with or without pooling, so the Add runs inside it), a
-    pool-only layer, a second Add, or the head. About half are pushed past a limit (layer
+    Blocks combine a convolution's output with its input, with a 1x1 projection, or three
+    operands, by an element-wise layer (Add about half the time, else Sub, Xor or Or); the
+    result feeds a convolution (with or without pooling, so the operation runs inside it), a
+    pool-only layer, a second element-wise layer, or the head. About half are pushed past a limit (layer
     count, kernel memory, data memory, the model input as an operand, multi-pass operands).
 
     Args:

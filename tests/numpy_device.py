@@ -211,6 +211,29 @@ def eltwise_add_int(xs):
     return np.clip(total, -128, 127)
 
 
+def eltwise_int(op, xs):
+    """The device's element-wise `op` ("add", "sub", "xor", "or") of integer tensors.
+
+    Left to right in a wide accumulator (`sub`: the first operand minus all the others), then
+    one clamp to [-128, 127]. Xor and or act on the 8-bit two's-complement codes: each operand
+    is taken modulo 256 and the 8-bit result read back as signed.
+    """
+    if op == "add":
+        return eltwise_add_int(xs)
+    if op == "sub":
+        total = np.asarray(xs[0], dtype=np.int64).copy()
+        for x in xs[1:]:
+            total = total - np.asarray(x, dtype=np.int64)
+        return np.clip(total, -128, 127)
+    if op not in ("xor", "or"):
+        raise ValueError(f"unknown element-wise op {op!r}")
+    code = np.asarray(xs[0], dtype=np.int64) % 256
+    for x in xs[1:]:
+        other = np.asarray(x, dtype=np.int64) % 256
+        code = code ^ other if op == "xor" else code | other
+    return np.where(code >= 128, code - 256, code)
+
+
 def batch_norm(y, mean, var, gamma=None, beta=None, eps=1e-5):
     """Inference BatchNorm, then the ai8x /4."""
     z = (y - mean) / np.sqrt(var + eps)

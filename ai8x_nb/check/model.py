@@ -91,7 +91,8 @@ class _Checker:
         row.weight_bits = int(getattr(layer, "weight_bits", 8))
         row.eltwise, row.write_gap = hw.eltwise or "", int(hw.write_gap)
         if hw.add_layer is not None:
-            row.notes = f"adds {list(hw.inputs)} first (Add '{hw.add_layer.name}')"
+            row.notes = (f"{hw.eltwise} of {list(hw.inputs)} first ("
+                         f"{type(hw.add_layer).__name__} '{hw.add_layer.name}')")
         elif hw.copy_of is not None:
             row.notes = f"copies layer {hw.copy_of} into an element-wise buffer"
         if hw.op in _WEIGHT_OPS:

@@ -14,8 +14,8 @@ class LayerRow:
     Attributes:
         index: position in the device's layer sequence.
         name: Keras layer name.
-        op: "conv2d", "conv1d", "convtranspose2d", "linear", "passthrough", "add" or
-            "unsupported".
+        op: "conv2d", "conv1d", "convtranspose2d", "linear", "passthrough", "add", "sub",
+            "xor", "or" or "unsupported".
         in_shape / out_shape: channels-last shapes without batch (input before pooling).
         in_channels / out_channels: channels read and written (linear after Flatten: the
             channels before the Flatten).
@@ -42,7 +42,8 @@ class LayerRow:
         in_instance_bytes / out_instance_bytes: bytes per data-memory instance.
         counted: counts toward the device's layer limit.
         notes: short remarks.
-        eltwise: "add" when the layer first adds its inputs element-wise, else "".
+        eltwise: "add", "sub", "xor" or "or" when the layer first combines its inputs
+            element-wise, else "".
         write_gap: it writes its output interleaved with this many other operands.
     """
 
@@ -92,7 +93,7 @@ class LayerRow:
 _COLUMNS = (
     ("#", 3, lambda r: str(r.index)),
     ("layer", 18, lambda r: r.name),
-    ("op", 15, lambda r: r.op + ("+add" if r.eltwise and r.op != "add" else "")),
+    ("op", 15, lambda r: r.op + (f"+{r.eltwise}" if r.eltwise and r.op != r.eltwise else "")),
     ("pool", 10, lambda r: r.pooling),
     ("k", 4, lambda r: r.kernel),
     ("in", 13, lambda r: "x".join(str(s) for s in r.in_shape)),

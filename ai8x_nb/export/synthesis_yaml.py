@@ -11,8 +11,9 @@ can place, offsets whose data fits and never overwrites a layer's own input. For
 MNIST network it reproduces the vendor's own `networks/mnist-chw-ai85.yaml` layout.
 
 Residual networks (`ai8x_nb.eltwise_layout`) add the tool's element-wise keys: `eltwise: add`
-and `operands` on a convolution that adds its inputs first (`pool_first: false` when it pools:
-add, pool, convolve), `operation: Add` for a stand-alone add, `in_sequences` wherever a layer
+(or `sub`, `xor`, `or`) and `operands` on a convolution that combines its inputs first
+(`pool_first: false` when it pools: combine, pool, convolve), `operation: Add` (`Sub`, `Xor`,
+`Or`) for a stand-alone element-wise layer, `in_sequences` wherever a layer
 reads other than the layer before it, `write_gap` on the producers of interleaved operands,
 and `in_offset` / `output_processors` wherever they differ from the tool's defaults (the
 previous layer's output offset, the next layer's processors).
@@ -29,7 +30,8 @@ __all__ = ["Hex", "network_description", "to_yaml", "write_network_yaml"]
 logger = logging.getLogger(__name__)
 
 OPERATIONS = {"conv2d": "Conv2d", "conv1d": "Conv1d", "convtranspose2d": "ConvTranspose2d",
-              "linear": "MLP", "passthrough": "None", "add": "Add"}
+              "linear": "MLP", "passthrough": "None", "add": "Add", "sub": "Sub",
+              "xor": "Xor", "or": "Or"}
 ACTIVATIONS = {None: "None", "relu": "ReLU", "abs": "Abs"}
 
 
@@ -65,7 +67,7 @@ def _layer_entry(hw, ql, placements, index):
         entry["in_sequences"] = list(hw.inputs) if len(hw.inputs) > 1 else hw.inputs[0]
     entry["operation"] = OPERATIONS[hw.op]
     if hw.eltwise:
-        if hw.op != "add":
+        if hw.op != hw.eltwise:
             entry["eltwise"] = hw.eltwise
         entry["operands"] = len(hw.inputs)
         if getattr(layer, "pooling", None) is not None:

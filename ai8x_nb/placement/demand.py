@@ -25,13 +25,13 @@ import dataclasses
 import math
 
 from ai8x_nb.placement.processors import allocate_processors, uses_chw
-from ai8x_nb.graph import MODEL_INPUT
+from ai8x_nb.graph import ELTWISE_OPS, MODEL_INPUT
 
 __all__ = ["LayerDemand", "layer_demands", "kernel_words", "written_words", "output_group"]
 
 WORD_BITS = 72
 WEIGHTED_OPS = ("conv2d", "conv1d", "convtranspose2d", "linear")
-TIED_OPS = ("passthrough", "add")
+TIED_OPS = ("passthrough",) + ELTWISE_OPS
 """Layers without an operator: the device writes their output to the same processors."""
 
 
