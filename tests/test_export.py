@@ -27,10 +27,10 @@ DATA_SHAPES = {"mnist": (28, 28, 1), "fashionmnist": (28, 28, 1), "cifar10": (32
 
 
 BACKEND = keras.backend.backend()
-REFUSED = {"tensorflow": set(), "jax": {"onnx", "tflite_int8"}}
-"""Targets each Keras backend refuses for the seed MNIST model (ONNX; int8: average pooling)."""
+REFUSED = {"tensorflow": set(), "jax": {"onnx"}}
+"""Targets each Keras backend refuses for the seed MNIST model (the float ONNX under JAX)."""
 NEEDS_TF = pytest.mark.skipif(
-    BACKEND != "tensorflow", reason=f"the seed MNIST's float ONNX / int8 TFLite need the "
+    BACKEND != "tensorflow", reason=f"the seed MNIST's float ONNX needs the "
     f"TensorFlow backend (running {BACKEND}); test_backend_refuses_before_any_work covers it")
 
 
@@ -279,14 +279,6 @@ def test_full_export_with_tflite_and_manifest(tmp_path):
     assert 0.0 <= stored["accuracy"]["tflite_int8"] <= 1.0
 
 
-def _max_pool_model():
-    inp = keras.Input((8, 8, 3))
-    x = layers.Conv2D(4, 3, padding=1, activation="relu", pooling="max", pool_size=2)(inp)
-    x = keras.layers.Flatten()(x)
-    return set_deterministic_weights(
-        keras.Model(inp, layers.Dense(3, wide=True)(x), name="max_only"), seed=3)
-
-
 def test_backend_limits_name_the_target_the_layers_and_the_reason():
     # A pure function of the model and the backend name: checked under every backend.
     model = get_model("mnist")
@@ -294,13 +286,11 @@ def test_backend_limits_name_the_target_the_layers_and_the_reason():
     jax = backend_limits(model, TARGETS, backend="jax")
     assert set(jax) == REFUSED["jax"]
     assert "Unsupported pooling size" in jax["onnx"] and "jax2onnx" in jax["onnx"]
-    assert "reduce_window" in jax["tflite_int8"] and "layers: conv4." in jax["tflite_int8"]
-    assert backend_limits(model, ("synthesis", "savedmodel", "tflite"), backend="jax") == {}
-    assert backend_limits(_max_pool_model(), ("tflite_int8",), backend="jax") == {}
-    rock = backend_limits(get_model("rock"), ("savedmodel", "tflite", "tflite_int8"), "jax")
-    assert set(rock) == {"tflite", "tflite_int8"}
-    assert "uint32" in rock["tflite"] and "dropout1, dropout2." in rock["tflite"]
-    assert "reduce_window" not in rock["tflite_int8"]  # rock max-pools only
+    # TFLite is converted from the portable form (no Dropout seed state, standard pooling).
+    assert backend_limits(model, ("synthesis", "savedmodel", "tflite", "tflite_int8"),
+                          backend="jax") == {}
+    assert backend_limits(get_model("rock"), ("savedmodel", "tflite", "tflite_int8"),
+                          "jax") == {}
     torch = backend_limits(model, TARGETS, backend="torch")
     assert set(torch) == {"savedmodel", "onnx", "tflite", "tflite_int8"}
     assert "not supported on 'torch'" in torch["onnx"]
@@ -331,14 +321,19 @@ def test_backend_refuses_before_any_work(tmp_path):
                             representative_samples=20)
     assert manifest.versions["keras_backend"] == BACKEND
     assert "synthesis_weights" in manifest.artifacts and "integer_simulation" in manifest.accuracy
-    if "tflite" in rest:
-        assert manifest.accuracy["tflite_float"] == manifest.accuracy["keras_float"]
-    if BACKEND == "jax":  # int8 TFLite works without average pooling
-        small = _max_pool_model()
-        small_ds = random_dataset("small", (8, 8, 3), 3, n_train=20, n_test=8)
-        manifest = export_model(small, tmp_path / "small", dataset=small_ds,
-                                targets=("tflite_int8",), representative_samples=20)
+    if "tflite" in rest:  # the float TFLite computes the model's portable form
+        from ai8x_nb.export.portable import portable_model
+        from ai8x_nb.export.tflite import predict_tflite
+
+        x = ds.test.x[:8].reshape(8, 28, 28).astype(np.float32) / 128
+        got = predict_tflite(tmp_path / "mnist" / "model_float.tflite", x)
+        assert np.allclose(got, np.asarray(portable_model(model)(x)), atol=1e-4)
+    if BACKEND == "jax":  # the portable int8 model, average pooling included, runs on TFLM
         assert 0.0 <= manifest.accuracy["tflite_int8"] <= 1.0
+        from ai8x_nb.export.tflite_micro import micro_available
+
+        if micro_available():
+            assert manifest.details["tflite_micro"]["loads"] is True
 
 
 def test_failure_leaves_no_folder_and_keeps_the_old_export(tmp_path, monkeypatch):

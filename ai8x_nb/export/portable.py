@@ -77,6 +77,16 @@ class Abs(keras.layers.Layer):
         return ops.abs(x)
 
 
+class Difference(keras.layers.Layer):
+    """`x0 - x1 - ...` (SUB builtins), the device's element-wise sub of 2..16 operands."""
+
+    def call(self, inputs):
+        total = inputs[0]
+        for x in inputs[1:]:
+            total = ops.subtract(total, x)
+        return total
+
+
 def _pooling(layer, name):
     if layer.pooling is None:
         return []
@@ -137,8 +147,18 @@ def _activation(layer, name):
 def _portable_layer(layer, assign):
     """The plain Keras replacement of one layer of the model (a layer or a Sequential)."""
     kind = type(layer).__name__
-    if isinstance(layer, hw.Add):
-        return keras.layers.Add(name=layer.name)
+    if isinstance(layer, hw.Eltwise):
+        if layer.op == "add":
+            return keras.layers.Add(name=layer.name)
+        if layer.op == "sub":
+            return Difference(name=layer.name)
+        raise ExportError(
+            f"Layer '{layer.name}' ({kind}, op '{layer.op}') has no portable form for TFLite: "
+            f"TFLite Micro has no int8 bitwise kernel (the device's {layer.op} works on the "
+            f"8-bit codes). Export the TFLite targets from a model without it, or export "
+            f"targets=('synthesis', ...) only.")
+    if isinstance(layer, getattr(hw, "Concatenate", ())):
+        return keras.layers.Concatenate(axis=-1, name=layer.name)
     if isinstance(layer, hw.HardwareLayer):
         name = layer.name
         pieces = _pooling(layer, name)

@@ -10,8 +10,8 @@ What each Keras backend can write (`check_backend` refuses the rest before any w
 |---------------|------------|---------------------------------------|---------------------|
 | synthesis     | yes        | yes (byte-identical to TensorFlow's)  | yes (untested)      |
 | savedmodel    | yes        | yes (through jax2tf)                  | no                  |
-| tflite        | yes        | only without random layers (Dropout)  | no                  |
-| tflite_int8   | yes        | also only without average pooling     | no                  |
+| tflite        | yes        | yes (the portable form, through jax2tf) | no                |
+| tflite_int8   | yes        | yes (the portable form, through jax2tf) | no                |
 | onnx          | yes        | no                                    | no                  |
 
 A `.keras` file saved under any backend loads under TensorFlow unchanged, so the refused
@@ -39,30 +39,6 @@ FLOAT_TARGETS = ("savedmodel", "onnx", "tflite", "tflite_int8")
 """Targets written by Keras' own exporters, hence backend dependent (synthesis is NumPy)."""
 
 
-def _pooling_layers(model, mode):
-    """Names of the layers of `model` (nested models included) that pool with `mode`."""
-    names = []
-    for layer in getattr(model, "layers", ()):
-        kind = type(layer).__name__.lower()
-        if getattr(layer, "pooling", None) == mode or kind.startswith((f"{mode}pool",
-                                                                         f"global{mode}")):
-            names.append(layer.name)
-        names.extend(_pooling_layers(layer, mode))
-    return names
-
-
-def _random_layers(model):
-    """Names of the layers of `model` that hold a random seed generator (e.g. Dropout)."""
-    import keras
-
-    names = []
-    for layer in getattr(model, "layers", ()):
-        if any(isinstance(v, keras.random.SeedGenerator) for v in vars(layer).values()):
-            names.append(layer.name)
-        names.extend(_random_layers(layer))
-    return names
-
-
 def backend_limits(model, targets, backend=None):
     """The export targets that the Keras backend cannot write for `model`, with the reason.
 
@@ -86,19 +62,6 @@ def backend_limits(model, targets, backend=None):
                 "Keras exports ONNX under JAX with jax2onnx, which writes max pooling as "
                 "MaxPool nodes over the batch and channel axes too (onnxruntime rejects them: "
                 "'Unsupported pooling size'), and tf2onnx cannot read a JAX SavedModel.")
-        random_layers = _random_layers(model)
-        for target in ("tflite", "tflite_int8"):
-            if target in targets and random_layers:
-                limits[target] = (
-                    "under JAX the SavedModel keeps the seed state of random layers as uint32 "
-                    "variables, which TFLite cannot hold. Random layers: "
-                    f"{', '.join(random_layers)}.")
-        avg_pools = _pooling_layers(model, "avg")
-        if "tflite_int8" in targets and avg_pools:
-            limits["tflite_int8"] = " ".join(filter(None, (limits.get("tflite_int8"), (
-                "under JAX the SavedModel holds average pooling as stablehlo.reduce_window, "
-                "which has no int8 TFLite builtin kernel. Average-pooling layers: "
-                f"{', '.join(avg_pools)}."))))
         return limits
     for target in FLOAT_TARGETS:
         if target in targets:
