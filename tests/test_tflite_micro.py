@@ -35,7 +35,7 @@ pytestmark = [
 
 MICRO_OPS = {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "MAX_POOL_2D",
              "AVERAGE_POOL_2D", "ADD", "RESHAPE", "PAD", "TRANSPOSE_CONV", "STRIDED_SLICE",
-             "ABS", "RELU", "SUB", "CONCATENATION"}
+             "ABS", "RELU", "SUB", "CONCATENATION", "MINIMUM", "MAXIMUM"}
 """Builtin int8 kernels of TFLite Micro the portable form may use."""
 SAMPLES = 12
 GENERATED_MAX_INPUT = 32 * 32 * 32
@@ -252,9 +252,9 @@ def test_portable_weights_are_the_integer_weights(tmp_path):
 
 
 def test_portable_form_computes_the_float_network():
-    # Small weights keep every layer inside the device clamp, so the float model and its
-    # portable form compute the same function: padding 0/1/2, pooling, Conv1D, transposed
-    # convolution, Add, Abs, a plain Keras layer, Dropout.
+    # The float model and its portable form compute the same function, the device's output
+    # clamps included (they bind here): padding 0/1/2, pooling, Conv1D, transposed
+    # convolution, Add, Sub, Abs, a plain Keras layer, Dropout.
     inp = keras.Input((10, 10, 4))
     a = layers.Conv2D(6, 3, padding=2, pooling="max", pool_size=2, activation="relu")(inp)
     b = layers.Conv2D(6, 1, padding=0, activation="abs")(a)
@@ -268,13 +268,17 @@ def test_portable_form_computes_the_float_network():
     x = layers.Conv1D(4, 3, padding=1, activation="relu")(x)
     x = keras.layers.Flatten()(x)
     x = keras.layers.Dense(3)(x)
-    model = set_deterministic_weights(keras.Model(inp, x, name="mix"), seed=5, scale=0.05)
+    model = set_deterministic_weights(keras.Model(inp, x, name="mix"), seed=5, scale=0.5)
     plain = portable_model(model)
     assert not any(isinstance(l, layers.HardwareLayer) for l in plain.layers)
     x = _random_int8((10, 10, 4), 6).astype(np.float32) / 128
     want = np.asarray(model(x))
     assert np.abs(want).max() > 1e-3
-    assert np.allclose(np.asarray(plain(x)), want, atol=1e-6)
+    assert np.allclose(np.asarray(plain(x)), want, atol=1e-5)
+    outputs = keras.Model(model.inputs, [l.output for l in model.layers[1:]])(x)
+    bound = [l.name for l, y in zip(model.layers[1:], outputs)
+             if np.max(np.asarray(y)) == np.float32(127 / 128)]
+    assert bound, "no clamp binds: the test would not see a missing clamp"
 
 
 def test_firmware_files_compile_and_hold_the_model(tmp_path):
@@ -283,9 +287,10 @@ def test_firmware_files_compile_and_hold_the_model(tmp_path):
     folder = tmp_path / "mnist" / "esp32s3"
     report = manifest.details["tflite_micro"]
     ops_h = (folder / "model_ops.h").read_text()
-    assert report["op_resolver"] == "tflite::MicroMutableOpResolver<6> resolver;"
-    assert f"kModelOpCount = 6;" in ops_h and "resolver.AddFullyConnected()" in ops_h
-    for method in ("AddConv2D", "AddMaxPool2D", "AddAveragePool2D", "AddPad", "AddReshape"):
+    assert report["op_resolver"] == "tflite::MicroMutableOpResolver<7> resolver;"
+    assert "kModelOpCount = 7;" in ops_h and "resolver.AddFullyConnected()" in ops_h
+    for method in ("AddConv2D", "AddMaxPool2D", "AddAveragePool2D", "AddPad", "AddReshape",
+                   "AddMinimum"):
         assert f"resolver.{method}()" in ops_h
     assert f"kTensorArenaSize = {report['tensor_arena_size']};" in ops_h
     assert report["tensor_arena_size"] >= report["arena_bytes"] * 1.1
