@@ -31,6 +31,13 @@ def add_parser(subparsers):
                         "default: the model's")
     p.add_argument("--model", help="seed model name (mnist or mnist_model, ...); default: the "
                                    "dataset's seed model")
+    p.add_argument("--init-from", metavar="MODEL.keras",
+                   help="start from this trained model (e.g. written by `ai8x-nb import ... "
+                        "--out`): its layers keep their weights, bits and output shifts; the "
+                        "classifier head is replaced when the dataset has another class count")
+    p.add_argument("--new-head", action="store_true",
+                   help="with --init-from: a fresh classifier head even for the same class "
+                        "count (other classes)")
     p.add_argument("--epochs", type=int, help="number of epochs (default: the seed's)")
     p.add_argument("--batch_size", "--batch-size", dest="batch_size", type=int,
                    help="batch size (default: the seed's)")
@@ -99,6 +106,26 @@ def _existing_run(args):
     return run
 
 
+def _initial_model(args, ds):
+    """The model to train: `--init-from` (head fitted to the dataset), else `--model`."""
+    from ai8x_nb.cli._checks import CliArgumentError
+
+    if args.init_from is None:
+        if args.new_head:
+            raise CliArgumentError("--new-head needs --init-from MODEL.keras (the model whose "
+                                   "head to replace).")
+        return args.model
+    if args.model:
+        raise CliArgumentError(f"--model {args.model} and --init-from {args.init_from}: pass "
+                               f"one of them (--init-from starts from a trained model).")
+    from ai8x_nb.zoo.finetune import load_for_fine_tuning
+
+    if not isinstance(ds, str):
+        return load_for_fine_tuning(args.init_from, ds.num_classes, new_head=args.new_head,
+                                    device=args.device)
+    return load_for_fine_tuning(args.init_from, new_head=args.new_head, device=args.device)
+
+
 def _dataset_kwargs(args):
     kwargs = {"data_dir": args.data_dir, "folder": args.dataset_folder,
               "allow_partial": args.allow_partial or None, "limit": args.limit}
@@ -117,7 +144,8 @@ def _dataset(args, run):
         return run.load_dataset(data_dir=args.data_dir)
     name = args.dataset or (models.get_info(args.model).dataset if args.model else None)
     if name is None:
-        raise DatasetError("Pass --dataset (or --model with a seed model name).")
+        raise DatasetError("Pass --dataset (or --model with a seed model name; with "
+                           "--init-from, --dataset names the data to train on).")
     return datasets.load(name, **_dataset_kwargs(args))
 
 
@@ -183,8 +211,9 @@ def run(args):
     positive("--save-sample", args.save_sample, low=0)
     ds = _dataset(args, run_dir)
     _check_sample_index(args, ds)
+    model = _initial_model(args, ds)
     result = train(
-        args.model, ds, epochs=epochs, batch_size=args.batch_size, optimizer=args.optimizer,
+        model, ds, epochs=epochs, batch_size=args.batch_size, optimizer=args.optimizer,
         lr=args.lr, metrics=args.metrics, qat_policy=args.qat_policy, out=args.out,
         run_dir=args.run_dir, seed=args.seed, data_dir=args.data_dir,
         dataset_kwargs=_dataset_kwargs(args), device=args.device, schedule=args.schedule,
