@@ -125,3 +125,22 @@ def test_vendor_kws20_v3_fine_tuned_from_the_cli_synthesizes(tmp_path, capsys, k
     assert "PASS" in capsys.readouterr().out
     manifest = Manifest.load(out)
     assert manifest.synthesis["verdict"] == "PASS"
+
+
+def test_vendor_catalog_names_files_and_what_is_missing(tmp_path, monkeypatch):
+    from ai8x_nb.errors import ZooImportError
+    from ai8x_nb.zoo.catalog import VENDOR_NETWORKS, import_vendor, vendor_network
+
+    assert len(VENDOR_NETWORKS) == 8
+    with pytest.raises(ZooImportError, match=r"No vendor network 'resnet'; known: mnist, "):
+        vendor_network("resnet")
+    monkeypatch.delenv("AI8X_SYNTHESIS_DIR", raising=False)
+    with pytest.raises(ZooImportError, match="set AI8X_SYNTHESIS_DIR"):
+        vendor_network("mnist").paths()
+    with pytest.raises(ZooImportError, match="not found in the synthesis folder"):
+        vendor_network("mnist").paths(tmp_path)
+    if TOOL_DIR:
+        for entry in VENDOR_NETWORKS.values():  # the eight files are where the catalog says
+            assert all(p.is_file() for p in entry.paths(TOOL_DIR))
+        with pytest.raises(ZooImportError, match="in_sequences"):
+            import_vendor("camvid_unet", synthesis_dir=TOOL_DIR)
