@@ -3,6 +3,8 @@
 These tests need the tool: AI8X_SYNTHESIS_DIR (the ai8x-synthesis folder) and
 AI8X_SYNTHESIS_PYTHON (its environment's Python, which has the real torch). CI creates both
 with ../shared/vendor/setup-synthesis.sh. Without them the tests skip with that reason.
+Every MAX78000 C project the seed models give is also compiled and linked (0 errors, within
+the chip) when arm-none-eabi-gcc and the MSDK (MAXIM_PATH) are there.
 """
 
 import json
@@ -18,6 +20,7 @@ from ai8x_nb.errors import SynthesisError
 from ai8x_nb.export import Manifest, export_model
 from ai8x_nb.models import get_model, model_names
 
+from firmware_support import FIRMWARE_SKIP, build_and_check, session_cache
 from support import random_dataset, set_deterministic_weights
 
 TOOL_DIR = os.environ.get("AI8X_SYNTHESIS_DIR")
@@ -38,6 +41,11 @@ def _synthesize(folder):
     from ai8x_nb.synthesis import synthesize
 
     return synthesize(folder)
+
+
+@pytest.fixture(scope="module")
+def firmware_cache(tmp_path_factory):
+    return session_cache(tmp_path_factory)
 
 
 def test_checkpoint_loads_in_real_torch(tmp_path):
@@ -80,7 +88,7 @@ def _briefly_trained_mnist(tmp_path, data_dir):
 
 
 @pytest.mark.parametrize("name", model_names())
-def test_seed_models_pass_the_tool(tmp_path, name, request):
+def test_seed_models_pass_the_tool(tmp_path, name, request, firmware_cache, capsys):
     if name == "mnist":
         model, ds = _briefly_trained_mnist(tmp_path, request.getfixturevalue("mnist_data"))
     else:  # post-training quantized, weights at a scale that gives shifts of several sizes
@@ -98,6 +106,10 @@ def test_seed_models_pass_the_tool(tmp_path, name, request):
     assert result.resources["weight_bytes"] > 0
     recorded = Manifest.load(tmp_path / name).synthesis
     assert recorded["verdict"] == "PASS" and recorded["mismatches"] == 0
+    if FIRMWARE_SKIP is None:  # the C project compiles and links (warnings are shown)
+        firmware = build_and_check(result.project_dir, firmware_cache)
+        with capsys.disabled():
+            print(f"\n{name} {firmware.summary().splitlines()[0]}")
 
 
 def test_residual_model_briefly_trained_passes_the_tool_on_max78002(tmp_path):
@@ -121,6 +133,10 @@ def test_residual_model_briefly_trained_passes_the_tool_on_max78002(tmp_path):
     result = _synthesize(tmp_path / "res")
     assert result.ok, result.summary()
     assert result.mismatches == 0 and result.values == 100
+    from ai8x_nb.synthesis import build_firmware
+
+    with pytest.raises(SynthesisError, match="cannot build MAX78002 firmware"):
+        build_firmware(result.project_dir, device="MAX78002")  # its MSDK files are not known
 
 
 def _small_export(tmp_path, name="tiny"):

@@ -86,16 +86,17 @@ def table(request):
                             f"{row.get('b', '-'):<22} {row.get('seconds', 0.0):>7.1f}")
 
 
-@pytest.mark.parametrize("key", list(NETWORKS))
-def test_imported_network_is_bit_exact_with_the_tool(key, tmp_path, table):
+@pytest.mark.parametrize("key, device", [(key, "MAX78000") for key in NETWORKS]
+                         + [("mnist", "MAX78002"), ("cifar10", "MAX78002")])
+def test_imported_network_is_bit_exact_with_the_tool(key, device, tmp_path, table):
     started = time.monotonic()
-    row = table.setdefault((key, "MAX78000"), {})
+    row = table.setdefault((key, device), {})
     checkpoint, yaml = _files(key)
-    model = import_synthesis(checkpoint, yaml)
+    model = import_synthesis(checkpoint, yaml, device=device)
     sample = np.load(_sample(key))
     x = np.moveaxis(sample, 0, -1)  # channel-first (the tool's) -> channels-last (Keras)
     # (a) our simulator on the imported model == the tool on the original files
-    known = _vendor_known_answer(key, tmp_path / "vendor")
+    known = _vendor_known_answer(key, tmp_path / "vendor", device=device)
     ours = simulate(convert(model), x[None])[0]
     assert ours.size == known.size
     np.testing.assert_array_equal(ours.reshape(-1), known.reshape(-1))
@@ -103,26 +104,7 @@ def test_imported_network_is_bit_exact_with_the_tool(key, tmp_path, table):
     # (b) the imported model through the workbench's own export and the tool: PASS
     from ai8x_nb.synthesis import synthesize
 
-    export_model(model, tmp_path / "export", targets=("synthesis",), sample=x)
-    result = synthesize(tmp_path / "export", out=tmp_path / "sdk")
-    assert result.ok, result.summary()
-    row["b"] = f"PASS ({result.values} values)"
-    row["seconds"] = time.monotonic() - started
-
-
-def test_mnist_on_max78002(tmp_path, table):
-    """The same import for the MAX78002: the tool's answer on its own files, and our export."""
-    started = time.monotonic()
-    row = table.setdefault(("mnist", "MAX78002"), {})
-    model = import_synthesis(*_files("mnist"), device="MAX78002")
-    x = np.moveaxis(np.load(_sample("mnist")), 0, -1)
-    known = _vendor_known_answer("mnist", tmp_path / "vendor", device="MAX78002")
-    np.testing.assert_array_equal(simulate(convert(model), x[None])[0].reshape(-1),
-                                  known.reshape(-1))
-    row["a"] = f"PASS ({known.size} values)"
-    from ai8x_nb.synthesis import synthesize
-
-    export_model(model, tmp_path / "export", targets=("synthesis",), sample=x)
+    export_model(model, tmp_path / "export", targets=("synthesis",), sample=x, device=device)
     result = synthesize(tmp_path / "export", out=tmp_path / "sdk")
     assert result.ok, result.summary()
     row["b"] = f"PASS ({result.values} values)"

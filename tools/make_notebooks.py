@@ -393,10 +393,12 @@ value: PASS means the chip will compute what this notebook evaluated (FAIL stops
 here, with the tool's own error and a diagnosis). It needs ADI's
 `ai8x-synthesis` with its Python environment, named by `AI8X_SYNTHESIS_DIR` and
 `AI8X_SYNTHESIS_PYTHON`; without them this cell says how to set it up and moves on.
+When `MAXIM_PATH` names ADI's MSDK and `arm-none-eabi-gcc` is on PATH, the C project is also
+compiled and linked: the firmware line shows its flash and RAM use and the compiler's warnings.
 """),
         _code("""
 from ai8x_nb.errors import SynthesisError
-from ai8x_nb.synthesis import find_tool, synthesize
+from ai8x_nb.synthesis import find_tool, firmware_skip_reason, synthesize
 
 try:
     find_tool()
@@ -404,8 +406,11 @@ except SynthesisError as err:
     synthesis = None
     print(f"Synthesis skipped: {err}")
 else:
-    synthesis = synthesize(manifest.folder)
+    no_build = firmware_skip_reason(manifest.device)  # None when the compiler and MSDK are there
+    synthesis = synthesize(manifest.folder, build=no_build is None)
     print(synthesis.summary())
+    if no_build:
+        print(f"Firmware build skipped: {no_build}")
     if not synthesis.ok:  # the chip would not compute what this notebook evaluated
         raise SynthesisError(f"Synthesis FAILED for {DATASET}; see the lines above.")
 """),

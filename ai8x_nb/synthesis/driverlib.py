@@ -61,7 +61,8 @@ def cache_key(msdk, toolchain):
     """A 16-hex-digit key of everything the compiled files depend on."""
     target = msdk.target
     files = []
-    for rel in (*target.driver_sources, *target.board_sources, *target.system_sources):
+    for rel in (*target.driver_sources, *target.board_sources, *target.system_sources,
+                target.startup_source):
         st = (msdk.folder / rel).stat()
         files.append([str(rel), st.st_size, st.st_mtime_ns])
     material = {"format": FORMAT, "msdk": str(msdk.folder), "gcc": toolchain.gcc,
@@ -103,6 +104,8 @@ def driver_library(msdk, toolchain, *, cache_dir=None, jobs=None):
         with FolderLock(root / f".{name}.lock").acquire(blocking=True):
             found = _load(final)  # built by another process while this one waited
             if found is None:
+                for partial in root.glob(f".{name}.partial-*"):  # left by a killed builder
+                    shutil.rmtree(partial, ignore_errors=True)
                 _build(final, msdk, toolchain, jobs or os.cpu_count() or 1)
                 found = _load(final)
                 return dataclasses.replace(found, cached=False,
@@ -131,14 +134,13 @@ def _build(final, msdk, toolchain, jobs):
                 target.device, final.parent)
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.partial-", dir=final.parent))
     try:
-        cflags = target.cflags() + msdk.include_flags()
+        includes = msdk.include_flags()
         c_sources = [msdk.path(s) for s in (*target.driver_sources, *target.board_sources,
-                                            *target.system_sources[1:])]
+                                            *target.system_sources)]
         objects, steps = tc.compile_all(toolchain, jobs, sources=c_sources, out_dir=tmp / "obj",
-                                        flags=cflags)
-        startup, more = tc.compile_all(toolchain, 1, sources=[msdk.path(target.system_sources[0])],
-                                       out_dir=tmp / "obj",
-                                       flags=target.asflags() + msdk.include_flags())
+                                        flags=target.cflags() + includes)
+        startup, more = tc.compile_all(toolchain, 1, sources=[msdk.path(target.startup_source)],
+                                       out_dir=tmp / "obj", flags=target.asflags() + includes)
         steps += more
         failed = [s for s in steps if not s.ok]
         if failed:

@@ -50,20 +50,32 @@ def firmware_tools(device="MAX78000", *, maxim_path=None, compiler=None):
 def firmware_skip_reason(device="MAX78000", *, maxim_path=None, compiler=None):
     """Why a firmware build cannot run here, in a few words, or None when it can.
 
+    For a notebook or a test that builds only when it can, instead of catching the error.
+
+    Args:
+        device: the device to build for.
+        maxim_path: the MSDK folder; default `$MAXIM_PATH`.
+        compiler: the compiler; default `arm-none-eabi-gcc` on PATH.
+
+    Returns:
+        None, or the first sentence of what is missing (`firmware_tools` raises the whole
+        message, with how to install it).
+
     Example:
 
     >>> firmware_skip_reason()  # doctest: +SKIP
     'MAXIM_PATH is not set (the MSDK folder)'
     """
-    if not (maxim_path or os.environ.get(MSDK_VARIABLE)):
-        return f"{MSDK_VARIABLE} is not set (the MSDK folder)"
-    if shutil.which(str(compiler or tc.COMPILER)) is None:
-        return f"{compiler or tc.COMPILER} is not on PATH (apt-get install gcc-arm-none-eabi " \
-               f"libnewlib-arm-none-eabi)"
     try:
+        msdk_target(device)
+        if not (maxim_path or os.environ.get(MSDK_VARIABLE)):
+            return f"{MSDK_VARIABLE} is not set (the MSDK folder)"
+        if shutil.which(str(compiler or tc.COMPILER)) is None:
+            return f"{compiler or tc.COMPILER} is not on PATH (apt-get install " \
+                   f"gcc-arm-none-eabi libnewlib-arm-none-eabi)"
         firmware_tools(device, maxim_path=maxim_path, compiler=compiler)
     except SynthesisError as err:
-        return str(err).split(". ")[0]
+        return str(err).split(". ")[0]  # the first sentence says what is missing
     return None
 
 
@@ -95,7 +107,7 @@ def build_firmware(project_dir, *, maxim_path=None, device="MAX78000", build_dir
 
     >>> fw = build_firmware("runs/export/mnist/sdk/mnist")  # doctest: +SKIP
     >>> print(fw.summary())  # doctest: +SKIP
-    firmware: flash 117,364 of 524,288 bytes (22.4 %), RAM 5,124 of 131,072 bytes (3.9 %); ...
+    firmware: flash 117,300 of 524,288 bytes (22.4 %), RAM 5,188 of 131,072 bytes (4.0 %); ...
     """
     started = time.monotonic()
     project_dir = Path(project_dir).resolve()

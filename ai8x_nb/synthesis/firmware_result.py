@@ -1,12 +1,14 @@
 """What one firmware build gave: the verdict, section sizes against the chip, diagnostics."""
 
 import dataclasses
+import re
 from pathlib import Path
 
 __all__ = ["FirmwareResult"]
 
 SHOWN = 12
 """Warnings and errors listed one per line in `summary()`; the rest are counted."""
+_OVERFLOW = re.compile(r"region `(\w+)' overflowed by (\d+) bytes")
 
 
 @dataclasses.dataclass
@@ -62,6 +64,20 @@ class FirmwareResult:
         """SRAM the firmware's variables take (data + bss; the stack and heap come on top)."""
         return None if self.data is None else self.data + self.bss
 
+    @property
+    def overflow(self):
+        """Bytes by which the firmware exceeds each memory region the linker named, e.g.
+        `{"SRAM": 59992}`; `{"stack": None}` when only the stack is left without room (the
+        linker script's check gives no number); empty when nothing overflowed."""
+        found = {}
+        for line in self.errors:
+            m = _OVERFLOW.search(line)
+            if m:
+                found[m.group(1)] = int(m.group(2))
+        if not found and any("overflowed with stack" in line for line in self.errors):
+            found["stack"] = None
+        return found
+
     def to_dict(self):
         """JSON-able summary (stored in `manifest.json` under `firmware`)."""
         return {"ok": bool(self.ok), "device": self.device,
@@ -71,6 +87,7 @@ class FirmwareResult:
                 "flash_bytes": self.flash_bytes, "flash_limit": self.flash_limit,
                 "ram_bytes": self.ram_bytes, "ram_limit": self.ram_limit,
                 "warnings": [str(w) for w in self.warnings], "errors": list(self.errors),
+                "overflow": self.overflow,
                 "seconds": round(float(self.seconds), 2),
                 "library_cached": self.library_cached,
                 "compiler": self.compiler, "msdk": str(self.msdk) if self.msdk else None}
@@ -78,11 +95,15 @@ class FirmwareResult:
     def summary(self):
         """A few lines for a person: sizes against the chip, then the warnings or errors."""
         if not self.ok:
-            count = len(self.errors)
-            lines = [f"firmware: FAILED to build {self.project_dir} for {self.device}; "
-                     f"{count} error{'s' if count != 1 else ''}: [{self.seconds:.1f} s]"]
-            lines += _listed(self.errors)
-            return "\n".join(lines)
+            count, overflow = len(self.errors), self.overflow
+            what = (f"does not fit the {self.device}: " + ", ".join(
+                f"{region} overflowed by {n:,} bytes" if n is not None else
+                "no room left for the stack in SRAM" for region, n in overflow.items())
+                    if overflow else
+                    f"FAILED to build {self.project_dir} for {self.device}; {count} "
+                    f"error{'s' if count != 1 else ''}")
+            return "\n".join([f"firmware: {what} [{self.seconds:.1f} s]:"]
+                             + _listed(self.errors))
         count = len(self.warnings)
         tail = (f"; {count} compiler warning{'s' if count != 1 else ''}:" if count else
                 "; no compiler warnings")

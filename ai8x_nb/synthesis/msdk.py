@@ -54,11 +54,15 @@ class MsdkTarget:
         return Path("Libraries/CMSIS/Device/Maxim") / self.device
 
     @property
+    def startup_source(self):
+        """The vector table and reset handler (assembler), linked into every project."""
+        return self.device_dir / "Source" / "GCC" / f"startup_{self.device.lower()}.S"
+
+    @property
     def system_sources(self):
-        """Startup code, system init and heap: compiled into every project."""
+        """System init and heap (C), linked into every project."""
         source = self.device_dir / "Source"
-        return (source / "GCC" / f"startup_{self.device.lower()}.S",
-                source / f"system_{self.device.lower()}.c", source / "heap.c")
+        return (source / f"system_{self.device.lower()}.c", source / "heap.c")
 
     @property
     def linker_script(self):
@@ -88,7 +92,7 @@ class MsdkTarget:
     def required_files(self):
         """Every MSDK file a build reads directly (headers aside)."""
         return (*self.driver_sources, *self.board_sources, *self.system_sources,
-                self.linker_script)
+                self.startup_source, self.linker_script)
 
 
 _PERIPH = "Libraries/PeriphDrivers/Source/"

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import yaml
 
 from ai8x_nb.errors import SynthesisError
 from ai8x_nb.export.package import MANIFEST_NAME, Manifest
@@ -159,7 +160,8 @@ def synthesize(export_dir, *, out=None, synthesis_dir=None, python=None, progres
     args = tool_arguments(prefix=manifest.name, device=manifest.device,
                           checkpoint=manifest.path("synthesis_weights"),
                           config=manifest.path("synthesis_yaml"),
-                          sample=manifest.path("sample_input"), test_dir=out, verbose=False)
+                          sample=manifest.path("sample_input"), test_dir=out, verbose=False,
+                          softmax=_classifier_output(manifest))
     args += ["--sample-numpy-filename", KNOWN_ANSWER] + [str(a) for a in extra_args]
     logger.info("synthesizing %s for %s with %s", manifest.name, manifest.device, tool.script)
     started = time.monotonic()
@@ -195,6 +197,26 @@ def synthesize(export_dir, *, out=None, synthesis_dir=None, python=None, progres
     _record(manifest, result)
     logger.debug("%s", result.summary())
     return result
+
+
+def _classifier_output(manifest):
+    """True when `main.c` should run the tool's softmax: the output is one wide (32-bit) score
+    per class.
+
+    The softmax is the C project's classification layer. For an 8-bit output the tool calls
+    CMSIS-NN's `arm_softmax_q7_q15` without declaring `q7_t`, and `main.c` does not compile;
+    over a feature map it means nothing, and its buffers (6 bytes a value) can exceed the Arm
+    core's SRAM, so the firmware does not link.
+    """
+    config = manifest.path("synthesis_yaml")
+    try:
+        layers = (yaml.safe_load(config.read_text()) or {}).get("layers") or []
+        shape = np.load(manifest.path("sample_output"), mmap_mode="r").shape
+    except (OSError, ValueError, yaml.YAMLError) as err:
+        raise SynthesisError(f"Cannot read the export's network YAML {str(config)!r} or its "
+                             f"sample output: {err}. Export the model again.") from err
+    wide = bool(layers) and int(layers[-1].get("output_width", 8)) == 32
+    return wide and int(np.prod(shape[1:])) == 1
 
 
 def _record(manifest, result):

@@ -84,7 +84,8 @@ def find_tool(synthesis_dir=None, python=None, *, environ=None):
     return SynthesisTool(folder=folder, python=str(Path(resolved).absolute()))
 
 
-def tool_arguments(*, prefix, device, checkpoint, config, sample, test_dir, verbose=True):
+def tool_arguments(*, prefix, device, checkpoint, config, sample, test_dir, verbose=True,
+                   softmax=True):
     """The arguments of `ai8xize.py` for one export (absolute paths).
 
     Args:
@@ -93,6 +94,9 @@ def tool_arguments(*, prefix, device, checkpoint, config, sample, test_dir, verb
         checkpoint, config, sample: the weights (`.pth.tar`), network YAML and sample input.
         test_dir: where the tool writes (`--test-dir`).
         verbose: log every layer's output (the known answer is read from that log).
+        softmax: have `main.c` run a softmax over the output (`--softmax`). Pass False for an
+            8-bit output: the tool's softmax then calls CMSIS-NN's `arm_softmax_q7_q15`
+            without declaring `q7_t`, and that `main.c` does not compile.
 
     Returns:
         A list of strings, starting with `ai8xize.py`.
@@ -100,8 +104,10 @@ def tool_arguments(*, prefix, device, checkpoint, config, sample, test_dir, verb
     args = [SCRIPT, "--no-version-check", "--overwrite", "--test-dir", str(test_dir),
             "--prefix", str(prefix), "--checkpoint-file", str(checkpoint),
             "--config-file", str(config), "--sample-input", str(sample), "--device", str(device),
-            "--softmax", "--compact-data", "--mexpress", "--timer", "0", "--display-checkpoint",
+            "--compact-data", "--mexpress", "--timer", "0", "--display-checkpoint",
             "--no-progress"]
+    if softmax:
+        args.insert(args.index("--compact-data"), "--softmax")
     if verbose:
         args.append("--verbose")
     return args

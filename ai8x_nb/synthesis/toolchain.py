@@ -151,6 +151,10 @@ def compile_all(toolchain, jobs, *, sources, out_dir, flags, cwd=None):
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     objects = [out_dir / (Path(s).stem + ".o") for s in sources]
+    if len(set(objects)) != len(objects):
+        raise SynthesisError(f"Two of the sources {[str(s) for s in sources]} have the same "
+                             f"name; their objects in {str(out_dir)!r} would overwrite each "
+                             f"other. Rename one.")
 
     def one(source, obj):
         done = _run([toolchain.gcc, *flags, "-c", "-o", str(obj), str(source)], cwd=cwd)
