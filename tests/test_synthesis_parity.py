@@ -7,7 +7,10 @@ add `Add` graphs of several shapes (the tool's element-wise layers). Each is exp
 and run through `synthesize`, which runs ai8xize.py. For every model `check_model(model).ok`
 must equal the tool's acceptance, every accepted model's known answer must equal ours, and
 the tool must have put every layer's kernels at the kernel-memory offset `check_model`
-reports (read back from the generated cnn.c). The counts per device are printed.
+reports (read back from the generated cnn.c). The counts per device are printed. A sample of
+the accepted MAX78000 models' C projects (every `FIRMWARE_EVERY`-th) is compiled and linked
+when arm-none-eabi-gcc and the MSDK (MAXIM_PATH) are there: 0 errors, within the chip; their
+warnings are printed.
 
 Needs the tool: AI8X_SYNTHESIS_DIR and AI8X_SYNTHESIS_PYTHON (../shared/vendor/setup-synthesis.sh).
 """
@@ -18,6 +21,8 @@ import re
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+
+from firmware_support import FIRMWARE_SKIP, session_cache, warnings_table
 
 SEEDS = range(*(int(v) for v in os.environ.get("AI8X_NB_PARITY_SEEDS", "0:400").split(":")))
 """Generated models: seeds 0..399 (about 1 s of tool time each with the warm tool). To look
@@ -32,6 +37,9 @@ WORKERS = 2
 """Tool processes run side by side (CI has two cores; exporting is cheap next to them)."""
 MIN_EACH = 20
 """Both verdicts must occur at least this often on each device, or the test proves little."""
+FIRMWARE_EVERY = int(os.environ.get("AI8X_NB_PARITY_FIRMWARE_EVERY", "4"))
+"""Every n-th accepted MAX78000 model's C project is built (about 0.3 s each). The MAX78002's
+are not: ai8x-nb does not know its MSDK files."""
 
 pytestmark = [
     pytest.mark.synthesis,
@@ -110,7 +118,52 @@ def _counts_table(counts):
     return "\n".join(lines)
 
 
-def _parity(generator, seeds, tmp_path, python, capsys, what):
+@pytest.fixture(scope="module")
+def firmware_cache(tmp_path_factory):
+    return session_cache(tmp_path_factory)
+
+
+def _build_sample(outcomes, cache_home):
+    """Compile and link every `FIRMWARE_EVERY`-th accepted MAX78000 C project.
+
+    A project must compile without errors. One that links only past the Arm core's flash or
+    SRAM (the tool's test `main.c` holds the sample input and expected output, which a large
+    input or output outgrows) is counted and named, not failed: the tool accepts such models.
+
+    Returns:
+        `(text, problems)`: a summary with the distinct warnings, and the projects that did
+        not build for another reason.
+    """
+    from ai8x_nb.synthesis import build_firmware
+
+    accepted = [(generated, result) for generated, _, result, ok in outcomes
+                if ok and result.ok and generated.device == "MAX78000"]
+    chosen = accepted[::FIRMWARE_EVERY]
+    built, too_large, problems = [], [], []
+    for generated, result in chosen:
+        firmware = build_firmware(result.project_dir, cache_dir=cache_home / "ai8x-nb")
+        built.append(firmware)
+        if firmware.ok:
+            continue
+        if firmware.overflow and all(e.startswith("ld: ") for e in firmware.errors):
+            over = ", ".join(f"{region} +{n:,} B" if n is not None else region
+                             for region, n in firmware.overflow.items())
+            too_large.append(f"seed {generated.seed}: {over}")
+        else:
+            problems.append(f"{generated.label}: the C project does not build:\n    "
+                            + "\n    ".join(firmware.errors))
+    flash = [f.flash_bytes for f in built if f.ok]
+    text = (f"firmware: {len(flash)} of {len(chosen)} sampled MAX78000 C projects (every "
+            f"{FIRMWARE_EVERY}th of {len(accepted)} accepted) compiled and linked"
+            + (f", flash {min(flash):,}..{max(flash):,} bytes" if flash else "")
+            + f"; {len(problems)} with errors; {len(too_large)} past the Arm core's memory"
+            + (f" ({'; '.join(too_large)})" if too_large else "")
+            + f"; {sum(len(f.warnings) for f in built)} warnings")
+    table = warnings_table(built)
+    return text + (":\n" + table if table else ""), problems
+
+
+def _parity(generator, seeds, tmp_path, python, capsys, what, firmware_cache):
     """Ask the tool about every generated model; returns `(counts, problems, table)`."""
     from ai8x_nb.check import check_model
     from ai8x_nb.export import export_model
@@ -147,6 +200,12 @@ def _parity(generator, seeds, tmp_path, python, capsys, what):
                 problems.append(f"{generated.label}: kernels placed elsewhere by the tool: "
                                 f"{'; '.join(wrong)}")
     table = _counts_table(counts)
+    if FIRMWARE_SKIP is None:
+        line, failed = _build_sample(outcomes, firmware_cache)
+        table += "\n" + line
+        problems += failed
+    else:
+        table += f"\nfirmware: not built ({FIRMWARE_SKIP})"
     with capsys.disabled():
         print(f"\nsynthesis parity over {len(seeds)} generated {what} (seeds {seeds.start}.."
               f"{seeds.stop - 1}):\n{table}")
@@ -163,17 +222,19 @@ def _assert_both_verdicts(counts, seeds, minimum, at_least):
 
 
 def test_check_model_verdict_equals_the_tool(tmp_path, hardware_model_generator,
-                                             warm_synthesis_python, capsys):
+                                             warm_synthesis_python, capsys, firmware_cache):
     counts, problems, table = _parity(hardware_model_generator, SEEDS, tmp_path,
-                                      warm_synthesis_python, capsys, "models")
+                                      warm_synthesis_python, capsys, "models", firmware_cache)
     assert not problems, table + "\n" + "\n".join(problems)
     _assert_both_verdicts(counts, SEEDS, MIN_EACH, 200)
 
 
 def test_residual_models_verdict_equals_the_tool(tmp_path, residual_model_generator,
-                                                 warm_synthesis_python, capsys):
+                                                 warm_synthesis_python, capsys, firmware_cache):
     """Residual (`Add`) graphs: fused element-wise convolutions, operand copies, write gaps."""
     counts, problems, table = _parity(residual_model_generator, RESIDUAL_SEEDS, tmp_path,
-                                      warm_synthesis_python, capsys, "residual models")
+                                      warm_synthesis_python, capsys, "residual models",
+                                      firmware_cache)
     assert not problems, table + "\n" + "\n".join(problems)
     _assert_both_verdicts(counts, RESIDUAL_SEEDS, MIN_EACH_RESIDUAL, 40)
+
