@@ -10,14 +10,15 @@ Residual graphs (`Add`, `Sub`, `Xor`, `Or`) take the synthesis tool's element-wi
 (`ai8x_nb.eltwise_layout`): an element-wise layer read only by a 2D convolution runs inside it
 (`eltwise: add` / `sub` / `xor` / `or`), and operands that
 cannot be written straight into the interleaved buffer the element-wise layer reads are
-copied there by a passthrough layer.
+copied there by a passthrough layer. A `Concatenate` runs inside the `Conv2D` reading it
+(`ai8x_nb.concat_layout`: the tool's `in_sequences: [a, b]`).
 """
 
 import dataclasses
 
 import keras
 
-from ai8x_nb.layers import ELTWISE_OPS, Eltwise, HardwareLayer
+from ai8x_nb.layers import ELTWISE_OPS, Concatenate, Eltwise, HardwareLayer
 from ai8x_nb.layers.conv import Conv1D, Conv2D, ConvTranspose2D
 from ai8x_nb.layers.dense import Dense
 
@@ -46,7 +47,9 @@ class HwLayer:
         index: position in the device's layer sequence.
         layer: the Keras layer.
         op: "conv2d", "conv1d", "convtranspose2d", "linear", "passthrough", an element-wise
-            operation ("add", "sub", "xor", "or", `ELTWISE_OPS`) or "unsupported".
+            operation ("add", "sub", "xor", "or", `ELTWISE_OPS`) or "unsupported" (a
+            `Concatenate` is "concat" only while tracing: `concat_layout` moves it into its
+            reader).
         inputs: indices of the hardware layers feeding it (`MODEL_INPUT` = -1 for the model input).
         in_shape: channels-last input shape without batch, as the operator sees it (before the
             fused pooling), e.g. (H, W, C), (L, C) or (features,).
@@ -66,6 +69,8 @@ class HwLayer:
             past the buffer start).
         copy_of: for a passthrough layer inserted to copy an operand: the index of the layer
             whose output it copies, else None.
+        concat_layer: the Keras `Concatenate` this convolution reads (its `inputs` are the
+            concatenated layers, channels in that order), or None.
     """
 
     index: int
@@ -82,6 +87,7 @@ class HwLayer:
     write_gap: int = 0
     gap_slot: int = 0
     copy_of: int = None
+    concat_layer: object = None
 
     @property
     def operands(self):
@@ -154,6 +160,8 @@ def is_subclassed(model):
 def _op_name(layer):
     if isinstance(layer, Eltwise):
         return layer.op
+    if isinstance(layer, Concatenate):
+        return "concat"
     if isinstance(layer, ConvTranspose2D):
         return "convtranspose2d"
     if isinstance(layer, Conv2D):
@@ -266,6 +274,10 @@ def trace_model(model):
         sources[id(outputs[0])] = _Source(hw.index, hw.out_shape)
     out_src = sources.get(id(model.outputs[0]))
     output_index = out_src.index if out_src is not None else len(hw_layers) - 1
+    if any(hw.op == "concat" for hw in hw_layers):
+        from ai8x_nb.concat_layout import concat_layout
+
+        hw_layers, output_index = concat_layout(hw_layers, output_index)
     if any(hw.op in ELTWISE_OPS for hw in hw_layers) and all(hw.is_hardware for hw in hw_layers):
         from ai8x_nb.eltwise_layout import eltwise_layout
 

@@ -10,7 +10,9 @@ Per hardware layer (ai8x reference, section 3), on integers:
 - element-wise add / sub / xor / or: the inputs combined left to right (`x0 - x1 - x2` for sub;
   xor and or on the two's-complement codes), clamped; pooling-only layers pass the pooled data
   through. An element-wise layer fused into a convolution (`HwLayer.eltwise`) is that clamped
-  result, then the layer's pooling and convolution (the tool's `pool_first: false`).
+  result, then the layer's pooling and convolution (the tool's `pool_first: false`);
+- a convolution reading a `Concatenate` (`HwLayer.concat_layer`) reads its inputs' channels
+  side by side, in order.
 
 The matrix products run in float32 when every partial sum stays below 2^24 (exact there),
 else in float64 (exact below 2^53), so the result is the exact integer either way.
@@ -223,7 +225,11 @@ def _run_layer(ql, inputs, stats):
     hw = ql.hw
     layer = hw.layer
     n = inputs[0].shape[0]
-    xs = [x.reshape((n,) + tuple(hw.in_shape)) for x in inputs]
+    if hw.concat_layer is not None:  # `in_sequences: [a, b]`: channels side by side
+        spatial = (n,) + tuple(hw.in_shape[:-1]) + (-1,)
+        xs = [np.concatenate([x.reshape(spatial) for x in inputs], axis=-1)]
+    else:
+        xs = [x.reshape((n,) + tuple(hw.in_shape)) for x in inputs]
     if hw.op in _ELTWISE:
         return _eltwise(hw.op, xs, stats)
     # A fused element-wise layer (`eltwise: add`, `pool_first: false`): combine, clamp, then

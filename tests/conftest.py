@@ -479,6 +479,105 @@ def random_residual_model(seed):
     raise RuntimeError(f"no buildable residual model for seed {seed} in {MAX_DRAWS} draws")
 
 
+CONCAT_PUSHES = ("many_layers", "kernel_memory", "big_input")
+
+
+def _concat_block(d, L, keras, x, spatial, push):
+    """A UNet-like skip after `x`; returns (output, spatial).
+
+    "skip": a -> b [-> b2] -> Concatenate([b, a]) (or [a, b]) -> conv; "unet": a -> down
+    (pooled) -> ConvTranspose2D up -> Concatenate([up, a]) -> conv; "three": a -> b -> e ->
+    Concatenate of the three. The concatenated layers have one channel count, a multiple of 4,
+    64 channels in all at most (what check_model replays of the tool's in_sequences).
+    """
+    shape = d.pick(["skip", "unet", "three"], p=[0.45, 0.35, 0.2])
+    if shape == "unet" and (min(spatial) < 2 or min(spatial) % 2 or max(spatial) > 16):
+        shape = "skip"
+    inputs = 3 if shape == "three" else 2
+    channels = d.pick([c for c in (4, 8, 12, 16, 20, 24, 28, 32) if c * inputs <= 64])
+
+    def conv(t, filters, **kwargs):
+        return L.Conv2D(filters, 3, padding=1, **kwargs, **d.common())(t)
+
+    a = conv(x, channels)
+    if shape == "unet":
+        down = conv(a, d.pick([8, 16, 32]), pooling="max", pool_size=2, pool_strides=2)
+        b = L.ConvTranspose2D(channels, 3, padding=1, **d.common())(down)
+        parts = [b, a]
+    else:
+        b = conv(a, channels)
+        if d.chance(0.3):
+            b = conv(b, channels)
+        parts = [b, a] if d.chance(0.6) else [a, b]
+        if shape == "three":
+            parts = [conv(b, channels), b, a]
+    y = L.Concatenate(device=d.device)(parts)
+    pool = {}
+    if d.chance(0.3) and min(spatial) >= 2:
+        pool = {"pooling": d.pick(["max", "avg"]), "pool_size": 2, "pool_strides": 2}
+        spatial = [(s - 2) // 2 + 1 for s in spatial]
+    y = conv(y, d.pick([8, 16, 24, 32, 64]), **pool)
+    return y, spatial
+
+
+def _build_concat(seed, rng):
+    import keras
+
+    from ai8x_nb import layers as L
+
+    device = "MAX78000" if seed % 2 == 0 else "MAX78002"
+    d = _Draw(rng, device)
+    push = d.pick(list(CONCAT_PUSHES)) if d.chance(0.5) else ""
+    size = d.pick([4, 8, 12, 16, 32])
+    if push == "big_input":
+        size = 96 if device == "MAX78000" else 150
+    spatial = [size, size]
+    inputs = keras.Input(tuple(spatial) + (d.pick([3, 8, 16]),))
+    x = inputs
+    if push != "big_input" or d.chance(0.5):
+        x = L.Conv2D(d.pick([8, 16, 32]), 3, padding=1, **d.common())(inputs)
+    blocks = d.pick([1, 2])
+    if push == "many_layers":
+        blocks = 9 if device == "MAX78000" else 33
+    for _ in range(blocks):
+        x, spatial = _concat_block(d, L, keras, x, spatial, push)
+    if push == "kernel_memory":  # 512 words, then 8 passes of 64..256 kernels
+        x = L.Conv2D(d.pick([400, 512]), 3, padding=1, **d.common())(x)
+        x = L.Conv2D(d.pick([64, 128, 256]), 3, padding=1, **d.common())(x)
+    if int(np.prod(spatial)) * int(x.shape[-1]) <= 1024 and d.chance(0.4):
+        x = _dense_head(d, L, keras, x)
+    else:
+        x = L.Conv2D(d.pick([2, 5, 10]), 1, padding=0, **d.common(wide=d.chance(0.4)))(x)
+    model = keras.Model(inputs, x, name=f"k{seed}")
+    return GeneratedModel(seed, model, device, "concat", push)
+
+
+def random_concat_model(seed):
+    """The generated channel-concatenation model for `seed`: 1..2 UNet-like skips.
+
+    Each block concatenates a convolution's output with later ones (`_concat_block`) and
+    convolves the result (the tool's `in_sequences: [a, b]`). About half are pushed past a
+    limit (layer count, kernel memory, data memory).
+
+    Args:
+        seed: an int; even seeds are for the MAX78000, odd ones for the MAX78002.
+
+    Returns:
+        A `GeneratedModel` with seeded uniform weights.
+    """
+    from ai8x_nb.errors import DeviceLimitError
+
+    rng = np.random.default_rng(seed + 11 * 10**6)
+    for _ in range(MAX_DRAWS):
+        try:
+            generated = _build_concat(seed, rng)
+        except (DeviceLimitError, ValueError):
+            continue
+        _set_weights(generated.model, seed)
+        return generated
+    raise RuntimeError(f"no buildable concatenation model for seed {seed} in {MAX_DRAWS} draws")
+
+
 def random_hardware_model(seed):
     """The generated model for `seed` (redrawn until its layers accept their arguments).
 
@@ -518,6 +617,12 @@ def hardware_model_generator():
 def residual_model_generator():
     """`random_residual_model(seed) -> GeneratedModel`, the seeded residual-model generator."""
     return random_residual_model
+
+
+@pytest.fixture(scope="session")
+def concat_model_generator():
+    """`random_concat_model(seed) -> GeneratedModel`, the seeded concatenation-model generator."""
+    return random_concat_model
 
 
 # --------------------------------------------------------------- the synthesis tool, warm

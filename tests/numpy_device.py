@@ -234,6 +234,12 @@ def eltwise_int(op, xs):
     return np.where(code >= 128, code - 256, code)
 
 
+def concatenate_int(xs):
+    """What a convolution reading `in_sequences: [a, b]` sees: the inputs' channels side by side,
+    in order (channels last here; the tool concatenates its channel-first arrays on axis 0)."""
+    return np.concatenate([np.asarray(x, dtype=np.int64) for x in xs], axis=-1)
+
+
 def batch_norm(y, mean, var, gamma=None, beta=None, eps=1e-5):
     """Inference BatchNorm, then the ai8x /4."""
     z = (y - mean) / np.sqrt(var + eps)

@@ -33,6 +33,12 @@ RESIDUAL_SEEDS = range(*(int(v) for v in os.environ.get("AI8X_NB_PARITY_RESIDUAL
 model takes longer to build and export than a chain). To look further, set
 AI8X_NB_PARITY_RESIDUAL_SEEDS=START:STOP (0:200: 0 disagreements, 0 answer mismatches)."""
 MIN_EACH_RESIDUAL = 5
+CONCAT_SEEDS = range(*(int(v) for v in os.environ.get("AI8X_NB_PARITY_CONCAT_SEEDS",
+                                                      "0:32").split(":")))
+"""Generated channel-concatenation models (`random_concat_model`): seeds 0..31 (about 1 min).
+To look further, set AI8X_NB_PARITY_CONCAT_SEEDS=START:STOP (0:120: 0 disagreements, 0 answer
+mismatches)."""
+MIN_EACH_CONCAT = 2
 WORKERS = 2
 """Tool processes run side by side (CI has two cores; exporting is cheap next to them)."""
 MIN_EACH = 20
@@ -238,3 +244,12 @@ def test_residual_models_verdict_equals_the_tool(tmp_path, residual_model_genera
     assert not problems, table + "\n" + "\n".join(problems)
     _assert_both_verdicts(counts, RESIDUAL_SEEDS, MIN_EACH_RESIDUAL, 40)
 
+
+def test_concat_models_verdict_equals_the_tool(tmp_path, concat_model_generator,
+                                               warm_synthesis_python, capsys, firmware_cache):
+    """Channel concatenation (`in_sequences: [a, b]` on a convolution), UNet-like skips."""
+    counts, problems, table = _parity(concat_model_generator, CONCAT_SEEDS, tmp_path,
+                                      warm_synthesis_python, capsys, "concatenation models",
+                                      firmware_cache)
+    assert not problems, table + "\n" + "\n".join(problems)
+    _assert_both_verdicts(counts, CONCAT_SEEDS, MIN_EACH_CONCAT, 32)

@@ -93,6 +93,9 @@ class _Checker:
         if hw.add_layer is not None:
             row.notes = (f"{hw.eltwise} of {list(hw.inputs)} first ("
                          f"{type(hw.add_layer).__name__} '{hw.add_layer.name}')")
+        elif hw.concat_layer is not None:
+            row.notes = (f"reads {list(hw.inputs)} concatenated (Concatenate "
+                         f"'{hw.concat_layer.name}')")
         elif hw.copy_of is not None:
             row.notes = f"copies layer {hw.copy_of} into an element-wise buffer"
         if hw.op in _WEIGHT_OPS:

@@ -5,6 +5,7 @@ input in `build`, and computes the device arithmetic (ai8x reference, section 3)
 """
 
 from ai8x_nb.layers.base import PACKAGE, HardwareLayer
+from ai8x_nb.layers.concat import Concatenate
 from ai8x_nb.layers.conv import Conv1D, Conv2D, ConvTranspose2D
 from ai8x_nb.layers.dense import Dense
 from ai8x_nb.layers.eltwise import ELTWISE_OPS, Add, Eltwise, Or, Sub, Xor
@@ -23,6 +24,7 @@ __all__ = [
     "Xor",
     "Or",
     "ELTWISE_OPS",
+    "Concatenate",
     "MaxPool1D",
     "MaxPool2D",
     "AvgPool1D",

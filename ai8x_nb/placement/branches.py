@@ -11,16 +11,23 @@ reads one buffer that several producers write into, interleaved. The tool's rule
   processors it reads;
 - kernels go to kernel memory in layer order (`KernelMemory`), biases as in a chain.
 
+A convolution that reads a concatenation (`in_sequences: [a, b]`, `ai8x_nb.concat_layout`)
+reads the union of its inputs' output processors, and the channels come in processor order:
+so input j writes to the run of processors right after input j-1's (each run starts on a
+data-memory instance), all of them at one data offset, which the reader reads (the vendor's
+`networks/camvid-unet-large.yaml` lays out its skip connections so).
+
 So masks are chosen per class of tensors that must share processors, at the first layer that
 reads the class, by the same cost as in a chain (lowest kernel column, then the vendor's
-habit). Data offsets follow the buffers' lifetimes: a buffer lives from its first writer to
+habit); a class that is an input of a concatenation only takes masks that leave its
+neighbours their runs, and the first choice among them fixes all of them. Data offsets follow the buffers' lifetimes: a buffer lives from its first writer to
 its last reader, and two buffers that live at the same time in a shared memory instance get
 byte ranges that do not overlap. An element-wise buffer holds all operands interleaved;
 operand j's producer writes at `offset + 4 * j` (`write_gap`).
 """
 
 from ai8x_nb.placement import data as dm
-from ai8x_nb.placement.plan import STRATEGIES, Planner, chw_masks, label
+from ai8x_nb.placement.plan import STRATEGIES, Planner, _start, chw_masks, label
 
 __all__ = ["BranchPlanner", "is_chain"]
 
@@ -73,9 +80,20 @@ class BranchPlanner(Planner):
                 for src in d.inputs:
                     self.classes.union(("out", src), ("buf", d.index))
         self.class_mask = {}
+        # A concatenation: its inputs' processor offsets from the first one, and its base.
+        self.cat_slots, self.cat_total, self.cat_base = {}, {}, {}
+        for d in demands:
+            if d.concatenates:
+                offset, slots = 0, []
+                for src in d.inputs:
+                    slots.append((src, offset))
+                    offset += demands[src].out_count
+                self.cat_slots[d.index], self.cat_total[d.index] = slots, offset
 
     def in_key(self, i):
         d = self.d[i]
+        if d.concatenates:
+            return ("cat", i)
         return ("buf", i) if d.operands > 1 else ("out", d.inputs[0])
 
     def in_class(self, i):
@@ -111,19 +129,82 @@ class BranchPlanner(Planner):
         first = clear[:1] + same
         return first + [m for m in masks if m not in first]
 
+    def _slots(self, cls):
+        """`(reader, processor offset)` of every concatenation the class is an input of."""
+        return [(r, offset) for r, slots in self.cat_slots.items() for src, offset in slots
+                if self.out_class(src) == cls]
+
+    def _fits_slots(self, cls, mask):
+        """Whether `mask` for the class leaves every concatenation it feeds a valid layout."""
+        for r, offset in self._slots(cls):
+            base = _start(mask) - offset
+            if (base < 0 or base % self.dev.processors_per_memory
+                    or base + self.cat_total[r] > self.dev.processors
+                    or self.cat_base.get(r, base) != base):
+                return False
+        return True
+
+    def _set_class_mask(self, cls, mask):
+        self.class_mask[cls] = mask
+        for r, offset in self._slots(cls):
+            self.cat_base[r] = _start(mask) - offset
+
+    def _cost(self, i, mask, rank):
+        d = self.d[i]
+        top = 0
+        if d.weighted and d.words and self.columns[i] is None:
+            column = self.memory.find(mask, d.words)
+            fits = self.memory.fits(mask, column, d.words, d.written)
+            top = column + d.words if fits else float("inf")
+        return top, self._tie_break(mask, rank)
+
+    def _choose_concat(self, i):
+        """The mask of a layer reading a concatenation: its inputs' runs side by side."""
+        dev, cls = self.dev, self.in_class(i)
+        total, slots = self.cat_total[i], self.cat_slots[i]
+        if cls in self.class_mask:
+            bases = [_start(self.class_mask[cls])]
+        elif i in self.cat_base:
+            bases = [self.cat_base[i]]
+        else:
+            bases = range(0, dev.processors - total + 1, dev.processors_per_memory)
+        best = None
+        for rank, base in enumerate(bases):
+            runs = [(self.out_class(src), ((1 << self.d[src].out_count) - 1) << (base + offset))
+                    for src, offset in slots]
+            if any(self.class_mask.get(c, m) != m or not self._fits_slots(c, m)
+                   for c, m in runs):
+                continue
+            mask = ((1 << total) - 1) << base
+            cost = self._cost(i, mask, rank)
+            if best is None or cost < best[0]:
+                best = (cost, mask, runs)
+        if best is None:
+            self.errors.append((i, "processors", (
+                f"{label(self.d[i])}: no processor layout puts the layers it concatenates side "
+                f"by side ({total} channels) where the layers that read them also need them. "
+                f"Read the concatenated layers only in the concatenation, or use fewer "
+                f"channels.")))
+            return None
+        _, mask, runs = best
+        for c, m in runs:
+            if c not in self.class_mask:
+                self._set_class_mask(c, m)
+        self.cat_base[i] = _start(mask)
+        self.class_mask[cls] = mask
+        return mask
+
     def _choose(self, i):
-        cls = self.in_class(i)
+        if self.d[i].concatenates:
+            return self._choose_concat(i)
+        d, cls = self.d[i], self.in_class(i)
         if cls in self.class_mask:
             return self.class_mask[cls]
-        d = self.d[i]
         best = None
         for rank, mask in enumerate(self._class_candidates(i, cls)):
-            top = 0
-            if d.weighted and d.words and self.columns[i] is None:
-                column = self.memory.find(mask, d.words)
-                fits = self.memory.fits(mask, column, d.words, d.written)
-                top = column + d.words if fits else float("inf")
-            cost = (top, self._tie_break(mask, rank))
+            if not self._fits_slots(cls, mask):
+                continue
+            cost = self._cost(i, mask, rank)
             if best is None or cost < best[0]:
                 best = (cost, mask)
         if best is None:
@@ -133,7 +214,7 @@ class BranchPlanner(Planner):
                 f"input can feed only the first layer). Put a convolution between the model "
                 f"input or the element-wise layers and the layers that share their input.")))
             return None
-        self.class_mask[cls] = best[1]
+        self._set_class_mask(cls, best[1])
         return best[1]
 
     # ----------------------------------------------------------------- data
@@ -149,21 +230,38 @@ class BranchPlanner(Planner):
         model_input = buffer(("out", MODEL_INPUT))
         model_input.update(size=first.in_bytes, first=MODEL_INPUT)
         for d in self.d:
-            key = ("buf", self._gap_target(d.index)) if d.write_gap else ("out", d.index)
-            b = buffer(key)
+            b = buffer(self._out_buffer(d.index))
             b["first"] = min(b["first"], d.index)
             b["mask"] |= self.out_masks[d.index] or 0
             size = d.out_bytes * (d.write_gap + 1)
             b["size"] = max(b["size"], size)
             if d.index == n - 1:
                 b["last"] = n
-            in_key = ("buf", d.index) if d.operands > 1 else ("out", d.inputs[0])
-            b = buffer(in_key)
+            b = buffer(self._in_buffer(d.index))
             b["last"] = max(b["last"], d.index)
             b["mask"] |= self.masks[d.index] or 0
-            if d.operands > 1:
+            if d.operands > 1 or d.concatenates:
                 b["size"] = max(b["size"], d.in_bytes)
         return buffers
+
+    def _out_buffer(self, i):
+        """The buffer layer i writes to: an element-wise buffer, a concatenation's, its own."""
+        if self.d[i].write_gap:
+            return ("buf", self._gap_target(i))
+        for r, slots in self.cat_slots.items():
+            if any(src == i for src, _ in slots):
+                return ("cat", r)
+        return ("out", i)
+
+    def _in_buffer(self, i):
+        """The buffer layer i reads."""
+        d = self.d[i]
+        if d.operands > 1:
+            return ("buf", i)
+        if d.concatenates:
+            return ("cat", i)
+        src = d.inputs[0]
+        return ("out", MODEL_INPUT) if src == MODEL_INPUT else self._out_buffer(src)
 
     def _gap_target(self, i):
         for d in self.d:
@@ -184,9 +282,7 @@ class BranchPlanner(Planner):
                 if o["first"] <= b["last"] and b["first"] <= o["last"] and (
                         dm.instances(o["mask"], self.dev) & dm.instances(b["mask"], self.dev)):
                     live.append((off, o["size"]))
-            writer = self.d[b["first"]]
-            src = ("buf", writer.index) if writer.operands > 1 else ("out", writer.inputs[0])
-            in_off = placed.get(src, 0)
+            in_off = placed.get(self._in_buffer(b["first"]), 0)
             preferred = [self.half, 0] if in_off != self.half else [0, self.half]
             off = dm.choose_offset(b["size"], live, self.dev, preferred=preferred)
             if off is None:
@@ -198,9 +294,8 @@ class BranchPlanner(Planner):
                 base = placed[("buf", self._gap_target(d.index))]
                 self.out_off[d.index] = base + 4 * d.gap_slot
             else:
-                self.out_off[d.index] = placed[("out", d.index)]
-            in_key = ("buf", d.index) if d.operands > 1 else ("out", d.inputs[0])
-            self.in_off[d.index] = placed[in_key]
+                self.out_off[d.index] = placed[self._out_buffer(d.index)]
+            self.in_off[d.index] = placed[self._in_buffer(d.index)]
 
     # ---------------------------------------------------------------- run
     def run(self):

@@ -61,7 +61,8 @@ class LayerDemand:
             looks for.
         written: per input processor (in order), the kernel words the tool then fills, at
             least `words` (`written_words`).
-        inputs: the hardware layers it reads (`HwLayer.inputs`).
+        inputs: the hardware layers it reads (`HwLayer.inputs`; several with one operand:
+            their outputs concatenated, channels in that order).
         operands: tensors it adds element-wise before its operator (1: none); its input
             buffer holds them interleaved, so `in_bytes` counts all of them.
         write_gap / gap_slot: it writes interleaved into an element-wise layer's buffer
@@ -97,6 +98,11 @@ class LayerDemand:
     def weighted(self):
         """The layer has kernels (and so kernel memory)."""
         return self.op in WEIGHTED_OPS
+
+    @property
+    def concatenates(self):
+        """The layer reads several outputs side by side (channel concatenation)."""
+        return len(self.inputs) > 1 and self.operands == 1
 
     @property
     def tied(self):
@@ -250,7 +256,9 @@ def layer_demands(graph, device):
             readers.setdefault(src, d.index)
     for i, d in enumerate(demands):
         if d.weighted:
-            span = demands[readers[i]].count if i in readers else d.out_count
+            reader = demands[readers[i]] if i in readers else None
+            # A concatenation reads this output beside others: it spans this layer's own.
+            span = reader.count if reader and not reader.concatenates else d.out_count
             d.words = kernel_words(kernel_values=d.kernel_values, bits=d.bits, out_span=span,
                                    out_passes=d.out_passes, in_passes=d.passes,
                                    flatten_pixels=d.flatten_pixels,
