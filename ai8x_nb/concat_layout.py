@@ -17,10 +17,13 @@ replays (`ai8x_nb.placement.branches`) needs, and a `Concatenate` that lacks it 
   model input), each feeding no other concatenation;
 - its inputs have one channel count (the tool's rule, `izer/izer.py`), a multiple of 4, so
   each input's processors start on a data-memory instance (the tool then needs no kernel
-  padding and no instance is shared by two producers), and together at most
-  `device.processors` channels (one pass). The tool also knows an interleaved form for more
-  channels (same processors, `write_gap`, one pass per input, as the UNets' 112-channel
-  layer); it is not replayed here, so `check_model` refuses it.
+  padding and no instance is shared by two producers);
+- together at most `device.processors` channels (side by side, one pass), or more: then each
+  input is one pass of the reader (`HwLayer.interleaves`), so k inputs need k passes. The
+  inputs then write to the same processors, interleaved pixel by pixel in one buffer
+  (`write_gap: k - 1`, input j at `4 * j`), as the element-wise operands do and as the UNet's
+  112-channel layer reads two 56-channel outputs; `eltwise_layout` gives them their gaps and
+  copies an input that other layers read too.
 """
 
 import dataclasses
@@ -79,10 +82,14 @@ def _problems(cat, by_index, consumers, output_index, fed):
                      f"(a multiple of {device.processors_per_memory}: each input's processors "
                      f"start on a data-memory instance). Round their filters up to a multiple "
                      f"of {device.processors_per_memory}.")
-    if sum(channels) > device.processors:
-        found.append(f"{name}: channels={sum(channels)} is not supported here (at most "
-                     f"{device.processors} concatenated channels: the inputs sit side by side "
-                     f"on the processors). Use fewer filters in the concatenated layers.")
+    total, count, limit = sum(channels), len(channels), device.processors
+    if total > limit and -(-total // limit) != count:
+        low = limit * (count - 1) // count + 1
+        found.append(f"{name}: channels={total} ({count} inputs of {channels[0]}) is not "
+                     f"supported by {device.name}: above {limit} concatenated channels each "
+                     f"input is one pass of the reader, so each needs {low}..{limit} channels. "
+                     f"Use {low}..{limit} filters in the concatenated layers, or at most "
+                     f"{limit // count} (side by side on the processors).")
     return found
 
 

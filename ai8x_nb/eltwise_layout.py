@@ -17,6 +17,9 @@ rules below, written for Add, hold for Sub, Xor and Or.
   element-wise convolution only without bias (`Device.eltwise_conv_bias`), on the MAX78000
   one over more than 64 channels only when operands * passes == operands + passes
   (`Device.eltwise_multipass_conv`); other Adds stay layers of their own (`operation: add`);
+- a concatenation of more channels than processors (`HwLayer.interleaves`,
+  `ai8x_nb.concat_layout`) reads its inputs interleaved in the same way, one pass each: its
+  inputs get write gaps and copies as operands do;
 - an operand that is the model input, the model output, a wide output, or that another layer
   reads too cannot be written into the interleaved buffer directly: a passthrough layer copies
   it there, just before the element-wise layer (the vendor's `networks/cifar100-ressimplenet.yaml`
@@ -130,7 +133,8 @@ def eltwise_layout(layers, output_index):
     out, new_index = [], {MODEL_INPUT: MODEL_INPUT}
     for hw in staged:
         inputs = []
-        for slot, src in enumerate(hw.inputs if hw.eltwise else ()):
+        gathers = hw.eltwise or hw.interleaves
+        for slot, src in enumerate(hw.inputs if gathers else ()):
             gap = len(hw.inputs) - 1
             if _writes_directly(src, hw, by_index, consumers, output_index):
                 producer = out[new_index[src]]
@@ -138,14 +142,14 @@ def eltwise_layout(layers, output_index):
                 inputs.append(producer.index)
                 continue
             source_name = "input" if src == MODEL_INPUT else by_index[src].name
+            shape = tuple(hw.in_shape) if hw.eltwise else tuple(by_index[src].out_shape)
             copy = type(hw)(
                 index=len(out), layer=Copy(f"{source_name}_to_{hw.name}_{slot}"),
-                op="passthrough", inputs=(new_index[src],), in_shape=tuple(hw.in_shape),
-                out_shape=tuple(hw.in_shape), write_gap=gap, gap_slot=slot,
-                copy_of=new_index[src])
+                op="passthrough", inputs=(new_index[src],), in_shape=shape,
+                out_shape=shape, write_gap=gap, gap_slot=slot, copy_of=new_index[src])
             out.append(copy)
             inputs.append(copy.index)
-        if not hw.eltwise:
+        if not gathers:
             inputs = [new_index[src] for src in hw.inputs]
         new_index[hw.index] = len(out)
         out.append(dataclasses.replace(hw, index=len(out), inputs=tuple(inputs)))

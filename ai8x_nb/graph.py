@@ -95,6 +95,13 @@ class HwLayer:
         return len(self.inputs) if self.eltwise else 1
 
     @property
+    def interleaves(self):
+        """A concatenation of more channels than processors: the reader takes its inputs as
+        its passes, from one buffer they write into interleaved (`write_gap`)."""
+        return (self.concat_layer is not None
+                and self.in_channels > self.concat_layer.device.processors)
+
+    @property
     def name(self):
         return self.layer.name
 
@@ -278,7 +285,7 @@ def trace_model(model):
         from ai8x_nb.concat_layout import concat_layout
 
         hw_layers, output_index = concat_layout(hw_layers, output_index)
-    if any(hw.op in ELTWISE_OPS for hw in hw_layers) and all(hw.is_hardware for hw in hw_layers):
+    if any(hw.op in ELTWISE_OPS or hw.interleaves for hw in hw_layers) and all(hw.is_hardware for hw in hw_layers):
         from ai8x_nb.eltwise_layout import eltwise_layout
 
         hw_layers, output_index = eltwise_layout(hw_layers, output_index)

@@ -487,14 +487,18 @@ def _concat_block(d, L, keras, x, spatial, push):
 
     "skip": a -> b [-> b2] -> Concatenate([b, a]) (or [a, b]) -> conv; "unet": a -> down
     (pooled) -> ConvTranspose2D up -> Concatenate([up, a]) -> conv; "three": a -> b -> e ->
-    Concatenate of the three. The concatenated layers have one channel count, a multiple of 4,
-    64 channels in all at most (what check_model replays of the tool's in_sequences).
+    Concatenate of the three. The concatenated layers have one channel count, a multiple of 4:
+    64 channels in all at most (side by side on the processors) or one pass each (interleaved),
+    what check_model replays of the tool's in_sequences.
     """
     shape = d.pick(["skip", "unet", "three"], p=[0.45, 0.35, 0.2])
     if shape == "unet" and (min(spatial) < 2 or min(spatial) % 2 or max(spatial) > 16):
         shape = "skip"
     inputs = 3 if shape == "three" else 2
-    channels = d.pick([c for c in (4, 8, 12, 16, 20, 24, 28, 32) if c * inputs <= 64])
+    if d.chance(0.3):  # more than 64 channels: one pass per input, interleaved (write_gap)
+        channels = d.pick([c for c in (36, 40, 44, 48, 56, 64) if c * inputs > 64 * (inputs - 1)])
+    else:  # side by side on the processors
+        channels = d.pick([c for c in (4, 8, 12, 16, 20, 24, 28, 32) if c * inputs <= 64])
 
     def conv(t, filters, **kwargs):
         return L.Conv2D(filters, 3, padding=1, **kwargs, **d.common())(t)

@@ -116,14 +116,39 @@ def test_inputs_side_by_side_at_one_offset(device, order):
     assert entry["in_sequences"] == expected and "operands" not in entry
 
 
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("unet", [False, True])
+def test_more_than_64_channels_interleave_one_pass_each(device, unet):
+    """Like the UNet's 112-channel layer: the inputs write the same processors with
+    write_gap 1, input j at 4 * j; `a`, read by another layer too, is copied there."""
+    model = _skip_model(device, channels=(48, 48), unet=unet)
+    randomize(model, seed=2, scales=(1.0, 3.0))
+    report = check_model(model, device)
+    assert report.ok, report.errors
+    qmodel = assert_exact(model, random_input(model, 4))
+    desc, warnings = network_description(qmodel, arch="m", dataset="d", device=device)
+    assert not warnings
+    entries = dict(zip(desc["names"], desc["layers"]))
+    placed = {lp.name: lp for lp in report.placement.layers}
+    names = desc["names"]
+    assert entries["c"]["in_sequences"] == [names.index("b"), names.index("a_to_c_1")]
+    assert entries["b"]["write_gap"] == entries["a_to_c_1"]["write_gap"] == 1
+    assert placed["a_to_c_1"].out_offset == placed["b"].out_offset + 4 == placed["c"].in_offset + 4
+    assert placed["b"].output_processors == placed["a_to_c_1"].output_processors \
+        == placed["c"].processors
+    assert placed["c"].passes == 2 and placed["c"].count == 48
+
+
 @pytest.mark.parametrize("make,match", [
     (lambda: _skip_model(channels=(16, 8)),
      r"Concatenate 'cat': inputs with \[8, 16\] channels are not supported by MAX78000 \(the "
      r"synthesis tool concatenates inputs of one channel count\)\. Give the concatenated"),
     (lambda: _skip_model(channels=(6, 6)),
      r"inputs with 6 channels are not supported here \(a multiple of 4.*Round their filters"),
-    (lambda: _skip_model(channels=(40, 40)),
-     r"channels=80 is not supported here \(at most 64 concatenated channels"),
+    (lambda: _skip_model(channels=(72, 72)),
+     r"channels=144 \(2 inputs of 72\) is not supported by MAX78000: above 64 concatenated "
+     r"channels each input is one pass of the reader, so each needs 33\.\.64 channels\. Use "
+     r"33\.\.64 filters in the concatenated layers, or at most 32 \(side by side"),
 ])
 def test_refusals_are_pinned(make, match):
     report = check_model(make(), "MAX78000")

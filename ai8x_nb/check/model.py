@@ -97,7 +97,7 @@ class _Checker:
             row.notes = (f"reads {list(hw.inputs)} concatenated (Concatenate "
                          f"'{hw.concat_layer.name}')")
         elif hw.copy_of is not None:
-            row.notes = f"copies layer {hw.copy_of} into an element-wise buffer"
+            row.notes = f"copies layer {hw.copy_of} into an interleaved buffer"
         if hw.op in _WEIGHT_OPS:
             row.weights = _prod(layer.kernel.shape)
             row.bias_bytes = out_ch if _bias_in_use(layer) else 0

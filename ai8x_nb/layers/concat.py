@@ -18,9 +18,9 @@ class Concatenate(keras.layers.Layer):
     reads the producers' outputs side by side (the synthesis tool's `in_sequences: [a, b]`,
     channels in that order; the vendor's UNets use it for their skip connections). So a
     `Concatenate` must feed exactly one `Conv2D`; `check_model` says what else it needs (its
-    inputs are convolutions of one channel count, a multiple of 4, written to neighbouring
-    processors, 64 channels in all at most). Values pass unchanged, so training and the device
-    agree.
+    inputs are convolutions of one channel count, a multiple of 4: up to 64 channels in all
+    side by side on the processors, above that one input per pass of the reader). Values pass
+    unchanged, so training and the device agree.
 
     Args:
         device: "MAX78000" or "MAX78002".

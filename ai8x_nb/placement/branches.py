@@ -20,9 +20,12 @@ data-memory instance), all of them at one data offset, which the reader reads (t
 So masks are chosen per class of tensors that must share processors, at the first layer that
 reads the class, by the same cost as in a chain (lowest kernel column, then the vendor's
 habit); a class that is an input of a concatenation only takes masks that leave its
-neighbours their runs, and the first choice among them fixes all of them. Data offsets follow the buffers' lifetimes: a buffer lives from its first writer to
-its last reader, and two buffers that live at the same time in a shared memory instance get
-byte ranges that do not overlap. An element-wise buffer holds all operands interleaved;
+neighbours their runs, and the first choice among them fixes all of them.
+
+Data offsets follow the buffers' lifetimes: a buffer lives from its first writer to its last
+reader, and two buffers that live at the same time in a shared memory instance get byte
+ranges that do not overlap. An element-wise buffer holds all operands interleaved (so
+does the buffer of a concatenation of more channels than processors, one input per pass);
 operand j's producer writes at `offset + 4 * j` (`write_gap`).
 """
 
@@ -76,7 +79,7 @@ class BranchPlanner(Planner):
                 self.classes.find(("out", src))
             if d.tied:
                 self.classes.union(("out", d.index), self.in_key(d.index))
-            if d.operands > 1:
+            if d.gathers:
                 for src in d.inputs:
                     self.classes.union(("out", src), ("buf", d.index))
         self.class_mask = {}
@@ -94,7 +97,7 @@ class BranchPlanner(Planner):
         d = self.d[i]
         if d.concatenates:
             return ("cat", i)
-        return ("buf", i) if d.operands > 1 else ("out", d.inputs[0])
+        return ("buf", i) if d.gathers else ("out", d.inputs[0])
 
     def in_class(self, i):
         return self.classes.find(self.in_key(i))
@@ -240,7 +243,7 @@ class BranchPlanner(Planner):
             b = buffer(self._in_buffer(d.index))
             b["last"] = max(b["last"], d.index)
             b["mask"] |= self.masks[d.index] or 0
-            if d.operands > 1 or d.concatenates:
+            if d.gathers or d.concatenates:
                 b["size"] = max(b["size"], d.in_bytes)
         return buffers
 
@@ -256,7 +259,7 @@ class BranchPlanner(Planner):
     def _in_buffer(self, i):
         """The buffer layer i reads."""
         d = self.d[i]
-        if d.operands > 1:
+        if d.gathers:
             return ("buf", i)
         if d.concatenates:
             return ("cat", i)
@@ -265,7 +268,7 @@ class BranchPlanner(Planner):
 
     def _gap_target(self, i):
         for d in self.d:
-            if d.operands > 1 and i in d.inputs:
+            if d.gathers and i in d.inputs:
                 return d.index
         return None
 

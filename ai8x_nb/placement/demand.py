@@ -101,8 +101,20 @@ class LayerDemand:
 
     @property
     def concatenates(self):
-        """The layer reads several outputs side by side (channel concatenation)."""
-        return len(self.inputs) > 1 and self.operands == 1
+        """The layer reads several outputs side by side on the processors (a concatenation
+        of one pass)."""
+        return len(self.inputs) > 1 and self.operands == 1 and self.passes == 1
+
+    @property
+    def interleaves(self):
+        """The layer reads several outputs as its passes: a concatenation of more channels
+        than processors, its inputs interleaved in one buffer (`write_gap`)."""
+        return len(self.inputs) > 1 and self.operands == 1 and self.passes > 1
+
+    @property
+    def gathers(self):
+        """The layer reads one buffer that several producers write into, interleaved."""
+        return self.operands > 1 or self.interleaves
 
     @property
     def tied(self):
