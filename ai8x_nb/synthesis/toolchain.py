@@ -25,8 +25,8 @@ COMPILER = "arm-none-eabi-gcc"
 TOOLCHAIN_HINT = (
     "Install the Arm GNU toolchain and its C library: sudo apt-get install gcc-arm-none-eabi "
     "libnewlib-arm-none-eabi (Debian/Ubuntu), or put the MSDK's toolchain "
-    "(Tools/GNUTools/.../bin) on PATH, or pass compiler=/path/to/arm-none-eabi-gcc "
-    "(--compiler on the command line).")
+    "(Tools/GNUTools/.../bin) on PATH, or pass build_firmware(..., "
+    "compiler='/path/to/arm-none-eabi-gcc').")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -117,7 +117,7 @@ def find_toolchain(compiler=None):
             raise SynthesisError(f"{Path(path).name!r} is missing beside the compiler {gcc!r}. "
                                  f"{TOOLCHAIN_HINT}")
         tools[tool] = path
-    version = _run([gcc, "--version"]).stdout.splitlines()[0].strip()
+    version = (_run([gcc, "--version"]).stdout.splitlines() or [gcc])[0].strip()
     libc = _run([gcc, "-print-file-name=libc.a"]).stdout.strip()
     if not os.path.isabs(libc):  # gcc echoes the bare name when it has no such file
         raise SynthesisError(f"The compiler {gcc!r} has no C library (libc.a not found): "
