@@ -23,7 +23,8 @@ from ai8x_nb.quantize.convert import convert
 from ai8x_nb.quantize.qat import set_fake_quant
 from ai8x_nb.simulate import simulate
 
-__all__ = ["QuantReport", "LayerReport", "evaluate_quantized", "evaluate_run", "REPORT_FILE"]
+__all__ = ["QuantReport", "LayerReport", "evaluate_quantized", "evaluate_run", "predict_samples",
+           "REPORT_FILE"]
 
 logger = logging.getLogger(__name__)
 
@@ -149,6 +150,27 @@ def _layer_reports(qmodel, stats):
             outputs=st.outputs, clipped_low=st.clipped_low, clipped_high=st.clipped_high,
             saturation=st.saturation, wide=bool(getattr(layer, "wide", False))))
     return rows
+
+
+def predict_samples(model, x_int, *, batch_size=256):
+    """The model's outputs on a dataset's int8 samples, laid out as the model's input.
+
+    A dataset stores MNIST as (28, 28, 1) and a seed or imported model may take (28, 28):
+    the samples are reshaped (after a check) and divided by 128 before `model.predict`.
+
+    Args:
+        model: a built `keras.Model`.
+        x_int: int8 samples, batch first (e.g. `dataset.test.x`).
+        batch_size: samples per predict batch.
+
+    Returns:
+        The outputs as a float64 array, batch first.
+
+    Example:
+
+    >>> predict_samples(model, dataset.test.x).argmax(-1)  # doctest: +SKIP
+    """
+    return predict(model, to_float(to_model_input(model, x_int)), batch_size)
 
 
 def evaluate_quantized(model, dataset, *, split="test", batch_size=256, limit=None):

@@ -141,6 +141,10 @@ PARAMETERS = (
     Parameter("model_name", None, "model_name", allow_none=True,
               expected="None (build model_spec) or a registry model name such as 'ressimplenet'",
               comment='None: the model of model_spec; or a registry model by name (no editor)'),
+    Parameter("init_from", None, "path", allow_none=True,
+              expected="None or a trained model file such as 'kws20_v3.keras' (written by "
+                       "`ai8x-nb import ... --out` or by a run)",
+              comment="None: train from scratch; or a trained .keras to fine-tune"),
     Parameter("model_spec", None, "model_spec"),
 )
 """Every notebook parameter, in the order of the `parameters` cell."""
@@ -327,7 +331,8 @@ def check_parameters(params, *, fast_limit=FAST_LIMIT):
         A dict of derived values: `limit` (None = all data), `data_dir` (None: the
         datasets' own default, `AI8X_NB_DATA`), `device` (canonical name), `qat_policy`
         (dict, "default", a path, or None for float only), `model_name` (a registry name
-        in its canonical spelling, or None), `model_spec` (canonical; a
+        in its canonical spelling, or None), `init_from` (a trained model file to fine-tune,
+        or None), `model_spec` (canonical; a
         `model_spec` given as a `.spec.json` path is read from that file).
 
     Raises:
@@ -355,4 +360,4 @@ def check_parameters(params, *, fast_limit=FAST_LIMIT):
         limit = fast_limit
     return {"limit": limit, "data_dir": checked["data_dir"], "device": checked["device"],
             "qat_policy": checked["qat_policy"], "model_name": checked["model_name"],
-            "model_spec": checked["model_spec"]}
+            "init_from": checked["init_from"], "model_spec": checked["model_spec"]}

@@ -20,10 +20,26 @@ TINY = {"epochs": 1, "fast": True, "limit": 128, "qat_policy": {"start_epoch": 0
                                                                 "weight_bits": 8}}
 
 
+FINE_TUNED = "fashionmnist"
+"""The notebook run with `init_from`: a trained model with 4 outputs, fine-tuned to 10 classes."""
+
+
+def _trained_start(root):
+    from ai8x_nb.models import get_model
+    from ai8x_nb.quantize import enable_qat
+    from ai8x_nb.zoo.finetune import replace_head
+
+    model = replace_head(get_model(FINE_TUNED), 4)
+    enable_qat(model)
+    model.save(root / "start.keras")
+    return str(root / "start.keras")
+
+
 @pytest.fixture(scope="module")
 def results(tmp_path_factory, notebook_parameters):
     root = tmp_path_factory.mktemp("nbruns")
     per_notebook = {name: notebook_parameters(name, root) for name in runner.NOTEBOOKS}
+    per_notebook[FINE_TUNED]["init_from"] = _trained_start(root)
     return {r.name: r for r in runner.run_all(runner.NOTEBOOKS, TINY, parallel=2,
                                               per_notebook=per_notebook,
                                               out_dir=root / "runs")}
@@ -54,8 +70,14 @@ def test_notebook_runs_and_exports(results, name):
     summary = result.summary
     assert summary["dataset"] == name
     assert summary["samples_per_split"] == TINY["limit"]
-    for key in ("float_accuracy", "fake_quant_accuracy", "integer_accuracy"):
+    for key in ("float_accuracy", "fake_quant_accuracy", "integer_accuracy",
+                "tflite_int8_accuracy"):
         assert 0.0 <= summary[key] <= 1.0
+    # Both targets of the one trained model, side by side in the summary.
+    assert summary["tflite_arena_bytes"] > 0 and summary["tflite_model_bytes"] > 0
+    if os.environ.get("MAXIM_PATH") and summary["synthesis"] == "PASS":
+        assert 0 < summary["firmware_flash_bytes"] <= 512 * 1024
+        assert 0 < summary["firmware_ram_bytes"] <= 128 * 1024
     export = Path(result.export_dir)
     manifest = json.loads((export / "manifest.json").read_text())
     assert manifest["dataset"] == name and manifest["device"] == "MAX78000"
@@ -73,6 +95,12 @@ def test_notebook_runs_and_exports(results, name):
     # The executed notebook kept the static figures (editor fallback, live plot, plots).
     nb = nbformat.read(str(result.output_notebook), as_version=4)
     images = sum("image/png" in o.get("data", {}) for c in nb.cells for o in c.get("outputs", []))
+    text = result.output_notebook.read_text()
+    assert "ESP32-S3 (int8 TFLite): accuracy" in text and "MAX78000: accuracy" in text
+    if name == FINE_TUNED:  # started from the trained model: no editor, a new 10-class head
+        assert "fine-tuning" in text and "(its trained layers; no layer editor)" in text
+        assert images >= 6, f"{name}: only {images} figures in {result.output_notebook}"
+        return
     assert images >= 7, f"{name}: only {images} figures in {result.output_notebook}"
     # The layer editor's cell shows its static figure: no stateless widget view hides it.
     editor = next(c for c in nb.cells if c.cell_type == "code" and "LayerEditor(" in c.source)

@@ -104,7 +104,7 @@ def _params(**changes):
               "data_dir": None, "dataset_folder": None, "allow_partial": False,
               "export_dir": "export", "fast": True, "limit": None,
               "model_spec": seed_spec("rock"), "seed": 42}
-    params.update({"recipe": "seed", "distribute": None, "model_name": None})
+    params.update({"recipe": "seed", "distribute": None, "model_name": None, "init_from": None})
     params.update(changes)
     return params
 
@@ -130,6 +130,7 @@ def test_check_parameters_derives_values():
     ({"model_spec": [{"type": "conv3d"}]}, r"model_spec: Model spec row 0: unknown type"),
     ({"model_name": "resnet50"}, r"model_name='resnet50': Unknown seed model 'resnet50'"),
     ({"model_name": 3}, r"model_name=3 is invalid: expected None \(build model_spec\)"),
+    ({"init_from": 7}, r"init_from=7 is invalid: expected None or a trained model file"),
 ])
 def test_check_parameters_names_the_bad_one(changes, message):
     with pytest.raises(runner.NotebookParameterError, match=message):

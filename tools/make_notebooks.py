@@ -225,12 +225,13 @@ import keras
 
 from ai8x_nb import datasets, plots, runner
 from ai8x_nb.check import check_model
-from ai8x_nb.evaluate import evaluate_quantized
+from ai8x_nb.evaluate import evaluate_quantized, predict_samples
 from ai8x_nb.export import export_model
 from ai8x_nb.models import get_model_for
 from ai8x_nb.spec import spec_to_model
 from ai8x_nb.training import train
 from ai8x_nb.widgets import LayerEditor, LivePlot
+from ai8x_nb.zoo.finetune import load_for_fine_tuning
 
 DATASET = "{name}"
 derived = runner.check_parameters({{
@@ -286,11 +287,19 @@ run reproduces your model.
 `model_name` builds a model of the registry by name instead{_model_name_note(name)} A branching network
 (residual `Add` blocks) is not a chain of rows, so the editor is not shown for it; the check
 below still shows its layers, processors and memory.
+
+`init_from` starts from a trained model instead (a `.keras` file: one of the vendor's networks
+written by `ai8x-nb import CHECKPOINT YAML --out FILE`, or a run's `qat_best.keras`): its layers
+keep their trained weights, bit widths and output shifts, and a new classifier head is made
+when this dataset has another number of classes (README, "The vendor's trained networks").
 """),
         _code("""
 model_name = derived["model_name"]
+init_from = derived["init_from"]
 editor = None
-if model_name is None:
+if init_from is not None:
+    print(f"fine-tuning {init_from} (its trained layers; no layer editor)")
+elif model_name is None:
     editor = LayerEditor(model_spec, dataset.input_shape, dataset.num_classes, device=device,
                          save_path=f"{DATASET}.spec.json")
 else:
@@ -299,7 +308,9 @@ editor
 """),
         _code("""
 keras.utils.set_random_seed(seed)
-if editor is None:
+if init_from is not None:
+    model = load_for_fine_tuning(init_from, dataset.num_classes, device=device)
+elif editor is None:
     model = get_model_for(model_name, DATASET, device=device)
 else:
     model_spec = editor.spec  # what the editor shows now: your edits reach the training below
@@ -339,8 +350,7 @@ predictions titled "predicted (true)", mistakes framed in red.
 import numpy as np
 
 for split in (dataset.train, dataset.valid, dataset.test):
-    predicted = result.model.predict(datasets.to_float(split.x), verbose=0,
-                                     batch_size=256).argmax(-1)
+    predicted = predict_samples(result.model, split.x).argmax(-1)
     print(f"{split.name:<6} accuracy {100 * np.mean(predicted == split.y):6.2f} % "
           f"({len(split.y)} samples)")
 matrix = np.asarray(result.confusion_matrix)
@@ -351,7 +361,7 @@ plots.confusion_matrix(result.confusion_matrix, dataset.class_names)
 """),
         _code("""
 shown = dataset.test.head(64)
-logits = result.model.predict(datasets.to_float(shown.x), verbose=0)
+logits = predict_samples(result.model, shown.x)
 plots.prediction_grid(shown.x, shown.y, logits, dataset.class_names, n=24)
 """),
         _md("""
@@ -417,9 +427,19 @@ else:
         _md("""
 ## Summary
 
-The numbers a batch run (`ai8x-nb run all`) collects into its summary table.
+What each embedded target gets from this one trained model: the MAX78000 (integer simulation,
+and the firmware's flash and RAM when it was built) and the ESP32-S3 (the int8 TFLite model as
+TensorFlow Lite Micro runs it: accuracy, model size, arena). Then the numbers a batch run
+(`ai8x-nb run all`) collects into its summary table.
 """),
         _code("""
+from ai8x_nb.export import Manifest
+from ai8x_nb.export.targets import targets_text
+
+final = Manifest.load(manifest.folder)  # with the synthesis and firmware records
+print(targets_text(final))
+micro = final.details.get("tflite_micro") or {}
+firmware = final.firmware or {}
 summary = runner.record_summary({
     "dataset": DATASET,
     "model": model.name,
@@ -430,6 +450,11 @@ summary = runner.record_summary({
     "float_accuracy": qreport.float_accuracy,
     "fake_quant_accuracy": qreport.fake_quant_accuracy,
     "integer_accuracy": qreport.integer_accuracy,
+    "tflite_int8_accuracy": final.accuracy.get("tflite_int8"),
+    "tflite_model_bytes": micro.get("model_bytes"),
+    "tflite_arena_bytes": micro.get("arena_bytes"),
+    "firmware_flash_bytes": firmware.get("flash_bytes"),
+    "firmware_ram_bytes": firmware.get("ram_bytes"),
     "run_dir": str(Path(result.run_dir.path).resolve()),
     "export_dir": str(Path(manifest.folder).resolve()),
     "synthesis": synthesis.verdict if synthesis is not None else "not configured",

@@ -41,7 +41,7 @@ def _head(model):
 
 
 def replace_head(model, num_classes):
-    """A model sharing every layer of `model` but the head, which gets `num_classes` outputs.
+    """A copy of `model` (same layers, same weights) with a new head of `num_classes` outputs.
 
     Args:
         model: a built functional `keras.Model` whose output is its last weighted layer
@@ -70,20 +70,28 @@ def replace_head(model, num_classes):
     if key is None:
         raise TrainingError(f"Head '{head.name}' ({type(head).__name__}) has neither units nor "
                             f"filters; replace it by hand.")
-    config[key] = num_classes
-    if "output_shift" in config:
-        config["output_shift"] = None
-    new_head = type(head).from_config(config)
-    x = new_head(head.input)
     for layer in trailing:
-        copy = type(layer).from_config(layer.get_config())
         if "target_shape" in layer.get_config():
             raise TrainingError(f"Layer '{layer.name}' after the head reshapes to a fixed "
                                 f"shape; replace the head by hand.")
-        x = copy(x)
+    config[key] = num_classes
+    if "output_shift" in config:
+        config["output_shift"] = None
+
+    def clone(layer):
+        if layer is head:
+            return type(head).from_config(config)
+        return type(layer).from_config(layer.get_config())
+
+    # A fresh graph (its own Input): a model made of another model's tensors misbehaves in
+    # Keras once it has run on inputs of another shape.
+    new = keras.models.clone_model(model, clone_function=clone)
+    for old, copy in zip(model.layers, new.layers):
+        if old is not head and old.weights:
+            copy.set_weights(old.get_weights())
     logger.info("Head '%s' replaced: %d -> %d outputs (fresh weights).", head.name,
                 int(head.output.shape[-1]), num_classes)
-    return keras.Model(model.inputs, x, name=model.name)
+    return new
 
 
 def load_for_fine_tuning(source, num_classes=None, *, new_head=False, device=None):
