@@ -35,7 +35,7 @@ SAMPLE_OUTPUT = "sampleoutput.npy"
 COMMAND_FILE = "ai8xize_command.txt"
 
 
-def ai8xize_command(name, device, export_dir, *, out=None):
+def ai8xize_command(name, device, export_dir, *, out=None, softmax=True):
     """The synthesis command for an export folder, to run from the tool's own folder.
 
     Args:
@@ -43,6 +43,8 @@ def ai8xize_command(name, device, export_dir, *, out=None):
         device: device name.
         export_dir: the export folder (made absolute).
         out: the `--test-dir` the tool writes the C project into; default `<export_dir>/sdk`.
+        softmax: ask for the C project's softmax (`--softmax`; only for one wide score per
+            class, see `ai8x_nb.synthesis.tool.wants_softmax`).
 
     Returns:
         The shell command line as a string: `cd` into `$AI8X_SYNTHESIS_DIR`, then the
@@ -55,7 +57,8 @@ def ai8xize_command(name, device, export_dir, *, out=None):
         prefix=name, device=get_device(device).name,
         checkpoint=export_dir / synthesis_checkpoint.checkpoint_name(name),
         config=export_dir / f"{name}.yaml", sample=export_dir / SAMPLE_INPUT,
-        test_dir=Path(out).resolve() if out else export_dir / "sdk", verbose=False)
+        test_dir=Path(out).resolve() if out else export_dir / "sdk", verbose=False,
+        softmax=softmax)
     return ('cd "${AI8X_SYNTHESIS_DIR:?set AI8X_SYNTHESIS_DIR to your ai8x-synthesis folder}" '
             '&& "${AI8X_SYNTHESIS_PYTHON:-python}" ' + " ".join(shlex.quote(a) for a in args))
 
@@ -229,7 +232,11 @@ def _export_synthesis(model, tmp, manifest, dev, sample_index, test_x, test_y, *
     samples.save_npy(tmp / SAMPLE_INPUT, x_in)
     y_out = samples.sample_output(qmodel, raw.reshape(graph.raw_input_shape), simulate)
     samples.save_npy(tmp / SAMPLE_OUTPUT, y_out)
-    command = ai8xize_command(name, dev.name, final_dir)
+    from ai8x_nb.synthesis.tool import wants_softmax
+
+    command = ai8xize_command(name, dev.name, final_dir,
+                              softmax=wants_softmax(getattr(graph.layers[-1].layer, "wide", False),
+                                                    y_out.shape))
     (tmp / COMMAND_FILE).write_text(command + "\n")
     manifest.ai8xize_command = command
     manifest.artifacts.update({

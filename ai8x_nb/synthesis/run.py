@@ -21,7 +21,7 @@ from ai8x_nb.errors import SynthesisError
 from ai8x_nb.export.package import MANIFEST_NAME, Manifest
 from ai8x_nb.synthesis import result as res
 from ai8x_nb.synthesis.firmware import build_firmware, firmware_tools
-from ai8x_nb.synthesis.tool import find_tool, tool_arguments
+from ai8x_nb.synthesis.tool import find_tool, tool_arguments, wants_softmax
 
 __all__ = ["synthesize", "KNOWN_ANSWER", "REQUIRED_ROLES"]
 
@@ -215,8 +215,7 @@ def _classifier_output(manifest):
     except (OSError, ValueError, yaml.YAMLError) as err:
         raise SynthesisError(f"Cannot read the export's network YAML {str(config)!r} or its "
                              f"sample output: {err}. Export the model again.") from err
-    wide = bool(layers) and int(layers[-1].get("output_width", 8)) == 32
-    return wide and int(np.prod(shape[1:])) == 1
+    return wants_softmax(bool(layers) and int(layers[-1].get("output_width", 8)) == 32, shape)
 
 
 def _record(manifest, result):

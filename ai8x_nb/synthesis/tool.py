@@ -13,6 +13,8 @@ import shutil
 import sys
 from pathlib import Path
 
+import numpy as np
+
 from ai8x_nb.errors import SynthesisError
 
 __all__ = ["DIR_VARIABLE", "PYTHON_VARIABLE", "SynthesisTool", "find_tool", "tool_arguments",
@@ -111,3 +113,11 @@ def tool_arguments(*, prefix, device, checkpoint, config, sample, test_dir, verb
     if verbose:
         args.append("--verbose")
     return args
+
+
+def wants_softmax(wide, output_shape):
+    """True when the C project should run the tool's softmax (`--softmax`): the last layer is
+    wide (32-bit) and its output is one score per class (`output_shape` channel-first, e.g.
+    (10, 1, 1)). Otherwise the tool's `main.c` does not compile (8-bit output) or its softmax
+    buffers can exceed the Arm core's SRAM (a feature map)."""
+    return bool(wide) and int(np.prod(tuple(output_shape)[1:])) == 1
