@@ -77,17 +77,15 @@ VENDOR_NETWORKS = {n.name: n for n in (
                   ("cat", "dog"), importable=False,
                   missing="streaming (FIFO) layers for its 128x128 input"),
     VendorNetwork("camvid_unet", "ai85-camvid-unet-large-fakept-q.pth.tar",
-                  "camvid-unet-large-fakept.yaml", importable=False,
-                  missing="in_sequences branches and concatenation (a UNet), write_gap"),
+                  "camvid-unet-large-fakept.yaml"),
     VendorNetwork("aisegment_unet", "ai85-aisegment-unet-large-fakept-q.pth.tar",
-                  "aisegment-unet-large-fakept.yaml", importable=False,
-                  missing="in_sequences branches and concatenation (a UNet), write_gap"),
+                  "aisegment-unet-large-fakept.yaml"),
     VendorNetwork("svhn_tinierssd", "ai85-svhn-tinierssd-qat8-q.pth.tar",
                   "svhn-tinierssd.yaml", importable=False,
-                  missing="several outputs (output: true) and named branches (a detector)"),
+                  missing="several outputs (output: true, the detector's heads)"),
     VendorNetwork("facedet_tinierssd", "ai85-facedet-tinierssd-qat8-q.pth.tar",
                   "ai85-facedet-tinierssd.yaml", importable=False,
-                  missing="several outputs, named branches and streaming"),
+                  missing="several outputs (the detector's heads) and streaming"),
 )}
 """The vendor's trained networks (its gen-demos-max78000.sh), by short name."""
 

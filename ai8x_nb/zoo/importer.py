@@ -188,12 +188,17 @@ def _build(network, found, shape, device, source):
                              f"convolution or pooling first.")
     inputs = keras.Input(tuple(shape[1:]) + (shape[0],), name="input")
     x = inputs
+    outputs = {-1: inputs}
     weights = iter(found)
     names = iter(_keras_names(found))
     assigned = []
     for layer in network.layers:
         item = next(weights) if layer.has_weights else None
         name = next(names) if layer.has_weights else f"pool_{layer.index}"
+        if layer.inputs is not None:
+            read = [outputs[i] for i in layer.inputs]
+            x = read[0] if len(read) == 1 else L.Concatenate(
+                device=device, name=f"concat_{layer.index}")(read)
         flatten_from = None
         if layer.op == "linear":
             if len(x.shape) > 2:
@@ -206,6 +211,7 @@ def _build(network, found, shape, device, source):
             x = _fit_rank(x, layer, source)
         hw = _hardware_layer(layer, item, name, device)
         x = hw(x)
+        outputs[layer.index] = x
         if item is not None:
             assigned.append((hw, layer, item, flatten_from))
     model = keras.Model(inputs, x, name=network.arch)

@@ -1,11 +1,13 @@
 """Read the synthesis tool's network description (`networks/*.yaml`) into plain layer records.
 
 Only what decides the arithmetic is kept: the operator, kernel size, padding, pooling,
-activation, flatten, wide output, weight bits and output_shift, and `in_dim`. Keys that only
-place data on the device (processors, offsets, data format, ...) are the exporter's job and
-are skipped. Keys the workbench cannot express yet (branches and concatenation through
-`in_sequences`, element-wise operations, several outputs, streaming, groups, dilation, ...) are
-collected and refused together, each naming the layer, the key and what is missing. Defaults
+activation, flatten, wide output, weight bits and output_shift, `in_dim`, and the layers a
+layer reads (`in_sequences`: one earlier layer is a branch; several, on a convolution, are
+concatenated channel-wise in the listed order). Keys that only place data on the device
+(processors, offsets, data format, the `write_gap` that interleaves a concatenation's inputs,
+...) are the exporter's job and are skipped. Keys the workbench cannot express yet
+(element-wise operations, several outputs, streaming, groups, dilation, ...) are collected
+and refused together, each naming the layer, the key and what is missing. Defaults
 are the tool's (`izer/yamlcfg.py`): pad 1, kernel 3x3 (Conv2d) or 9 (Conv1d), pool stride 1.
 """
 
@@ -29,8 +31,8 @@ PLACEMENT_KEYS = frozenset({
     "snoop_sequence"})
 """Keys about where data and weights live on the device: they do not change the arithmetic."""
 MISSING = {
-    "in_sequences": "branches (a layer reading an earlier layer's output) nor concatenated "
-                    "inputs (several layers' outputs joined channel-wise)",
+    "in_sequences": "inputs other than earlier layers' outputs (by index or `name`) or the "
+                    "network input",
     "eltwise": "element-wise operations fused into a convolution",
     "operands": "element-wise operations",
     "pool_first": "element-wise operations fused into a convolution",
@@ -68,6 +70,9 @@ class NetworkLayer:
         weight_bits: the YAML's `quantization`, or None (then the checkpoint's).
         output_shift: the YAML's `output_shift`, or None (then the checkpoint's).
         in_dim: the YAML's `in_dim` (the input relabelled to these spatial dims), or None.
+        inputs: the layers it reads (`in_sequences`; -1 is the network input), or None for
+            the previous layer.
+        write_gap: the YAML's `write_gap` (only placement: allowed on a concatenation input).
     """
 
     index: int
@@ -83,6 +88,8 @@ class NetworkLayer:
     weight_bits: int = None
     output_shift: int = None
     in_dim: tuple = None
+    inputs: tuple = None
+    write_gap: int = 0
 
     @property
     def has_weights(self):
@@ -113,14 +120,14 @@ def _changes_something(key, value, layer):
     if key == "in_sequences":
         seq = value if isinstance(value, list) else [value]
         return seq != [layer - 1] and not (layer == 0 and seq in ([-1], ["input"]))
-    if key in ("write_gap", "read_gap", "in_skip", "in_channel_skip"):
+    if key in ("read_gap", "in_skip", "in_channel_skip"):
         return value != 0
     if key == "output_pad":
         return value != 1
     return True
 
 
-def _layer(index, entry, source, problems):
+def _layer(index, entry, source, problems, names):
     def refuse(key, what):
         problems.append((key, what, f"{index}: {entry[key]}"))
 
@@ -128,6 +135,10 @@ def _layer(index, entry, source, problems):
         if key in PLACEMENT_KEYS or key in MISSING and not _changes_something(
                 key, entry[key], index):
             continue
+        if key == "in_sequences":
+            continue  # read below; element-wise operands are refused under their own key
+        if key == "write_gap":
+            continue  # checked in read_network: it must interleave a concatenation's input
         if key in MISSING:
             refuse(key, MISSING[key])
     op_keys = [k for k in ("op", "operation", "operator", "convolution") if k in entry]
@@ -177,6 +188,19 @@ def _layer(index, entry, source, problems):
     if "in_dim" in entry:
         dims = entry["in_dim"]
         layer.in_dim = tuple(dims) if isinstance(dims, list) else (int(dims),)
+    if "in_sequences" in entry and _changes_something("in_sequences", entry["in_sequences"],
+                                                        index):
+        seq = entry["in_sequences"] if isinstance(entry["in_sequences"], list) \
+            else [entry["in_sequences"]]
+        seq = [-1 if e == "input" else names.get(e, e) for e in seq]
+        if not all(isinstance(e, int) and -1 <= e < index for e in seq):
+            refuse("in_sequences", MISSING["in_sequences"])
+        elif len(seq) > 1 and op not in ("conv2d", "conv1d", "convtranspose2d"):
+            refuse("in_sequences", "concatenated inputs on a layer other than a convolution")
+        else:
+            layer.inputs = tuple(seq)
+    if "write_gap" in entry:
+        layer.write_gap = int(entry["write_gap"])
     if op == "passthrough" and layer.pooling is None:
         refuse(op_keys[0], "plain copy layer (a passthrough without pooling)")
     return layer
@@ -221,11 +245,19 @@ def read_network(path):
                              f"non-empty `layers` list.")
     problems = [(key, f"top-level `{key}` settings", "top level")
                 for key in config if key not in TOP_LEVEL]
-    layers = []
+    layers, names = [], {}
     for index, entry in enumerate(config["layers"]):
         if not isinstance(entry, dict):
             raise ZooImportError(f"{source}: layer {index} is not a mapping of keys.")
-        layers.append(_layer(index, entry, source, problems))
+        layers.append(_layer(index, entry, source, problems, names))
+        if "name" in entry:
+            names[entry["name"]] = index
+    concatenated = {i for layer in layers if layer.inputs and len(layer.inputs) > 1
+                    for i in layer.inputs}
+    for layer in layers:
+        if layer.write_gap and layer.index not in concatenated:
+            problems.append(("write_gap", "interleaved outputs other than a concatenation's "
+                             "inputs", f"{layer.index}: {layer.write_gap}"))
     if problems:
         raise ZooImportError(f"{source} (arch {config['arch']}) cannot be imported yet: "
                              + _grouped(problems) + ".")
