@@ -3,7 +3,8 @@
 Public API (imported lazily, so `import ai8x_nb` and the CLI start fast):
 
 - devices: `get_device`, `MAX78000`, `MAX78002`
-- layers: `ai8x_nb.layers` (Conv2D, Conv1D, ConvTranspose2D, Dense, pools, Add)
+- layers: `ai8x_nb.layers` (Conv2D, Conv1D, ConvTranspose2D, Dense, pools, Add/Sub/Xor/Or,
+  Concatenate)
 - `check_model(model, device="MAX78000")`: per-layer hardware report
 - datasets: `load_dataset(name, ...)` (= `ai8x_nb.datasets.load`)
 - seed models: `get_model(name)`
@@ -11,8 +12,10 @@ Public API (imported lazily, so `import ai8x_nb` and the CLI start fast):
 - quantization: `QATPolicy`, `load_policy`, `enable_qat`, `QATCallback`, `convert`
 - integer simulator: `simulate`, `evaluate_quantized`
 - export: `export_model`, `export_run`
-- synthesis: `synthesize(export_dir)` runs the vendor's `ai8xize.py`, verifies its known answer
-- the vendor's trained networks: `import_synthesis(checkpoint, yaml)` (a quantized Keras model)
+- synthesis: `synthesize(export_dir)` runs the vendor's `ai8xize.py`, verifies its known answer;
+  `build_firmware(project_dir)` compiles and links the C project it writes
+- the vendor's trained networks: `import_synthesis(checkpoint, yaml)` (a quantized Keras model),
+  `load_for_fine_tuning(model_file, num_classes)` to continue training one
 - notebooks in batch: `run_notebook`, `run_all`
 - output: `setup_notebook()` (first line of a notebook, before `import keras`): TensorFlow's
   start-up noise filtered, the package's messages shown as ordinary output
@@ -47,7 +50,9 @@ _API = {
     "export_run": "ai8x_nb.export",
     "synthesize": "ai8x_nb.synthesis",
     "SynthesisResult": "ai8x_nb.synthesis",
+    "build_firmware": "ai8x_nb.synthesis",
     "import_synthesis": "ai8x_nb.zoo.importer",
+    "load_for_fine_tuning": "ai8x_nb.zoo.finetune",
     "run_notebook": "ai8x_nb.runner",
     "run_all": "ai8x_nb.runner",
     "setup_notebook": "ai8x_nb.console",
