@@ -1,11 +1,12 @@
 """The vendor's trained networks imported into the workbench, bit-exact with the vendor's tool.
 
 For each network the workbench can represent (mnist, kws20_v3, cifar10 and the camvid and
-aisegment UNets, whose skip connections are `in_sequences` concatenations): (a) our simulator on the imported model and
-the vendor's sample equals the known answer the tool computes from the ORIGINAL checkpoint and
-YAML (with the options of the vendor's demo); (b) the imported model exported by
-`export_model` and synthesized passes (the tool's known answer equals ours). Networks the
-workbench cannot represent yet are refused with the layer, YAML key and what is missing.
+aisegment UNets, whose skip connections are `in_sequences` concatenations): (a) our simulator
+on the imported model and the vendor's sample equals the known answer the tool computes from
+the ORIGINAL checkpoint and YAML (with the options of the vendor's demo); (b) the imported
+model exported by `export_model` and synthesized passes (the tool's known answer equals ours).
+The tool's run on its own files overlaps our export and synthesis. Networks the workbench
+cannot represent yet are refused with the layer, YAML key and what is missing.
 
 Needs the tool (AI8X_SYNTHESIS_DIR, AI8X_SYNTHESIS_PYTHON); skips without it. Run with `-s`
 to see the table.
