@@ -62,7 +62,7 @@ def test_bad_heads_and_counts_are_refused():
         replace_head(model, 1)
     inp = keras.Input((4, 4, 2))
     a = layers.Conv2D(3, 3, padding=1)(inp)
-    out = layers.Add()([a, a])
+    out = layers.Add(name="add")([a, a])
     with pytest.raises(TrainingError, match=r"not a simple chain \('add'\)"):
         replace_head(keras.Model(inp, out), 3)
 
