@@ -14,19 +14,11 @@ from pathlib import Path
 
 import nbformat
 
-REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from make_notebooks import REPO, _code, _md  # noqa: E402  the dataset notebooks' cell makers
+
 DATE_CREATED = "2026/12/07"
-
-
-def _md(text):
-    return nbformat.v4.new_markdown_cell(text.strip("\n"))
-
-
-def _code(text, tags=()):
-    cell = nbformat.v4.new_code_cell(text.strip("\n"))
-    if tags:
-        cell.metadata["tags"] = list(tags)
-    return cell
 
 
 def _cells():

@@ -258,7 +258,7 @@ def _export_tflite(model, tmp, manifest, targets, dataset, representative_sample
     from ai8x_nb.export.portable import portable_model
 
     try:
-        portable_model(model)
+        plain = portable_model(model)
     except ExportError as err:
         for target in ("tflite", "tflite_int8"):
             if target in targets:
@@ -266,7 +266,7 @@ def _export_tflite(model, tmp, manifest, targets, dataset, representative_sample
         logger.warning("TFLite targets skipped: %s", err)
         return
     saved = tmp / PORTABLE_SAVED_MODEL
-    tfl.export_portable_savedmodel(model, saved)
+    tfl.export_portable_savedmodel(model, saved, plain)
     try:
         if "tflite" in targets:
             tfl.convert_float(saved, tmp / TFLITE_FLOAT)

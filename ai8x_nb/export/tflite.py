@@ -28,11 +28,16 @@ __all__ = ["export_portable_savedmodel", "convert_float", "convert_int8", "evalu
 logger = logging.getLogger(__name__)
 
 
-def export_portable_savedmodel(model, path):
+def export_portable_savedmodel(model, path, portable=None):
     """Write the SavedModel of `model`'s portable form with a fixed batch of one.
 
     A microcontroller runs one sample at a time, and a static batch keeps dynamic-shape ops
     (SHAPE, STRIDED_SLICE, PACK) out of the TFLite graph.
+
+    Args:
+        model: the `keras.Model` of ai8x_nb layers.
+        path: the SavedModel folder to write.
+        portable: its portable form when already made (`portable.portable_model(model)`).
 
     Returns:
         The folder `Path`.
@@ -44,7 +49,7 @@ def export_portable_savedmodel(model, path):
 
     from ai8x_nb.export.portable import portable_model
 
-    plain = portable_model(model)
+    plain = portable if portable is not None else portable_model(model)
     shape = (1,) + tuple(int(s) for s in model.inputs[0].shape[1:])
     try:
         with tf_quiet():
@@ -153,13 +158,9 @@ def litert_interpreter(model, *, reference=False):
     return interpreter
 
 
-def _interpreter(path):
-    return litert_interpreter(path)
-
-
 def tflite_io_details(path):
     """Input/output dtype and quantization (scale, zero point) of a `.tflite` file."""
-    interp = _interpreter(path)
+    interp = litert_interpreter(path)
     inp, out = interp.get_input_details()[0], interp.get_output_details()[0]
 
     def describe(d):

@@ -65,28 +65,25 @@ def _runtime():
     return runtime
 
 
+def _graph(data):
+    """The builtin op names in execution order and the float32 tensors between ops."""
+    from ai8x_nb.export.tflite import litert_interpreter
+
+    interp = litert_interpreter(data)
+    details = interp._get_ops_details()  # noqa: SLF001 - LiteRT has no public op list
+    used = {i for op in details for i in list(op["inputs"]) + list(op["outputs"]) if i >= 0}
+    floats = [d["name"] for d in interp.get_tensor_details()
+              if d["index"] in used and np.dtype(d["dtype"]) == np.float32]
+    return [op["op_name"] for op in details], floats
+
+
 def model_ops(data):
     """The builtin op names of a `.tflite` model, in execution order (e.g. ["CONV_2D", ...]).
 
     Args:
         data: the model bytes.
     """
-    from ai8x_nb.export.tflite import litert_interpreter
-
-    interp = litert_interpreter(data)
-    return [op["op_name"] for op in interp._get_ops_details()]  # noqa: SLF001 - no public API
-
-
-def _float_tensors(data):
-    """Names of float32 tensors between ops of an int8 model (float islands)."""
-    from ai8x_nb.export.tflite import litert_interpreter
-
-    interp = litert_interpreter(data)
-    used = set()
-    for op in interp._get_ops_details():  # noqa: SLF001
-        used.update(i for i in list(op["inputs"]) + list(op["outputs"]) if i >= 0)
-    return [d["name"] for d in interp.get_tensor_details()
-            if d["index"] in used and np.dtype(d["dtype"]) == np.float32]
+    return _graph(data)[0]
 
 
 @contextlib.contextmanager
@@ -156,11 +153,12 @@ def micro_report(path, x_int8=None):
         ExportError: TFLite Micro is not installed.
     """
     data = Path(path).read_bytes()
+    names, floats = _graph(data)
     ops = {}
-    for name in model_ops(data):
+    for name in names:
         ops[name] = ops.get(name, 0) + 1
     report = {"loads": False, "error": None, "ops": ops, "model_bytes": len(data),
-              "arena_bytes": None, "float_tensors": _float_tensors(data)}
+              "arena_bytes": None, "float_tensors": floats}
     interp, error = _interpreter(data)
     if interp is None:
         report["error"] = error
