@@ -32,10 +32,12 @@ __all__ = [
     "FAST_LIMIT",
     "Parameter",
     "PARAMETERS",
+    "FOLDER_PARAMETERS",
     "NAMES",
     "NotebookParameterError",
     "get_parameter",
     "defaults",
+    "folder_table",
     "parameters_cell",
     "check_parameters",
 ]
@@ -149,10 +151,29 @@ PARAMETERS = (
 )
 """Every notebook parameter, in the order of the `parameters` cell."""
 
+FOLDER_PARAMETERS = (
+    Parameter("data_folder", None, "data_folder",
+              expected="your folder of class sub-folders, e.g. 'shapes' holding "
+                       "shapes/circle/*.png, shapes/square/*.png (README, 'Your own data')",
+              comment="your folder: one sub-folder of samples per class"),
+    Parameter("image_size", "64x64", "image_size",
+              expected="HEIGHTxWIDTH such as '64x64' (or one int for a square)",
+              comment="images are resized to HEIGHTxWIDTH"),
+)
+"""The parameters of the folder notebooks (images, keywords) before those of `PARAMETERS`:
+`folder_table` gives their table."""
+
 NAMES = tuple(p.name for p in PARAMETERS)
 """The parameter names, in table order."""
 
-_BY_NAME = types.MappingProxyType({p.name: p for p in PARAMETERS})
+_BY_NAME = types.MappingProxyType({p.name: p for p in PARAMETERS + FOLDER_PARAMETERS})
+
+
+def folder_table(kind):
+    """The parameter table of a folder notebook: `data_folder` (and `image_size` for
+    kind "images"), then `PARAMETERS`."""
+    extra = FOLDER_PARAMETERS if kind == "images" else FOLDER_PARAMETERS[:1]
+    return extra + PARAMETERS
 
 
 def get_parameter(name):
@@ -169,13 +190,14 @@ def get_parameter(name):
             f"{', '.join(NAMES)}.") from None
 
 
-def defaults(**values):
+def defaults(*, table=PARAMETERS, **values):
     """The values of a `parameters` cell: the table's defaults, overridden by `values`.
 
     Unless given, `qat_policy` makes the last epoch quantization-aware
     (`{"start_epoch": epochs - 1, "weight_bits": 8}`).
 
     Args:
+        table: the notebook's parameter table (`PARAMETERS`, or `folder_table(kind)`).
         **values: parameter name -> value (e.g. a dataset's `batch_size` and `model_spec`).
 
     Returns:
@@ -186,20 +208,21 @@ def defaults(**values):
     """
     for name in values:
         get_parameter(name)
-    result = {p.name: values.get(p.name, p.default) for p in PARAMETERS}
+    result = {p.name: values.get(p.name, p.default) for p in table}
     if "qat_policy" not in values:
         result["qat_policy"] = {"start_epoch": result["epochs"] - 1,
                                 "weight_bits": QAT_DEMO_WEIGHT_BITS}
     return result
 
 
-def parameters_cell(values, comments=None):
+def parameters_cell(values, comments=None, *, table=PARAMETERS):
     """The source of a notebook's literal-only `parameters` cell.
 
     Args:
         values: every parameter's value (see `defaults`); `model_spec` is written one layer
             per line.
         comments: parameter name -> comment replacing the table's.
+        table: the notebook's parameter table (`PARAMETERS`, or `folder_table(kind)`).
 
     Returns:
         Python source, one assignment per parameter in table order.
@@ -207,11 +230,11 @@ def parameters_cell(values, comments=None):
     from ai8x_nb.spec import spec_to_python
 
     comments = comments or {}
-    missing = [name for name in NAMES if name not in values]
+    missing = [p.name for p in table if p.name not in values]
     if missing:
         raise NotebookParameterError(f"parameters_cell needs a value for {', '.join(missing)}.")
     lines = []
-    for p in PARAMETERS:
+    for p in table:
         if p.kind == "model_spec":
             lines.append(spec_to_python(values[p.name], variable=p.name))
             continue
@@ -268,6 +291,24 @@ def _check_folder(p, value):
     return str(value)
 
 
+def _check_data_folder(p, value):
+    if not isinstance(value, (str, os.PathLike)) or not str(value):
+        _fail(p.name, value, p.expected)
+    if not os.path.isdir(value):
+        _fail(p.name, value, p.expected, fix=f"{os.path.abspath(value)} is not a folder: pass "
+                                            f"-p data_folder PATH, or edit the parameters cell.")
+    return os.path.abspath(os.path.expanduser(os.fspath(value)))
+
+
+def _check_image_size(p, value):
+    parts = str(value).lower().replace(" ", "").split("x")
+    if isinstance(value, bool) or not all(v.isdigit() and int(v) >= 1 for v in parts) \
+            or len(parts) > 2:
+        _fail(p.name, value, p.expected)
+    h, w = (int(parts[0]), int(parts[-1]))
+    return (h, w)
+
+
 def _check_path(p, value):
     if not isinstance(value, (str, os.PathLike)) or not str(value):
         _fail(p.name, value, p.expected)
@@ -317,6 +358,7 @@ _CHECKS = types.MappingProxyType({
     "int": _check_int, "rate": _check_rate, "choice": _check_choice, "bool": _check_bool,
     "folder": _check_folder, "path": _check_path, "qat_policy": _check_qat_policy,
     "device": _check_device, "model_name": _check_model_name, "model_spec": _check_model_spec,
+    "data_folder": _check_data_folder, "image_size": _check_image_size,
 })
 
 
@@ -333,7 +375,9 @@ def check_parameters(params, *, fast_limit=FAST_LIMIT):
         (dict, "default", a path, or None for float only), `model_name` (a registry name
         in its canonical spelling, or None), `init_from` (a trained model file to fine-tune,
         or None), `model_spec` (canonical; a
-        `model_spec` given as a `.spec.json` path is read from that file).
+        `model_spec` given as a `.spec.json` path is read from that file); for a folder
+        notebook (`params` holds `data_folder`) also `data_folder` (absolute) and
+        `image_size` (`(height, width)`, images only).
 
     Raises:
         NotebookParameterError: the first bad parameter, by name, with the expected value.
@@ -349,7 +393,7 @@ def check_parameters(params, *, fast_limit=FAST_LIMIT):
     if missing:
         raise NotebookParameterError(f"Notebook parameters missing: {', '.join(missing)}.")
     checked = {}
-    for p in PARAMETERS:
+    for p in tuple(q for q in FOLDER_PARAMETERS if q.name in params) + PARAMETERS:
         value = params[p.name]
         if value is None and p.allow_none:
             checked[p.name] = None
@@ -360,4 +404,5 @@ def check_parameters(params, *, fast_limit=FAST_LIMIT):
         limit = fast_limit
     return {"limit": limit, "data_dir": checked["data_dir"], "device": checked["device"],
             "qat_policy": checked["qat_policy"], "model_name": checked["model_name"],
-            "init_from": checked["init_from"], "model_spec": checked["model_spec"]}
+            "init_from": checked["init_from"], "model_spec": checked["model_spec"],
+            **{p.name: checked[p.name] for p in FOLDER_PARAMETERS if p.name in checked}}

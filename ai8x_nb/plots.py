@@ -27,6 +27,8 @@ __all__ = [
     "sample_grid",
     "kws_waveforms",
     "kws_layout",
+    "spectrogram",
+    "spectrograms",
     "confusion_matrix",
     "prediction_grid",
     "training_curves",
@@ -180,6 +182,56 @@ def kws_layout(sample, *, title=None):
     ax.set_ylabel("row = Conv1D time step")
     ax.set_title(title or f"{arr.shape[0]}x{arr.shape[1]} layout (int8 values)")
     fig.colorbar(im, ax=ax, shrink=0.8)
+    return fig
+
+
+def spectrogram(sample, *, frame=256, hop=128):
+    """Magnitude spectrogram (dB) of one (128, 128) keyword clip read row by row as audio.
+
+    Args:
+        sample: one clip, any shape (flattened: 16,384 samples at 16 kHz).
+        frame: FFT frame length in samples (Hann window).
+        hop: samples between frames.
+
+    Returns:
+        `(frequencies, frames)` float32 array in dB (0 dB = full scale).
+    """
+    wave = np.asarray(sample, dtype=np.float32).reshape(-1) / 128.0
+    starts = range(0, max(1, len(wave) - frame + 1), hop)
+    frames = np.stack([wave[s:s + frame] for s in starts]) * np.hanning(frame)
+    power = np.abs(np.fft.rfft(frames, axis=1)) / (frame / 4)
+    return (20 * np.log10(np.maximum(power, 1e-5))).T.astype(np.float32)
+
+
+def spectrograms(data, class_names=None, *, per_class=1, max_classes=12, y=None):
+    """Spectrograms of the first `per_class` clips of each class (time on x, frequency on y).
+
+    Args:
+        data: a keyword split (x of shape (N, 128, 128), int8) or an (x, y) tuple.
+        class_names: names indexed by label.
+        per_class: clips shown per class.
+        max_classes: classes shown at most (the first ones).
+
+    Returns:
+        A `Figure`, one row of axes per class.
+    """
+    x, labels = _xy(data, y)
+    classes = [c for c in np.unique(labels)][:max_classes]
+    fig = _figure(3.2 * per_class + 0.6, 1.9 * len(classes) + 0.6)
+    axes = fig.subplots(len(classes), per_class, squeeze=False)
+    for row, c in zip(axes, classes):
+        picks = np.flatnonzero(labels == c)[:per_class]
+        for ax, i in zip(row, picks):
+            ax.imshow(spectrogram(x[i]), origin="lower", aspect="auto", cmap="magma",
+                      vmin=-80, vmax=0, extent=(0, x[i].size / KWS_SAMPLE_RATE, 0,
+                                                KWS_SAMPLE_RATE / 2000))
+            ax.set_title(_label(class_names, c), fontsize=9, loc="left")
+            ax.set_ylabel("kHz", fontsize=8)
+        for ax in row[len(picks):]:
+            ax.axis("off")
+    for ax in axes[-1]:
+        ax.set_xlabel("time (s)")
+    fig.suptitle("Spectrograms (dB): one clip per class")
     return fig
 
 

@@ -4,7 +4,7 @@ Every notebook has the same skeleton (keras-io header, Parameters, Setup, Data, 
 Evaluate, Quantize, Export, Synthesize, Summary); only the dataset facts below differ. Run it after
 changing the template and commit the generated notebooks (outputs cleared, tags kept):
 
-    python tools/make_notebooks.py            # all six
+    python tools/make_notebooks.py            # all (six datasets, images, keywords)
     python tools/make_notebooks.py mnist      # one
 """
 
@@ -140,6 +140,54 @@ DATASETS = {
     },
 }
 
+FOLDER_NOTEBOOKS = {
+    "images": {
+        "kind": "images",
+        "seed": "rock",
+        "title": "Your own images on the MAX78000",
+        "description": "Train, quantize and export a CNN that tells your own classes of "
+                       "images apart (a folder with one sub-folder per class) on the MAX78000 "
+                       "CNN accelerator.",
+        "model": "The model starts from the Rock-Paper-Scissors network (six 3x3 convolutions "
+                 "with ReLU and fused max pooling, dropout, a wide linear layer), its last "
+                 "layer given one output per class of your folder; `model_name` starts from "
+                 "another seed's layers, `model_spec` from your own, `init_from` from a "
+                 "trained model.",
+        "data": "Your images: `data_folder` holds one sub-folder per class "
+                "(`shapes/circle/*.png`, `shapes/square/*.png`, ...; PNG, JPEG, BMP or GIF). "
+                "They are converted to RGB and resized to `image_size`; files that are not "
+                "readable images are skipped and named in a warning. Each class is split "
+                "80/10/10 into train, valid and test (at least one sample each), the same way "
+                "on every run. The table below gives the counts per split, then warnings "
+                "about classes with few samples or a large imbalance.",
+        "parameters": {"batch_size": 32, "lr": 0.001, "image_size": "64x64"},
+    },
+    "keywords": {
+        "kind": "audio",
+        "seed": "kws20",
+        "title": "Your own keywords on the MAX78000",
+        "description": "Train, quantize and export a keyword-spotting network for your own "
+                       "words (a folder with one sub-folder of WAV recordings per word) on the "
+                       "MAX78000 CNN accelerator.",
+        "model": "The model starts from the KWS20 network (four 1x1 Conv1D layers over 128 "
+                 "time steps of 128 samples, a reshape, five 3x3 Conv2D layers, a wide linear "
+                 "layer), its last layer given one output per word of your folder; "
+                 "`model_name` starts from another seed's layers, `model_spec` from your own, "
+                 "`init_from` from a trained model.",
+        "data": "Your keywords: `data_folder` holds one sub-folder of WAV clips per word "
+                "(`words/yes/*.wav`, `words/no/*.wav`, ...). Each clip's first 16,384 samples "
+                "at 16 kHz become a 128x128 int8 layout; clips at another rate are resampled "
+                "to 16 kHz and stereo clips mixed to mono (a warning counts them), files that "
+                "are not readable WAVs are skipped and named. Each word is split 80/10/10 into "
+                "train, valid and test (at least one clip each). The table below gives the "
+                "counts per split, then warnings about words with few clips or a large "
+                "imbalance.",
+        "parameters": {"batch_size": 32, "lr": 0.002},
+    },
+}
+"""The notebooks of a folder of your own: the same skeleton, a `data_folder` parameter and
+their own Data section."""
+
 
 def _md(text):
     return nbformat.v4.new_markdown_cell(text.strip("\n"))
@@ -170,6 +218,53 @@ def parameters_source(name, info):
     return parameters.parameters_cell(values, comments)
 
 
+def folder_parameters_source(name, info):
+    """The parameters cell of a folder notebook: `data_folder` (and `image_size`) first."""
+    table = parameters.folder_table(info["kind"])
+    values = parameters.defaults(table=table, **info["parameters"],
+                                 model_spec=seed_spec(info["seed"]))
+    unused = "not used here (the public datasets' folders); see data_folder"
+    comments = {"data_dir": unused, "dataset_folder": unused, "allow_partial": unused,
+                "model_name": "None: model_spec's layers; or a seed model's, fitted to your "
+                              "classes"}
+    return parameters.parameters_cell(values, comments, table=table)
+
+
+def _folder_cells(name, info):
+    """The Data section of a folder notebook (after its heading)."""
+    kind = info["kind"]
+    size = ', image_size=derived["image_size"]' if kind == "images" else ""
+    cells = [
+        _code(f"""
+from ai8x_nb.models.adapt import starting_spec
+
+dataset = datasets.load(DATASET, data_folder=derived["data_folder"]{size},
+                        seed=seed, limit=sample_limit)
+print(dataset)
+print(datasets.describe(dataset))  # classes, counts per split, warnings
+# The starting model: model_name's layers (else model_spec's), one output per class.
+model_spec = starting_spec("{kind}", dataset.num_classes, model_name=derived["model_name"],
+                           model_spec=model_spec)
+derived["model_name"] = None  # built from its layers: the editor below shows them
+"""),
+    ]
+    if kind == "images":
+        cells.append(_code("plots.sample_grid(dataset.train, dataset.class_names, n=16)"))
+    else:
+        cells += [
+            _md("""
+A spectrogram of one training clip per word (time on x, frequency on y, brighter is louder),
+then one clip as the accelerator reads it: 128 rows of 128 consecutive samples.
+"""),
+            _code("plots.spectrograms(dataset.train, dataset.class_names)"),
+            _code("""
+plots.kws_layout(dataset.train.x[0],
+                 title=f"'{dataset.class_names[dataset.train.y[0]]}' as the device reads it")
+"""),
+        ]
+    return cells
+
+
 def _model_name_note(name):
     """What `model_name` can be in the notebook of dataset `name` (its registry models)."""
     others = [info for info in MODELS.values() if info.dataset == name and info.name != name]
@@ -181,8 +276,10 @@ def _model_name_note(name):
 
 def build_notebook(name):
     """Return the notebook of one dataset."""
-    info = DATASETS[name]
-    check_args = ",\n    ".join(f'"{p}": {p}' for p in parameters.NAMES)
+    info = DATASETS.get(name) or FOLDER_NOTEBOOKS[name]
+    folder = name in FOLDER_NOTEBOOKS
+    table = parameters.folder_table(info["kind"]) if folder else parameters.PARAMETERS
+    check_args = ",\n    ".join(f'"{p.name}": {p.name}' for p in table)
     cells = [
         _md(f"""
 # {info["title"]}
@@ -207,7 +304,8 @@ the "fast" recipe ({_fast_recipe_text(name)}):
 each dataset reaches). `model_spec`
 describes the model one layer per line, or names a `.spec.json` file saved by the layer editor.
 """),
-        _code(parameters_source(name, info), tags=["parameters"]),
+        _code((folder_parameters_source if folder else parameters_source)(name, info),
+              tags=["parameters"]),
         _md("""
 ## Setup
 
@@ -254,7 +352,15 @@ dataset = datasets.load(DATASET, derived["data_dir"], folder=dataset_folder,
 print(dataset)
 """),
     ]
-    if name == "kws20":
+    if folder:
+        cells[-1:] = _folder_cells(name, info)  # its own loading, counts and views
+        cells.insert(2, _md(f"""
+**Your data:** set `data_folder` to your folder, e.g.
+`ai8x-nb run {name} -p data_folder {'shapes' if info['kind'] == 'images' else 'words'}`
+(README, "Your own data"); the same folder trains from the command line with
+`ai8x-nb train --data-folder PATH`.
+"""))
+    elif name == "kws20":
         cells += [
             _code("plots.kws_waveforms(dataset.train, dataset.class_names, n=3)"),
             _md("""
@@ -472,7 +578,8 @@ summary = runner.record_summary({
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("names", nargs="*", default=list(DATASETS), help="datasets to write")
+    parser.add_argument("names", nargs="*", default=[*DATASETS, *FOLDER_NOTEBOOKS],
+                        help="notebooks to write")
     parser.add_argument("--out", default=str(REPO / "notebooks"), help="output folder")
     args = parser.parse_args(argv)
     out = Path(args.out)

@@ -10,11 +10,13 @@ def add_parser(subparsers):
     parser = subparsers.add_parser(
         "run", help=HELP, description=HELP + ".",
         epilog="Examples: ai8x-nb run mnist -p epochs 100 -p fast False; "
+               "ai8x-nb run images -p data_folder shapes; "
                "ai8x-nb run all --parallel 2 --out runs; "
                "ai8x-nb run all -p epochs 10 --out jobs --print-commands | parallel -j 4")
     parser.add_argument("notebooks", nargs="+", metavar="NOTEBOOK",
                         help="dataset name (mnist, fashionmnist, cifar10, cifar100, kws20, "
-                             "rock), a path to a .ipynb, or 'all'")
+                             "rock), images or keywords (your own folder: -p data_folder "
+                             "PATH), a path to a .ipynb, or 'all' (the six datasets)")
     parser.add_argument("-p", "--parameter", nargs=2, action="append", default=[],
                         metavar=("NAME", "VALUE"),
                         help="override a notebook parameter (VALUE parsed like papermill: "
@@ -50,6 +52,9 @@ def run(args: argparse.Namespace) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     names = None if args.notebooks == ["all"] else args.notebooks
     parameters = {name: runner.parse_value(value) for name, value in args.parameter}
+    if isinstance(parameters.get("data_folder"), str):
+        # The kernel runs in --out (or --cwd): a folder given relative to here must stay here.
+        parameters["data_folder"] = os.path.abspath(os.path.expanduser(parameters["data_folder"]))
     if args.print_commands:
         for command in runner.job_commands(names, parameters, out_dir=args.out,
                                            kernel_name=args.kernel):
