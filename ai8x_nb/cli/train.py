@@ -251,6 +251,7 @@ def _save_samples(args, ds, folder):
 
 def run(args):
     """Run `ai8x-nb train`; returns the exit code."""
+    _check_folder_args(args)
     from ai8x_nb.cli._checks import positive
     from ai8x_nb.training import train
     from ai8x_nb.training.arguments import check_train_args
@@ -267,7 +268,6 @@ def run(args):
                      warmup_epochs=args.warmup_epochs, seed=args.seed, device=args.device)
     positive("--limit", args.limit)
     positive("--save-sample", args.save_sample, low=0)
-    _check_folder_args(args)
     ds = _dataset(args, run_dir)
     _check_sample_index(args, ds)
     model = _initial_model(args, ds, resuming=run_dir is not None)
