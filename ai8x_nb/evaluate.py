@@ -263,11 +263,8 @@ def evaluate_run(run_dir, *, split="test", batch_size=256, limit=None, data_dir=
 
     run = run_dir if isinstance(run_dir, RunDir) else RunDir(run_dir)
     model = run.load_model()
-    from ai8x_nb.datasets import FOLDER_DATASETS
-
     # A folder of your own that changed since training is evaluated as it is, with a warning.
-    changed = {"on_folder_change": "warn"} if run.config.get("dataset") in FOLDER_DATASETS else {}
-    dataset = run.load_dataset(data_dir=data_dir, **changed)
+    dataset = run.load_dataset(data_dir=data_dir, on_folder_change="warn")
     report = evaluate_quantized(model, dataset, split=split, batch_size=batch_size, limit=limit)
     path = Path(os.fspath(run)) / REPORT_FILE
     _atomic.write_json(path, report.to_dict())

@@ -369,7 +369,8 @@ def export_run(run_dir, out=None, **kwargs):
     config = run.config
     model = run.load_model(compile=False)
     if "dataset" not in kwargs:
-        kwargs["dataset"] = run.load_dataset()
+        # A folder of your own that changed since training: a warning, not a refusal.
+        kwargs["dataset"] = run.load_dataset(on_folder_change="warn")
     kwargs.setdefault("device", config.get("device"))
     kwargs.setdefault("epoch", int((run.state or {}).get("epochs_completed", 0)))
     out = Path(out) if out is not None else Path("export") / run.path.name
