@@ -213,7 +213,8 @@ def run_notebook(name_or_path, parameters=None, *, out_dir="runs", kernel_name="
 
     Args:
         name_or_path: a dataset name ("mnist") or a path to a notebook.
-        parameters: dict overriding the `parameters` cell (papermill injects a cell after it).
+        parameters: dict overriding the `parameters` cell (papermill injects a cell after it);
+            a relative `data_folder` is taken relative to the current directory.
         out_dir: folder for the executed notebook `<timestamp>-<name>.ipynb`.
         kernel_name: Jupyter kernel to run it with.
         cwd: working directory of the kernel; default `out_dir` (so relative `export` and
@@ -240,6 +241,9 @@ def run_notebook(name_or_path, parameters=None, *, out_dir="runs", kernel_name="
         raise NotebookParameterError(
             f"Notebook {name!r} has no parameter(s) {', '.join(unknown)}; its parameters are "
             f"{', '.join(declared)}.")
+    if isinstance(parameters.get("data_folder"), (str, os.PathLike)):
+        # The kernel runs in `cwd`: a folder given relative to here must stay here.
+        parameters["data_folder"] = str(Path(parameters["data_folder"]).expanduser().resolve())
     out_dir = Path(out_dir).expanduser().resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
     cwd = Path(cwd).expanduser().resolve() if cwd is not None else out_dir

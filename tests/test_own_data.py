@@ -146,6 +146,10 @@ def test_bad_parameters_and_flags(tmp_path, capsys):
                  "--image-size", "32x32"]) == 2
     assert "--image-size 32x32 is for images; audio clips are always 128x128" in \
            capsys.readouterr().err
+    words = write_tones(tmp_path / "words", per_class=1)
+    assert main(["train", "--data-folder", str(words), "--image-size", "32x32"]) == 2
+    assert f"--image-size 32x32: {words} holds WAV clips (audio), always 128x128" in \
+           capsys.readouterr().err
 
 
 def test_content_hash_refuses_or_warns(tmp_path, caplog):
@@ -220,13 +224,14 @@ def test_folder_notebooks_share_the_skeleton():
 
 
 @pytest.mark.slow
-def test_folder_notebooks_train_export_synthesize(folders_made, tmp_path):
+def test_folder_notebooks_train_export_synthesize(folders_made, tmp_path, monkeypatch):
     shapes, words = folders_made
+    monkeypatch.chdir(shapes.parent)  # folders named relative to here; the kernels run elsewhere
     tiny = {"epochs": 1, "limit": 64, "qat_policy": {"start_epoch": 0, "weight_bits": 8}}
     results = runner.run_all(
         FOLDER_NOTEBOOKS, tiny, parallel=2, out_dir=tmp_path / "runs",
-        per_notebook={"images": {"data_folder": str(shapes), "image_size": "16x16"},
-                      "keywords": {"data_folder": str(words)}})
+        per_notebook={"images": {"data_folder": "shapes", "image_size": "16x16"},
+                      "keywords": {"data_folder": "words"}})
     for result in results:
         assert result.ok, f"{result.name} failed at In [{result.error_cell}]: {result.error} " \
                           f"(see {result.output_notebook})"

@@ -52,9 +52,6 @@ def run(args: argparse.Namespace) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     names = None if args.notebooks == ["all"] else args.notebooks
     parameters = {name: runner.parse_value(value) for name, value in args.parameter}
-    if isinstance(parameters.get("data_folder"), str):
-        # The kernel runs in --out (or --cwd): a folder given relative to here must stay here.
-        parameters["data_folder"] = os.path.abspath(os.path.expanduser(parameters["data_folder"]))
     if args.print_commands:
         for command in runner.job_commands(names, parameters, out_dir=args.out,
                                            kernel_name=args.kernel):

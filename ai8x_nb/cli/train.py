@@ -181,7 +181,16 @@ def _folder_dataset(args):
     from ai8x_nb import datasets
     from ai8x_nb.datasets.folders import DEFAULT_IMAGE_SIZE
 
-    kind = args.kind or ({"keywords": "audio", "images": "images"}.get(args.dataset))
+    from ai8x_nb.cli._checks import CliArgumentError
+    from ai8x_nb.datasets.folders import guess_kind
+
+    kind = args.kind or {"keywords": "audio", "images": "images"}.get(args.dataset)
+    if kind is None and Path(args.data_folder).is_dir():
+        kind = guess_kind(args.data_folder)
+    if kind == "audio" and args.image_size is not None:
+        raise CliArgumentError(f"--image-size {args.image_size}: {args.data_folder} holds WAV "
+                               f"clips (audio), always 128x128 (16,384 samples at 16 kHz). "
+                               f"Drop it, or pass --kind images.")
     ds = datasets.load_folder(args.data_folder, kind, image_size=args.image_size or
                               DEFAULT_IMAGE_SIZE, seed=args.seed if args.seed is not None else 42)
     print(datasets.describe(ds))

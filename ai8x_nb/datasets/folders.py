@@ -89,7 +89,8 @@ def check_kind(kind):
 
 
 def guess_kind(path):
-    """"audio" when the class sub-folders of `path` hold more WAV files than images, else "images"."""
+    """"audio" when the class sub-folders of `path` hold more WAV files than images, else
+    "images"."""
     wavs = images = 0
     for sub in _class_dirs(Path(path)):
         for f in sub.iterdir():
