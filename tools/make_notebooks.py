@@ -267,6 +267,9 @@ plots.kws_layout(dataset.train.x[0],
 
 def _model_name_note(name):
     """What `model_name` can be in the notebook of dataset `name` (its registry models)."""
+    if name in FOLDER_NOTEBOOKS:
+        return (': here a seed with a layer spec (e.g. `"cifar10"`): its layers, fitted to your '
+                'classes, go to the editor.')
     others = [info for info in MODELS.values() if info.dataset == name and info.name != name]
     if not others:
         return "."
