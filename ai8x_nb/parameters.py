@@ -294,10 +294,11 @@ def _check_folder(p, value):
 def _check_data_folder(p, value):
     if not isinstance(value, (str, os.PathLike)) or not str(value):
         _fail(p.name, value, p.expected)
-    if not os.path.isdir(value):
-        _fail(p.name, value, p.expected, fix=f"{os.path.abspath(value)} is not a folder: pass "
-                                            f"-p data_folder PATH, or edit the parameters cell.")
-    return os.path.abspath(os.path.expanduser(os.fspath(value)))
+    path = os.path.abspath(os.path.expanduser(os.fspath(value)))
+    if not os.path.isdir(path):
+        _fail(p.name, value, p.expected, fix=f"{path} is not a folder: pass -p data_folder PATH, "
+                                            f"or edit the parameters cell.")
+    return path
 
 
 def _check_image_size(p, value):

@@ -178,11 +178,10 @@ def _check_folder_args(args):
 
 
 def _folder_dataset(args):
+    """Your folder as a Dataset (its class table printed), `--limit` applied."""
     from ai8x_nb import datasets
-    from ai8x_nb.datasets.folders import DEFAULT_IMAGE_SIZE
-
     from ai8x_nb.cli._checks import CliArgumentError
-    from ai8x_nb.datasets.folders import guess_kind
+    from ai8x_nb.datasets.folders import DEFAULT_IMAGE_SIZE, guess_kind
 
     kind = args.kind or {"keywords": "audio", "images": "images"}.get(args.dataset)
     if kind is None and Path(args.data_folder).is_dir():
