@@ -200,7 +200,11 @@ def test_cli_train_records_the_folder_then_resume_and_evaluate_notice_changes(
         assert "changed since the run was trained on it" in capsys.readouterr().err
         with caplog.at_level(logging.WARNING):
             assert main(["evaluate", str(run)]) == 0
-        assert "Using the folder as it is now" in caplog.text
+            assert "Using the folder as it is now" in caplog.text
+            caplog.clear()
+            assert main(["export", str(run), "--out", str(tmp_path / "export"), "--targets",
+                         "synthesis"]) == 0
+            assert "Using the folder as it is now" in caplog.text
     finally:
         (shapes / "square.png").rename(moved)
     assert main(["train", "--data-folder", str(words), "--epochs", "1", "--out",
