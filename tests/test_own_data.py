@@ -22,6 +22,8 @@ from ai8x_nb import datasets, parameters, runner
 from ai8x_nb.cli import main
 from ai8x_nb.datasets import folders
 from ai8x_nb.errors import DatasetError
+from ai8x_nb.training import train
+from ai8x_nb.training.arguments import TrainingError
 
 FOLDER_NOTEBOOKS = ("images", "keywords")
 
@@ -198,6 +200,11 @@ def test_cli_train_records_the_folder_then_resume_and_evaluate_notice_changes(
     try:
         assert main(["train", "--run-dir", str(run), "--epochs", "2"]) == 2
         assert "changed since the run was trained on it" in capsys.readouterr().err
+        # From Python (as a notebook would): the changed folder, given as a Dataset, is refused.
+        changed = datasets.load_folder(shapes, "images", image_size=16)
+        with pytest.raises(TrainingError, match=r"Cannot continue run .* with other settings: "
+                                                r"folder_hash='[0-9a-f]{64}' \(the run has "):
+            train(None, changed, run_dir=run, epochs=2)
         with caplog.at_level(logging.WARNING):
             assert main(["evaluate", str(run)]) == 0
             assert "Using the folder as it is now" in caplog.text

@@ -156,7 +156,11 @@ def _refuse_conflicts(run, config, model_or_name, dataset_or_name, args, qat_pol
         given["model"] = None  # a custom keras.Model run: a name cannot be compared
     conflicts = resume_conflicts(given, saved)
     saved_kwargs = config.get("dataset_kwargs") or {}
-    for key, value in (dataset_kwargs or {}).items():
+    given_kwargs = dict(dataset_kwargs or {})
+    source = getattr(dataset_or_name, "source", None)
+    if source:  # a folder of your own, given as a Dataset: its path, size and content hash
+        given_kwargs.update({k: v for k, v in source.items() if k != "kind"})
+    for key, value in given_kwargs.items():
         if key == "data_dir" or value is None:
             continue
         if saved_kwargs.get(key) is None and value is False:
