@@ -355,6 +355,8 @@ def load_folder(
         raise DatasetError(f"on_change={on_change!r} is invalid: expected 'refuse' or 'warn'.")
     if kind is None:
         kind = guess_kind(path) if Path(path).expanduser().is_dir() else "images"
+    if kind == "images":
+        image_size = parse_image_size(image_size)  # a bad size stops before any file is read
     scan = scan_folder(path, kind)
     if scan.skipped:
         logger.warning("Data folder %s: %d file(s) skipped (the others are used)%s", scan.root,
@@ -373,7 +375,6 @@ def load_folder(
     paths = [f for files in scan.files for f in files]
     labels = np.concatenate([np.full(len(f), i, np.int64) for i, f in enumerate(scan.files)])
     if kind == "images":
-        image_size = parse_image_size(image_size)
         x = _read_images(paths, image_size)
     else:
         x = _read_audio(paths, scan.root)
