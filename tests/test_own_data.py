@@ -33,6 +33,10 @@ def test_not_a_folder(tmp_path):
     with pytest.raises(DatasetError, match=r"'.*nowhere' is not a folder: expected one "
                                            r"sub-folder of images per class"):
         datasets.load("images", data_folder=tmp_path / "nowhere")
+    with pytest.raises(DatasetError, match=r"Dataset 'keywords' is a folder of your own: pass "
+                                           r"data_folder= \(the folder of class sub-folders; "
+                                           r"ai8x-nb train --data-folder PATH\)"):
+        datasets.load("keywords")
 
 
 def test_no_class_subfolders(tmp_path):

@@ -27,8 +27,8 @@ def add_parser(subparsers):
                     "test-split evaluation. Continue a run with --run-dir. Accepts the "
                     "vendor's train_*.sh command lines as they are.")
     p.add_argument("--dataset", type=str.lower,
-                   help="dataset name (mnist, fashionmnist, cifar10, cifar100, kws20, rock); "
-                        "default: the model's")
+                   help="dataset name (mnist, fashionmnist, cifar10, cifar100, kws20, rock; "
+                        "images or keywords with --data-folder); default: the model's")
     p.add_argument("--model", help="seed model name (mnist or mnist_model, ...); default: the "
                                    "dataset's seed model")
     p.add_argument("--init-from", metavar="MODEL.keras",
