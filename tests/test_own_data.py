@@ -120,6 +120,33 @@ def test_unreadable_wav_is_skipped(tmp_path, caplog):
     assert "low/cut.wav (not a readable PCM WAV:" in caplog.text
 
 
+def test_a_speaker_says_a_word_in_one_split_only(tmp_path, caplog):
+    """Speech Commands names (`<speaker>_nohash_<n>.wav`): each speaker's clips of a word go to
+    one split; with too few speakers the split goes clip by clip, with a warning."""
+    from ai8x_nb.datasets.kws import speaker_of
+
+    rng = np.random.default_rng(1)
+    for word, freq, speakers in (("yes", 400.0, "abcde"), ("no", 1500.0, "xy")):
+        (tmp_path / word).mkdir()
+        for speaker in speakers:
+            for k in range(3):
+                write_wav(tmp_path / word / f"{speaker}_nohash_{k}.wav", tone(freq, rng))
+    with caplog.at_level(logging.WARNING, logger="ai8x_nb.datasets.folders"):
+        ds = datasets.load_folder(tmp_path, "audio")
+    files = [f for fs in folders.scan_folder(tmp_path, "audio").files for f in fs]
+    where = {}
+    for split in ds.splits:
+        for i in split.index:
+            where.setdefault((files[i].parent.name, speaker_of(files[i].name)), set()).add(
+                split.name)
+    assert all(len(where[("yes", s)]) == 1 for s in "abcde")
+    assert datasets.describe(ds).splitlines()[1:3] == ["no          4      1      1",
+                                                         "yes         9      3      3"]
+    assert "Class 'no': its 2 speakers cannot fill train, valid and test without one speaker " \
+           "in two splits; split clip by clip instead." in caplog.text
+    assert "Class 'yes'" not in caplog.text
+
+
 def test_warnings_name_small_and_imbalanced_classes(tmp_path):
     write_shapes(tmp_path, per_class=40, classes=("circle",), size=8)
     write_shapes(tmp_path, per_class=5, classes=("square",), size=8)

@@ -18,7 +18,9 @@ usable file, fewer samples in a class than the train/valid/test split needs.
 
 The split is stratified and deterministic: within each class a permutation seeded by
 `seed` picks `max(1, round(n * test_fraction))` test and as many valid samples (fraction
-`valid_fraction`), the rest train; each split is then put in a seeded random order.
+`valid_fraction`), the rest train; each split is then put in a seeded random order. Audio
+clips named as in Speech Commands (`<speaker>_nohash_<n>.wav`) keep each speaker's clips of a
+word in one split (test and valid grow to whole speakers); other names split clip by clip.
 
 `folder_hash` is the sha256 of the used files' relative paths and bytes: a run records it
 (with the folder) in its config.json, so `RunDir.load_dataset` notices when the folder
@@ -38,7 +40,7 @@ from pathlib import Path
 import numpy as np
 
 from ai8x_nb.datasets.base import Dataset, check_fractions, make_dataset, pixels_to_int8
-from ai8x_nb.datasets.kws import CLIP_SAMPLES, SAMPLE_RATE, to_rows
+from ai8x_nb.datasets.kws import CLIP_SAMPLES, SAMPLE_RATE, speaker_of, to_rows
 from ai8x_nb.errors import DatasetError
 
 logger = logging.getLogger(__name__)
@@ -246,6 +248,38 @@ def _check_sizes(scan, plan):
             f"Add samples to these classes.")
 
 
+def _speakers_together(idx, speakers, n_test, n_valid, class_name):
+    """One class's shuffled clips with each speaker's clips in one split.
+
+    A speaker is the file name before `_nohash_` (as in Speech Commands); a name without it
+    is a speaker of its own, so such folders split clip by clip. The clips are grouped by
+    speaker in the order their speakers first appear, and test and valid grow to whole
+    speakers (at least `n_test` / `n_valid` clips). When that would leave train empty, the
+    clip order is kept (a speaker may then be in two splits) and a warning says so.
+
+    Returns:
+        `(idx, n_test, n_valid)`: the order and the test and valid counts to cut it with.
+    """
+    order = list(dict.fromkeys(speakers))
+    if len(order) == len(speakers):
+        return idx, n_test, n_valid
+    speakers = np.asarray(speakers)
+    grouped = np.concatenate([idx[speakers == k] for k in order])
+    cuts = np.cumsum([int(np.sum(speakers == k)) for k in order])
+
+    def whole(n):
+        return 0 if n == 0 else int(cuts[np.searchsorted(cuts, n)])
+
+    test_end = whole(n_test)
+    valid_end = whole(test_end + n_valid) if n_valid else test_end
+    if valid_end < len(idx) and (n_test == 0 or test_end > 0) \
+            and (n_valid == 0 or valid_end > test_end):
+        return grouped, test_end, valid_end - test_end
+    logger.warning("Class %r: its %d speakers cannot fill train, valid and test without one "
+                   "speaker in two splits; split clip by clip instead.", class_name, len(order))
+    return idx, n_test, n_valid
+
+
 def read_image(path, image_size):
     """uint8 RGB `(H, W, 3)` of an image file, resized bilinearly to `image_size` (H, W)."""
     from PIL import Image
@@ -382,6 +416,10 @@ def load_folder(
     parts = {"train": [], "valid": [], "test": []}
     for label, (n_valid, n_test) in enumerate(plan):
         idx = rng.permutation(np.flatnonzero(labels == label))
+        if kind == "audio":
+            idx, n_test, n_valid = _speakers_together(
+                idx, [speaker_of(paths[i].name) for i in idx], n_test, n_valid,
+                scan.class_names[label])
         parts["test"].append(idx[:n_test])
         parts["valid"].append(idx[n_test:n_test + n_valid])
         parts["train"].append(idx[n_test + n_valid:])
