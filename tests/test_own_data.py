@@ -16,7 +16,7 @@ import nbformat
 import numpy as np
 import pytest
 
-from folder_data import SHAPES, tone, write_shapes, write_tones, write_wav
+from folder_data import tone, write_shapes, write_tones, write_wav
 
 from ai8x_nb import datasets, parameters, runner
 from ai8x_nb.cli import main

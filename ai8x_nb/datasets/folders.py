@@ -34,12 +34,11 @@ import hashlib
 import logging
 import os
 import wave
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
-from ai8x_nb.datasets.base import Dataset, check_fractions, make_dataset, pixels_to_int8
+from ai8x_nb.datasets.base import check_fractions, make_dataset, pixels_to_int8
 from ai8x_nb.datasets.kws import CLIP_SAMPLES, SAMPLE_RATE, speaker_of, to_rows
 from ai8x_nb.errors import DatasetError
 
