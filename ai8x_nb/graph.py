@@ -106,6 +106,11 @@ class HwLayer:
         return self.layer.name
 
     @property
+    def streaming(self):
+        """The layer streams (`HardwareLayer(streaming=True)`, the tool's `streaming`)."""
+        return bool(getattr(self.layer, "streaming", False))
+
+    @property
     def in_channels(self):
         if self.flatten_from is not None:
             return self.flatten_from[-1]

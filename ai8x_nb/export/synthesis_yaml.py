@@ -16,7 +16,9 @@ Residual networks (`ai8x_nb.eltwise_layout`) add the tool's element-wise keys: `
 `Or`) for a stand-alone element-wise layer, `in_sequences` wherever a layer
 reads other than the layer before it, `write_gap` on the producers of interleaved operands,
 and `in_offset` / `output_processors` wherever they differ from the tool's defaults (the
-previous layer's output offset, the next layer's processors).
+previous layer's output offset, the next layer's processors). Streaming layers
+(`HardwareLayer(streaming=True)`) get `streaming: true`; the tool then needs `--fifo`
+(`ai8x_nb.synthesis.tool.tool_arguments`).
 """
 
 import dataclasses
@@ -94,6 +96,8 @@ def _layer_entry(hw, ql, placements, index):
         entry["output_width"] = 32
     if index == 0:
         entry["data_format"] = placed.data_format
+    if hw.streaming:
+        entry["streaming"] = True
     if hw.reshaped_from is not None and hw.op != "linear":
         spatial = [int(s) for s in hw.in_shape[:-1]]
         entry["in_dim"] = spatial[0] if len(spatial) == 1 else spatial

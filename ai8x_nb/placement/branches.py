@@ -124,6 +124,9 @@ class BranchPlanner(Planner):
         run = (1 << d.count) - 1
         masks = [run << s for s in range(0, dev.processors - d.count + 1,
                                          dev.processors_per_memory)]
+        if i == 0 and d.streaming:  # the FIFOs feed processors 0-3, 16-19, 32-35, 48-51
+            size = dev.processors_per_quadrant
+            return [m for m in masks if _start(m) % size + d.count <= dev.processors_per_memory]
         prev = self.masks[i - 1] if i else None
         if not prev:
             return masks
@@ -245,6 +248,12 @@ class BranchPlanner(Planner):
             b["mask"] |= self.masks[d.index] or 0
             if d.gathers or d.concatenates:
                 b["size"] = max(b["size"], d.in_bytes)
+        # Every streaming layer's circular buffer stays apart from the others and from the
+        # last streaming layer's output: it lives until that output is written.
+        streams = [d.index for d in self.d if d.streaming]
+        for i in streams:
+            b = buffer(self._in_buffer(i))
+            b["last"] = max(b["last"], streams[-1])
         return buffers
 
     def _out_buffer(self, i):

@@ -21,7 +21,7 @@ from ai8x_nb.errors import SynthesisError
 from ai8x_nb.export.package import MANIFEST_NAME, Manifest
 from ai8x_nb.synthesis import result as res
 from ai8x_nb.synthesis.firmware import build_firmware, firmware_tools
-from ai8x_nb.synthesis.tool import find_tool, tool_arguments, wants_softmax
+from ai8x_nb.synthesis.tool import find_tool, streams, tool_arguments, wants_softmax
 
 __all__ = ["synthesize", "KNOWN_ANSWER", "REQUIRED_ROLES"]
 
@@ -161,7 +161,7 @@ def synthesize(export_dir, *, out=None, synthesis_dir=None, python=None, progres
                           checkpoint=manifest.path("synthesis_weights"),
                           config=manifest.path("synthesis_yaml"),
                           sample=manifest.path("sample_input"), test_dir=out, verbose=False,
-                          softmax=_classifier_output(manifest))
+                          softmax=_classifier_output(manifest), fifo=_streams(manifest))
     args += ["--sample-numpy-filename", KNOWN_ANSWER] + [str(a) for a in extra_args]
     logger.info("synthesizing %s for %s with %s", manifest.name, manifest.device, tool.script)
     started = time.monotonic()
@@ -216,6 +216,17 @@ def _classifier_output(manifest):
         raise SynthesisError(f"Cannot read the export's network YAML {str(config)!r} or its "
                              f"sample output: {err}. Export the model again.") from err
     return wants_softmax(bool(layers) and int(layers[-1].get("output_width", 8)) == 32, shape)
+
+
+def _streams(manifest):
+    """True when the export's network YAML has streaming layers: the tool needs `--fifo`."""
+    config = manifest.path("synthesis_yaml")
+    try:
+        layers = (yaml.safe_load(config.read_text()) or {}).get("layers") or []
+    except (OSError, yaml.YAMLError) as err:
+        raise SynthesisError(f"Cannot read the export's network YAML {str(config)!r}: {err}. "
+                             f"Export the model again.") from err
+    return streams(layers)
 
 
 def _record(manifest, result):

@@ -164,7 +164,7 @@ def _fit_rank(x, layer, source):
 
 
 def _hardware_layer(layer, weights, name, device):
-    common = dict(name=name, device=device, qat=True)
+    common = dict(name=name, device=device, qat=True, streaming=layer.streaming)
     if layer.op == "passthrough":
         cls = {("max", 1): L.MaxPool1D, ("max", 2): L.MaxPool2D, ("avg", 1): L.AvgPool1D,
                ("avg", 2): L.AvgPool2D}[(layer.pooling, len(layer.pool_size))]
