@@ -39,6 +39,11 @@ CONCAT_SEEDS = range(*(int(v) for v in os.environ.get("AI8X_NB_PARITY_CONCAT_SEE
 To look further, set AI8X_NB_PARITY_CONCAT_SEEDS=START:STOP (0:120: 0 disagreements, 0 answer
 mismatches)."""
 MIN_EACH_CONCAT = 2
+STREAMING_SEEDS = range(*(int(v) for v in os.environ.get("AI8X_NB_PARITY_STREAMING_SEEDS",
+                                                         "0:16").split(":")))
+"""Generated streaming models (`random_streaming_model`): seeds 0..15 in CI. To look further,
+set AI8X_NB_PARITY_STREAMING_SEEDS=START:STOP."""
+MIN_EACH_STREAMING = 2
 WORKERS = 2
 """Tool processes run side by side (CI has two cores; exporting is cheap next to them)."""
 MIN_EACH = 20
@@ -253,3 +258,14 @@ def test_concat_models_verdict_equals_the_tool(tmp_path, concat_model_generator,
                                       firmware_cache)
     assert not problems, table + "\n" + "\n".join(problems)
     _assert_both_verdicts(counts, CONCAT_SEEDS, MIN_EACH_CONCAT, 32)
+
+
+def test_streaming_models_verdict_equals_the_tool(tmp_path, streaming_model_generator,
+                                                  warm_synthesis_python, capsys,
+                                                  firmware_cache):
+    """Streaming layers (`streaming: true`, `--fifo`): large inputs through circular buffers."""
+    counts, problems, table = _parity(streaming_model_generator, STREAMING_SEEDS, tmp_path,
+                                      warm_synthesis_python, capsys, "streaming models",
+                                      firmware_cache)
+    assert not problems, table + "\n" + "\n".join(problems)
+    _assert_both_verdicts(counts, STREAMING_SEEDS, MIN_EACH_STREAMING, 16)

@@ -51,6 +51,8 @@ NETWORKS = {
                UNET_OPTIONS),
     "aisegment": ("ai85-aisegment-unet-large-fakept-q.pth.tar",
                   "aisegment-unet-large-fakept.yaml", UNET_OPTIONS),
+    "catsdogs": ("ai85-catsdogs-qat8-q.pth.tar", "cats-dogs-hwc.yaml",
+                 DEMO_OPTIONS + ("--fifo",)),
 }
 KNOWN_ANSWER = "known_answer.npy"
 
@@ -106,7 +108,7 @@ def table(request):
 
 @pytest.mark.parametrize("key, device", [(key, "MAX78000") for key in NETWORKS]
                          + [("mnist", "MAX78002"), ("cifar10", "MAX78002"),
-                            ("camvid", "MAX78002")])
+                            ("camvid", "MAX78002"), ("catsdogs", "MAX78002")])
 def test_imported_network_is_bit_exact_with_the_tool(key, device, tmp_path, table):
     started = time.monotonic()
     row = table.setdefault((key, device), {})
@@ -179,13 +181,9 @@ def test_cli_import(tmp_path):
     ("ai85-svhn-tinierssd-qat8-q.pth.tar", "svhn-tinierssd.yaml",
      r"svhn-tinierssd\.yaml \(arch ai85tinierssd\) cannot be imported yet: .*`output` "
      r"\(layer 12: True, 13: True.*\): the workbench has no several network outputs"),
-    ("ai85-catsdogs-qat8-q.pth.tar", "cats-dogs-hwc.yaml",
-     r"cats-dogs-hwc\.yaml \(arch ai85cdnet\) cannot be imported yet: `streaming` "
-     r"\(layer 0: True, 1: True\): the workbench has no streaming"),
     ("ai85-facedet-tinierssd-qat8-q.pth.tar", "ai85-facedet-tinierssd.yaml",
      r"ai85-facedet-tinierssd\.yaml \(arch ai85tinierssdface\) cannot be imported yet: "
-     r"`streaming` .*; `output` \(layer 12: True, .*\): the workbench has no several network "
-     r"outputs"),
+     r"`output` \(layer 12: True, .*\): the workbench has no several network outputs"),
 ])
 def test_networks_the_workbench_cannot_represent_are_refused(checkpoint, yaml, message):
     tool = Path(TOOL_DIR)

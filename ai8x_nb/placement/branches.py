@@ -126,7 +126,9 @@ class BranchPlanner(Planner):
                                          dev.processors_per_memory)]
         if i == 0 and d.streaming:  # the FIFOs feed processors 0-3, 16-19, 32-35, 48-51
             size = dev.processors_per_quadrant
-            return [m for m in masks if _start(m) % size + d.count <= dev.processors_per_memory]
+            # More than one FIFO's channels: check_model refuses it (streaming_errors).
+            return [m for m in masks if _start(m) % size + d.count
+                    <= dev.processors_per_memory] or masks
         prev = self.masks[i - 1] if i else None
         if not prev:
             return masks

@@ -177,7 +177,9 @@ class Planner:
         masks = [run << s for s in starts]
         if i == 0 and d.streaming:
             size = dev.processors_per_quadrant
-            return [m for m in masks if _start(m) % size + d.count <= dev.processors_per_memory]
+            # More than one FIFO's channels: check_model refuses it (streaming_errors).
+            return [m for m in masks if _start(m) % size + d.count
+                    <= dev.processors_per_memory] or masks
         if i == 0 or d.flatten_pixels is not None:
             return masks
         prev = self.masks[i - 1]
