@@ -32,6 +32,8 @@ MICRO_CHECK_SAMPLES = 32
 """Test samples run through TFLite Micro and compared with LiteRT at export."""
 SAMPLE_INPUT = "sampledata.npy"
 SAMPLE_OUTPUT = "sampleoutput.npy"
+SAMPLE_OUTPUTS = "sampleoutputs.npz"
+"""Every output of a model with several (`layer<i>`: channel-first), for the known answer."""
 COMMAND_FILE = "ai8xize_command.txt"
 
 
@@ -231,8 +233,12 @@ def _export_synthesis(model, tmp, manifest, dev, sample_index, test_x, test_y, *
         manifest.warnings.append("No dataset given: sampledata.npy is a seeded random input.")
     x_in = samples.sample_input(raw, graph)
     samples.save_npy(tmp / SAMPLE_INPUT, x_in)
-    y_out = samples.sample_output(qmodel, raw.reshape(graph.raw_input_shape), simulate)
+    y_outs = samples.sample_outputs(qmodel, raw.reshape(graph.raw_input_shape), simulate)
+    y_out = y_outs[graph.output_index]
     samples.save_npy(tmp / SAMPLE_OUTPUT, y_out)
+    if graph.several_outputs:
+        np.savez(tmp / SAMPLE_OUTPUTS, **{f"layer{i}": y for i, y in y_outs.items()})
+        manifest.artifacts["sample_outputs"] = SAMPLE_OUTPUTS
     from ai8x_nb.synthesis.tool import wants_softmax
 
     command = ai8xize_command(name, dev.name, final_dir,
@@ -250,7 +256,7 @@ def _export_synthesis(model, tmp, manifest, dev, sample_index, test_x, test_y, *
                        "label": label, "input_shape": list(x_in.shape),
                        "output_shape": list(y_out.shape),
                        "integer_prediction": int(np.argmax(y_out.reshape(-1)))}
-    if test_x is not None:
+    if test_x is not None and not graph.several_outputs:
         y_int = simulate(qmodel, np.asarray(test_x, dtype=np.int64))
         manifest.accuracy["integer_simulation"] = top1_accuracy(y_int, test_y)
 

@@ -38,8 +38,9 @@ MODEL_INPUT = -1
 
 
 def is_chain(demands):
-    """True when every layer reads only the layer before it (the model input for layer 0)."""
-    return all(tuple(d.inputs or ((i - 1,) if i else (MODEL_INPUT,))) ==
+    """True when every layer reads only the layer before it (the model input for layer 0)
+    and only the last one is a model output."""
+    return not any(d.output for d in demands[:-1]) and all(tuple(d.inputs or ((i - 1,) if i else (MODEL_INPUT,))) ==
                ((i - 1,) if i else (MODEL_INPUT,)) and d.operands == 1
                for i, d in enumerate(demands))
 
@@ -157,6 +158,28 @@ class BranchPlanner(Planner):
         for r, offset in self._slots(cls):
             self.cat_base[r] = _start(mask) - offset
 
+    def _clash(self, i, mask):
+        """1 when a producer of layer i's input cannot write it to `mask`'s instances beside
+        its own input (together larger than one instance), else 0."""
+        limit = self.dev.data_instance_bytes
+        for src in self.d[i].inputs:
+            if src < 0 or self.masks[src] is None:
+                continue
+            p = self.d[src]
+            if p.in_bytes + p.out_bytes * (p.write_gap + 1) > limit and (
+                    dm.instances(self.masks[src], self.dev) & dm.instances(mask, self.dev)):
+                return 1
+        d = self.d[i]
+        if d.in_bytes + d.out_bytes * (d.write_gap + 1) > limit and not d.tied:
+            # Its own output must then go to other instances: leave a run of them free.
+            taken = dm.instances(mask, self.dev)
+            step = self.dev.processors_per_memory
+            need = -(-d.out_count // step)
+            free = [not taken >> k & 1 for k in range(self.dev.data_memory_instances)]
+            if not any(all(free[k:k + need]) for k in range(len(free) - need + 1)):
+                return 1
+        return 0
+
     def _cost(self, i, mask, rank):
         d = self.d[i]
         top = 0
@@ -164,7 +187,7 @@ class BranchPlanner(Planner):
             column = self.memory.find(mask, d.words)
             fits = self.memory.fits(mask, column, d.words, d.written)
             top = column + d.words if fits else float("inf")
-        return top, self._tie_break(mask, rank)
+        return self._clash(i, mask), top, self._tie_break(mask, rank)
 
     def _choose_concat(self, i):
         """The mask of a layer reading a concatenation: its inputs' runs side by side."""
@@ -243,8 +266,8 @@ class BranchPlanner(Planner):
             b["mask"] |= self.out_masks[d.index] or 0
             size = d.out_bytes * (d.write_gap + 1)
             b["size"] = max(b["size"], size)
-            if d.index == n - 1:
-                b["last"] = n
+            if d.index == n - 1 or d.output:
+                b["last"] = n  # an output stays in data memory to the end
             b = buffer(self._in_buffer(d.index))
             b["last"] = max(b["last"], d.index)
             b["mask"] |= self.masks[d.index] or 0
@@ -332,6 +355,8 @@ class BranchPlanner(Planner):
                 self.out_masks[i] = self.final_mask
             elif cls in self.class_mask:
                 self.out_masks[i] = self.class_mask[cls]
+            elif d[i].output:  # an output no layer reads: packed from processor 0
+                self.out_masks[i] = (1 << d[i].out_count) - 1
             if d[i].tied and self.out_masks[i] != self.masks[i]:
                 self.errors.append((i, "processors", (
                     f"{label(d[i])}: a layer without an operator writes to the processors it "

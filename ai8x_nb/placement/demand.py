@@ -72,6 +72,8 @@ class LayerDemand:
             (`HwLayer.write_gap`, `HwLayer.gap_slot`).
         streaming: the layer streams; `in_bytes` is then its circular buffer, and its
             `out_bytes` at least that buffer (the tool keeps the two apart).
+        output: it writes one of a model's several outputs (`output: true`): its output
+            stays in data memory to the end.
     """
 
     index: int
@@ -99,6 +101,7 @@ class LayerDemand:
     write_gap: int = 0
     gap_slot: int = 0
     streaming: bool = False
+    output: bool = False
 
     @property
     def weighted(self):
@@ -274,7 +277,8 @@ def layer_demands(graph, device):
             bias_bytes=out_ch if hw.op in WEIGHTED_OPS and bias else 0,
             in_bytes=in_bytes, out_bytes=out_bytes, first=first,
             last=i == graph.output_index, inputs=tuple(hw.inputs), operands=hw.operands,
-            write_gap=int(hw.write_gap), gap_slot=int(hw.gap_slot), streaming=i < streams))
+            write_gap=int(hw.write_gap), gap_slot=int(hw.gap_slot), streaming=i < streams,
+            output=graph.several_outputs and i in graph.output_indices))
     readers = {}
     for d in demands:
         for src in d.inputs:
