@@ -80,11 +80,9 @@ VENDOR_NETWORKS = {n.name: n for n in (
     VendorNetwork("aisegment_unet", "ai85-aisegment-unet-large-fakept-q.pth.tar",
                   "aisegment-unet-large-fakept.yaml"),
     VendorNetwork("svhn_tinierssd", "ai85-svhn-tinierssd-qat8-q.pth.tar",
-                  "svhn-tinierssd.yaml", importable=False,
-                  missing="several outputs (output: true, the detector's heads)"),
+                  "svhn-tinierssd.yaml"),
     VendorNetwork("facedet_tinierssd", "ai85-facedet-tinierssd-qat8-q.pth.tar",
-                  "ai85-facedet-tinierssd.yaml", importable=False,
-                  missing="several outputs (the detector's heads)"),
+                  "ai85-facedet-tinierssd.yaml"),
 )}
 """The vendor's trained networks (its gen-demos-max78000.sh), by short name."""
 
