@@ -109,8 +109,8 @@ values the C code on the chip checks (channel-first, as the tool prints them).
 sample = vendor_sample(network, synthesis_dir=synthesis_dir)
 outputs = simulate(convert(model), sample[None].astype(np.int64))
 if isinstance(outputs, list):  # several outputs (a detector's heads): one array each
-    for tensor, values in zip(model.outputs, outputs):
-        print(f"{tensor.name:<24} {tuple(values.shape[1:])} [{values.min()}, {values.max()}]")
+    for name, values in zip(model.output_names, outputs):
+        print(f"{name:<28} {tuple(values.shape[1:])} [{values.min()}, {values.max()}]")
     outputs = outputs[-1]
 scores = outputs.reshape(-1)
 top = np.argsort(scores)[::-1][:3]
