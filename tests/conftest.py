@@ -655,6 +655,72 @@ def random_streaming_model(seed):
     raise RuntimeError(f"no buildable streaming model for seed {seed} in {MAX_DRAWS} draws")
 
 
+MULTI_OUTPUT_PUSHES = ("kernel_memory", "big_input", "many_layers")
+
+
+def _build_multi_output(seed, rng):
+    import keras
+
+    from ai8x_nb import layers as L
+
+    device = "MAX78000" if seed % 2 == 0 else "MAX78002"
+    d = _Draw(rng, device)
+    push = d.pick(list(MULTI_OUTPUT_PUSHES)) if d.chance(0.4) else ""
+    size = d.pick([8, 12, 16, 24, 32])
+    if push == "big_input":
+        size = 96 if device == "MAX78000" else 150
+    inputs = keras.Input((size, size, d.pick([1, 3, 4, 8, 16])))
+    x, taps = inputs, []
+    depth = d.pick([2, 3, 4])
+    if push == "many_layers":
+        depth = 30 if device == "MAX78000" else 126
+    for i in range(depth):
+        pool = {}
+        if d.chance(0.4) and min(x.shape[1:3]) >= 4:
+            pool = {"pooling": d.pick(["max", "avg"]), "pool_size": 2, "pool_strides": 2}
+        filters = d.pick([8, 16, 32, 64]) if push != "many_layers" else 4
+        kernel = d.pick([1, 3], p=[0.25, 0.75])
+        x = L.Conv2D(filters, kernel, padding=kernel // 2, **pool, **d.common())(x)
+        taps.append(x)
+    heads = []
+    for tap in [taps[-1]] + [t for t in taps[:-1] if d.chance(0.5)][:2]:
+        filters = d.pick([2, 4, 8, 16, 24])
+        if push == "kernel_memory" and not heads:
+            filters = d.pick([400, 512])
+        kernel = d.pick([1, 3], p=[0.3, 0.7])
+        heads.append(L.Conv2D(filters, kernel, padding=kernel // 2, **d.common())(tap))
+    if len(heads) < 2 or d.chance(0.3):
+        heads.append(taps[-1])  # an inner layer that is an output and feeds a head
+    order = list(rng.permutation(len(heads)))
+    model = keras.Model(inputs, [heads[i] for i in order], name=f"o{seed}")
+    return GeneratedModel(seed, model, device, "outputs", push)
+
+
+def random_multi_output_model(seed):
+    """The generated model with several outputs for `seed`: a Conv2D backbone and 2..4 outputs
+    (heads on several backbone layers, sometimes a backbone layer itself), in a random order.
+
+    About 40 % are pushed past a limit (kernel memory, data memory, layer count).
+
+    Args:
+        seed: an int; even seeds are for the MAX78000, odd ones for the MAX78002.
+
+    Returns:
+        A `GeneratedModel` with seeded uniform weights.
+    """
+    from ai8x_nb.errors import DeviceLimitError
+
+    rng = np.random.default_rng(seed + 17 * 10**6)
+    for _ in range(MAX_DRAWS):
+        try:
+            generated = _build_multi_output(seed, rng)
+        except (DeviceLimitError, ValueError):
+            continue
+        _set_weights(generated.model, seed)
+        return generated
+    raise RuntimeError(f"no buildable multi-output model for seed {seed} in {MAX_DRAWS} draws")
+
+
 def random_hardware_model(seed):
     """The generated model for `seed` (redrawn until its layers accept their arguments).
 
@@ -706,6 +772,12 @@ def concat_model_generator():
 def streaming_model_generator():
     """`random_streaming_model(seed) -> GeneratedModel`, the seeded streaming-model generator."""
     return random_streaming_model
+
+
+@pytest.fixture(scope="session")
+def multi_output_model_generator():
+    """`random_multi_output_model(seed) -> GeneratedModel`, models with several outputs."""
+    return random_multi_output_model
 
 
 # --------------------------------------------------------------- the synthesis tool, warm

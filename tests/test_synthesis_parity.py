@@ -44,6 +44,11 @@ STREAMING_SEEDS = range(*(int(v) for v in os.environ.get("AI8X_NB_PARITY_STREAMI
 """Generated streaming models (`random_streaming_model`): seeds 0..15 in CI. To look further,
 set AI8X_NB_PARITY_STREAMING_SEEDS=START:STOP."""
 MIN_EACH_STREAMING = 2
+OUTPUTS_SEEDS = range(*(int(v) for v in os.environ.get("AI8X_NB_PARITY_OUTPUTS_SEEDS",
+                                                       "0:16").split(":")))
+"""Generated models with several outputs (`random_multi_output_model`): seeds 0..15 in CI;
+every output is compared with the tool's sampleoutput.h. To look further, set
+AI8X_NB_PARITY_OUTPUTS_SEEDS=START:STOP."""
 WORKERS = 2
 """Tool processes run side by side (CI has two cores; exporting is cheap next to them)."""
 MIN_EACH = 20
@@ -269,3 +274,14 @@ def test_streaming_models_verdict_equals_the_tool(tmp_path, streaming_model_gene
                                       firmware_cache)
     assert not problems, table + "\n" + "\n".join(problems)
     _assert_both_verdicts(counts, STREAMING_SEEDS, MIN_EACH_STREAMING, 16)
+
+
+def test_multi_output_models_verdict_equals_the_tool(tmp_path, multi_output_model_generator,
+                                                    warm_synthesis_python, capsys,
+                                                    firmware_cache):
+    """Several outputs (`output: true`): every output in the tool's known answer equals ours."""
+    counts, problems, table = _parity(multi_output_model_generator, OUTPUTS_SEEDS, tmp_path,
+                                      warm_synthesis_python, capsys, "multi-output models",
+                                      firmware_cache)
+    assert not problems, table + "\n" + "\n".join(problems)
+    _assert_both_verdicts(counts, OUTPUTS_SEEDS, MIN_EACH_STREAMING, 16)
