@@ -40,7 +40,9 @@ MODEL_INPUT = -1
 def is_chain(demands):
     """True when every layer reads only the layer before it (the model input for layer 0)
     and only the last one is a model output."""
-    return not any(d.output for d in demands[:-1]) and all(tuple(d.inputs or ((i - 1,) if i else (MODEL_INPUT,))) ==
+    if any(d.output for d in demands[:-1]):
+        return False
+    return all(tuple(d.inputs or ((i - 1,) if i else (MODEL_INPUT,))) ==
                ((i - 1,) if i else (MODEL_INPUT,)) and d.operands == 1
                for i, d in enumerate(demands))
 
