@@ -49,7 +49,8 @@ OUTPUTS_SEEDS = range(*(int(v) for v in os.environ.get("AI8X_NB_PARITY_OUTPUTS_S
                                                        "0:8").split(":")))
 """Generated models with several outputs (`random_multi_output_model`): seeds 0..7 in CI
 (about 35 s); every output is compared with the tool's sampleoutput.h. To look further, set
-AI8X_NB_PARITY_OUTPUTS_SEEDS=START:STOP."""
+AI8X_NB_PARITY_OUTPUTS_SEEDS=START:STOP (0:100: 0 disagreements, 0 answer mismatches; MAX78000
+37 accepted / 13 rejected, MAX78002 39 / 11)."""
 WORKERS = 2
 """Tool processes run side by side (CI has two cores; exporting is cheap next to them)."""
 MIN_EACH = 20
