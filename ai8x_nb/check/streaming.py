@@ -4,8 +4,11 @@ Sources: `izer/izer.py` (a streaming layer's previous layer streams too), `izer/
 max7800x.py` (FIFO processors and channels, the final streaming layer's padding on the
 MAX78000, no passthrough streaming on the MAX78002, no `flatten`, `next_sequence` in order,
 the frame size) and the vendor README (at most 8 streaming layers, convolutions only).
-The workbench streams what it places exactly as the tool does, and says so where it is
-narrower than the tool: Conv2D layers in a plain chain from the model input, fed by at
+The tool itself does not count the streaming layers: it accepted 9 on the MAX78002 (measured);
+the limit of 8 is the hardware's, in the vendor README ("streaming is only supported in the
+first 8 layers"), so `check_model` refuses more, knowingly stricter than the tool. The
+workbench streams what it places exactly as the tool does, and says so where it is narrower
+than the tool: Conv2D layers in a plain chain from the model input, fed by at
 most 4 input channels (the tool's FIFOs take up to 16 HWC channels on spread processors).
 """
 
