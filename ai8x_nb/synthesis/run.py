@@ -21,7 +21,7 @@ from ai8x_nb.errors import SynthesisError
 from ai8x_nb.export.package import MANIFEST_NAME, Manifest
 from ai8x_nb.synthesis import result as res
 from ai8x_nb.synthesis.firmware import build_firmware, firmware_tools
-from ai8x_nb.synthesis.tool import find_tool, tool_arguments, wants_softmax
+from ai8x_nb.synthesis.tool import find_tool, streams, tool_arguments, wants_softmax
 
 __all__ = ["synthesize", "KNOWN_ANSWER", "REQUIRED_ROLES"]
 
@@ -161,7 +161,7 @@ def synthesize(export_dir, *, out=None, synthesis_dir=None, python=None, progres
                           checkpoint=manifest.path("synthesis_weights"),
                           config=manifest.path("synthesis_yaml"),
                           sample=manifest.path("sample_input"), test_dir=out, verbose=False,
-                          softmax=_classifier_output(manifest))
+                          softmax=_classifier_output(manifest), fifo=_streams(manifest))
     args += ["--sample-numpy-filename", KNOWN_ANSWER] + [str(a) for a in extra_args]
     logger.info("synthesizing %s for %s with %s", manifest.name, manifest.device, tool.script)
     started = time.monotonic()
@@ -181,6 +181,14 @@ def synthesize(export_dir, *, out=None, synthesis_dir=None, python=None, progres
         ours = np.load(manifest.path("sample_output"), allow_pickle=False)
         tools = np.load(known, allow_pickle=False)
         result.mismatches, result.values, result.first_mismatch = res.compare_answers(ours, tools)
+        if "sample_outputs" in manifest.artifacts:
+            # Several outputs: the tool's NumPy answer holds the last one only; its C
+            # known-answer test (sampleoutput.h) holds every output layer.
+            wrong, checked, first = _every_output(manifest, project)
+            result.mismatches += wrong
+            result.values += checked
+            if wrong and result.first_mismatch is None:
+                result.first_mismatch = (first["address"], first["ours"], first["tool"])
         result.ok = result.mismatches == 0
         if not result.ok:
             result.diagnosis = (
@@ -216,6 +224,36 @@ def _classifier_output(manifest):
         raise SynthesisError(f"Cannot read the export's network YAML {str(config)!r} or its "
                              f"sample output: {err}. Export the model again.") from err
     return wants_softmax(bool(layers) and int(layers[-1].get("output_width", 8)) == 32, shape)
+
+
+def _every_output(manifest, project):
+    """`(mismatching bytes, bytes, first)`: every output of the export against the tool's
+    `sampleoutput.h`, in data memory (`known_answer`)."""
+    from ai8x_nb.synthesis import known_answer as ka
+
+    layers = (yaml.safe_load(manifest.path("synthesis_yaml").read_text()) or {})["layers"]
+    with np.load(manifest.path("sample_outputs"), allow_pickle=False) as saved:
+        outputs = {int(k[len("layer"):]): saved[k] for k in saved.files}
+    header = project / "sampleoutput.h"
+    if not header.is_file():
+        return 1, 0, {"address": "sampleoutput.h missing", "ours": None, "tool": None}
+    tools = ka.parse_sample_output(header.read_text())
+    ours = {}
+    layouts = ka.output_layouts(layers, {i: y.shape[0] for i, y in outputs.items()})
+    for index, layout in layouts.items():
+        ours.update(ka.expected_bytes(outputs[index], device=manifest.device, **layout))
+    return ka.compare_memory(ours, tools)
+
+
+def _streams(manifest):
+    """True when the export's network YAML has streaming layers: the tool needs `--fifo`."""
+    config = manifest.path("synthesis_yaml")
+    try:
+        layers = (yaml.safe_load(config.read_text()) or {}).get("layers") or []
+    except (OSError, yaml.YAMLError) as err:
+        raise SynthesisError(f"Cannot read the export's network YAML {str(config)!r}: {err}. "
+                             f"Export the model again.") from err
+    return streams(layers)
 
 
 def _record(manifest, result):
