@@ -11,6 +11,7 @@ import uuid
 from ai8x_nb import spec as specs
 from ai8x_nb.devices import DEVICES
 from ai8x_nb.parameters import DEFAULT_DEVICE
+from ai8x_nb.runner import STATIC_FORM_BELOW
 from ai8x_nb.spec_table import COLUMNS, EditorRowError, SpecTable
 from ai8x_nb.widgets import editor_view as view
 
@@ -224,7 +225,7 @@ class LayerEditor:
             widget_bundle = widget_bundle[0]
         widget_bundle = dict(widget_bundle or {})
         widget_bundle["text/plain"] = f"<LayerEditor: {view.summary_text(self.table)}>"
-        display(widget_bundle, raw=True)
+        display(widget_bundle, raw=True, metadata={STATIC_FORM_BELOW: True})
         self._snapshot = display(self._snapshot_bundle(), raw=True, display_id=True)
 
     def _repr_mimebundle_(self, include=None, exclude=None):
