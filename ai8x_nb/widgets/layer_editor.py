@@ -115,7 +115,7 @@ class LayerEditor:
         header = self._grid([w.HTML(f"<b>{title}</b>", layout=self._cell_layout())
                              for _, title, _ in GRID])
         header.add_class("ai8x-layer-header")
-        table = w.VBox([header, self.rows_box], layout=w.Layout(overflow_x="auto",
+        table = w.VBox([header, self.rows_box], layout=w.Layout(overflow="auto",
                                                                 width="100%"))
         # While this live editor is on the page its static image (shown by a reopened
         # notebook, which has no kernel behind the widget) is hidden.
