@@ -4,6 +4,8 @@ Pure functions of the table's state, shared by the live editor (HTML) and its st
 (text and a matplotlib figure, for headless runs and GitHub).
 """
 
+import re
+
 from ai8x_nb import plots
 from ai8x_nb import spec as specs
 
@@ -136,6 +138,7 @@ def status_html(result, device_errors=None, waits_for=None):
     if ok and device_errors:
         ok, message = False, device_errors[0]
     if not ok:
+        message = re.sub(r"^Model spec row \d+ \([^)]*\): ", "", message)  # the row says it
         return (f"<span class='ai8x-row-error' style='color:#c00;white-space:normal'>"
                 f"{escape(message)}</span>")
     if waits_for is not None:

@@ -242,8 +242,11 @@ class LayerEditor:
         from ai8x_nb import plots
 
         png = plots.figure_png_b64(self.figure())
+        caption = view.escape(f"Layer editor (a picture of its last state): "
+                              f"{view.summary_text(self.table)}")
         return {"text/html": f"<div class='{SNAPSHOT_CLASS} {self._snapshot_class}'>"
-                             f"<img alt='layer editor' src='data:image/png;base64,{png}'/></div>",
+                             f"<img alt='layer editor' src='data:image/png;base64,{png}'/>"
+                             f"<div style='font-size:smaller;color:#666'>{caption}</div></div>",
                 "image/png": png, "text/plain": view.text_table(self.table)}
 
     def _show(self):
