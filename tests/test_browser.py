@@ -205,6 +205,7 @@ EDITOR = ".ai8x-layer-editor"
 ROW = f"{EDITOR} .ai8x-layer-row"
 WIDE, NARROW = 1440, 1280
 ALIGN_PX = 2.0
+REOPEN_SETTLE_MS = 12_000
 
 
 def _cell(page, source_text):
@@ -267,10 +268,12 @@ def _check_header_alignment(page, width, artifacts):
 
 
 def test_mnist_notebook_user_session(lab):
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
     from playwright.sync_api import sync_playwright
 
     artifacts = lab["artifacts"]
     console_errors = []
+    reload_at = None
     start = time.monotonic()
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True,
@@ -355,18 +358,28 @@ def test_mnist_notebook_user_session(lab):
             page.click("li.lm-MenuBar-item:has-text('File')")
             page.click("li.lm-Menu-item[data-command='docmanager:save']")
             page.wait_for_selector(".jp-mod-dirty", state="detached", timeout=20_000)
+            reload_at = len(console_errors)
             page.reload(wait_until="domcontentloaded")
             page.wait_for_selector(".jp-Notebook .jp-CodeCell", timeout=60_000)
             _accept_dialogs(page)
             snapshot = page.locator(".ai8x-editor-snapshot").first
             snapshot.wait_for(timeout=30_000)
+            # The widget manager gives up on the saved widget output within seconds.
+            try:
+                page.wait_for_function(
+                    "() => document.querySelector('.jp-Notebook').textContent"
+                    ".includes('model not found')", timeout=REOPEN_SETTLE_MS)
+            except PlaywrightTimeout:
+                pass  # still "Loading widget...": hidden just the same
+            stale = page.locator(".jp-OutputArea-child:has(+ .jp-OutputArea-child "
+                                 ".ai8x-editor-snapshot)")
+            assert stale.count() == 1 and not stale.is_visible()
             snapshot.scroll_into_view_if_needed()
             assert snapshot.is_visible()
             assert snapshot.locator("img").evaluate("img => img.naturalWidth") > 300
             caption = snapshot.text_content()
             assert "7 rows" in caption and "device MAX78002: OK" in caption, caption
             assert not page.locator(f"{EDITOR}").count()
-            assert "model not found" not in page.locator(".jp-Notebook").inner_text()
             snapshot.screenshot(path=str(artifacts / "browser-reopened-editor.png"))
             page.screenshot(path=str(artifacts / "browser-reopened.png"))
         except Exception:
@@ -375,4 +388,13 @@ def test_mnist_notebook_user_session(lab):
         finally:
             browser.close()
             print(f"browser session: {time.monotonic() - start:.0f} s; artifacts: {artifacts}")
-    assert not console_errors, f"browser console errors: {console_errors}"
+    # Reopened, ipywidgets looks for the saved widget output's model in the new kernel, logs
+    # "widget model not found" and shows that text (the editor's picture below hides it): it
+    # gives a saved widget output no fallback. That one message, after the reload only, is
+    # expected (README, "The layer editor"); any other console error fails.
+    reopened = console_errors[reload_at:]
+    expected = [e for e in reopened if e.startswith("Error: widget model not found")
+                and "jupyterlab-manager" in e]
+    unexpected = console_errors[:reload_at] + [e for e in reopened if e not in expected]
+    assert not unexpected, f"browser console errors: {unexpected}"
+    assert len(expected) <= 1, expected

@@ -244,7 +244,11 @@ class LayerEditor:
         png = plots.figure_png_b64(self.figure())
         caption = view.escape(f"Layer editor (a picture of its last state): "
                               f"{view.summary_text(self.table)}")
-        return {"text/html": f"<div class='{SNAPSHOT_CLASS} {self._snapshot_class}'>"
+        # Reopened without its kernel, the widget output above can only say "Loading widget"
+        # or "model not found": hidden (in JupyterLab) unless it holds the live editor.
+        stale = (f"<style>.jp-OutputArea-child:has(+ .jp-OutputArea-child "
+                 f".{self._snapshot_class}):not(:has(.{CSS_CLASS})) {{display: none;}}</style>")
+        return {"text/html": f"{stale}<div class='{SNAPSHOT_CLASS} {self._snapshot_class}'>"
                              f"<img alt='layer editor' src='data:image/png;base64,{png}'/>"
                              f"<div style='font-size:smaller;color:#666'>{caption}</div></div>",
                 "image/png": png, "text/plain": view.text_table(self.table)}
