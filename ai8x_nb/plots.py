@@ -344,7 +344,7 @@ def draw_curves(axes, h, lr_key=None, qat_epoch=None):
         axes[2].set_ylabel("learning rate")
         axes[2].grid(alpha=0.3)
     for ax in axes:
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
         ax.set_xlim(0.5, count + 0.5)
     if qat_epoch is not None:
         # Fake quantization is on from epoch `qat_epoch` (1-based): mark just before it.

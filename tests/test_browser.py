@@ -347,6 +347,12 @@ def test_mnist_notebook_user_session(lab):
             assert "already quantized" not in train_text  # a fresh model, not the last run's
             assert "Epoch 1/1" in train_text
             page.screenshot(path=str(artifacts / "browser-session.png"))
+
+            # "Save spec": its message takes its own line; the toolbar keeps its buttons.
+            editor.locator("button:has-text('Save spec')").click()
+            status = editor.locator(".ai8x-save-status")
+            status.locator("text=saved to").wait_for(timeout=20_000)
+            assert (lab["root"] / "mnist.spec.json").is_file()
             _check_header_alignment(page, NARROW, artifacts)
 
             # Restart the kernel, save, reopen: the editor's last state shows as an image.
