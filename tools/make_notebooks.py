@@ -356,7 +356,8 @@ if editor is None:  # the editor shows these bars already
 ## Train
 
 `train` writes a run folder under `logs/` (config, checkpoints, history, results on the test
-split), beside the notebook that runs (`ai8x-nb run` runs a copy in `runs/`, so there). The curves update after every epoch; the dotted line marks where quantization-aware
+split), beside the notebook that runs (`ai8x-nb run` runs a copy in `runs/`, so there).
+The curves update after every epoch; the dotted line marks where quantization-aware
 training starts (BatchNorm folded, weights fake-quantized to `weight_bits`). The cell trains a
 fresh model of the Model cell's choices, so running it again starts over just as the first
 time (to change the model, edit and run the Model cell first).

@@ -1,4 +1,4 @@
-"""What a dataset notebook trains with: its parameters, else the recipe's, else its short-run values.
+"""What a dataset notebook trains with: its parameters, else the recipe's, else its own values.
 
 A notebook's `batch_size`, `lr` and `schedule` default to None, so a recipe chosen with
 `-p recipe fast` applies whole. What None becomes is the recipe's value for the dataset when the
