@@ -192,3 +192,22 @@ def test_summary_text_reads_as_a_table():
                                 "tflite_model_bytes": 82240, "synthesis": None})
     assert text.splitlines() == ["dataset             mnist", "test_accuracy       94.07 %",
                                  "tflite_model_bytes  82,240 B", "synthesis           -"]
+
+
+def test_static_widget_views_drop_a_widget_whose_static_form_follows(tmp_path):
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell("editor")
+    cell.outputs = [
+        nbformat.v4.new_output("display_data", data={runner.WIDGET_VIEW: {"model_id": "x"},
+                                                     "text/plain": "<LayerEditor>"},
+                               metadata={runner.STATIC_FORM_BELOW: True}),
+        nbformat.v4.new_output("display_data", data={"image/png": "iVBORw0KGgo=",
+                                                     "text/plain": "table"})]
+    nb.cells.append(cell)
+    path = tmp_path / "out.ipynb"
+    nbformat.write(nb, str(path))
+    assert runner.static_widget_views(path) == 1
+    (kept,) = nbformat.read(str(path), as_version=4).cells[0].outputs
+    assert set(kept.data) == {"image/png", "text/plain"}
