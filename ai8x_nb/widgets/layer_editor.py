@@ -23,27 +23,27 @@ CSS_CLASS = "ai8x-layer-editor"
 """CSS class of the editor's outer box (the browser test looks for it)."""
 
 GRID = (
-    ("index", "#", "28px"),
-    ("type", "type", "118px"),
-    ("size", "filters", "64px"),
-    ("kernel_size", "kernel", "52px"),
-    ("padding", "pad", "52px"),
-    ("pooling", "pool", "66px"),
-    ("pool_size", "size", "48px"),
-    ("pool_strides", "stride", "48px"),
-    ("activation", "act", "66px"),
-    ("wide", "wide", "38px"),
-    ("use_bias", "bias", "38px"),
-    ("other", "rate/shape", "72px"),
-    ("buttons", "", "136px"),
-    ("status", "output / error", "minmax(260px, 1fr)"),
+    ("index", "#", "24px"),
+    ("type", "type", "104px"),
+    ("size", "filters", "56px"),
+    ("kernel_size", "kernel", "46px"),
+    ("padding", "pad", "46px"),
+    ("pooling", "pool", "62px"),
+    ("pool_size", "size", "44px"),
+    ("pool_strides", "stride", "46px"),
+    ("activation", "act", "62px"),
+    ("wide", "wide", "34px"),
+    ("use_bias", "bias", "34px"),
+    ("other", "rate/shape", "70px"),
+    ("buttons", "", "124px"),
+    ("status", "output / error", "minmax(200px, 1fr)"),
 )
 """The table's columns, left to right: (key, header, CSS grid track). The header and every row
 are grids with these tracks, so a header sits over its fields at any width; a new column is one
 entry here (plus its widget in `LayerEditor._cell`)."""
 
 GRID_TEMPLATE = " ".join(track for _, _, track in GRID)
-GRID_MIN_WIDTH = "1180px"
+GRID_MIN_WIDTH = "1000px"
 """Below this width the table scrolls sideways (its columns never squeeze)."""
 BUTTONS = (("insert", "plus", "insert a layer above"), ("up", "arrow-up", "move up"),
            ("down", "arrow-down", "move down"), ("delete", "trash", "delete"))
@@ -302,7 +302,7 @@ class LayerEditor:
                 buttons = []
                 for action, icon, tip in BUTTONS:
                     button = w.Button(icon=icon, tooltip=tip,
-                                      layout=w.Layout(width="30px", min_width="30px",
+                                      layout=w.Layout(width="27px", min_width="27px",
                                                       padding="0px"))
                     button.on_click(self._on_button(entry, action))
                     entry[action] = button
