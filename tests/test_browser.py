@@ -260,7 +260,7 @@ def _check_header_alignment(page, width, artifacts):
     for i, (left, right, cell_width) in enumerate(_header_offsets(page)):
         assert left <= ALIGN_PX and right <= ALIGN_PX, \
             f"at {width} px header {i} is off its column by {left:.1f}/{right:.1f} px"
-        assert cell_width >= 24, f"at {width} px column {i} is squeezed to {cell_width:.0f} px"
+        assert cell_width >= 18, f"at {width} px column {i} is squeezed to {cell_width:.0f} px"
     buttons = page.locator(ROW).first.locator(".ai8x-col-buttons button")
     assert all(buttons.nth(i).bounding_box()["width"] >= 24 for i in range(buttons.count()))
     toolbar = page.locator(f"{EDITOR} button:has-text('Add layer')")
