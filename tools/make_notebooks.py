@@ -350,7 +350,7 @@ report = check_model(model, device)
 print(report)
 report.raise_if_errors()
 if editor is None:  # the editor shows these bars already
-    plots.memory_budget(report)
+    display(plots.memory_budget(report))
 """),
         _md("""
 ## Train
