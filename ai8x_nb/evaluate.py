@@ -230,7 +230,7 @@ def evaluate_quantized(model, dataset, *, split="test", batch_size=256, limit=No
         argmax_agreement=float(np.mean(fake_pred == int_pred)),
         exact_agreement=float(np.mean(np.all(flat(fake_int) == flat(int_out), axis=1))),
         layers=_layer_reports(qmodel, stats))
-    logger.info("Quantization report for '%s': float %.4f, fake-quant %.4f, integer %.4f.",
+    logger.debug("Quantization report for '%s': float %.4f, fake-quant %.4f, integer %.4f.",
                 model.name, report.float_accuracy, report.fake_quant_accuracy,
                 report.integer_accuracy)
     return report

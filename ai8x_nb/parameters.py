@@ -107,14 +107,16 @@ class Parameter:
 PARAMETERS = (
     Parameter("epochs", 3, "int", low=1,
               comment='total epochs; QAT starts at qat_policy["start_epoch"] (0-based)'),
-    Parameter("batch_size", 64, "int", low=1, allow_none=True),
-    Parameter("lr", 1e-3, "rate", allow_none=True,
-              expected="a learning rate > 0 (e.g. 1e-3) or None for the model's default",
-              comment="peak learning rate"),
-    Parameter("schedule", "cosine", "choice", choices=SCHEDULES,
+    Parameter("batch_size", None, "int", low=1, allow_none=True,
+              comment="None: the recipe's, else this notebook's short-run value"),
+    Parameter("lr", None, "rate", allow_none=True,
+              expected="a learning rate > 0 (e.g. 1e-3) or None for the recipe's",
+              comment="peak learning rate; None: the recipe's, else this notebook's"),
+    Parameter("schedule", None, "choice", choices=SCHEDULES, allow_none=True,
               expected="the seed's schedule (made for 100 epochs), cosine decay over the run, "
                        "or constant",
-              comment='"cosine": decay to 0 over the run; "seed": the seed\'s (for 100 epochs)'),
+              comment='None: the recipe\'s, else "cosine" (decay to 0 over the run); "seed": '
+                      'the seed\'s (for 100 epochs)'),
     Parameter("recipe", "seed", "choice", choices=RECIPES, ignore_case=True,
               expected="'seed' (as the seed models were trained) or 'fast' (10-20 epoch runs)",
               comment='"fast": augmentation, weight decay, label smoothing, late QAT (full runs)'),

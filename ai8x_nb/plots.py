@@ -362,18 +362,24 @@ def training_curves(history, *, title="Training"):
 
 
 def draw_curves(axes, h, lr_key=None, qat_epoch=None):
-    """Draw loss / accuracy (/ lr) curves of a history dict into existing axes."""
+    """Draw loss / accuracy (/ lr) curves of a history dict into existing axes.
+
+    Epochs are whole numbers on every x axis (1..n, even for one epoch). The learning rate is
+    on a log axis unless a value is 0 or less (a cosine schedule ends at 0), then linear, so no
+    epoch is dropped. `qat_epoch` (1-based) is marked by a dotted line and a "QAT" label
+    inside the top of each axis.
+    """
     from matplotlib.ticker import MaxNLocator
 
     epochs = h.get("epoch")
-    for ax in axes:
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    count = 1
     for ax, metric in zip(axes, ("loss", "accuracy")):
         for key, style in ((metric, "-o"), (f"val_{metric}", "--s")):
             values = h.get(key)
             if values:
                 xs = [e + 1 for e in epochs] if epochs and len(epochs) == len(values) else \
                     list(range(1, len(values) + 1))
+                count = max(count, max(xs))
                 ax.plot(xs, values, style, markersize=3, label=key.replace("_", " "))
         ax.set_xlabel("epoch")
         ax.set_ylabel(metric)
@@ -382,17 +388,22 @@ def draw_curves(axes, h, lr_key=None, qat_epoch=None):
             ax.legend(fontsize=8)
     if lr_key and len(axes) > 2 and h.get(lr_key):
         values = h[lr_key]
+        count = max(count, len(values))
         axes[2].plot(range(1, len(values) + 1), values, "-o", markersize=3, color="tab:purple")
-        axes[2].set_yscale("log")
+        if min(values) > 0:
+            axes[2].set_yscale("log")
         axes[2].set_xlabel("epoch")
         axes[2].set_ylabel("learning rate")
         axes[2].grid(alpha=0.3)
+    for ax in axes:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
+        ax.set_xlim(0.5, count + 0.5)
     if qat_epoch is not None:
         # Fake quantization is on from epoch `qat_epoch` (1-based): mark just before it.
         for ax in axes:
             ax.axvline(qat_epoch - 0.5, color="gray", linestyle=":", linewidth=1)
-        axes[0].text(qat_epoch - 0.5, axes[0].get_ylim()[1], " QAT", va="top", fontsize=8,
-                     color="gray")
+            ax.text(qat_epoch - 0.5, 0.97, " QAT", va="top", ha="left", fontsize=8,
+                    color="gray", transform=ax.get_xaxis_transform())
 
 
 def budget_items(report):

@@ -48,6 +48,7 @@ __all__ = [
     "summary_table",
     "status_line",
     "record_summary",
+    "summary_text",
     "read_summary",
     "check_parameters",
 ]
@@ -196,13 +197,35 @@ def _output_path(out_dir, name):
     return path
 
 
+class _LineStream:
+    """A file for tqdm off a terminal: each refresh becomes one line (repeats and clears
+    dropped), so a log shows one line per finished cell instead of nothing for minutes."""
+
+    def __init__(self, stream):
+        self.stream = stream
+        self._last = None
+
+    def write(self, text):
+        line = text.replace("\r", "\n").strip().splitlines()[-1:] if text.strip() else []
+        if line and line[0].strip() and line[0] != self._last:
+            self._last = line[0]
+            self.stream.write(line[0] + "\n")
+            self.stream.flush()
+
+    def flush(self):
+        self.stream.flush()
+
+
 def _progress_bar(name, progress):
-    """papermill's `progress_bar` argument: a one-line cell counter on a terminal, or off."""
+    """papermill's `progress_bar` argument: a one-line cell counter on a terminal, one line
+    per finished cell otherwise (a CI log), or off."""
     if not progress:
         return False
     stream = sys.stderr
     if not getattr(stream, "isatty", lambda: False)():
-        return False
+        return {"desc": name, "unit": "cell", "leave": False, "file": _LineStream(stream),
+                "mininterval": 0, "bar_format": "{desc}: cell {n_fmt}/{total_fmt} done "
+                                                "[{elapsed}]"}
     return {"desc": name, "unit": "cell", "leave": False, "file": stream, "dynamic_ncols": True,
             "bar_format": "{desc}: cell {n_fmt}/{total_fmt} {bar} [{elapsed}]"}
 
@@ -275,25 +298,37 @@ def run_notebook(name_or_path, parameters=None, *, out_dir="runs", kernel_name="
 
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 
+STATIC_FORM_BELOW = "ai8x_nb_static_form_below"
+"""Output metadata of a widget view whose static form is the next output (the layer editor):
+a headless notebook keeps only that static form."""
+
 
 def static_widget_views(path):
     """Keep only the static form of widget outputs in an executed (headless) notebook.
 
     A saved notebook has no kernel behind its widgets: a widget view renders as an empty box
     (or a "model not found" error) in JupyterLab and in HTML, hiding the static figure stored
-    beside it. Where an output has both, the widget view is dropped. Returns the number of
-    outputs changed.
+    beside it. Where an output has both, the widget view is dropped; a widget output marked
+    `STATIC_FORM_BELOW` (its static form is the next output) is dropped whole. Returns the
+    number of outputs changed.
     """
     import nbformat
 
     nb = nbformat.read(str(path), as_version=4)
     changed = 0
     for cell in nb.cells:
+        kept = []
         for out in cell.get("outputs", []):
             data = out.get("data", {})
+            if WIDGET_VIEW in data and out.get("metadata", {}).get(STATIC_FORM_BELOW):
+                changed += 1  # the next output is this widget's static form
+                continue
             if WIDGET_VIEW in data and ("image/png" in data or "text/html" in data):
                 del data[WIDGET_VIEW]
                 changed += 1
+            kept.append(out)
+        if "outputs" in cell:
+            cell.outputs = kept
     if changed:
         nbformat.write(nb, str(path))
     return changed
@@ -495,8 +530,24 @@ def record_summary(summary):
     except ImportError:  # pragma: no cover - IPython ships with the kernel
         return clean
     if get_ipython() is not None:
-        display({SUMMARY_MIME: clean, "text/plain": json.dumps(clean, indent=2)}, raw=True)
+        display({SUMMARY_MIME: clean, "text/plain": summary_text(clean)}, raw=True)
     return clean
+
+
+def summary_text(summary):
+    """A recorded summary as aligned "name  value" lines: accuracies in %, byte counts with
+    thousands separators."""
+    width = max((len(key) for key in summary), default=0)
+    lines = []
+    for key, value in summary.items():
+        if key.endswith("accuracy") and isinstance(value, (int, float)):
+            shown = f"{100 * value:.2f} %"
+        elif key.endswith("bytes") and isinstance(value, int):
+            shown = f"{value:,} B"
+        else:
+            shown = "-" if value is None else str(value)
+        lines.append(f"{key:<{width}}  {shown}")
+    return "\n".join(lines)
 
 
 def read_summary(notebook_path):

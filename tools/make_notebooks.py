@@ -19,8 +19,12 @@ sys.path.insert(0, str(REPO))
 
 from ai8x_nb import parameters  # noqa: E402
 from ai8x_nb.models import MODELS, get_info, seed_spec  # noqa: E402
+from ai8x_nb.training.notebook_settings import SHORT_RUN_KEYS  # noqa: E402
 
 DATE_CREATED = "2026/11/22"
+SHORT_RUN_DEFAULTS = {"batch_size": 64, "lr": 1e-3, "schedule": "cosine"}
+"""The short-run values of a notebook whose dataset gives none (`DATASETS[...]["parameters"]`
+may set batch_size, lr and schedule): what None means when the recipe has no value."""
 FULL_EPOCHS = {"mnist": 15}
 """Epochs of the "full run" line per notebook (20 when not listed): the budgets in which the
 "fast" recipe reached its README numbers."""
@@ -125,6 +129,7 @@ DATASETS = {
                 "`dataset_folder=None` for the real dataset.",
         "parameters": {"batch_size": 32, "lr": 0.002, "dataset_folder": "kws-espeak-large",
                        "epochs": 8},
+        "train_split_note": " (the training split includes its augmented copies)",
     },
     "rock": {
         "title": "Rock, paper, scissors on the MAX78000",
@@ -203,17 +208,29 @@ def _code(text, tags=()):
 def _seed_note(value, seed_value):
     if value == seed_value:
         return "the seed's"
-    return f"the seed's is {seed_value!r} (for 100 epochs); this suits a short run"
+    return f"the seed's {seed_value!r} is for 100 epochs"
+
+
+def short_run(info):
+    """A notebook's short-run batch size, learning rate and schedule (what None means when the
+    recipe has none): its dataset's values over `SHORT_RUN_DEFAULTS`."""
+    values = dict(SHORT_RUN_DEFAULTS)
+    values.update({k: v for k, v in info["parameters"].items() if k in SHORT_RUN_KEYS})
+    return values
 
 
 def parameters_source(name, info):
     """The literal-only parameters cell of one notebook: the contract table's values, the
-    dataset's demo values over them, and the seed model's spec."""
-    values = parameters.defaults(**info["parameters"], model_spec=seed_spec(name))
-    seed = get_info(name)
+    dataset's demo values over them, and the seed model's spec. Batch size, learning rate and
+    schedule stay None (the recipe's, else the notebook's short-run values of `short_run`)."""
+    given = {k: v for k, v in info["parameters"].items() if k not in SHORT_RUN_KEYS}
+    values = parameters.defaults(**given, model_spec=seed_spec(name))
+    seed, run = get_info(name), short_run(info)
     comments = {
-        "batch_size": _seed_note(values["batch_size"], seed.batch_size),
-        "lr": f"{parameters.get_parameter('lr').comment}; {_seed_note(values['lr'], seed.lr)}",
+        "batch_size": f"None: the recipe's, else {run['batch_size']} "
+                      f"({_seed_note(run['batch_size'], seed.batch_size)})",
+        "lr": f"{parameters.get_parameter('lr').comment} ({run['lr']}; "
+              f"{_seed_note(run['lr'], seed.lr)})",
     }
     return parameters.parameters_cell(values, comments)
 
@@ -221,8 +238,8 @@ def parameters_source(name, info):
 def folder_parameters_source(name, info):
     """The parameters cell of a folder notebook: `data_folder` (and `image_size`) first."""
     table = parameters.folder_table(info["kind"])
-    values = parameters.defaults(table=table, **info["parameters"],
-                                 model_spec=seed_spec(info["seed"]))
+    given = {k: v for k, v in info["parameters"].items() if k not in SHORT_RUN_KEYS}
+    values = parameters.defaults(table=table, **given, model_spec=seed_spec(info["seed"]))
     unused = "not used here (the public datasets' folders); see data_folder"
     comments = {"data_dir": unused, "dataset_folder": unused, "allow_partial": unused,
                 "model_name": "None: model_spec's layers; or a seed model's, fitted to your "
@@ -281,8 +298,6 @@ def build_notebook(name):
     """Return the notebook of one dataset."""
     info = DATASETS.get(name) or FOLDER_NOTEBOOKS[name]
     folder = name in FOLDER_NOTEBOOKS
-    table = parameters.folder_table(info["kind"]) if folder else parameters.PARAMETERS
-    check_args = ",\n    ".join(f'"{p.name}": {p.name}' for p in table)
     cells = [
         _md(f"""
 # {info["title"]}
@@ -302,10 +317,12 @@ Edit the values below, or run the notebook headless with other values:
 `fast=True` keeps only the first `limit` samples of each split (4096 by default) so the whole
 notebook runs in about a minute; set `fast=False` for a real training run. A full run uses
 the "fast" recipe ({_fast_recipe_text(name)}):
-`ai8x-nb run {name} -p fast False -p recipe fast -p epochs {FULL_EPOCHS.get(name, 20)} -p qat_policy default -p batch_size None -p lr None`
-(None: the seed model's batch size and learning rate; README, "Accuracy recipes", lists what
-each dataset reaches). `model_spec`
-describes the model one layer per line, or names a `.spec.json` file saved by the layer editor.
+`ai8x-nb run {name} -p fast False -p recipe fast -p epochs {FULL_EPOCHS.get(name, 20)} -p qat_policy default`
+(README, "Accuracy recipes", lists what each dataset reaches). `batch_size`, `lr` and
+`schedule` are None: the recipe's values, so a recipe applies whole; the "seed" recipe has
+none, so this notebook's short-run values are used (the Train cell prints what it used and
+where each value came from). `model_spec` describes the model one layer per line, or names a
+`.spec.json` file saved by the layer editor.
 """),
         _code((folder_parameters_source if folder else parameters_source)(name, info),
               tags=["parameters"]),
@@ -335,9 +352,8 @@ from ai8x_nb.widgets import LayerEditor, LivePlot
 from ai8x_nb.zoo.finetune import load_for_fine_tuning
 
 DATASET = "{name}"
-derived = runner.check_parameters({{
-    {check_args},
-}})
+SHORT_RUN = {short_run(info)!r}  # what None means when the recipe has no value
+derived = runner.check_parameters(globals())  # the parameters cell's values, checked
 device = derived["device"]
 model_spec = derived["model_spec"]
 sample_limit = derived["limit"]
@@ -386,9 +402,13 @@ The layer editor shows the model of `model_spec`, one row per layer, with its ou
 parameters. Every field is checked against the chosen device as you type (an unsupported
 kernel size or too many channels shows the error in red in its row), and the bars show how much
 of the device's layers, weight, bias and data memory the model uses. Headless runs show a
-static picture of the same table.
+static picture of the same table, and a saved notebook reopened without its kernel shows the
+editor's last state as a picture.
 
-The next cell builds the model the editor shows, so your edits reach the training. **Save spec**
+The next cell builds the model the editor shows, for the device chosen in the editor: your edits
+and the device reach the check, the training and the export (a row in red stops it with one
+line naming the row). **Add layer** inserts a convolution or pooling layer before the
+classifier head (Flatten/Dense), a dense or dropout layer before the last row. **Save spec**
 writes them to `<dataset>.spec.json` beside the notebook; set `model_spec = "<dataset>.spec.json"`
 in the parameters cell (or `ai8x-nb run <dataset> -p model_spec <dataset>.spec.json`) and a batch
 run reproduces your model.
@@ -416,42 +436,61 @@ else:
 editor
 """),
         _code("""
-keras.utils.set_random_seed(seed)
-if init_from is not None:
-    model = load_for_fine_tuning(init_from, dataset.num_classes, device=device)
-elif editor is None:
-    model = get_model_for(model_name, DATASET, device=device)
-else:
+model = None  # no stale model when this cell stops
+if editor is not None:
+    editor.raise_if_invalid()  # a row in red: one line naming it
+    device = editor.device  # the editor's device: the check, training and export follow it
     model_spec = editor.spec  # what the editor shows now: your edits reach the training below
-    model = spec_to_model(model_spec, dataset.input_shape, dataset.num_classes, device=device,
-                          name=DATASET)
+
+
+def make_model():  # a fresh, untrained model of this cell's choices (Train starts from one)
+    keras.utils.set_random_seed(seed)
+    if init_from is not None:
+        return load_for_fine_tuning(init_from, dataset.num_classes, device=device)
+    if editor is None:
+        return get_model_for(model_name, DATASET, device=device)
+    return spec_to_model(model_spec, dataset.input_shape, dataset.num_classes, device=device,
+                         name=DATASET)
+
+
+model = make_model()
 report = check_model(model, device)
 print(report)
 report.raise_if_errors()
-plots.memory_budget(report)
+if editor is None:  # the editor shows these bars already
+    display(plots.memory_budget(report))
 """),
         _md("""
 ## Train
 
 `train` writes a run folder under `logs/` (config, checkpoints, history, results on the test
-split). The curves update after every epoch; the dotted line marks where quantization-aware
-training starts (BatchNorm folded, weights fake-quantized to `weight_bits`).
+split), beside the notebook that runs (`ai8x-nb run` runs a copy in `runs/`, so there).
+The curves update after every epoch; the dotted line marks where quantization-aware
+training starts (BatchNorm folded, weights fake-quantized to `weight_bits`). The cell trains a
+fresh model of the Model cell's choices, so running it again starts over just as the first
+time (to change the model, edit and run the Model cell first).
 """),
         _code("""
+from ai8x_nb.training.notebook_settings import notebook_settings, settings_text
+
+model = make_model()  # fresh: a re-run trains from the start, not the last run's QAT model
+chosen = notebook_settings(recipe, DATASET, SHORT_RUN, batch_size=batch_size, lr=lr,
+                           schedule=schedule)
+print(f"training {model.name} on {device}: "
+      + settings_text(chosen, recipe=recipe, optimizer=optimizer, epochs=epochs))
 live = LivePlot(title=f"{DATASET}: training")
 result = train(
-    model, dataset, epochs=epochs, batch_size=batch_size, optimizer=optimizer, lr=lr,
-    schedule=schedule, recipe=recipe, qat_policy=derived["qat_policy"], out="logs", seed=seed,
+    model, dataset, epochs=epochs, optimizer=optimizer, recipe=recipe,
+    **{key: value for key, (value, _) in chosen.items()},
+    qat_policy=derived["qat_policy"], out="logs", seed=seed, device=device,
     callbacks=[live], distribute=distribute,
     dataset_kwargs={"data_dir": derived["data_dir"], "folder": dataset_folder,
                     "allow_partial": allow_partial, "limit": sample_limit, "seed": seed})
-print(f"run folder: {result.run_dir.path}")
-print(f"test accuracy: {100 * result.test_accuracy:.2f} %")
 """),
-        _md("""
+        _md(f"""
 ## Evaluate
 
-Accuracy on each split (the training split includes its augmented copies) and per class, the
+Accuracy on each split{info.get("train_split_note", "")} and per class, the
 confusion matrix of the run's best model on the test split (rows: true class), and test
 predictions titled "predicted (true)", mistakes framed in red.
 """),
@@ -500,7 +539,8 @@ for role, path in manifest.artifacts.items():
     print(f"  {role:<18} {path}")
 for target, reason in manifest.skipped.items():
     print(f"  skipped {target}: {reason}")
-print("accuracy at export:", {k: round(v, 4) for k, v in manifest.accuracy.items()})
+print("accuracy at export: "
+      + ", ".join(f"{k} {100 * v:.2f} %" for k, v in manifest.accuracy.items()))
 """),
         _md("""
 ## Synthesize

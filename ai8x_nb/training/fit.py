@@ -131,7 +131,7 @@ def finish_run(run, model, ds, config):
         "confusion_matrix": report["confusion_matrix"].tolist(),
     }
     run.write_results(results)
-    logger.info("Test accuracy (%s, %d samples, test split): %.4f", results["checkpoint"],
-                report["count"], report["accuracy"])
+    logger.info("Test accuracy (%s, %d samples, test split): %.2f %%", results["checkpoint"],
+                report["count"], 100 * report["accuracy"])
     return TrainResult(run, history, report["accuracy"], report["confusion_matrix"], best,
                        list(ds.class_names))
