@@ -12,6 +12,7 @@ import keras
 
 from ai8x_nb import datasets, models
 from ai8x_nb.runs import HISTORY, LAST
+from ai8x_nb.training import checkpoint
 from ai8x_nb.training.arguments import TrainingError, resume_conflicts
 from ai8x_nb.training.components import (build_model, check_shapes, compile_model,
                                          make_optimizer, policy_dict, resolve_policy,
@@ -75,8 +76,10 @@ def continue_run(run, model_or_name, dataset_or_name, args, qat_policy, data_dir
             logger.warning("Resuming %s from %s: the model passed is not used.", run.path,
                            LAST)
         logger.info("Resuming %s after epoch %d of %d.", run.path, done, epochs)
+        path = run.resume_checkpoint(state)
+        checkpoint.tidy(run, state)
         with scope(distribution):
-            model = run.load_model(LAST, compile=True)
+            model = run.load_model(path.name, compile=True)
     if distribution is not None:
         distribution.prepare_model(model)
     config["epochs"] = epochs
