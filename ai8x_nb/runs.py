@@ -146,8 +146,14 @@ class RunDir:
 
     @property
     def config(self):
-        """The run configuration (dict from config.json)."""
-        return self._read_json(CONFIG)
+        """The run configuration (dict from config.json).
+
+        Raises:
+            RunDirError: config.json is missing, not JSON, or a field has a wrong type.
+        """
+        config = self._read_json(CONFIG)
+        _check_config(self.file(CONFIG), config)
+        return config
 
     @property
     def results(self):
@@ -350,3 +356,25 @@ def _check_state(path, state):
         if not isinstance(value, list) or not all(
                 isinstance(v, int) and not isinstance(v, bool) for v in value):
             bad("seed_generators", value, "lists of ints")
+
+
+def _check_config(path, config):
+    """Raise `RunDirError` when a config.json field has a wrong type (edited by hand)."""
+    def whole(low, high=None):
+        return lambda v: (isinstance(v, int) and not isinstance(v, bool) and v >= low
+                          and (high is None or v <= high))
+
+    number = (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)
+              and v == v and abs(v) != float("inf"))
+    checks = {"epochs": (whole(0), "an int >= 0"), "batch_size": (whole(1), "an int >= 1"),
+              "seed": (whole(0, 2**32 - 1), "an int from 0 to 2**32 - 1"),
+              "lr": (number, "a finite number"), "warmup_epochs": (number, "a finite number"),
+              "dataset": (lambda v: isinstance(v, str), "a dataset name"),
+              "dataset_kwargs": (lambda v: isinstance(v, dict), "an object"),
+              "optimizer": (lambda v: isinstance(v, str), "an optimizer name"),
+              "device": (lambda v: isinstance(v, str), "a device name")}
+    for key, (ok, expected) in checks.items():
+        value = config.get(key)
+        if value is not None and not ok(value):
+            raise RunDirError(f"{str(path)!r} has {key}={value!r}; expected {expected}. Restore "
+                              f"the file, or start a new run.")
