@@ -68,9 +68,13 @@ class FolderLock:
         except BaseException:
             os.close(fd)
             raise
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, json.dumps({"pid": os.getpid(),
-                                  "since": time.strftime("%Y-%m-%dT%H:%M:%S")}).encode(), 0)
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, json.dumps({"pid": os.getpid(),
+                                      "since": time.strftime("%Y-%m-%dT%H:%M:%S")}).encode(), 0)
+        except OSError as err:  # a full disk: name the file
+            os.close(fd)
+            raise OSError(err.errno, err.strerror, str(self.path)) from None
         self._fd = fd
         return self
 

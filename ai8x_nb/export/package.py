@@ -223,6 +223,13 @@ def staging_folder(final_dir):
         tmp.chmod(0o755)  # mkdtemp makes it private; the export is an ordinary folder
         yield tmp
         _move_into_place(tmp, final_dir)
+    except OSError as err:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if err.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
+            raise
+        raise ExportError(f"Cannot write the export into {str(parent)!r}: {err}. The previous "
+                          f"export (if any) is intact; free some space or pass another "
+                          f"folder.") from err
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -330,15 +337,16 @@ def _move_into_place(tmp, final_dir):
                     final_dir)
         lock.acquire(blocking=True)
     with lock:
-        try:
-            with _faults.around("export-rename"):
-                os.rename(tmp, final_dir)  # no export of that name yet (or an empty folder)
-            logger.debug("export written to %s", final_dir)
-            return
-        except OSError as err:
-            if err.errno not in (errno.ENOTEMPTY, errno.EEXIST):
-                raise ExportError(f"Cannot move the finished export to {str(final_dir)!r}: "
-                                  f"{err}.") from err
+        if not os.path.lexists(final_dir):
+            try:
+                with _faults.around("export-rename"):
+                    os.rename(tmp, final_dir)  # no export of that name yet
+                logger.debug("export written to %s", final_dir)
+                return
+            except OSError as err:
+                if err.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                    raise ExportError(f"Cannot move the finished export to "
+                                      f"{str(final_dir)!r}: {err}.") from err
         if not final_dir.is_dir() or final_dir.is_symlink():
             raise ExportError(f"Cannot move the finished export to {str(final_dir)!r}: it "
                               f"exists and is not a folder. Remove it, or export elsewhere.")

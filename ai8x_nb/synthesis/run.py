@@ -223,6 +223,7 @@ def synthesize(export_dir, *, out=None, synthesis_dir=None, python=None, progres
 def _synthesize_locked(export_dir, out, synthesis_dir, python, progress, timeout, extra_args,
                        build, maxim_path):
     """`synthesize` while holding the export's lock: no export replaces the folder meanwhile."""
+    _atomic.remove_leftovers(export_dir, (MANIFEST_NAME,))  # a manifest write a kill stopped
     manifest = _package(export_dir)
     tool = find_tool(synthesis_dir, python)
     if build:
