@@ -118,16 +118,22 @@ _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _LEFTOVER = re.compile(r"^\..+\.[A-Za-z0-9_]{8}(\.tmp|\.keras)$")
 
 
-def remove_leftovers(folder, names):
+def remove_leftovers(folder, names, patterns=()):
     """Remove temporary files `atomic_path` left in `folder` for the files `names` (a kill
     between writing and moving into place). Call it only while holding the folder's lock.
+
+    Args:
+        folder: the folder.
+        names: file names whose temporaries to remove.
+        patterns: more file names as glob patterns (e.g. ".last-*.keras").
 
     Returns:
         The removed paths.
     """
     removed = []
-    for name in names:
-        for path in Path(folder).glob(f".{glob_escape(name)}.*"):
+    globs = [glob_escape(name) for name in names] + list(patterns)
+    for name in globs:
+        for path in Path(folder).glob(f".{name}.*"):
             if _LEFTOVER.match(path.name) and (path.is_file() or path.is_symlink()):
                 path.unlink()
                 removed.append(path)

@@ -321,7 +321,7 @@ class RunDir:
         try:
             for name in FILES[:-1] + (TENSORBOARD,):
                 _atomic.refuse_symlink(self.file(name))
-            for path in _atomic.remove_leftovers(self.path, FILES):
+            for path in _atomic.remove_leftovers(self.path, FILES, (".last-*.keras",)):
                 logger.info("Removed %s, left by a process killed while writing it.", path)
             yield self
         finally:
