@@ -573,3 +573,86 @@ def test_full_and_read_only_disks_are_clear_errors_and_keep_the_run(tmp_path, tr
         with pytest.raises(ExportError, match="Read-only file system"):
             export_model(export_models[1], fs / "tiny", targets=("synthesis",))
         assert Manifest.load(fs / "tiny").name == "tiny"
+
+
+# ------------------------------------------------------------------ clean errors, not tracebacks
+def _last_error(capsys):
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    return err.strip().splitlines()[-1]
+
+
+@pytest.mark.parametrize("file, edit, message", [
+    ("config.json", {"seed": "abc"}, "seed='abc'"),
+    ("config.json", {"batch_size": "abc"}, "batch_size='abc'"),
+    ("config.json", {"dataset_kwargs": [1, 2]}, "dataset_kwargs=[1, 2]"),
+    ("state.json", {"plateau": {"best": "q", "wait": 0, "cooldown_counter": 0}},
+     "plateau.best='q'"),
+    ("state.json", {"checkpoint": "../../victim.keras"}, "names the checkpoint"),
+])
+def test_hand_edited_run_files_are_clear_errors_before_anything_is_written(
+        tmp_path, train_points, file, edit, message, capsys):
+    from ai8x_nb.cli import main
+
+    run = _one_epoch_copy(train_points, tmp_path / "run")
+    data = json.loads((run / file).read_text())
+    (run / file).write_text(json.dumps({**data, **edit}))
+    before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file() and p.name != ".lock"}
+    assert main(["train", "--run-dir", str(run), "--epochs", "2"]) == 2
+    last = _last_error(capsys)
+    assert message in last and "Restore" in last, last
+    assert {p.name: p.read_bytes() for p in run.iterdir()
+            if p.is_file() and p.name != ".lock"} == before
+
+
+def test_other_remaining_tracebacks_are_clear_errors(tmp_path, train_points, capsys):
+    from ai8x_nb import runner
+    from ai8x_nb.cli import main
+    from ai8x_nb.errors import QuantizationError
+    from ai8x_nb.quantize import load_policy
+    from ai8x_nb.spec import SpecError, load_spec, normalize_spec
+
+    run = _one_epoch_copy(train_points, tmp_path / "run")
+    assert main(["train", "--run-dir", str(run / "config.json")]) == 2
+    assert "is a file, not a run folder" in _last_error(capsys)
+    (run / "history.csv").write_bytes(b"\x00\xff\xfe binary")
+    assert main(["train", "--run-dir", str(run), "--epochs", "2"]) == 2
+    assert "is not a readable history" in _last_error(capsys)
+    assert main(["train", "--dataset", "mnist", "--epochs", "1", "--seed",
+                 "99999999999999999999", "--data-dir", str(DATA), "--limit", "32",
+                 "--out", str(tmp_path / "logs")]) == 2
+    assert "seed=99999999999999999999" in _last_error(capsys)
+    assert not (tmp_path / "logs").exists()
+    from ai8x_nb.parameters import PARAMETERS
+
+    params = {p.name: p.default for p in PARAMETERS}
+    with pytest.raises(runner.NotebookParameterError, match="and <= 4294967295"):
+        runner.check_parameters({**params, "seed": 99999999999999999999})
+    assert runner.parse_value("yes") == "yes" and runner.parse_value("true") is True
+    bad = tmp_path / "bad.ipynb"
+    bad.write_bytes(b"{not json")
+    assert main(["run", str(bad), "--out", str(tmp_path / "nb")]) == 2
+    assert "is not a readable Jupyter notebook" in _last_error(capsys)
+    policy = tmp_path / "policy.yaml"
+    policy.write_bytes(b"start_epoch: \xff\xfe\n")
+    with pytest.raises(QuantizationError, match="UTF-8"):
+        load_policy(str(policy))
+    with pytest.raises(QuantizationError, match="none of which ai8x-nb uses"):
+        load_policy({"strat_epoch": 2, "wieght_bits": 8})
+    for row, text in [({"type": "conv2d", "filters": "x"}, "filters='x'"),
+                      ({"type": "conv2d", "filters": 2.5}, "filters=2.5"),
+                      ({"type": "reshape", "target_shape": "abc"}, "target_shape='abc'")]:
+        with pytest.raises(SpecError, match=text):
+            normalize_spec([row])
+    spec = tmp_path / "m.spec.json"
+    spec.write_text('[{"type": "conv2d", "filters": NaN}]')
+    with pytest.raises(SpecError, match="NaN"):
+        load_spec(spec)
+
+
+def test_a_corrupt_kws_cache_is_rebuilt(tmp_path):
+    from ai8x_nb.datasets import kws
+
+    cache = tmp_path / "kws_abc.npz"
+    cache.write_bytes(b"PK\x03\x04 not a zip at all")
+    assert kws._read_cache(cache) is None  # ignored: the caller processes the data again
