@@ -348,10 +348,13 @@ def run_all(names=None, parameters=None, parallel=1, *, per_notebook=None, out_d
         One `RunResult` per notebook, in the order of `names`.
 
     Raises:
-        NotebookError: a name that is not a notebook (checked before anything runs).
+        NotebookError: a name that is not a notebook, or a notebook already running in the
+            same working folder (checked before anything runs).
     """
     names = list(names or NOTEBOOKS)
     paths = [find_notebook(name) for name in names]
+    for path in paths:  # a file that is no notebook is refused before anything runs
+        notebook_parameters(path)
     workdir = Path(cwd if cwd is not None else out_dir).expanduser().resolve()
     if workdir.is_dir():
         for path in paths:  # refuse before anything runs when one is running already
