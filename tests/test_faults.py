@@ -656,3 +656,25 @@ def test_a_corrupt_kws_cache_is_rebuilt(tmp_path):
     cache = tmp_path / "kws_abc.npz"
     cache.write_bytes(b"PK\x03\x04 not a zip at all")
     assert kws._read_cache(cache) is None  # ignored: the caller processes the data again
+
+
+def test_a_bad_policy_override_leaves_no_run_folder(tmp_path):
+    from ai8x_nb.errors import QuantizationError
+
+    policy = {"start_epoch": 1, "weight_bits": 8, "overrides": {"nope": {"weight_bits": 4}}}
+    with pytest.raises(QuantizationError, match="'nope'"):
+        train(_tiny(), "mnist", out=str(tmp_path / "logs"), qat_policy=policy, **RUN)
+    assert not (tmp_path / "logs").exists()
+
+
+def test_a_wrong_idx_magic_names_the_dimensions_not_a_long_shape(tmp_path):
+    import gzip
+
+    from ai8x_nb.datasets import idx
+    from ai8x_nb.errors import DatasetError
+
+    path = tmp_path / "t10k-labels-idx1-ubyte.gz"
+    path.write_bytes(gzip.compress(bytes([0, 0, 8, 150]) + bytes(700)))
+    with pytest.raises(DatasetError, match="declares 150 dimensions, expected 1") as err:
+        idx.read_idx(path, expected_shape=(100,))
+    assert len(str(err.value)) < 300
