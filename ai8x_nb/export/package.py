@@ -210,6 +210,7 @@ def staging_folder(final_dir):
     except OSError as err:
         raise ExportError(f"Cannot create the export folder {str(parent)!r}: {err}.") from err
     _atomic.refuse_symlink(final_dir)
+    _atomic.refuse_symlink(export_lock(final_dir).path)  # before any work, not at the swap
     recover(final_dir)
     _remove_stale(parent, final_dir.name)
     try:
