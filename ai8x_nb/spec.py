@@ -30,7 +30,6 @@ import collections
 import json
 import math
 import numbers
-import math
 import types
 
 from ai8x_nb.errors import Ai8xNbError

@@ -33,7 +33,7 @@ from ai8x_nb import _atomic, _faults, layers
 from ai8x_nb.errors import ExportError, SynthesisError
 from ai8x_nb.export import Manifest, export_model
 from ai8x_nb.export import package
-from ai8x_nb.runs import RunDir, RunDirError
+from ai8x_nb.runs import RunDir
 from ai8x_nb.training import train
 
 from support import SHARED_DATA as DATA
