@@ -5,8 +5,8 @@ Every file train, export and synthesize commit passes a named write point
 there when the process reached the point, so each case here copies the folder at every point
 of one uninterrupted command (`_faults.observe`): each copy is what a kill there leaves. Each
 copy must hold the old state or the new one, whole, and the next command on it must give
-the bit-identical result of the uninterrupted one. One real SIGKILL per command
-(`AI8X_NB_FAULT`) checks that the copies are what a kill leaves. Then: a full and a
+the bit-identical result of the uninterrupted one. Real SIGKILLs (`AI8X_NB_FAULT`) in train
+and in export's swap, and a killed synthesize, check that the copies are what a kill leaves. Then: a full and a
 read-only file system (a tmpfs, when root), planted symbolic links and hostile names, and the
 writers raced pairwise.
 """
@@ -294,6 +294,39 @@ def test_export_every_write_point_leaves_old_or_new_whole(tmp_path, export_model
         assert sorted(p.name for p in copy.iterdir()) == [".tiny.lock", "tiny"], point
     assert seen == {"old", "new"}
     print(f"export ({'exchange' if exchange else 'two-step'}): {len(points)} write points")
+
+
+@pytest.mark.slow
+def test_real_kill_inside_the_export_swap_is_recovered(tmp_path, export_models):
+    """The issue's case: SIGKILL after the old export was moved aside, before the new one
+    was moved in (the two-step swap, where the system has no atomic exchange). Nothing is
+    under the name; the next export (or synthesize) puts the old one back before anything."""
+    parent = tmp_path / "out"
+    export_model(export_models[0], parent / "tiny", targets=("synthesis",))
+    old = _tree(parent / "tiny")
+    script = textwrap.dedent(f"""
+        import keras
+        from ai8x_nb import layers
+        from ai8x_nb.export import export_model, package
+
+        package.EXCHANGE_SUPPORTED = False
+        inp = keras.Input((8, 8, 3))
+        x = layers.Conv2D(8, 3, padding=1, activation="relu", pooling="max", pool_size=2,
+                          pool_strides=2, name="c1")(inp)
+        x = layers.Dense(5, wide=True, name="fc")(keras.layers.Flatten()(x))
+        export_model(keras.Model(inp, x, name="tiny"), {str(parent / "tiny")!r},
+                     targets=("synthesis",))
+    """)
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": os.pathsep.join(sys.path),
+           _faults.ENV: "export-aside:after"}
+    proc = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == -9, proc.stderr[-2000:]
+    assert not (parent / "tiny").exists()
+    assert package.recover(parent / "tiny")
+    assert _tree(parent / "tiny") == old
+    export_model(export_models[1], parent / "tiny", targets=("synthesis",))
+    assert sorted(p.name for p in parent.iterdir()) == [".tiny.lock", "tiny"]
 
 
 # ------------------------------------------------------------------ synthesize (a stand-in tool)
