@@ -23,6 +23,7 @@ import re
 import shutil
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -214,12 +215,10 @@ def staging_folder(final_dir):
     recover(final_dir)
     _remove_stale(parent, final_dir.name)
     try:
-        tmp = Path(tempfile.mkdtemp(prefix=f".{final_dir.name}.partial-{os.getpid()}-",
-                                    dir=parent))
+        tmp, owner = _new_owned_folder(parent, f".{final_dir.name}.partial-{os.getpid()}-")
     except OSError as err:
         raise ExportError(f"Cannot write the export into {str(parent)!r}: {err}. Pass a "
                           f"writable folder with free space.") from err
-    owner = _hold(tmp)  # while held, no other process takes the folder for a dead one's
     try:
         tmp.chmod(0o755)  # mkdtemp makes it private; the export is an ordinary folder
         yield tmp
@@ -243,6 +242,18 @@ def export_lock(final_dir):
     exporter's final swap and `synthesize` (for its whole run)."""
     final_dir = Path(final_dir)
     return FolderLock(final_dir.parent / f".{final_dir.name}.lock")
+
+
+_CREATING = threading.Lock()
+"""Held while this process creates and locks a folder, and while it judges folders named with
+its own pid: a thread never takes another thread's brand-new folder for a dead one's."""
+
+
+def _new_owned_folder(parent, prefix):
+    """A new folder `parent/<prefix>XXXX`, flocked by this process: (path, fd to close)."""
+    with _CREATING:
+        path = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
+        return path, _hold(path)
 
 
 def _hold(folder):
@@ -320,6 +331,11 @@ def recover(final_dir):
 
 
 def _remove_stale(parent, name):
+    with _CREATING:
+        _remove_stale_locked(parent, name)
+
+
+def _remove_stale_locked(parent, name):
     for pattern in (f".{_atomic.glob_escape(name)}.partial-*",
                     f".{_atomic.glob_escape(name)}.old-*"):
         for path in parent.glob(pattern):
@@ -338,35 +354,48 @@ def _move_into_place(tmp, final_dir):
                     final_dir)
         lock.acquire(blocking=True)
     with lock:
-        if not os.path.lexists(final_dir):
-            try:
-                with _faults.around("export-rename"):
-                    os.rename(tmp, final_dir)  # no export of that name yet
+        for _ in range(10):  # someone removing the old export meanwhile: try again
+            if _swap(tmp, final_dir):
                 logger.debug("export written to %s", final_dir)
                 return
-            except OSError as err:
-                if err.errno not in (errno.ENOTEMPTY, errno.EEXIST):
-                    raise ExportError(f"Cannot move the finished export to "
-                                      f"{str(final_dir)!r}: {err}.") from err
-        if not final_dir.is_dir() or final_dir.is_symlink():
-            raise ExportError(f"Cannot move the finished export to {str(final_dir)!r}: it "
-                              f"exists and is not a folder. Remove it, or export elsewhere.")
-        if _exchange(tmp, final_dir):
-            # One atomic step: the new export under the name, the old one in `tmp`.
-            with _faults.around("export-drop-old"):
-                shutil.rmtree(tmp, ignore_errors=True)
-            logger.debug("export written to %s", final_dir)
-            return
-        _swap_in_two_steps(tmp, final_dir)
-    logger.debug("export written to %s", final_dir)
+        raise ExportError(f"Cannot move the finished export to {str(final_dir)!r}: the folder "
+                          f"kept changing under it. Stop whatever removes it, then export again.")
+
+
+def _swap(tmp, final_dir):
+    """Put `tmp` under `final_dir` (the old export dropped); False when `final_dir` vanished
+    or appeared in between (try again)."""
+    if not os.path.lexists(final_dir):
+        try:
+            with _faults.around("export-rename"):
+                os.rename(tmp, final_dir)  # no export of that name yet
+            return True
+        except OSError as err:
+            if err.errno in (errno.ENOTEMPTY, errno.EEXIST):
+                return False
+            raise ExportError(f"Cannot move the finished export to {str(final_dir)!r}: "
+                              f"{err}.") from err
+    if not final_dir.is_dir() or final_dir.is_symlink():
+        if not os.path.lexists(final_dir):
+            return False
+        raise ExportError(f"Cannot move the finished export to {str(final_dir)!r}: it exists "
+                          f"and is not a folder. Remove it, or export elsewhere.")
+    done = _exchange(tmp, final_dir)
+    if done is None:
+        return False
+    if done:
+        # One atomic step: the new export under the name, the old one in `tmp`.
+        with _faults.around("export-drop-old"):
+            shutil.rmtree(tmp, ignore_errors=True)
+        return True
+    _swap_in_two_steps(tmp, final_dir)
+    return True
 
 
 def _swap_in_two_steps(tmp, final_dir):
     """Without an atomic exchange: move the old export aside, the new one in. A kill in
     between leaves the old one in `.<name>.old-*/previous`, which `recover` puts back."""
-    old = Path(tempfile.mkdtemp(prefix=f".{final_dir.name}.old-{os.getpid()}-",
-                                dir=final_dir.parent))
-    owner = _hold(old)
+    old, owner = _new_owned_folder(final_dir.parent, f".{final_dir.name}.old-{os.getpid()}-")
     try:
         try:
             _atomic.replace(final_dir, old / "previous", "export-aside")
@@ -392,7 +421,8 @@ def _exchange(a, b):
     """Swap the names of `a` and `b` atomically (Linux `renameat2(RENAME_EXCHANGE)`).
 
     Returns:
-        False when the system or the file system cannot (then nothing changed).
+        True when swapped; False when the system or the file system cannot (then nothing
+        changed); None when `b` vanished meanwhile.
     """
     if not EXCHANGE_SUPPORTED:
         return False
@@ -412,6 +442,8 @@ def _exchange(a, b):
     code = ctypes.get_errno()
     if code in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
         return False
+    if code == errno.ENOENT:
+        return None  # the old export was removed meanwhile
     raise ExportError(f"Cannot move the finished export to {str(b)!r}: "
                       f"{os.strerror(code)}.")
 
