@@ -88,6 +88,7 @@ class Parameter:
         expected: what a valid value is, as the error message says it.
         comment: the comment beside the value in the `parameters` cell.
         low: smallest value of an "int".
+        high: largest value of an "int" (None: no limit).
         choices: the names a "choice" accepts.
         allow_none: None is accepted ("use the default").
         ignore_case: a "choice" compared in lower case.
@@ -99,6 +100,7 @@ class Parameter:
     expected: str = ""
     comment: str = ""
     low: int = None
+    high: int = None
     choices: tuple = ()
     allow_none: bool = False
     ignore_case: bool = False
@@ -138,7 +140,7 @@ PARAMETERS = (
               comment=f"demo: keep only `limit` samples per split ({FAST_LIMIT} when limit is "
                       f"None)"),
     Parameter("limit", None, "int", low=1, allow_none=True),
-    Parameter("seed", DEFAULT_SEED, "int", low=0),
+    Parameter("seed", DEFAULT_SEED, "int", low=0, high=2**32 - 1),
     Parameter("distribute", None, "choice", choices=DISTRIBUTE, allow_none=True,
               ignore_case=True, expected="None: one device; 'mirrored': this machine's GPUs",
               comment='None: one device; "mirrored": all GPUs of this machine'),
@@ -262,8 +264,10 @@ def _fail(name, value, expected, fix="Edit the parameters cell, or pass -p NAME 
 
 
 def _check_int(p, value):
-    if isinstance(value, bool) or not isinstance(value, int) or value < p.low:
-        _fail(p.name, value, f"an int >= {p.low}" + (" or None" if p.allow_none else ""))
+    if isinstance(value, bool) or not isinstance(value, int) or value < p.low or (
+            p.high is not None and value > p.high):
+        high = f" and <= {p.high}" if p.high is not None else ""
+        _fail(p.name, value, f"an int >= {p.low}{high}" + (" or None" if p.allow_none else ""))
     return value
 
 

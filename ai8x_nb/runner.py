@@ -144,8 +144,13 @@ def find_notebook(name_or_path):
 def notebook_parameters(path):
     """The parameters a notebook declares in its `parameters` cell: name -> default text."""
     papermill = _papermill()
-    return {name: info.get("default") for name, info in
-            papermill.inspect_notebook(str(path)).items()}
+    try:
+        found = papermill.inspect_notebook(str(path))
+    except Exception as err:  # noqa: BLE001 - nbformat raises many kinds for a bad file
+        raise NotebookError(f"{str(path)!r} is not a readable Jupyter notebook "
+                            f"({type(err).__name__}: {str(err)[:200]}). Pass a .ipynb file "
+                            f"or a dataset name ({', '.join(NOTEBOOKS)}).") from err
+    return {name: info.get("default") for name, info in found.items()}
 
 
 def parse_value(text):
@@ -172,9 +177,12 @@ def parse_value(text):
         except ValueError:
             pass
     try:
-        return yaml.safe_load(text)
+        value = yaml.safe_load(text)
     except yaml.YAMLError:
         return text
+    if isinstance(value, bool) and text.lower() not in ("true", "false"):
+        return text  # YAML 1.1 reads yes/no/on/off as booleans: keep the word
+    return value
 
 
 def _papermill():
@@ -270,6 +278,31 @@ def run_notebook(name_or_path, parameters=None, *, out_dir="runs", kernel_name="
     out_dir = Path(out_dir).expanduser().resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
     cwd = Path(cwd).expanduser().resolve() if cwd is not None else out_dir
+    if not cwd.is_dir():
+        raise NotebookError(f"The working folder {str(cwd)!r} (--cwd) does not exist; create "
+                            f"it or pass an existing folder.")
+    with _notebook_lock(cwd, name):
+        return _execute(papermill, path, name, parameters, out_dir, cwd, kernel_name,
+                        log_output, progress)
+
+
+def _notebook_lock(cwd, name):
+    """The lock of notebook `name` in the working folder `cwd` (its export/ and logs/ land
+    there), taken now; `NotebookError` when another run of it holds it."""
+    from ai8x_nb._lock import FolderLock, LockedError
+
+    lock = FolderLock(Path(cwd) / f".run-{name}.lock")
+    try:
+        return lock.acquire()
+    except LockedError as err:
+        raise NotebookError(
+            f"Notebook {name!r} is already running in {str(cwd)!r} ({err}); a second run would "
+            f"overwrite its export/{name} and logs. Wait for it to finish, or pass another "
+            f"--out (or --cwd).") from None
+
+
+def _execute(papermill, path, name, parameters, out_dir, cwd, kernel_name, log_output,
+             progress):
     output = _output_path(out_dir, name)
     start = time.monotonic()
     logger.debug("Running %s -> %s", path, output)
@@ -354,10 +387,17 @@ def run_all(names=None, parameters=None, parallel=1, *, per_notebook=None, out_d
         One `RunResult` per notebook, in the order of `names`.
 
     Raises:
-        NotebookError: a name that is not a notebook (checked before anything runs).
+        NotebookError: a name that is not a notebook, or a notebook already running in the
+            same working folder (checked before anything runs).
     """
     names = list(names or NOTEBOOKS)
     paths = [find_notebook(name) for name in names]
+    for path in paths:  # a file that is no notebook is refused before anything runs
+        notebook_parameters(path)
+    workdir = Path(cwd if cwd is not None else out_dir).expanduser().resolve()
+    if workdir.is_dir():
+        for path in paths:  # refuse before anything runs when one is running already
+            _notebook_lock(workdir, path.stem).release()
     per_notebook = per_notebook or {}
     params = [{**(parameters or {}), **per_notebook.get(name, per_notebook.get(path.stem, {}))}
               for name, path in zip(names, paths)]

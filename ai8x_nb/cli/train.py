@@ -105,11 +105,14 @@ def add_parser(subparsers):
 
 
 def _existing_run(args):
-    from ai8x_nb.runs import RunDir
+    from ai8x_nb.runs import RunDir, RunDirError
 
     if not args.run_dir:
         return None
     run = RunDir(args.run_dir)
+    if run.path.exists() and not run.path.is_dir():
+        raise RunDirError(f"--run-dir {str(run.path)!r} is a file, not a run folder. Pass the "
+                          f"folder that holds config.json (here {str(run.path.parent)!r}).")
     if not run.is_run:
         return None
     run.state  # noqa: B018  a damaged state.json is reported before any data is loaded

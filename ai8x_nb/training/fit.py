@@ -70,7 +70,7 @@ def fit_run(run, model, ds, config, policy, schedule, *, initial_epoch, state, v
         cbs.append(schedule)
     cbs += [
         phase,
-        keras.callbacks.CSVLogger(os.fspath(run.file(HISTORY)), append=True),
+        cb.HistoryLogger(run),
         cb.ResumeCheckpoint(run, phase, schedule, restore=state),
         *_tensorboard(run),
         keras.callbacks.TerminateOnNaN(),

@@ -11,7 +11,8 @@ import logging
 import keras
 
 from ai8x_nb import datasets, models
-from ai8x_nb.runs import HISTORY, LAST
+from ai8x_nb.runs import HISTORY
+from ai8x_nb.training import checkpoint
 from ai8x_nb.training.arguments import TrainingError, resume_conflicts
 from ai8x_nb.training.components import (build_model, check_shapes, compile_model,
                                          make_optimizer, policy_dict, resolve_policy,
@@ -71,12 +72,14 @@ def continue_run(run, model_or_name, dataset_or_name, args, qat_policy, data_dir
                     "settings.", run.path)
         model = _rebuild(run, config, model_or_name, ds, settings, distribution)
     else:
+        path = run.resume_checkpoint(state)
         if isinstance(model_or_name, keras.Model):
             logger.warning("Resuming %s from %s: the model passed is not used.", run.path,
-                           LAST)
+                           path.name)
         logger.info("Resuming %s after epoch %d of %d.", run.path, done, epochs)
+        checkpoint.tidy(run, state)
         with scope(distribution):
-            model = run.load_model(LAST, compile=True)
+            model = run.load_model(path.name, compile=True)
     if distribution is not None:
         distribution.prepare_model(model)
     config["epochs"] = epochs
@@ -97,6 +100,7 @@ def _rebuild(run, config, model_or_name, ds, settings, distribution):
                 f"first epoch ended, so it saved no model. Pass that model again to restart "
                 f"it, or start a new run.")
         model = model_or_name if distribution is None else distribution.adopt(model_or_name)
+        keras.utils.set_random_seed(settings.seed)  # as a new run does after the model is made
     else:
         keras.utils.set_random_seed(settings.seed)
         with scope(distribution):
