@@ -81,6 +81,12 @@ class Device:
     # (0: no limit beyond `max_rows`).
     flash_bytes: int = None
     sram_bytes: int = None
+    cnn_clock_mhz: float = 50.0
+    # The accelerator clock latency figures are converted at (the MSDK examples' default:
+    # the 100 MHz peripheral clock divided by 2 on the MAX78000).
+    latency_model: bool = True
+    # The synthesis tool has a latency model for this device (`SUPPORT_LATENCY_CALC`); where
+    # it has none, `check_model` shows the MAX78000 formula's figure labelled an estimate.
     # The Arm core's flash and SRAM (the firmware's code and variables; the MSDK's linker
     # script regions), or None where not recorded here.
 
@@ -162,6 +168,7 @@ MAX78002 = Device(
     padded_conv1d_multipass=False,
     avg_pool_reset_after_eltwise=True,
     eltwise_conv_bias=False,
+    latency_model=False,
     # flash_bytes / sram_bytes not recorded: no MAX78002 linker script was at hand to read.
 )
 

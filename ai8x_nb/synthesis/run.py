@@ -20,6 +20,7 @@ import yaml
 from ai8x_nb.errors import SynthesisError
 from ai8x_nb.export.package import MANIFEST_NAME, Manifest
 from ai8x_nb.synthesis import result as res
+from ai8x_nb.synthesis.toollog import parse_latency, parse_ops
 from ai8x_nb.synthesis.firmware import build_firmware, firmware_tools
 from ai8x_nb.synthesis.tool import find_tool, tool_arguments, wants_softmax
 
@@ -107,7 +108,7 @@ def _run_tool(tool, args, progress, timeout):
 
 
 def synthesize(export_dir, *, out=None, synthesis_dir=None, python=None, progress=None,
-               timeout=900, extra_args=(), build=False, maxim_path=None):
+               timeout=900, extra_args=(), build=False, maxim_path=None, trace=False):
     """Run the vendor's synthesis tool on an export folder and verify its known answer.
 
     Args:
@@ -160,8 +161,10 @@ def synthesize(export_dir, *, out=None, synthesis_dir=None, python=None, progres
     args = tool_arguments(prefix=manifest.name, device=manifest.device,
                           checkpoint=manifest.path("synthesis_weights"),
                           config=manifest.path("synthesis_yaml"),
-                          sample=manifest.path("sample_input"), test_dir=out, verbose=False,
+                          sample=manifest.path("sample_input"), test_dir=out, verbose=True,
                           softmax=_classifier_output(manifest))
+    # --verbose for the latency table; the data of every layer only for a trace.
+    args += ([] if trace else ["--short-log"])
     args += ["--sample-numpy-filename", KNOWN_ANSWER] + [str(a) for a in extra_args]
     logger.info("synthesizing %s for %s with %s", manifest.name, manifest.device, tool.script)
     started = time.monotonic()
@@ -174,6 +177,7 @@ def synthesize(export_dir, *, out=None, synthesis_dir=None, python=None, progres
     if (project / "log.txt").is_file():
         log_text = text + "\n" + (project / "log.txt").read_text(errors="replace")
     result.resources = res.parse_resources(log_text)
+    result.latency, result.ops = parse_latency(log_text), parse_ops(log_text)
     if returncode == 0 and known.is_file():
         result.project_dir = project
         result.files = sorted(p.name for p in project.iterdir() if p.is_file()
