@@ -29,7 +29,7 @@ from ai8x_nb.errors import QuantizationError
 from ai8x_nb.graph import MODEL_INPUT
 from ai8x_nb.layers._ops import DATA_SCALE, WIDE_LIMIT
 
-__all__ = ["simulate", "LayerStats", "round_shift"]
+__all__ = ["simulate", "simulate_layers", "LayerStats", "round_shift"]
 
 logger = logging.getLogger(__name__)
 
@@ -259,16 +259,16 @@ def _last_use(qmodel):
     return last
 
 
-def _run_batch(qmodel, x, stats, last_use):
+def _run_batch(qmodel, x, stats, last_use, keep=False):
     values = {MODEL_INPUT: x}
     out_index = qmodel.graph.output_index
     for ql in qmodel.layers:
         idx = ql.hw.index
         values[idx] = _run_layer(ql, [values[i] for i in ql.hw.inputs], stats[idx])
-        for src in ql.hw.inputs:
+        for src in ql.hw.inputs if not keep else ():
             if last_use.get(src) == idx and src != out_index:
                 values.pop(src, None)
-    return values[out_index]
+    return values if keep else values[out_index]
 
 
 def _check_input(qmodel, x_int):
@@ -330,3 +330,23 @@ def simulate(qmodel, x_int, batch_size=256, *, return_stats=False):
     if shape is not None and None not in shape and math.prod(shape) == math.prod(y.shape[1:]):
         y = y.reshape((y.shape[0],) + tuple(shape))
     return (y, stats) if return_stats else y
+
+
+def simulate_layers(qmodel, x_int):
+    """The output of every hardware layer for a few inputs (for a layer-by-layer trace).
+
+    Args:
+        qmodel: a `QuantizedModel`.
+        x_int: integers in [-128, 127], shape (batch,) + the model's input shape.
+
+    Returns:
+        A list with one int64 array per hardware layer, in device order, each of shape
+        (batch,) + the layer's channels-last output shape.
+
+    Raises:
+        QuantizationError: for an input of the wrong shape or out of range.
+    """
+    x = _check_input(qmodel, x_int)
+    stats = [None] * len(qmodel.layers)
+    values = _run_batch(qmodel, x, stats, {}, keep=True)
+    return [np.asarray(values[ql.hw.index], dtype=np.int64) for ql in qmodel.layers]

@@ -14,7 +14,7 @@ from ai8x_nb.check.cost import STARTUP_CYCLES, layer_costs
 from ai8x_nb.check.report import CheckReport, LayerRow
 from ai8x_nb.check.rules import layer_errors
 from ai8x_nb.devices import get_device
-from ai8x_nb.errors import DeviceLimitError
+from ai8x_nb.errors import DeviceLimitError, ModelCheckError
 from ai8x_nb.graph import MODEL_INPUT, is_subclassed, trace_model
 from ai8x_nb.placement import layer_demands, place_model
 
@@ -220,10 +220,7 @@ _OPS = ("macc", "comp", "add", "mul", "bitwise")
 
 def _latency_totals(rows, dev, placed, clock_mhz):
     """The network's latency and operation totals (None without a placement)."""
-    clock = float(clock_mhz or dev.cnn_clock_mhz)
-    if clock <= 0:
-        raise ValueError(f"clock_mhz={clock_mhz!r}: the accelerator clock must be positive "
-                         f"(MHz; {dev.name} default {dev.cnn_clock_mhz}).")
+    clock = float(dev.cnn_clock_mhz if clock_mhz is None else clock_mhz)
     ops = {k: sum(getattr(r, k) for r in rows) for k in _OPS}
     ops["total"] = sum(ops.values())
     cycles = STARTUP_CYCLES + sum(r.cycles for r in rows) if placed else None
@@ -258,6 +255,7 @@ def check_model(model, device="MAX78000", *, clock_mhz=None):
 
     Raises:
         UnknownDeviceError: for an unknown device name.
+        ModelCheckError: `clock_mhz` is not a positive number.
 
     Example:
 
@@ -266,6 +264,10 @@ def check_model(model, device="MAX78000", *, clock_mhz=None):
     >>> report.raise_if_errors()
     """
     dev = get_device(device)
+    if clock_mhz is not None and not (isinstance(clock_mhz, (int, float)) and clock_mhz > 0):
+        raise ModelCheckError(f"clock_mhz={clock_mhz!r}: the accelerator clock must be a "
+                              f"positive number of MHz ({dev.name} default: "
+                              f"{dev.cnn_clock_mhz:g}). Pass e.g. clock_mhz=50.")
     checker = _Checker(model, dev)
     name = getattr(model, "name", type(model).__name__)
     if not is_subclassed(model) and not model.built:

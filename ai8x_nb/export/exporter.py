@@ -32,6 +32,8 @@ MICRO_CHECK_SAMPLES = 32
 """Test samples run through TFLite Micro and compared with LiteRT at export."""
 SAMPLE_INPUT = "sampledata.npy"
 SAMPLE_OUTPUT = "sampleoutput.npy"
+SAMPLE_LAYERS = "samplelayers.npz"
+"""Every hardware layer's output for the sample (`synthesize(..., trace=True)`)."""
 COMMAND_FILE = "ai8xize_command.txt"
 
 
@@ -232,6 +234,7 @@ def _export_synthesis(model, tmp, manifest, dev, sample_index, test_x, test_y, *
     samples.save_npy(tmp / SAMPLE_INPUT, x_in)
     y_out = samples.sample_output(qmodel, raw.reshape(graph.raw_input_shape), simulate)
     samples.save_npy(tmp / SAMPLE_OUTPUT, y_out)
+    samples.sample_layers(qmodel, raw.reshape(graph.raw_input_shape), tmp / SAMPLE_LAYERS)
     from ai8x_nb.synthesis.tool import wants_softmax
 
     command = ai8xize_command(name, dev.name, final_dir,
@@ -242,7 +245,7 @@ def _export_synthesis(model, tmp, manifest, dev, sample_index, test_x, test_y, *
     manifest.artifacts.update({
         "synthesis_weights": weights_file, "synthesis_yaml": f"{name}.yaml",
         "sample_input": SAMPLE_INPUT, "sample_output": SAMPLE_OUTPUT,
-        "ai8xize_command": COMMAND_FILE})
+        "sample_layers": SAMPLE_LAYERS, "ai8xize_command": COMMAND_FILE})
     manifest.sample = {"index": int(sample_index) if test_x is not None and sample is None
                        else None,
                        "label": label, "input_shape": list(x_in.shape),

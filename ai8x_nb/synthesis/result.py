@@ -156,7 +156,7 @@ def compare_answers(ours, tool):
     first = None
     if diff.size:
         i = int(diff[0])
-        first = (list(np.unravel_index(i, ours.shape)), int(a[i]), int(b[i]))
+        first = ([int(v) for v in np.unravel_index(i, ours.shape)], int(a[i]), int(b[i]))
     return int(diff.size), int(a.size), first
 
 

@@ -21,6 +21,7 @@ from ai8x_nb.errors import SynthesisError
 from ai8x_nb.export.package import MANIFEST_NAME, Manifest
 from ai8x_nb.synthesis import result as res
 from ai8x_nb.synthesis.toollog import parse_latency, parse_ops
+from ai8x_nb.synthesis.trace import LayerTrace, parse_layer_outputs, trace_layers
 from ai8x_nb.synthesis.firmware import build_firmware, firmware_tools
 from ai8x_nb.synthesis.tool import find_tool, tool_arguments, wants_softmax
 
@@ -125,6 +126,10 @@ def synthesize(export_dir, *, out=None, synthesis_dir=None, python=None, progres
         build: after a PASS, also compile and link the C project (`build_firmware`); the
             outcome is `result.firmware`.
         maxim_path: the MSDK folder for `build`; default `$MAXIM_PATH`.
+        trace: have the tool log every layer's output and compare it, layer by layer, with
+            our simulator's (`samplelayers.npz` of the export): `result.trace` names the first
+            differing layer, channel and position with both values, or says all are equal.
+            Slower: the tool prints every layer's data.
 
     Returns:
         A `SynthesisResult`; `result.ok` is True only when the tool succeeded and its known
@@ -196,11 +201,35 @@ def synthesize(export_dir, *, out=None, synthesis_dir=None, python=None, progres
             "ai8xize.py did not write its known answer" if returncode == 0 else
             f"ai8xize.py exited with status {returncode}")
         result.diagnosis = res.diagnose(text)
+    if trace:
+        result.trace = _trace(manifest, log_text)
     if build and result.ok:
         result.firmware = build_firmware(project, maxim_path=maxim_path, device=manifest.device)
     _record(manifest, result)
     logger.debug("%s", result.summary())
     return result
+
+
+_YAML_NAME = re.compile(r"^\s*# Layer (\d+): (.+)$", re.MULTILINE)
+
+
+def _trace(manifest, log_text):
+    """Compare the export's per-layer outputs (`samplelayers.npz`) with the tool's log."""
+    if "sample_layers" not in manifest.artifacts or not manifest.path("sample_layers").is_file():
+        return LayerTrace(note="the export has no samplelayers.npz (every layer's output); "
+                               "export the model again with this version to trace it.")
+    with np.load(manifest.path("sample_layers"), allow_pickle=False) as saved:
+        ours = [saved[f"layer_{i}"] for i in range(len(saved.files))]
+    names = [f"layer {i}" for i in range(len(ours))]
+    try:
+        for number, name in _YAML_NAME.findall(manifest.path("synthesis_yaml").read_text()):
+            if int(number) < len(names):
+                names[int(number)] = name.strip()
+    except OSError:
+        pass
+    trace = trace_layers(ours, parse_layer_outputs(log_text), names)
+    logger.info("%s", trace.summary())
+    return trace
 
 
 def _classifier_output(manifest):
