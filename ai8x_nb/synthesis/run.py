@@ -122,7 +122,10 @@ def synthesize(export_dir, *, out=None, synthesis_dir=None, python=None, progres
         python: the tool environment's Python; default `$AI8X_SYNTHESIS_PYTHON`.
         progress: called with each line the tool prints; default: logged at INFO.
         timeout: seconds before the tool is stopped.
-        extra_args: more `ai8xize.py` arguments (e.g. `["--avg-pool-rounding"]`).
+        extra_args: more `ai8xize.py` arguments passed through as they are, e.g.
+            `["--energy"]`, `["--fifo"]`, `["--riscv"]`, `["--boost", "2.5"]`; recorded in
+            `manifest.json` (`synthesis.command`). The options `synthesize` sets itself
+            (`--test-dir`, `--prefix`, `--config-file`, ...) are refused.
         build: after a PASS, also compile and link the C project (`build_firmware`); the
             outcome is `result.firmware`.
         maxim_path: the MSDK folder for `build`; default `$MAXIM_PATH`.
@@ -138,7 +141,8 @@ def synthesize(export_dir, *, out=None, synthesis_dir=None, python=None, progres
         under `synthesis`, the firmware build under `firmware`.
 
     Raises:
-        SynthesisError: the folder holds no synthesis package, the tool cannot be found or
+        SynthesisError: `extra_args` sets an option `synthesize` manages; the folder holds
+            no synthesis package, the tool cannot be found or
             started, or it ran past `timeout`; with `build`, the compiler or the MSDK is
             missing (checked before the tool runs) or the device is not supported.
 
@@ -149,6 +153,7 @@ def synthesize(export_dir, *, out=None, synthesis_dir=None, python=None, progres
     PASS: ai8xize.py accepted the export and its known answer equals sampleoutput.npy ...
     """
     export_dir = Path(export_dir).resolve()
+    extra_args = _checked_options(extra_args)
     manifest = _package(export_dir)
     tool = find_tool(synthesis_dir, python)
     if build:
@@ -208,6 +213,25 @@ def synthesize(export_dir, *, out=None, synthesis_dir=None, python=None, progres
     _record(manifest, result)
     logger.debug("%s", result.summary())
     return result
+
+
+_MANAGED = ("--test-dir", "--prefix", "--checkpoint-file", "--config-file", "--sample-input",
+            "--device", "--sample-numpy-filename", "--short-log", "--log-filename", "--no-log")
+"""Options `synthesize` sets itself: another value would break the comparison."""
+
+
+def _checked_options(extra_args):
+    """The extra tool arguments as strings; refuses the ones `synthesize` manages."""
+    if isinstance(extra_args, str):
+        raise SynthesisError(f"extra_args={extra_args!r} is a string; pass a list of "
+                             f"arguments, e.g. ['--energy', '--boost', '2.5'].")
+    args = [str(a) for a in extra_args]
+    for arg in args:
+        if arg.split("=", 1)[0] in _MANAGED:
+            raise SynthesisError(f"extra_args has {arg!r}; synthesize sets that option itself "
+                                 f"(from the export folder and `out`). Leave it out, or pass "
+                                 f"`out=` for another output folder.")
+    return args
 
 
 _YAML_NAME = re.compile(r"^\s*# Layer (\d+): (.+)$", re.MULTILINE)
