@@ -106,6 +106,12 @@ def test_seed_models_pass_the_tool(tmp_path, name, request, firmware_cache, caps
     assert result.resources["weight_bytes"] > 0
     recorded = Manifest.load(tmp_path / name).synthesis
     assert recorded["verdict"] == "PASS" and recorded["mismatches"] == 0
+    # check_model's cycles and operations per layer are the tool's (its log of this run).
+    rows = Manifest.load(tmp_path / name).check["layers"]
+    assert [{k: layer[k] for k in ("macc", "comp", "add", "mul", "bitwise")}
+            for layer in result.ops] == [
+        {k: row[k] for k in ("macc", "comp", "add", "mul", "bitwise")} for row in rows]
+    assert result.latency["layers"] == [row["cycles"] for row in rows]
     if FIRMWARE_SKIP is None:  # the C project compiles and links (warnings are shown)
         firmware = build_and_check(result.project_dir, firmware_cache)
         with capsys.disabled():

@@ -80,7 +80,12 @@ def _check_summary(report):
     return {"ok": bool(report.ok), "errors": list(report.errors),
             "warnings": list(report.warnings),
             "totals": {k: (v.item() if hasattr(v, "item") else v)
-                       for k, v in dict(getattr(report, "totals", {}) or {}).items()}}
+                       for k, v in dict(getattr(report, "totals", {}) or {}).items()},
+            # Per hardware layer: cycles and operations as the synthesis tool counts them.
+            "layers": [{"name": r.name, "op": r.op, "cycles": int(r.cycles),
+                        **{k: int(getattr(r, k)) for k in ("macc", "comp", "add", "mul",
+                                                           "bitwise")}}
+                       for r in getattr(report, "rows", [])]}
 
 
 def export_model(model, out_dir, *, dataset=None, name=None, device=None, sample_index=0,
