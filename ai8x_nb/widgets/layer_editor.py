@@ -21,9 +21,9 @@ CSS_CLASS = "ai8x-layer-editor"
 """CSS class of the editor's outer box (the browser test looks for it)."""
 
 HEADERS = ("#", "type", "filters", "kernel", "pad", "pool", "size", "stride",
-           "act", "wide", "bias", "rate/shape", "", "output / error")
+           "act", "wide", "bias", "rate/shape", "", "output / error", "cycles")
 WIDTHS = ("24px", "112px", "64px", "50px", "50px", "66px", "50px", "50px", "66px", "34px",
-          "34px", "72px", "132px", "320px")
+          "34px", "72px", "132px", "320px", "130px")
 BUTTONS = (("insert", "plus", "insert a layer above"), ("up", "arrow-up", "move up"),
            ("down", "arrow-down", "move down"), ("delete", "trash", "delete"))
 
@@ -43,7 +43,8 @@ class LayerEditor:
         widget: the outer `ipywidgets.VBox` (CSS class `ai8x-layer-editor`).
         rows: one dict per spec row mapping field names ("type", "size", "kernel_size",
             "padding", "pooling", "pool_size", "pool_strides", "activation", "wide",
-            "use_bias", "other", "insert", "up", "down", "delete", "status") to widgets.
+            "use_bias", "other", "insert", "up", "down", "delete", "status", "cycles") to
+            widgets ("cycles": the row's accelerator cycles with a bar of its share).
         results, report, check_error: the table's (see `SpecTable`).
 
     Example:
@@ -177,8 +178,10 @@ class LayerEditor:
         return bundle
 
     def _show(self):
+        cycles = self.table.row_cycles()
         for i, result in enumerate(self.table.results):
             self.rows[i]["status"].value = view.status_html(result)
+            self.rows[i]["cycles"].value = view.latency_html(cycles[i], self.table)
         self.summary.value = view.summary_html(self.table)
         self.budget.value = view.budget_html(self.table)
         try:
@@ -218,10 +221,13 @@ class LayerEditor:
             entry[action] = button
         status = w.HTML(layout=lay[13])
         status.add_class("ai8x-row-status")
+        cycles = w.HTML(layout=lay[14])
+        cycles.add_class("ai8x-row-cycles")
         box = w.HBox([w.HTML(str(index), layout=lay[0])] + [widgets[c] for c in COLUMNS]
-                     + [w.HBox([entry[a] for a, _, _ in BUTTONS], layout=lay[12]), status])
+                     + [w.HBox([entry[a] for a, _, _ in BUTTONS], layout=lay[12]), status,
+                        cycles])
         box.add_class("ai8x-layer-row")
-        entry.update(status=status, box=box, index=index)
+        entry.update(status=status, cycles=cycles, box=box, index=index)
         return entry
 
     def _rebuild(self):
