@@ -218,6 +218,11 @@ def test_mnist_notebook_renders_editor_and_training_plot(lab):
             assert editor.is_visible()
             assert page.locator(".ai8x-layer-editor .ai8x-layer-row").count() == 6
             assert "71,158 parameters" in editor.text_content()
+            # The latency column and total (check_model, the synthesis tool's estimate).
+            cycles = page.locator(".ai8x-layer-editor .ai8x-row-cycles").first
+            assert re.search(r"\d[\d,]*", cycles.text_content() or "")
+            assert "latency 70,157 cycles" in editor.text_content()
+            editor.screenshot(path=str(ARTIFACTS / "browser-mnist-editor-latency.png"))
 
             # Live validation in the browser: kernel 5 in row 1 shows the error inline.
             kernel = page.locator(".ai8x-layer-editor .ai8x-layer-row").nth(1) \
