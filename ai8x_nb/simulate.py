@@ -14,7 +14,8 @@ Per hardware layer (ai8x reference, section 3), on integers:
 - a convolution reading a `Concatenate` (`HwLayer.concat_layer`) reads its inputs' channels
   side by side, in order.
 
-The matrix products run in float32 when every partial sum stays below 2^24 (exact there),
+The matrix products run in float32 when every partial sum stays below 2^24 (exact there;
+convolutions then run as TensorFlow's CPU convolution, which accumulates in float32 too),
 else in float64 (exact below 2^53), so the result is the exact integer either way.
 `QuantizedModel` comes from `ai8x_nb.quantize.convert`.
 """
@@ -111,7 +112,15 @@ def _exact_dtype(x, w, terms, bias=None):
 
 
 def _conv(x, w, padding, dtype):
-    """Correlation of channels-last x (N, *spatial, C) with a Keras kernel (*k, C, O)."""
+    """Correlation of channels-last x (N, *spatial, C) with a Keras kernel (*k, C, O).
+
+    In float32 (every partial sum below 2^24) TensorFlow's CPU convolution computes it:
+    it accumulates products of integers in float32 (oneDNN's direct convolution or Eigen's
+    GEMM; no Winograd or FFT), exact in any order below 2^24, and about 3x faster than the
+    NumPy im2col + matmul below, which runs the float64 case.
+    """
+    if dtype == np.float32:
+        return _conv_tf(x, w, padding)
     rank = x.ndim - 2
     k = w.shape[:rank]
     terms = int(np.prod(w.shape[:-1]))
@@ -130,6 +139,23 @@ def _conv(x, w, padding, dtype):
         cols = np.ascontiguousarray(windows.transpose(order))
     out = np.matmul(cols.reshape(-1, terms), w.reshape(terms, -1).astype(dtype))
     return out.reshape((x.shape[0],) + out_spatial + (w.shape[-1],))
+
+
+def _conv_tf(x, w, padding):
+    """The float32 convolution in TensorFlow; returns the exact int32 accumulator."""
+    import tensorflow as tf  # the Keras backend: already loaded with the model
+
+    rank = x.ndim - 2
+    k = w.shape[:rank]
+    xf = tf.cast(x, tf.float32)
+    if padding and all(kk == 2 * padding + 1 for kk in k):
+        mode = "SAME"  # stride 1, odd kernel, symmetric pad (k - 1) / 2: the same zeros
+    else:
+        mode = "VALID"
+        if padding:
+            xf = tf.pad(xf, [(0, 0)] + [(padding, padding)] * rank + [(0, 0)])
+    out = tf.nn.convolution(xf, tf.constant(w, dtype=tf.float32), padding=mode)
+    return tf.cast(out, tf.int32).numpy()
 
 
 def _conv_transpose(x, w, padding, dtype):
