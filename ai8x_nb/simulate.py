@@ -183,17 +183,16 @@ def _pool(x, mode, size, strides):
     """Max or truncating-average pooling without padding on integer channels-last data."""
     spatial = x.shape[1:-1]
     out = tuple((s - k) // st + 1 for s, k, st in zip(spatial, size, strides))
-    result = None
-    for offset in np.ndindex(*size):
-        index = (slice(None),) + tuple(
-            slice(o, o + st * (n - 1) + 1, st) for o, st, n in zip(offset, strides, out))
-        window = x[index]
-        if result is None:
-            result = window.copy()
-        elif mode == "max":
-            np.maximum(result, window, out=result)
-        else:
-            result += window
+    combine = np.maximum if mode == "max" else np.add
+    windows = [x[(slice(None),) + tuple(slice(o, o + st * (n - 1) + 1, st)
+                                        for o, st, n in zip(offset, strides, out))]
+               for offset in np.ndindex(*size)]
+    if len(windows) == 1:
+        result = windows[0].copy()
+    else:  # the first two into a new array, the others in place: one pass less than a copy
+        result = combine(windows[0], windows[1])
+        for window in windows[2:]:
+            combine(result, window, out=result)
     if mode == "max":
         return result
     count = math.prod(size)
