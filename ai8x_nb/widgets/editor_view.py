@@ -154,7 +154,7 @@ def latency_html(cycles, table):
     return ("<span style='display:flex;align-items:center;gap:4px'>"
             "<span style='width:60px;height:10px;background:#eee;display:inline-block'>"
             f"<span style='width:{pct:.1f}%;height:10px;background:#9467bd;"
-            f"display:inline-block'></span></span><span>{cycles:,}</span></span>")
+            f"display:block'></span></span><span>{cycles:,}</span></span>")
 
 
 def budget_html(table):
