@@ -2,9 +2,11 @@
 
 `fcntl.flock` locks belong to the open file, so the operating system releases them when the
 process ends, also on `kill -9`: a crashed run never leaves a stale lock. The file records
-the holder's pid and start time, for the message another process gets.
+the holder's pid and start time, for the message another process gets. A lock file that is a
+symbolic link is refused (`ai8x_nb._atomic.SymlinkError`), never opened.
 """
 
+import errno
 import json
 import os
 import time
@@ -16,6 +18,8 @@ except ImportError:  # pragma: no cover - Windows: no advisory locks, runs are n
     fcntl = None
 
 __all__ = ["FolderLock", "LockedError"]
+
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 
 
 class LockedError(OSError):
@@ -47,7 +51,14 @@ class FolderLock:
         """
         if fcntl is None:
             return self
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | _NOFOLLOW, 0o644)
+        except OSError as err:
+            if err.errno == errno.ELOOP:  # a planted link: never lock (or truncate) its target
+                from ai8x_nb._atomic import refuse_symlink
+
+                refuse_symlink(self.path)
+            raise
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
         except BlockingIOError:
@@ -57,9 +68,13 @@ class FolderLock:
         except BaseException:
             os.close(fd)
             raise
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, json.dumps({"pid": os.getpid(),
-                                  "since": time.strftime("%Y-%m-%dT%H:%M:%S")}).encode(), 0)
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, json.dumps({"pid": os.getpid(),
+                                      "since": time.strftime("%Y-%m-%dT%H:%M:%S")}).encode(), 0)
+        except OSError as err:  # a full disk: name the file
+            os.close(fd)
+            raise OSError(err.errno, err.strerror, str(self.path)) from None
         self._fd = fd
         return self
 

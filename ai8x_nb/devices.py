@@ -79,6 +79,14 @@ class Device:
     max_padded_rows: int = 0
     # Rows (and columns) plus both paddings must stay within this count register limit
     # (0: no limit beyond `max_rows`).
+    max_stream_layers: int = 8
+    # Streaming layers (`streaming: true`, the first layers in a row; `MAX_STREAM_LAYERS`).
+    stream_frame_max: int = 2**21
+    # A layer's rows x columns x passes stay below this (`FRAME_SIZE_MAX`).
+    stream_nonpad_final: bool = False
+    # The last streaming layer may have padding 0 (`SUPPORT_STREAM_NONPAD_FINAL`).
+    new_streaming: bool = False
+    # The MAX78002's streaming registers (`REQUIRE_NEW_STREAMING`): another rollover formula.
     flash_bytes: int = None
     sram_bytes: int = None
     cnn_clock_mhz: float = 50.0
@@ -168,6 +176,8 @@ MAX78002 = Device(
     padded_conv1d_multipass=False,
     avg_pool_reset_after_eltwise=True,
     eltwise_conv_bias=False,
+    stream_nonpad_final=True,
+    new_streaming=True,
     latency_model=False,
     # flash_bytes / sram_bytes not recorded: no MAX78002 linker script was at hand to read.
 )

@@ -230,7 +230,7 @@ def evaluate_quantized(model, dataset, *, split="test", batch_size=256, limit=No
         argmax_agreement=float(np.mean(fake_pred == int_pred)),
         exact_agreement=float(np.mean(np.all(flat(fake_int) == flat(int_out), axis=1))),
         layers=_layer_reports(qmodel, stats))
-    logger.info("Quantization report for '%s': float %.4f, fake-quant %.4f, integer %.4f.",
+    logger.debug("Quantization report for '%s': float %.4f, fake-quant %.4f, integer %.4f.",
                 model.name, report.float_accuracy, report.fake_quant_accuracy,
                 report.integer_accuracy)
     return report
@@ -263,7 +263,8 @@ def evaluate_run(run_dir, *, split="test", batch_size=256, limit=None, data_dir=
 
     run = run_dir if isinstance(run_dir, RunDir) else RunDir(run_dir)
     model = run.load_model()
-    dataset = run.load_dataset(data_dir=data_dir)
+    # A folder of your own that changed since training is evaluated as it is, with a warning.
+    dataset = run.load_dataset(data_dir=data_dir, on_folder_change="warn")
     report = evaluate_quantized(model, dataset, split=split, batch_size=batch_size, limit=limit)
     path = Path(os.fspath(run)) / REPORT_FILE
     _atomic.write_json(path, report.to_dict())

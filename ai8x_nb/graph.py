@@ -71,6 +71,8 @@ class HwLayer:
             whose output it copies, else None.
         concat_layer: the Keras `Concatenate` this convolution reads (its `inputs` are the
             concatenated layers, channels in that order), or None.
+        model_output: its position in the Keras model's outputs when it produces one of
+            several (the tool's `output: true`), else None.
     """
 
     index: int
@@ -88,6 +90,7 @@ class HwLayer:
     gap_slot: int = 0
     copy_of: int = None
     concat_layer: object = None
+    model_output: int = None
 
     @property
     def operands(self):
@@ -104,6 +107,11 @@ class HwLayer:
     @property
     def name(self):
         return self.layer.name
+
+    @property
+    def streaming(self):
+        """The layer streams (`HardwareLayer(streaming=True)`, the tool's `streaming`)."""
+        return bool(getattr(self.layer, "streaming", False))
 
     @property
     def in_channels(self):
@@ -128,9 +136,12 @@ class ModelGraph:
         layers: the `HwLayer`s in device order.
         input_shape: channels-last input shape as the first hardware layer sees it.
         raw_input_shape: the Keras model's input shape (before any folded Reshape).
-        output_index: index of the layer producing the model output.
+        output_index: index of the layer producing the model output (of a model with several
+            outputs, the last of them in device order: the tool's terminating layer).
         folded: names of the Keras layers that vanish on the device.
         problems: model-level problems (subclassed model, layer reused, ...).
+        output_indices: the layers producing the model's outputs, in the Keras model's
+            output order (one entry for a single-output model).
     """
 
     layers: list
@@ -139,6 +150,16 @@ class ModelGraph:
     output_index: int
     folded: list
     problems: list
+    output_indices: tuple = None
+
+    def __post_init__(self):
+        if self.output_indices is None:
+            self.output_indices = (self.output_index,)
+
+    @property
+    def several_outputs(self):
+        """The model has several outputs (each written with `output: true`)."""
+        return len(self.output_indices) > 1
 
 
 @dataclasses.dataclass
@@ -224,9 +245,9 @@ def trace_model(model):
             f"Rewrite it with the functional API (keras.Input -> layers -> keras.Model(inputs, "
             f"outputs)) or keras.Sequential; the same layers work unchanged.")
         return ModelGraph([], (), (), MODEL_INPUT, [], problems)
-    if len(model.inputs) != 1 or len(model.outputs) != 1:
-        problems.append(f"Model '{model.name}' has {len(model.inputs)} inputs and "
-                        f"{len(model.outputs)} outputs; the device runs one input, one output.")
+    if len(model.inputs) != 1:
+        problems.append(f"Model '{model.name}' has {len(model.inputs)} inputs; the device runs "
+                        f"one input. Build the model on one keras.Input.")
     raw_input = _shape(model.inputs[0])
     sources = {id(model.inputs[0]): _Source(MODEL_INPUT, raw_input)}
     hw_layers, folded = [], []
@@ -279,8 +300,10 @@ def trace_model(model):
                                f"can take a flattened input on the device.")
         hw_layers.append(hw)
         sources[id(outputs[0])] = _Source(hw.index, hw.out_shape)
-    out_src = sources.get(id(model.outputs[0]))
-    output_index = out_src.index if out_src is not None else len(hw_layers) - 1
+    out_srcs = [sources.get(id(t)) for t in model.outputs]
+    output_index = max((s.index for s in out_srcs if s is not None), default=len(hw_layers) - 1)
+    if len(out_srcs) > 1:
+        _mark_outputs(model, out_srcs, hw_layers, problems)
     if any(hw.op == "concat" for hw in hw_layers):
         from ai8x_nb.concat_layout import concat_layout
 
@@ -289,4 +312,39 @@ def trace_model(model):
         from ai8x_nb.eltwise_layout import eltwise_layout
 
         hw_layers, output_index = eltwise_layout(hw_layers, output_index)
-    return ModelGraph(hw_layers, input_shape, raw_input, output_index, folded, problems)
+    outputs = sorted((hw.model_output, hw.index) for hw in hw_layers
+                     if hw.model_output is not None)
+    output_indices = tuple(i for _, i in outputs) if len(outputs) > 1 else None
+    if output_indices:
+        output_index = max(output_indices)
+    return ModelGraph(hw_layers, input_shape, raw_input, output_index, folded, problems,
+                      output_indices)
+
+
+def _mark_outputs(model, out_srcs, hw_layers, problems):
+    """Mark the layers producing a model's several outputs (`HwLayer.model_output`)."""
+    seen = set()
+    for position, (src, tensor) in enumerate(zip(out_srcs, model.outputs)):
+        if src is None or src.index == MODEL_INPUT:
+            problems.append(f"Output {position} of model '{model.name}' is not a layer's "
+                            f"output; every output of a model with several outputs is a "
+                            f"hardware layer's.")
+            continue
+        hw = hw_layers[src.index]
+        if src.index in seen:
+            problems.append(f"Layer '{hw.name}' is output {position} of model '{model.name}' "
+                            f"and an earlier one too; list each output once.")
+            continue
+        seen.add(src.index)
+        if src.flatten_from is not None or src.reshaped_from is not None \
+                or tuple(src.shape) != tuple(hw.out_shape):
+            problems.append(f"Output {position} of model '{model.name}' is a Flatten or "
+                            f"Reshape of layer '{hw.name}'; with several outputs each is a "
+                            f"layer's own output (the device writes it in that layout). "
+                            f"Return '{hw.name}' itself.")
+        if hw.op in ELTWISE_OPS or hw.op == "concat":
+            problems.append(f"Layer '{hw.name}' ({type(hw.layer).__name__}) is output "
+                            f"{position} of model '{model.name}'; with several outputs the "
+                            f"outputs are convolution, linear or pooling layers. Add a layer "
+                            f"after it.")
+        hw.model_output = position

@@ -32,10 +32,12 @@ __all__ = [
     "FAST_LIMIT",
     "Parameter",
     "PARAMETERS",
+    "FOLDER_PARAMETERS",
     "NAMES",
     "NotebookParameterError",
     "get_parameter",
     "defaults",
+    "folder_table",
     "parameters_cell",
     "check_parameters",
 ]
@@ -86,6 +88,7 @@ class Parameter:
         expected: what a valid value is, as the error message says it.
         comment: the comment beside the value in the `parameters` cell.
         low: smallest value of an "int".
+        high: largest value of an "int" (None: no limit).
         choices: the names a "choice" accepts.
         allow_none: None is accepted ("use the default").
         ignore_case: a "choice" compared in lower case.
@@ -97,6 +100,7 @@ class Parameter:
     expected: str = ""
     comment: str = ""
     low: int = None
+    high: int = None
     choices: tuple = ()
     allow_none: bool = False
     ignore_case: bool = False
@@ -105,14 +109,16 @@ class Parameter:
 PARAMETERS = (
     Parameter("epochs", 3, "int", low=1,
               comment='total epochs; QAT starts at qat_policy["start_epoch"] (0-based)'),
-    Parameter("batch_size", 64, "int", low=1, allow_none=True),
-    Parameter("lr", 1e-3, "rate", allow_none=True,
-              expected="a learning rate > 0 (e.g. 1e-3) or None for the model's default",
-              comment="peak learning rate"),
-    Parameter("schedule", "cosine", "choice", choices=SCHEDULES,
+    Parameter("batch_size", None, "int", low=1, allow_none=True,
+              comment="None: the recipe's, else this notebook's short-run value"),
+    Parameter("lr", None, "rate", allow_none=True,
+              expected="a learning rate > 0 (e.g. 1e-3) or None for the recipe's",
+              comment="peak learning rate; None: the recipe's, else this notebook's"),
+    Parameter("schedule", None, "choice", choices=SCHEDULES, allow_none=True,
               expected="the seed's schedule (made for 100 epochs), cosine decay over the run, "
                        "or constant",
-              comment='"cosine": decay to 0 over the run; "seed": the seed\'s (for 100 epochs)'),
+              comment='None: the recipe\'s, else "cosine" (decay to 0 over the run); "seed": '
+                      'the seed\'s (for 100 epochs)'),
     Parameter("recipe", "seed", "choice", choices=RECIPES, ignore_case=True,
               expected="'seed' (as the seed models were trained) or 'fast' (10-20 epoch runs)",
               comment='"fast": augmentation, weight decay, label smoothing, late QAT (full runs)'),
@@ -134,7 +140,7 @@ PARAMETERS = (
               comment=f"demo: keep only `limit` samples per split ({FAST_LIMIT} when limit is "
                       f"None)"),
     Parameter("limit", None, "int", low=1, allow_none=True),
-    Parameter("seed", DEFAULT_SEED, "int", low=0),
+    Parameter("seed", DEFAULT_SEED, "int", low=0, high=2**32 - 1),
     Parameter("distribute", None, "choice", choices=DISTRIBUTE, allow_none=True,
               ignore_case=True, expected="None: one device; 'mirrored': this machine's GPUs",
               comment='None: one device; "mirrored": all GPUs of this machine'),
@@ -149,10 +155,29 @@ PARAMETERS = (
 )
 """Every notebook parameter, in the order of the `parameters` cell."""
 
+FOLDER_PARAMETERS = (
+    Parameter("data_folder", None, "data_folder",
+              expected="your folder of class sub-folders, e.g. 'shapes' holding "
+                       "shapes/circle/*.png, shapes/square/*.png (README, 'Your own data')",
+              comment="your folder: one sub-folder of samples per class"),
+    Parameter("image_size", "64x64", "image_size",
+              expected="HEIGHTxWIDTH such as '64x64' (or one int for a square)",
+              comment="images are resized to HEIGHTxWIDTH"),
+)
+"""The parameters of the folder notebooks (images, keywords) before those of `PARAMETERS`:
+`folder_table` gives their table."""
+
 NAMES = tuple(p.name for p in PARAMETERS)
 """The parameter names, in table order."""
 
-_BY_NAME = types.MappingProxyType({p.name: p for p in PARAMETERS})
+_BY_NAME = types.MappingProxyType({p.name: p for p in PARAMETERS + FOLDER_PARAMETERS})
+
+
+def folder_table(kind):
+    """The parameter table of a folder notebook: `data_folder` (and `image_size` for
+    kind "images"), then `PARAMETERS`."""
+    extra = FOLDER_PARAMETERS if kind == "images" else FOLDER_PARAMETERS[:1]
+    return extra + PARAMETERS
 
 
 def get_parameter(name):
@@ -169,13 +194,14 @@ def get_parameter(name):
             f"{', '.join(NAMES)}.") from None
 
 
-def defaults(**values):
+def defaults(*, table=PARAMETERS, **values):
     """The values of a `parameters` cell: the table's defaults, overridden by `values`.
 
     Unless given, `qat_policy` makes the last epoch quantization-aware
     (`{"start_epoch": epochs - 1, "weight_bits": 8}`).
 
     Args:
+        table: the notebook's parameter table (`PARAMETERS`, or `folder_table(kind)`).
         **values: parameter name -> value (e.g. a dataset's `batch_size` and `model_spec`).
 
     Returns:
@@ -186,20 +212,21 @@ def defaults(**values):
     """
     for name in values:
         get_parameter(name)
-    result = {p.name: values.get(p.name, p.default) for p in PARAMETERS}
+    result = {p.name: values.get(p.name, p.default) for p in table}
     if "qat_policy" not in values:
         result["qat_policy"] = {"start_epoch": result["epochs"] - 1,
                                 "weight_bits": QAT_DEMO_WEIGHT_BITS}
     return result
 
 
-def parameters_cell(values, comments=None):
+def parameters_cell(values, comments=None, *, table=PARAMETERS):
     """The source of a notebook's literal-only `parameters` cell.
 
     Args:
         values: every parameter's value (see `defaults`); `model_spec` is written one layer
             per line.
         comments: parameter name -> comment replacing the table's.
+        table: the notebook's parameter table (`PARAMETERS`, or `folder_table(kind)`).
 
     Returns:
         Python source, one assignment per parameter in table order.
@@ -207,11 +234,11 @@ def parameters_cell(values, comments=None):
     from ai8x_nb.spec import spec_to_python
 
     comments = comments or {}
-    missing = [name for name in NAMES if name not in values]
+    missing = [p.name for p in table if p.name not in values]
     if missing:
         raise NotebookParameterError(f"parameters_cell needs a value for {', '.join(missing)}.")
     lines = []
-    for p in PARAMETERS:
+    for p in table:
         if p.kind == "model_spec":
             lines.append(spec_to_python(values[p.name], variable=p.name))
             continue
@@ -237,8 +264,10 @@ def _fail(name, value, expected, fix="Edit the parameters cell, or pass -p NAME 
 
 
 def _check_int(p, value):
-    if isinstance(value, bool) or not isinstance(value, int) or value < p.low:
-        _fail(p.name, value, f"an int >= {p.low}" + (" or None" if p.allow_none else ""))
+    if isinstance(value, bool) or not isinstance(value, int) or value < p.low or (
+            p.high is not None and value > p.high):
+        high = f" and <= {p.high}" if p.high is not None else ""
+        _fail(p.name, value, f"an int >= {p.low}{high}" + (" or None" if p.allow_none else ""))
     return value
 
 
@@ -266,6 +295,25 @@ def _check_folder(p, value):
     if not isinstance(value, (str, os.PathLike)):
         _fail(p.name, value, p.expected)
     return str(value)
+
+
+def _check_data_folder(p, value):
+    if not isinstance(value, (str, os.PathLike)) or not str(value):
+        _fail(p.name, value, p.expected)
+    path = os.path.abspath(os.path.expanduser(os.fspath(value)))
+    if not os.path.isdir(path):
+        _fail(p.name, value, p.expected, fix=f"{path} is not a folder: pass -p data_folder PATH, "
+                                            f"or edit the parameters cell.")
+    return path
+
+
+def _check_image_size(p, value):
+    parts = str(value).lower().replace(" ", "").split("x")
+    if isinstance(value, bool) or not all(v.isdigit() and int(v) >= 1 for v in parts) \
+            or len(parts) > 2:
+        _fail(p.name, value, p.expected)
+    h, w = (int(parts[0]), int(parts[-1]))
+    return (h, w)
 
 
 def _check_path(p, value):
@@ -317,6 +365,7 @@ _CHECKS = types.MappingProxyType({
     "int": _check_int, "rate": _check_rate, "choice": _check_choice, "bool": _check_bool,
     "folder": _check_folder, "path": _check_path, "qat_policy": _check_qat_policy,
     "device": _check_device, "model_name": _check_model_name, "model_spec": _check_model_spec,
+    "data_folder": _check_data_folder, "image_size": _check_image_size,
 })
 
 
@@ -333,7 +382,9 @@ def check_parameters(params, *, fast_limit=FAST_LIMIT):
         (dict, "default", a path, or None for float only), `model_name` (a registry name
         in its canonical spelling, or None), `init_from` (a trained model file to fine-tune,
         or None), `model_spec` (canonical; a
-        `model_spec` given as a `.spec.json` path is read from that file).
+        `model_spec` given as a `.spec.json` path is read from that file); for a folder
+        notebook (`params` holds `data_folder`) also `data_folder` (absolute) and
+        `image_size` (`(height, width)`, images only).
 
     Raises:
         NotebookParameterError: the first bad parameter, by name, with the expected value.
@@ -349,7 +400,7 @@ def check_parameters(params, *, fast_limit=FAST_LIMIT):
     if missing:
         raise NotebookParameterError(f"Notebook parameters missing: {', '.join(missing)}.")
     checked = {}
-    for p in PARAMETERS:
+    for p in tuple(q for q in FOLDER_PARAMETERS if q.name in params) + PARAMETERS:
         value = params[p.name]
         if value is None and p.allow_none:
             checked[p.name] = None
@@ -360,4 +411,5 @@ def check_parameters(params, *, fast_limit=FAST_LIMIT):
         limit = fast_limit
     return {"limit": limit, "data_dir": checked["data_dir"], "device": checked["device"],
             "qat_policy": checked["qat_policy"], "model_name": checked["model_name"],
-            "init_from": checked["init_from"], "model_spec": checked["model_spec"]}
+            "init_from": checked["init_from"], "model_spec": checked["model_spec"],
+            **{p.name: checked[p.name] for p in FOLDER_PARAMETERS if p.name in checked}}

@@ -27,6 +27,8 @@ __all__ = [
     "sample_grid",
     "kws_waveforms",
     "kws_layout",
+    "spectrogram",
+    "spectrograms",
     "confusion_matrix",
     "prediction_grid",
     "training_curves",
@@ -183,6 +185,56 @@ def kws_layout(sample, *, title=None):
     return fig
 
 
+def spectrogram(sample, *, frame=256, hop=128):
+    """Magnitude spectrogram (dB) of one (128, 128) keyword clip read row by row as audio.
+
+    Args:
+        sample: one clip, any shape (flattened: 16,384 samples at 16 kHz).
+        frame: FFT frame length in samples (Hann window).
+        hop: samples between frames.
+
+    Returns:
+        `(frequencies, frames)` float32 array in dB (0 dB = full scale).
+    """
+    wave = np.asarray(sample, dtype=np.float32).reshape(-1) / 128.0
+    starts = range(0, max(1, len(wave) - frame + 1), hop)
+    frames = np.stack([wave[s:s + frame] for s in starts]) * np.hanning(frame)
+    power = np.abs(np.fft.rfft(frames, axis=1)) / (frame / 4)
+    return (20 * np.log10(np.maximum(power, 1e-5))).T.astype(np.float32)
+
+
+def spectrograms(data, class_names=None, *, per_class=1, max_classes=12, y=None):
+    """Spectrograms of the first `per_class` clips of each class (time on x, frequency on y).
+
+    Args:
+        data: a keyword split (x of shape (N, 128, 128), int8) or an (x, y) tuple.
+        class_names: names indexed by label.
+        per_class: clips shown per class.
+        max_classes: classes shown at most (the first ones).
+
+    Returns:
+        A `Figure`, one row of axes per class.
+    """
+    x, labels = _xy(data, y)
+    classes = [c for c in np.unique(labels)][:max_classes]
+    fig = _figure(3.2 * per_class + 0.6, 1.9 * len(classes) + 0.6)
+    axes = fig.subplots(len(classes), per_class, squeeze=False)
+    for row, c in zip(axes, classes):
+        picks = np.flatnonzero(labels == c)[:per_class]
+        for ax, i in zip(row, picks):
+            ax.imshow(spectrogram(x[i]), origin="lower", aspect="auto", cmap="magma",
+                      vmin=-80, vmax=0, extent=(0, x[i].size / KWS_SAMPLE_RATE, 0,
+                                                KWS_SAMPLE_RATE / 2000))
+            ax.set_title(_label(class_names, c), fontsize=9, loc="left")
+            ax.set_ylabel("kHz", fontsize=8)
+        for ax in row[len(picks):]:
+            ax.axis("off")
+    for ax in axes[-1]:
+        ax.set_xlabel("time (s)")
+    fig.suptitle("Spectrograms (dB): one clip per class")
+    return fig
+
+
 def confusion_matrix(cm, class_names=None, *, normalize=True, title="Confusion matrix (test)"):
     """Heatmap of a confusion matrix (rows = true class, columns = predicted).
 
@@ -310,18 +362,24 @@ def training_curves(history, *, title="Training"):
 
 
 def draw_curves(axes, h, lr_key=None, qat_epoch=None):
-    """Draw loss / accuracy (/ lr) curves of a history dict into existing axes."""
+    """Draw loss / accuracy (/ lr) curves of a history dict into existing axes.
+
+    Epochs are whole numbers on every x axis (1..n, even for one epoch). The learning rate is
+    on a log axis unless a value is 0 or less (a cosine schedule ends at 0), then linear, so no
+    epoch is dropped. `qat_epoch` (1-based) is marked by a dotted line and a "QAT" label
+    inside the top of each axis.
+    """
     from matplotlib.ticker import MaxNLocator
 
     epochs = h.get("epoch")
-    for ax in axes:
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    count = 1
     for ax, metric in zip(axes, ("loss", "accuracy")):
         for key, style in ((metric, "-o"), (f"val_{metric}", "--s")):
             values = h.get(key)
             if values:
                 xs = [e + 1 for e in epochs] if epochs and len(epochs) == len(values) else \
                     list(range(1, len(values) + 1))
+                count = max(count, max(xs))
                 ax.plot(xs, values, style, markersize=3, label=key.replace("_", " "))
         ax.set_xlabel("epoch")
         ax.set_ylabel(metric)
@@ -330,17 +388,22 @@ def draw_curves(axes, h, lr_key=None, qat_epoch=None):
             ax.legend(fontsize=8)
     if lr_key and len(axes) > 2 and h.get(lr_key):
         values = h[lr_key]
+        count = max(count, len(values))
         axes[2].plot(range(1, len(values) + 1), values, "-o", markersize=3, color="tab:purple")
-        axes[2].set_yscale("log")
+        if min(values) > 0:
+            axes[2].set_yscale("log")
         axes[2].set_xlabel("epoch")
         axes[2].set_ylabel("learning rate")
         axes[2].grid(alpha=0.3)
+    for ax in axes:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
+        ax.set_xlim(0.5, count + 0.5)
     if qat_epoch is not None:
         # Fake quantization is on from epoch `qat_epoch` (1-based): mark just before it.
         for ax in axes:
             ax.axvline(qat_epoch - 0.5, color="gray", linestyle=":", linewidth=1)
-        axes[0].text(qat_epoch - 0.5, axes[0].get_ylim()[1], " QAT", va="top", fontsize=8,
-                     color="gray")
+            ax.text(qat_epoch - 0.5, 0.97, " QAT", va="top", ha="left", fontsize=8,
+                    color="gray", transform=ax.get_xaxis_transform())
 
 
 def budget_items(report):

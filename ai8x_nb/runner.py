@@ -48,6 +48,7 @@ __all__ = [
     "summary_table",
     "status_line",
     "record_summary",
+    "summary_text",
     "read_summary",
     "check_parameters",
 ]
@@ -143,8 +144,13 @@ def find_notebook(name_or_path):
 def notebook_parameters(path):
     """The parameters a notebook declares in its `parameters` cell: name -> default text."""
     papermill = _papermill()
-    return {name: info.get("default") for name, info in
-            papermill.inspect_notebook(str(path)).items()}
+    try:
+        found = papermill.inspect_notebook(str(path))
+    except Exception as err:  # noqa: BLE001 - nbformat raises many kinds for a bad file
+        raise NotebookError(f"{str(path)!r} is not a readable Jupyter notebook "
+                            f"({type(err).__name__}: {str(err)[:200]}). Pass a .ipynb file "
+                            f"or a dataset name ({', '.join(NOTEBOOKS)}).") from err
+    return {name: info.get("default") for name, info in found.items()}
 
 
 def parse_value(text):
@@ -171,9 +177,12 @@ def parse_value(text):
         except ValueError:
             pass
     try:
-        return yaml.safe_load(text)
+        value = yaml.safe_load(text)
     except yaml.YAMLError:
         return text
+    if isinstance(value, bool) and text.lower() not in ("true", "false"):
+        return text  # YAML 1.1 reads yes/no/on/off as booleans: keep the word
+    return value
 
 
 def _papermill():
@@ -196,13 +205,35 @@ def _output_path(out_dir, name):
     return path
 
 
+class _LineStream:
+    """A file for tqdm off a terminal: each refresh becomes one line (repeats and clears
+    dropped), so a log shows one line per finished cell instead of nothing for minutes."""
+
+    def __init__(self, stream):
+        self.stream = stream
+        self._last = None
+
+    def write(self, text):
+        line = text.replace("\r", "\n").strip().splitlines()[-1:] if text.strip() else []
+        if line and line[0].strip() and line[0] != self._last:
+            self._last = line[0]
+            self.stream.write(line[0] + "\n")
+            self.stream.flush()
+
+    def flush(self):
+        self.stream.flush()
+
+
 def _progress_bar(name, progress):
-    """papermill's `progress_bar` argument: a one-line cell counter on a terminal, or off."""
+    """papermill's `progress_bar` argument: a one-line cell counter on a terminal, one line
+    per finished cell otherwise (a CI log), or off."""
     if not progress:
         return False
     stream = sys.stderr
     if not getattr(stream, "isatty", lambda: False)():
-        return False
+        return {"desc": name, "unit": "cell", "leave": False, "file": _LineStream(stream),
+                "mininterval": 0, "bar_format": "{desc}: cell {n_fmt}/{total_fmt} done "
+                                                "[{elapsed}]"}
     return {"desc": name, "unit": "cell", "leave": False, "file": stream, "dynamic_ncols": True,
             "bar_format": "{desc}: cell {n_fmt}/{total_fmt} {bar} [{elapsed}]"}
 
@@ -213,7 +244,8 @@ def run_notebook(name_or_path, parameters=None, *, out_dir="runs", kernel_name="
 
     Args:
         name_or_path: a dataset name ("mnist") or a path to a notebook.
-        parameters: dict overriding the `parameters` cell (papermill injects a cell after it).
+        parameters: dict overriding the `parameters` cell (papermill injects a cell after it);
+            a relative `data_folder` is taken relative to the current directory.
         out_dir: folder for the executed notebook `<timestamp>-<name>.ipynb`.
         kernel_name: Jupyter kernel to run it with.
         cwd: working directory of the kernel; default `out_dir` (so relative `export` and
@@ -240,9 +272,37 @@ def run_notebook(name_or_path, parameters=None, *, out_dir="runs", kernel_name="
         raise NotebookParameterError(
             f"Notebook {name!r} has no parameter(s) {', '.join(unknown)}; its parameters are "
             f"{', '.join(declared)}.")
+    if isinstance(parameters.get("data_folder"), (str, os.PathLike)):
+        # The kernel runs in `cwd`: a folder given relative to here must stay here.
+        parameters["data_folder"] = str(Path(parameters["data_folder"]).expanduser().resolve())
     out_dir = Path(out_dir).expanduser().resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
     cwd = Path(cwd).expanduser().resolve() if cwd is not None else out_dir
+    if not cwd.is_dir():
+        raise NotebookError(f"The working folder {str(cwd)!r} (--cwd) does not exist; create "
+                            f"it or pass an existing folder.")
+    with _notebook_lock(cwd, name):
+        return _execute(papermill, path, name, parameters, out_dir, cwd, kernel_name,
+                        log_output, progress)
+
+
+def _notebook_lock(cwd, name):
+    """The lock of notebook `name` in the working folder `cwd` (its export/ and logs/ land
+    there), taken now; `NotebookError` when another run of it holds it."""
+    from ai8x_nb._lock import FolderLock, LockedError
+
+    lock = FolderLock(Path(cwd) / f".run-{name}.lock")
+    try:
+        return lock.acquire()
+    except LockedError as err:
+        raise NotebookError(
+            f"Notebook {name!r} is already running in {str(cwd)!r} ({err}); a second run would "
+            f"overwrite its export/{name} and logs. Wait for it to finish, or pass another "
+            f"--out (or --cwd).") from None
+
+
+def _execute(papermill, path, name, parameters, out_dir, cwd, kernel_name, log_output,
+             progress):
     output = _output_path(out_dir, name)
     start = time.monotonic()
     logger.debug("Running %s -> %s", path, output)
@@ -271,25 +331,37 @@ def run_notebook(name_or_path, parameters=None, *, out_dir="runs", kernel_name="
 
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 
+STATIC_FORM_BELOW = "ai8x_nb_static_form_below"
+"""Output metadata of a widget view whose static form is the next output (the layer editor):
+a headless notebook keeps only that static form."""
+
 
 def static_widget_views(path):
     """Keep only the static form of widget outputs in an executed (headless) notebook.
 
     A saved notebook has no kernel behind its widgets: a widget view renders as an empty box
     (or a "model not found" error) in JupyterLab and in HTML, hiding the static figure stored
-    beside it. Where an output has both, the widget view is dropped. Returns the number of
-    outputs changed.
+    beside it. Where an output has both, the widget view is dropped; a widget output marked
+    `STATIC_FORM_BELOW` (its static form is the next output) is dropped whole. Returns the
+    number of outputs changed.
     """
     import nbformat
 
     nb = nbformat.read(str(path), as_version=4)
     changed = 0
     for cell in nb.cells:
+        kept = []
         for out in cell.get("outputs", []):
             data = out.get("data", {})
+            if WIDGET_VIEW in data and out.get("metadata", {}).get(STATIC_FORM_BELOW):
+                changed += 1  # the next output is this widget's static form
+                continue
             if WIDGET_VIEW in data and ("image/png" in data or "text/html" in data):
                 del data[WIDGET_VIEW]
                 changed += 1
+            kept.append(out)
+        if "outputs" in cell:
+            cell.outputs = kept
     if changed:
         nbformat.write(nb, str(path))
     return changed
@@ -315,10 +387,17 @@ def run_all(names=None, parameters=None, parallel=1, *, per_notebook=None, out_d
         One `RunResult` per notebook, in the order of `names`.
 
     Raises:
-        NotebookError: a name that is not a notebook (checked before anything runs).
+        NotebookError: a name that is not a notebook, or a notebook already running in the
+            same working folder (checked before anything runs).
     """
     names = list(names or NOTEBOOKS)
     paths = [find_notebook(name) for name in names]
+    for path in paths:  # a file that is no notebook is refused before anything runs
+        notebook_parameters(path)
+    workdir = Path(cwd if cwd is not None else out_dir).expanduser().resolve()
+    if workdir.is_dir():
+        for path in paths:  # refuse before anything runs when one is running already
+            _notebook_lock(workdir, path.stem).release()
     per_notebook = per_notebook or {}
     params = [{**(parameters or {}), **per_notebook.get(name, per_notebook.get(path.stem, {}))}
               for name, path in zip(names, paths)]
@@ -500,8 +579,24 @@ def record_summary(summary):
     except ImportError:  # pragma: no cover - IPython ships with the kernel
         return clean
     if get_ipython() is not None:
-        display({SUMMARY_MIME: clean, "text/plain": json.dumps(clean, indent=2)}, raw=True)
+        display({SUMMARY_MIME: clean, "text/plain": summary_text(clean)}, raw=True)
     return clean
+
+
+def summary_text(summary):
+    """A recorded summary as aligned "name  value" lines: accuracies in %, byte counts with
+    thousands separators."""
+    width = max((len(key) for key in summary), default=0)
+    lines = []
+    for key, value in summary.items():
+        if key.endswith("accuracy") and isinstance(value, (int, float)):
+            shown = f"{100 * value:.2f} %"
+        elif key.endswith("bytes") and isinstance(value, int):
+            shown = f"{value:,} B"
+        else:
+            shown = "-" if value is None else str(value)
+        lines.append(f"{key:<{width}}  {shown}")
+    return "\n".join(lines)
 
 
 def read_summary(notebook_path):

@@ -7,11 +7,14 @@ A run folder `logs/<YYYYmmdd-HHMMSS>-<name>/` holds:
 - `best.keras`: best validation accuracy over the float phase.
 - `qat_best.keras`: best validation accuracy since QAT started (when QAT ran).
 - `last.keras` + `state.json`: the model, optimizer and callback state after the last
-  completed epoch (for resuming).
+  completed epoch (for resuming). They are one commit: the model is written first as
+  `.last-<epoch>.keras`, then `state.json`, which names that file, is moved into place (the
+  commit point); `last.keras` is a hard link to the committed file. A resume reads the pair
+  `state.json` names, so a kill at any moment resumes from one consistent epoch.
 - `history.csv`: one row per epoch; `tensorboard/`: TensorBoard logs.
 - `results.json`: accuracy on the TEST split, confusion matrix, class names.
 - `.lock`: locked by the process training the run (`RunDir.lock`), so two processes never
-  train one run folder at the same time.
+  train one run folder at the same time. Symbolic links among these files are refused.
 
 Example:
 
@@ -25,6 +28,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import time
 from pathlib import Path
 
@@ -44,6 +48,9 @@ HISTORY = "history.csv"
 TENSORBOARD = "tensorboard"
 RESULTS = "results.json"
 LOCK = ".lock"
+GENERATION = re.compile(r"^\.last-(\d{4,})\.keras$")
+"""Name of a committed checkpoint file: `.last-<epochs completed, 4+ digits>.keras`."""
+FILES = (CONFIG, BEST, QAT_BEST, LAST, STATE, HISTORY, RESULTS, LOCK)
 DATA_ENV = "AI8X_NB_DATA"
 
 
@@ -119,6 +126,7 @@ class RunDir:
 
     def _read_json(self, name, required=True):
         path = self.file(name)
+        _atomic.refuse_symlink(path)
         if not path.is_file():
             if required:
                 raise RunDirError(
@@ -126,7 +134,7 @@ class RunDir:
                     f"training run (created by ai8x_nb.training.train / `ai8x-nb train`).")
             return None
         try:
-            data = json.loads(path.read_bytes())
+            data = json.loads(_atomic.read_bytes(path))
         except (ValueError, OSError) as err:  # JSONDecodeError and UnicodeDecodeError too
             raise RunDirError(
                 f"{str(path)!r} is not readable JSON ({type(err).__name__}: {err}); the file "
@@ -138,8 +146,14 @@ class RunDir:
 
     @property
     def config(self):
-        """The run configuration (dict from config.json)."""
-        return self._read_json(CONFIG)
+        """The run configuration (dict from config.json).
+
+        Raises:
+            RunDirError: config.json is missing, not JSON, or a field has a wrong type.
+        """
+        config = self._read_json(CONFIG)
+        _check_config(self.file(CONFIG), config)
+        return config
 
     @property
     def results(self):
@@ -161,7 +175,33 @@ class RunDir:
             raise RunDirError(
                 f"{str(self.file(STATE))!r} has epochs_completed={done!r}; expected an int >= 0. "
                 f"Restore the file, or start a new run.")
+        _check_state(self.file(STATE), state)
         return state
+
+    def resume_checkpoint(self, state=None):
+        """The model file the committed `state.json` belongs to.
+
+        Runs of earlier versions name none: their `last.keras`.
+
+        Raises:
+            RunDirError: state.json names a file that is not a checkpoint name or is missing.
+        """
+        state = self.state if state is None else state
+        name = (state or {}).get("checkpoint")
+        if name is None:
+            return self.file(LAST)
+        match = GENERATION.match(name) if isinstance(name, str) else None
+        if match is None or int(match.group(1)) != state["epochs_completed"]:
+            raise RunDirError(
+                f"{str(self.file(STATE))!r} names the checkpoint {name!r}; expected "
+                f"'.last-{state['epochs_completed']:04d}.keras'. Restore the file, or start a "
+                f"new run.")
+        path = _atomic.refuse_symlink(self.file(name))
+        if not path.is_file():
+            raise RunDirError(
+                f"{str(self.file(STATE))!r} names the checkpoint {name!r}, which is missing "
+                f"from the run folder. Restore it, or start a new run.")
+        return path
 
     @property
     def is_run(self):
@@ -272,13 +312,69 @@ class RunDir:
 
         lock = FolderLock(self.file(LOCK))
         try:
-            lock.acquire()
+            lock.acquire()  # a symbolic link there is refused, never opened
         except LockedError as err:
             raise RunDirError(
                 f"Run folder {str(self.path)!r} is in use by another process ({err}). Wait for "
                 f"it to finish (or stop it) before resuming: two runs in one folder would "
                 f"overwrite each other's checkpoints and history.") from None
         try:
+            for name in FILES[:-1] + (TENSORBOARD,):
+                _atomic.refuse_symlink(self.file(name))
+            for path in _atomic.remove_leftovers(self.path, FILES, (".last-*.keras",)):
+                logger.info("Removed %s, left by a process killed while writing it.", path)
             yield self
         finally:
             lock.release()
+
+
+_STATE_TYPES = {"best": (int, float), "qat_best": (int, float), "qat": (bool,),
+                "learning_rate": (int, float), "plateau": (dict,), "seed_generators": (list,),
+                "checkpoint": (str,)}
+
+
+def _check_state(path, state):
+    """Raise `RunDirError` when a state.json field has a wrong type (edited by hand)."""
+    def bad(key, value, expected):
+        raise RunDirError(f"{str(path)!r} has {key}={value!r}; expected {expected}. Restore "
+                          f"the file, or start a new run.")
+
+    for key, types in _STATE_TYPES.items():
+        value = state.get(key)
+        if value is None:
+            continue
+        if not isinstance(value, types) or (types != (bool,) and isinstance(value, bool)):
+            bad(key, value, " or ".join(t.__name__ for t in types) + " or null")
+    plateau = state.get("plateau") or {}
+    for key in ("wait", "best", "cooldown_counter"):
+        if plateau and key not in plateau:
+            bad("plateau", plateau, f"an object with {key!r}")
+    for key, value in plateau.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            bad(f"plateau.{key}", value, "a number")
+    for value in state.get("seed_generators") or []:
+        if not isinstance(value, list) or not all(
+                isinstance(v, int) and not isinstance(v, bool) for v in value):
+            bad("seed_generators", value, "lists of ints")
+
+
+def _check_config(path, config):
+    """Raise `RunDirError` when a config.json field has a wrong type (edited by hand)."""
+    def whole(low, high=None):
+        return lambda v: (isinstance(v, int) and not isinstance(v, bool) and v >= low
+                          and (high is None or v <= high))
+
+    number = (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)
+              and v == v and abs(v) != float("inf"))
+    checks = {"epochs": (whole(0), "an int >= 0"), "batch_size": (whole(1), "an int >= 1"),
+              "seed": (whole(0, 2**32 - 1), "an int from 0 to 2**32 - 1"),
+              "lr": (number, "a finite number"), "warmup_epochs": (number, "a finite number"),
+              "dataset": (lambda v: isinstance(v, str), "a dataset name"),
+              "dataset_kwargs": (lambda v: isinstance(v, dict), "an object"),
+              "optimizer": (lambda v: isinstance(v, str), "an optimizer name"),
+              "device": (lambda v: isinstance(v, str), "a device name")}
+    for key, (ok, expected) in checks.items():
+        value = config.get(key)
+        if value is not None and not ok(value):
+            raise RunDirError(f"{str(path)!r} has {key}={value!r}; expected {expected}. Restore "
+                              f"the file, or start a new run.")

@@ -284,16 +284,17 @@ def _last_use(qmodel):
     return last
 
 
-def _run_batch(qmodel, x, stats, last_use, keep=False):
+def _run_batch(qmodel, x, stats, last_use, keep_all=False):
     values = {MODEL_INPUT: x}
-    out_index = qmodel.graph.output_index
+    outputs = qmodel.graph.output_indices
+    keep = set(outputs)
     for ql in qmodel.layers:
         idx = ql.hw.index
         values[idx] = _run_layer(ql, [values[i] for i in ql.hw.inputs], stats[idx])
-        for src in ql.hw.inputs if not keep else ():
-            if last_use.get(src) == idx and src != out_index:
+        for src in ql.hw.inputs if not keep_all else ():
+            if last_use.get(src) == idx and src not in keep:
                 values.pop(src, None)
-    return values if keep else values[out_index]
+    return values if keep_all else [values[i] for i in outputs]
 
 
 def _check_input(qmodel, x_int):
@@ -328,8 +329,9 @@ def simulate(qmodel, x_int, batch_size=256, *, return_stats=False):
 
     Returns:
         int64 array of the model output: 8-bit codes in [-128, 127], or the raw 32-bit
-        accumulator of a wide last layer (its float value times 128 * 2^(bits-1)). With
-        `return_stats`, a tuple `(outputs, [LayerStats per hardware layer])`.
+        accumulator of a wide last layer (its float value times 128 * 2^(bits-1)). A model
+        with several outputs gives a list of such arrays, in the Keras model's output order.
+        With `return_stats`, a tuple `(outputs, [LayerStats per hardware layer])`.
 
     Raises:
         QuantizationError: for an input of the wrong shape or out of range.
@@ -344,13 +346,20 @@ def simulate(qmodel, x_int, batch_size=256, *, return_stats=False):
     x = _check_input(qmodel, x_int)
     stats = [LayerStats(ql.name, ql.op) if return_stats else None for ql in qmodel.layers]
     last_use = _last_use(qmodel)
-    outputs = [_run_batch(qmodel, x[start:start + batch_size], stats, last_use)
+    batches = [_run_batch(qmodel, x[start:start + batch_size], stats, last_use)
                for start in range(0, x.shape[0], int(batch_size))]
-    if outputs:
-        y = np.concatenate(outputs).astype(np.int64, copy=False)
-    else:
-        out_shape = qmodel.layers[qmodel.graph.output_index].hw.out_shape
-        y = np.zeros((0,) + tuple(out_shape), dtype=np.int64)
+    graph = qmodel.graph
+    ys = []
+    for k, index in enumerate(graph.output_indices):
+        if batches:
+            y = np.concatenate([b[k] for b in batches]).astype(np.int64, copy=False)
+        else:
+            out_shape = qmodel.layers[index].hw.out_shape
+            y = np.zeros((0,) + tuple(out_shape), dtype=np.int64)
+        ys.append(y)
+    if graph.several_outputs:
+        return (ys, stats) if return_stats else ys
+    y = ys[0]
     shape = qmodel.output_shape
     if shape is not None and None not in shape and math.prod(shape) == math.prod(y.shape[1:]):
         y = y.reshape((y.shape[0],) + tuple(shape))
@@ -373,5 +382,5 @@ def simulate_layers(qmodel, x_int):
     """
     x = _check_input(qmodel, x_int)
     stats = [None] * len(qmodel.layers)
-    values = _run_batch(qmodel, x, stats, {}, keep=True)
+    values = _run_batch(qmodel, x, stats, {}, keep_all=True)
     return [np.asarray(values[ql.hw.index], dtype=np.int64) for ql in qmodel.layers]

@@ -29,6 +29,7 @@ True
 import collections
 import json
 import math
+import numbers
 import types
 
 from ai8x_nb.errors import Ai8xNbError
@@ -135,6 +136,7 @@ def normalize_row(row, index=None):
                         f"{', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}.", index)
     out.update(row)
     out["type"] = layer_type
+    _check_values(out, where, index)
     for key in ("activation", "pooling", "batch_norm"):
         if isinstance(out.get(key), str):
             out[key] = None if out[key].lower() in ("none", "") else out[key].lower()
@@ -156,6 +158,44 @@ def normalize_row(row, index=None):
         if key in out and out[key] in (None, 8 if key == "weight_bits" else None, 0, 0.0):
             del out[key]
     return out
+
+
+_WHOLE = {"filters": 1, "units": 1, "kernel_size": 1, "padding": 0, "pool_size": 1,
+          "pool_strides": 1, "weight_bits": 1}
+"""Fields that are whole numbers (or lists of them), with their smallest value."""
+
+
+def _check_values(row, where, index):
+    """Refuse values of the wrong kind before any layer is built: a number written as text, a
+    fraction where a count goes (2.5 filters), NaN or infinity."""
+    def bad(key, value, expected):
+        raise SpecError(f"Model spec {where} ({row['type']}): {key}={value!r} is invalid; "
+                        f"expected {expected}.", index)
+
+    def whole(value, low):
+        return (isinstance(value, numbers.Integral) and not isinstance(value, bool)
+                and value >= low)
+
+    for key, low in _WHOLE.items():
+        value = row.get(key)
+        if value is None:
+            continue
+        values = value if isinstance(value, (list, tuple)) else [value]
+        if not values or not all(whole(v, low) for v in values):
+            bad(key, value, f"an int >= {low}" + (" (or a list of them)"
+                                                  if key in ("kernel_size", "pool_size",
+                                                             "pool_strides") else ""))
+    if row["type"] == "reshape":
+        shape = row.get("target_shape")
+        if not isinstance(shape, (list, tuple)) or not shape or not all(
+                whole(v, 1) or v == -1 for v in shape) or list(shape).count(-1) > 1:
+            bad("target_shape", shape, "a list of ints >= 1, at most one of them -1")
+    for key in ("rate", "l2"):
+        value = row.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Real)
+                                  or not math.isfinite(value) or value < 0
+                                  or (key == "rate" and value >= 1)):
+            bad(key, value, "a finite number >= 0" + (" and < 1" if key == "rate" else ""))
 
 
 def normalize_spec(spec):
@@ -199,7 +239,7 @@ def load_spec(path):
 
     path = Path(path)
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(path.read_text(encoding="utf-8"), parse_constant=_no_constant)
     except OSError as err:
         raise SpecError(f"Cannot read the model spec file {str(path)!r}: {err.strerror or err}. "
                         f"Save one with the layer editor's 'Save spec' button, or pass the spec "
@@ -211,6 +251,10 @@ def load_spec(path):
         return normalize_spec(data)
     except SpecError as err:
         raise SpecError(f"The model spec file {str(path)!r}: {err}") from err
+
+
+def _no_constant(name):
+    raise ValueError(f"{name} is not a number a spec can hold")
 
 
 def resolve_spec(spec):

@@ -18,19 +18,25 @@ Example:
 
 import json
 import logging
+import re
 import types
 
 from ai8x_nb import spec as specs
 from ai8x_nb.devices import get_device
 from ai8x_nb.parameters import DEFAULT_DEVICE
 
-__all__ = ["SpecTable", "COLUMNS", "ENABLED", "POOL_DEFAULT"]
+__all__ = ["SpecTable", "EditorRowError", "COLUMNS", "ENABLED", "HEAD_TYPES", "POOL_DEFAULT"]
 
 logger = logging.getLogger(__name__)
 
 COLUMNS = ("type", "size", "kernel_size", "padding", "pooling", "pool_size", "pool_strides",
            "activation", "wide", "use_bias", "other")
 """The editor's columns, in table order."""
+
+INT_COLUMNS = frozenset({"size", "kernel_size", "pool_size", "pool_strides"})
+"""Columns holding a whole number (typed as text: "3.5" or an empty field is an error)."""
+
+_INT_FIELDS = frozenset({"filters", "units", "kernel_size", "pool_size", "pool_strides"})
 
 _CONV_COLUMNS = frozenset({"size", "kernel_size", "padding", "pooling", "pool_size",
                            "pool_strides", "activation", "wide", "use_bias"})
@@ -43,14 +49,22 @@ ENABLED = types.MappingProxyType({
 })
 """The columns each layer type uses (the others are disabled in its row)."""
 
+HEAD_TYPES = frozenset({"flatten", "dense", "dropout"})
+"""Row types of a classifier head: "Add layer" inserts feature layers above them."""
+
 POOL_DEFAULT = 2
 """Pool size and stride a row gets when pooling is switched on."""
+
+
+def _whole(value):
+    """An int field's value for its widget: a typed text ("3.5") stays text."""
+    return value if isinstance(value, str) else int(value)
 
 
 def _first(value, default):
     if value is None:
         return default
-    return int(value[0] if isinstance(value, (list, tuple)) else value)
+    return _whole(value[0] if isinstance(value, (list, tuple)) else value)
 
 
 class SpecTable:
@@ -113,9 +127,51 @@ class SpecTable:
         return [i for i, r in enumerate(self.results) if not r[0]]
 
     @property
+    def first_bad(self):
+        """Index of the first row with an error, or None.
+
+        Rows below it are validated on that row's input (so their own mistakes still show),
+        but their shapes and parameters are not the model's: the table shows them as unknown.
+        """
+        bad = self.bad_rows
+        return bad[0] if bad else None
+
+    @property
     def parameters(self):
-        """Parameters of the valid rows."""
-        return sum(r[3] for r in self.results)
+        """Parameters of the rows above the first error (all rows when none has one)."""
+        stop = self.first_bad
+        return sum(r[3] for r in self.results[:stop])
+
+    def device_errors(self):
+        """The device check's errors by row: {row index: [messages]}, each naming the row.
+
+        The check names Keras layers ('conv2'); rows get their layer's name by
+        `ai8x_nb.spec.layer_names`, so each error is given to the row whose layer it names.
+        Errors naming no row are under the key None.
+        """
+        found = {}
+        if self.report is None:
+            return found
+        names = specs.layer_names(self._rows)
+        for err in self.report.errors:
+            rows = [i for i, name in enumerate(names)
+                    if re.search(rf"(?<![\w]){re.escape(name)}(?![\w])", err)]
+            key = rows[0] if rows else None
+            found.setdefault(key, []).append(err)
+        return found
+
+    def head_start(self):
+        """Where "Add layer" inserts a feature layer: before the classifier head.
+
+        The head is the trailing run of flatten/dense/dropout rows; without one, the last row
+        (e.g. a 1x1 convolution to the classes) is the head.
+        """
+        index = len(self._rows)
+        while index > 0 and self._rows[index - 1]["type"] in HEAD_TYPES:
+            index -= 1
+        if index == len(self._rows):
+            index = max(len(self._rows) - 1, 0)
+        return index
 
     def row_cycles(self):
         """Per row, the accelerator cycles of its hardware layer as the synthesis tool
@@ -137,6 +193,13 @@ class SpecTable:
         """Re-validate every row, then check the whole model on the device when all are valid."""
         self.results = specs.validate_spec(self._rows, self.input_shape, self._device,
                                            self.num_classes)
+        for i, row in enumerate(self._rows):  # a typed "3.5" or "": say so, not a TypeError
+            typed = [(k, v) for k, v in row.items() if k in _INT_FIELDS and isinstance(v, str)]
+            if typed:
+                key, value = typed[0]
+                self.results[i] = (False, f"Model spec row {i} ({row['type']}): {key}={value!r} "
+                                          f"is not a whole number. Type an integer such as 3.",
+                                   None, 0)
         self.report, self.check_error = None, None
         if self._rows and all(r[0] for r in self.results):
             try:
@@ -163,6 +226,19 @@ class SpecTable:
     def add_row(self, layer_type="conv2d", **fields):
         """Append a row of `layer_type`."""
         self.insert_row(len(self._rows), layer_type, **fields)
+
+    def add_layer(self, layer_type="conv2d", **fields):
+        """Insert a row where a new layer of `layer_type` fits; returns its index.
+
+        Convolutions, pooling and reshapes go before the classifier head (`head_start`), so
+        the model still ends in its classifier; dense and dropout rows go before the last row.
+        """
+        if layer_type in ("dense", "dropout"):
+            index = max(len(self._rows) - 1, 0)
+        else:
+            index = self.head_start()
+        self.insert_row(index, layer_type, **fields)
+        return index
 
     def delete_row(self, index):
         """Remove the row at `index`."""
@@ -192,7 +268,13 @@ class SpecTable:
             for size_key in ("filters", "units"):
                 if size_key in new and size is not None:
                     new[size_key] = size
-            self._rows[index] = new
+            for key_ in new:  # what both types have (kernel, padding, activation...) is kept
+                if key_ not in ("type", "filters", "units") and row.get(key_) is not None:
+                    new[key_] = row[key_]
+            try:
+                self._rows[index] = specs.normalize_row(new, index)
+            except specs.SpecError:
+                self._rows[index] = specs.default_row(value)
         else:
             row[key] = value
             if key == "pooling" and value is not None and row.get("pool_size") is None:
@@ -216,7 +298,7 @@ class SpecTable:
             other = ""
         return {
             "type": kind,
-            "size": int(row.get("filters", row.get("units", 0)) or 0),
+            "size": _whole(row.get("filters", row.get("units", 0)) or 0),
             "kernel_size": _first(row.get("kernel_size") or None, 3),
             "padding": row.get("padding", 1) if row.get("padding") in (0, 1, 2) else 1,
             "pooling": str(row.get("pooling")),
@@ -249,10 +331,35 @@ class SpecTable:
             value = None if value == "None" else value
         elif column == "size":
             key = "units" if kind == "dense" else "filters"
+        if column in INT_COLUMNS:
+            value = _parse_int(value)
         elif column == "other":
             key = "rate" if kind == "dropout" else "target_shape"
             value = _parse_other(kind, value)
         self.set_field(index, key, value)
+
+    def raise_if_invalid(self):
+        """Raise `EditorRowError` naming the first row in error (or a device error's row).
+
+        Raises:
+            EditorRowError: one line: the row, its error, and the fix.
+        """
+        stop = self.first_bad
+        if stop is not None:
+            message = self.results[stop][1]
+            more = len(self.bad_rows) - 1
+            tail = f" ({more} more row(s) in red)" if more > 0 else ""
+            raise EditorRowError(f"{_editor_row(message)}{tail} Fix the row in red in the "
+                                 f"editor, then run this cell again.")
+        if self.check_error:
+            raise EditorRowError(f"Layer editor: the model check failed: {self.check_error}")
+        if self.report is not None and not self.report.ok:
+            by_row = self.device_errors()
+            row = next(iter(by_row))
+            where = f"row {row}" if row is not None else "the model"
+            raise EditorRowError(
+                f"Layer editor {where} does not fit {self._device}: {by_row[row][0]}"
+                f"{' (and more in the editor)' if len(self.report.errors) > 1 else ''}")
 
     # ------------------------------------------------------------------ output
     def to_model(self, name="model"):
@@ -277,6 +384,28 @@ class SpecTable:
         written = specs.save_spec(self._rows, path)
         logger.info("model spec saved to %s", written)
         return written
+
+
+class EditorRowError(specs.SpecError):
+    """A row of the table is in error: the model cannot be built from it.
+
+    In IPython the error shows as its one-line message (no traceback): the row, the value,
+    the limit and the fix are all in it.
+    """
+
+    def _render_traceback_(self):
+        return [f"\x1b[31m{type(self).__name__}: {self}\x1b[0m"]
+
+
+def _editor_row(message):
+    """A row error as the editor names it: "Layer editor row N (type): ..."."""
+    return re.sub(r"^Model spec row", "Layer editor row", message)
+
+
+def _parse_int(value):
+    """A typed whole number as an int; anything else ("3.5", "") as typed, for the row's error."""
+    text = str(value).strip()
+    return int(text) if re.fullmatch(r"[+-]?\d+", text) else text
 
 
 def _parse_other(kind, text):

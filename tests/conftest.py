@@ -582,6 +582,145 @@ def random_concat_model(seed):
     raise RuntimeError(f"no buildable concatenation model for seed {seed} in {MAX_DRAWS} draws")
 
 
+STREAMING_PUSHES = ("no_streaming", "gap", "final_pad0", "fifo_channels")
+"""Limits a streaming model is pushed past: a large input that does not stream, a streaming
+layer after one that does not, padding 0 in the final streaming layer (refused on the
+MAX78000 only), more than one FIFO's 4 input channels."""
+
+
+def _build_streaming(seed, rng):
+    import keras
+
+    from ai8x_nb import layers as L
+
+    device = "MAX78000" if seed % 2 == 0 else "MAX78002"
+    d = _Draw(rng, device)
+    push = d.pick(list(STREAMING_PUSHES)) if d.chance(0.4) else ""
+    size = d.pick([48, 64, 96, 112, 128, 160] if device == "MAX78002" else [40, 64, 96, 128])
+    spatial = [size, size if d.chance(0.7) else d.pick([64, 96])]
+    channels = d.pick([5, 8]) if push == "fifo_channels" else d.pick([1, 2, 3, 4])
+    inputs = keras.Input(tuple(spatial) + (channels,))
+    streams = d.pick([1, 2, 3, 4])
+    x = inputs
+    for i in range(streams):
+        kernel = d.pick([1, 3], p=[0.25, 0.75])
+        pad = 0 if kernel == 1 else d.pick([0, 1, 2], p=[0.15, 0.7, 0.15])
+        if push == "final_pad0" and i == streams - 1:
+            kernel, pad = 3, 0
+        pool = {}
+        if i > 0 or d.chance(0.5):
+            pool = {"pooling": d.pick(["max", "avg"]), "pool_size": d.pick([2, 3]),
+                    "pool_strides": d.pick([1, 2, 2, 3])}
+        pooled = _pooled(spatial, pool)
+        stream = push != "no_streaming" and not (push == "gap" and i == 0 and streams > 1)
+        x = L.Conv2D(d.pick([4, 8, 12, 16]), kernel, padding=pad, streaming=stream,
+                     **pool, **d.common())(x)
+        spatial = [s + 2 * pad - kernel + 1 for s in pooled]
+    while max(spatial) > 16:
+        pool = {"pooling": "max", "pool_size": 2, "pool_strides": 2}
+        x = L.Conv2D(d.pick([8, 16, 32]), d.pick([1, 3]), padding=0, **pool, **d.common())(x)
+        spatial = _pooled(spatial, pool)
+        if int(x.shape[-3]) != spatial[0]:
+            spatial = [int(x.shape[-3]), int(x.shape[-2])]
+    if int(np.prod(spatial)) * int(x.shape[-1]) <= 1024 and d.chance(0.5):
+        x = _dense_head(d, L, keras, x)
+    else:
+        x = L.Conv2D(d.pick([2, 5, 10]), 1, padding=0, **d.common(wide=d.chance(0.4)))(x)
+    model = keras.Model(inputs, x, name=f"s{seed}")
+    return GeneratedModel(seed, model, device, "streaming", push)
+
+
+def random_streaming_model(seed):
+    """The generated streaming model for `seed`: 1..4 streaming Conv2D layers on an input of
+    up to 128x128 (160x160 on the MAX78002), then pooling convolutions and a head.
+
+    About 40 % are pushed past a streaming rule (`STREAMING_PUSHES`).
+
+    Args:
+        seed: an int; even seeds are for the MAX78000, odd ones for the MAX78002.
+
+    Returns:
+        A `GeneratedModel` with seeded uniform weights.
+    """
+    from ai8x_nb.errors import DeviceLimitError
+
+    rng = np.random.default_rng(seed + 13 * 10**6)
+    for _ in range(MAX_DRAWS):
+        try:
+            generated = _build_streaming(seed, rng)
+        except (DeviceLimitError, ValueError):
+            continue
+        _set_weights(generated.model, seed)
+        return generated
+    raise RuntimeError(f"no buildable streaming model for seed {seed} in {MAX_DRAWS} draws")
+
+
+MULTI_OUTPUT_PUSHES = ("kernel_memory", "big_input", "many_layers")
+
+
+def _build_multi_output(seed, rng):
+    import keras
+
+    from ai8x_nb import layers as L
+
+    device = "MAX78000" if seed % 2 == 0 else "MAX78002"
+    d = _Draw(rng, device)
+    push = d.pick(list(MULTI_OUTPUT_PUSHES)) if d.chance(0.4) else ""
+    size = d.pick([8, 12, 16, 24, 32])
+    if push == "big_input":
+        size = 96 if device == "MAX78000" else 150
+    inputs = keras.Input((size, size, d.pick([1, 3, 4, 8, 16])))
+    x, taps = inputs, []
+    depth = d.pick([2, 3, 4])
+    if push == "many_layers":
+        depth = 30 if device == "MAX78000" else 126
+    for i in range(depth):
+        pool = {}
+        if d.chance(0.4) and min(x.shape[1:3]) >= 4:
+            pool = {"pooling": d.pick(["max", "avg"]), "pool_size": 2, "pool_strides": 2}
+        filters = d.pick([8, 16, 32, 64]) if push != "many_layers" else 4
+        kernel = d.pick([1, 3], p=[0.25, 0.75])
+        x = L.Conv2D(filters, kernel, padding=kernel // 2, **pool, **d.common())(x)
+        taps.append(x)
+    heads = []
+    for tap in [taps[-1]] + [t for t in taps[:-1] if d.chance(0.5)][:2]:
+        filters = d.pick([2, 4, 8, 16, 24])
+        if push == "kernel_memory" and not heads:
+            filters = d.pick([400, 512])
+        kernel = d.pick([1, 3], p=[0.3, 0.7])
+        heads.append(L.Conv2D(filters, kernel, padding=kernel // 2, **d.common())(tap))
+    if len(heads) < 2 or d.chance(0.3):
+        heads.append(taps[-1])  # an inner layer that is an output and feeds a head
+    order = list(rng.permutation(len(heads)))
+    model = keras.Model(inputs, [heads[i] for i in order], name=f"o{seed}")
+    return GeneratedModel(seed, model, device, "outputs", push)
+
+
+def random_multi_output_model(seed):
+    """The generated model with several outputs for `seed`: a Conv2D backbone and 2..4 outputs
+    (heads on several backbone layers, sometimes a backbone layer itself), in a random order.
+
+    About 40 % are pushed past a limit (kernel memory, data memory, layer count).
+
+    Args:
+        seed: an int; even seeds are for the MAX78000, odd ones for the MAX78002.
+
+    Returns:
+        A `GeneratedModel` with seeded uniform weights.
+    """
+    from ai8x_nb.errors import DeviceLimitError
+
+    rng = np.random.default_rng(seed + 17 * 10**6)
+    for _ in range(MAX_DRAWS):
+        try:
+            generated = _build_multi_output(seed, rng)
+        except (DeviceLimitError, ValueError):
+            continue
+        _set_weights(generated.model, seed)
+        return generated
+    raise RuntimeError(f"no buildable multi-output model for seed {seed} in {MAX_DRAWS} draws")
+
+
 def random_hardware_model(seed):
     """The generated model for `seed` (redrawn until its layers accept their arguments).
 
@@ -627,6 +766,18 @@ def residual_model_generator():
 def concat_model_generator():
     """`random_concat_model(seed) -> GeneratedModel`, the seeded concatenation-model generator."""
     return random_concat_model
+
+
+@pytest.fixture(scope="session")
+def streaming_model_generator():
+    """`random_streaming_model(seed) -> GeneratedModel`, the seeded streaming-model generator."""
+    return random_streaming_model
+
+
+@pytest.fixture(scope="session")
+def multi_output_model_generator():
+    """`random_multi_output_model(seed) -> GeneratedModel`, models with several outputs."""
+    return random_multi_output_model
 
 
 # --------------------------------------------------------------- the synthesis tool, warm

@@ -20,9 +20,10 @@ def _dead_pid():
 
 def test_stale_partials_of_dead_exports_are_removed(tmp_path):
     dead = _dead_pid()
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     stale = [tmp_path / f".mnist.partial-{dead}-ab12", tmp_path / f".mnist.old-{dead}-cd34",
              tmp_path / ".mnist.partial-wmdoy71i"]  # an older version's name, no pid
-    live = [tmp_path / f".mnist.partial-{os.getpid()}-ef56",  # a live exporter's
+    live = [tmp_path / f".mnist.partial-{other.pid}-ef56",  # a live (older) exporter's
             tmp_path / ".mnist.partial-fresh123",  # recent, owner unknown
             tmp_path / f".cifar10.partial-{dead}-gh78"]  # another export's
     for folder in stale + live:
@@ -30,8 +31,12 @@ def test_stale_partials_of_dead_exports_are_removed(tmp_path):
         (folder / "half.bin").write_bytes(b"x")
     old = time.time() - 2 * 3600
     os.utime(stale[2], (old, old))
-    with staging_folder(tmp_path / "mnist") as tmp:
-        (tmp / "manifest.json").write_text("{}")
+    try:
+        with staging_folder(tmp_path / "mnist") as tmp:
+            (tmp / "manifest.json").write_text("{}")
+    finally:
+        other.kill()
+        other.wait()
     assert (tmp_path / "mnist" / "manifest.json").is_file()
     assert not any(p.exists() for p in stale)
     assert all(p.exists() for p in live)

@@ -103,7 +103,8 @@ def test_notebook_runs_and_exports(results, name):
         assert "fine-tuning" in text and "(its trained layers; no layer editor)" in text
         assert images >= 6, f"{name}: only {images} figures in {result.output_notebook}"
         return
-    assert images >= 7, f"{name}: only {images} figures in {result.output_notebook}"
+    # The editor's picture holds the memory bars (the Model cell draws them only without one).
+    assert images >= 6, f"{name}: only {images} figures in {result.output_notebook}"
     # The layer editor's cell shows its static figure: no stateless widget view hides it.
     editor = next(c for c in nb.cells if c.cell_type == "code" and "LayerEditor(" in c.source)
     kinds = [set(o.get("data", {})) for o in editor.get("outputs", [])]

@@ -122,3 +122,21 @@ def test_quant_comparison_bars():
     assert [t.get_text() for t in ax.get_xticklabels()] == ["float", "fake-quant (QAT)",
                                                            "integer (device)"]
     assert plots.figure_png(fig).startswith(b"\x89PNG")
+
+
+def test_curves_keep_every_epoch_and_whole_epoch_ticks():
+    fig = Figure()
+    axes = fig.subplots(1, 3)
+    history = {"epoch": [0, 1, 2], "loss": [2.0, 1.0, 0.5], "val_loss": [2.1, 1.2, 0.6],
+               "accuracy": [0.3, 0.6, 0.8], "learning_rate": [1e-3, 5e-4, 0.0]}
+    plots.draw_curves(axes, history, "learning_rate", qat_epoch=3)
+    lr_ax = axes[2]
+    assert lr_ax.get_yscale() == "linear"  # a cosine ends at 0: a log axis would drop it
+    assert list(lr_ax.lines[0].get_ydata()) == [1e-3, 5e-4, 0.0]
+    label = [t for t in axes[0].texts if "QAT" in t.get_text()][0]
+    assert label.get_position()[1] < 1  # inside the axes (y in axes coordinates)
+    one = Figure().subplots(1, 3)
+    plots.draw_curves(one, {"epoch": [0], "loss": [1.0], "learning_rate": [1e-3]},
+                      "learning_rate")
+    assert one[0].get_xlim() == (0.5, 1.5) and one[2].get_yscale() == "log"
+    assert all(float(t).is_integer() for t in one[0].get_xticks())

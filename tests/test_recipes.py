@@ -192,3 +192,18 @@ def test_recipe_defaults_fill_only_the_arguments_not_given():
     seed = RunSettings.from_args(check_train_args(epochs=15), info, "default", None)
     assert (seed.batch_size, seed.lr, seed.schedule, seed.policy.start_epoch) == (256, 1e-3,
                                                                                  "seed", 10)
+
+
+def test_notebook_settings_none_means_the_recipe_then_the_notebook():
+    from ai8x_nb.training.notebook_settings import notebook_settings, settings_text
+
+    short = {"batch_size": 32, "lr": 0.002, "schedule": "cosine"}
+    seed = notebook_settings("seed", "mnist", short, batch_size=None, lr=None, schedule=None)
+    assert seed == {"batch_size": (32, "notebook"), "lr": (0.002, "notebook"),
+                    "schedule": ("cosine", "notebook")}
+    fast = notebook_settings("fast", "mnist", short, batch_size=16)
+    assert fast == {"batch_size": (16, "parameter"), "lr": (2e-3, "recipe fast"),
+                    "schedule": ("cosine", "recipe fast")}
+    assert settings_text(fast, recipe="fast") == (
+        "batch_size 16 (parameter), lr 0.002 (recipe fast), schedule cosine (recipe fast), "
+        "recipe fast")

@@ -166,3 +166,48 @@ def test_static_widget_views_drop_stateless_widget_views(tmp_path):
     assert set(outs[0].data) == {"image/png", "text/plain"}
     assert runner.WIDGET_VIEW in outs[1].data  # nothing static to show instead: kept
     assert runner.static_widget_views(path) == 0
+
+
+def test_run_progress_off_a_terminal_is_one_line_per_cell(monkeypatch):
+    import io
+
+    import tqdm
+
+    stream = io.StringIO()
+    monkeypatch.setattr(runner.sys, "stderr", stream)
+    options = runner._progress_bar("mnist", True)
+    bar = tqdm.tqdm(total=3, **options)
+    for _ in range(3):
+        bar.update(1)
+    bar.close()
+    lines = stream.getvalue().splitlines()
+    assert [line.split(" [")[0] for line in lines] == [
+        "mnist: cell 0/3 done", "mnist: cell 1/3 done", "mnist: cell 2/3 done",
+        "mnist: cell 3/3 done"], lines
+    assert runner._progress_bar("mnist", False) is False
+
+
+def test_summary_text_reads_as_a_table():
+    text = runner.summary_text({"dataset": "mnist", "test_accuracy": 0.940673828125,
+                                "tflite_model_bytes": 82240, "synthesis": None})
+    assert text.splitlines() == ["dataset             mnist", "test_accuracy       94.07 %",
+                                 "tflite_model_bytes  82,240 B", "synthesis           -"]
+
+
+def test_static_widget_views_drop_a_widget_whose_static_form_follows(tmp_path):
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell("editor")
+    cell.outputs = [
+        nbformat.v4.new_output("display_data", data={runner.WIDGET_VIEW: {"model_id": "x"},
+                                                     "text/plain": "<LayerEditor>"},
+                               metadata={runner.STATIC_FORM_BELOW: True}),
+        nbformat.v4.new_output("display_data", data={"image/png": "iVBORw0KGgo=",
+                                                     "text/plain": "table"})]
+    nb.cells.append(cell)
+    path = tmp_path / "out.ipynb"
+    nbformat.write(nb, str(path))
+    assert runner.static_widget_views(path) == 1
+    (kept,) = nbformat.read(str(path), as_version=4).cells[0].outputs
+    assert set(kept.data) == {"image/png", "text/plain"}

@@ -41,6 +41,18 @@ CONCAT_SEEDS = range(*(int(v) for v in os.environ.get("AI8X_NB_PARITY_CONCAT_SEE
 To look further, set AI8X_NB_PARITY_CONCAT_SEEDS=START:STOP (0:120: 0 disagreements, 0 answer
 mismatches)."""
 MIN_EACH_CONCAT = 2
+STREAMING_SEEDS = range(*(int(v) for v in os.environ.get("AI8X_NB_PARITY_STREAMING_SEEDS",
+                                                         "0:8").split(":")))
+"""Generated streaming models (`random_streaming_model`): seeds 0..7 in CI (about 30 s). To
+look further, set AI8X_NB_PARITY_STREAMING_SEEDS=START:STOP (0:160: 0 disagreements, 0 answer
+mismatches; MAX78000 48 accepted / 32 rejected, MAX78002 66 / 14)."""
+MIN_EACH_STREAMING = 2
+OUTPUTS_SEEDS = range(*(int(v) for v in os.environ.get("AI8X_NB_PARITY_OUTPUTS_SEEDS",
+                                                       "0:8").split(":")))
+"""Generated models with several outputs (`random_multi_output_model`): seeds 0..7 in CI
+(about 35 s); every output is compared with the tool's sampleoutput.h. To look further, set
+AI8X_NB_PARITY_OUTPUTS_SEEDS=START:STOP (0:100: 0 disagreements, 0 answer mismatches; MAX78000
+37 accepted / 13 rejected, MAX78002 39 / 11)."""
 WORKERS = 2
 """Tool processes run side by side (CI has two cores; exporting is cheap next to them)."""
 MIN_EACH = 20
@@ -292,3 +304,25 @@ def test_concat_models_verdict_equals_the_tool(tmp_path, concat_model_generator,
                                       firmware_cache)
     assert not problems, table + "\n" + "\n".join(problems)
     _assert_both_verdicts(counts, CONCAT_SEEDS, MIN_EACH_CONCAT, 32)
+
+
+def test_streaming_models_verdict_equals_the_tool(tmp_path, streaming_model_generator,
+                                                  warm_synthesis_python, capsys,
+                                                  firmware_cache):
+    """Streaming layers (`streaming: true`, `--fifo`): large inputs through circular buffers."""
+    counts, problems, table = _parity(streaming_model_generator, STREAMING_SEEDS, tmp_path,
+                                      warm_synthesis_python, capsys, "streaming models",
+                                      firmware_cache)
+    assert not problems, table + "\n" + "\n".join(problems)
+    _assert_both_verdicts(counts, STREAMING_SEEDS, MIN_EACH_STREAMING, 16)
+
+
+def test_multi_output_models_verdict_equals_the_tool(tmp_path, multi_output_model_generator,
+                                                    warm_synthesis_python, capsys,
+                                                    firmware_cache):
+    """Several outputs (`output: true`): every output in the tool's known answer equals ours."""
+    counts, problems, table = _parity(multi_output_model_generator, OUTPUTS_SEEDS, tmp_path,
+                                      warm_synthesis_python, capsys, "multi-output models",
+                                      firmware_cache)
+    assert not problems, table + "\n" + "\n".join(problems)
+    _assert_both_verdicts(counts, OUTPUTS_SEEDS, MIN_EACH_STREAMING, 16)

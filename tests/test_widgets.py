@@ -6,11 +6,11 @@ import keras
 import numpy as np
 import pytest
 
-from ai8x_nb import layers
+from ai8x_nb import layers, runner
 from ai8x_nb.check import check_model
 from ai8x_nb.models import seed_spec
 from ai8x_nb.spec import spec_to_model
-from ai8x_nb.widgets import CSS_CLASS, LayerEditor, LivePlot
+from ai8x_nb.widgets import CSS_CLASS, EditorRowError, LayerEditor, LivePlot
 from ai8x_nb.widgets import live_plot
 
 
@@ -39,26 +39,27 @@ def test_initial_state_shapes_params_and_budget(editor):
 
 
 def test_bad_kernel_and_too_many_channels_show_inline(editor):
-    editor.rows[1]["kernel_size"].value = 5
+    editor.rows[1]["kernel_size"].value = "5"
     status = editor.rows[1]["status"].value
     assert "ai8x-row-error" in status and "kernel_size=5" in status and "Use 3" in status
     assert not editor.ok and editor.report is None
     assert "fix the rows in red" in editor.budget.value
-    editor.rows[2]["size"].value = 2000
+    editor.rows[2]["size"].value = "2000"
     assert "filters=2000" in editor.rows[2]["status"].value
     assert "1..1024 channels" in editor.rows[2]["status"].value
     assert "errors in row(s) 1, 2" in editor.summary.value
-    editor.rows[1]["kernel_size"].value = 3
-    editor.rows[2]["size"].value = 56
+    editor.rows[1]["kernel_size"].value = "3"
+    editor.rows[2]["size"].value = "56"
     assert editor.ok and editor.spec == seed_spec("mnist")
 
 
 def test_device_dropdown_changes_the_limits(editor):
     # 900 filters: a valid layer, but the model is too big for the MAX78000.
-    editor.rows[2]["size"].value = 900
-    assert "ai8x-row-error" not in editor.rows[2]["status"].value
+    editor.rows[2]["size"].value = "900"
+    assert "needs 900 weight words" in editor.rows[2]["status"].value  # the device error's row
     assert editor.report is not None and not editor.report.ok
     editor.device_dropdown.value = "MAX78002"
+    assert "ai8x-row-error" not in editor.rows[2]["status"].value
     assert editor.device == "MAX78002"
     assert editor.report.ok, editor.report.errors
     assert editor.report.totals["max_layers"] == 128
@@ -67,9 +68,9 @@ def test_device_dropdown_changes_the_limits(editor):
 
 def test_add_insert_delete_move_rows(editor):
     editor.add_type.value = "dropout"
-    editor.add_button.click()
-    assert editor.spec[-1] == {"type": "dropout", "rate": 0.2}
-    editor.rows[6]["delete"].click()
+    editor.add_button.click()  # a dropout goes before the classifier (the last row)
+    assert editor.spec[5] == {"type": "dropout", "rate": 0.2} and editor.ok
+    editor.rows[5]["delete"].click()
     assert _filters(editor) == [60, 60, 56, 12, None, 10]
     editor.rows[1]["insert"].click()  # a copy of the row's type, with defaults, above it
     assert len(editor.rows) == 7 and editor.spec[1]["type"] == "conv2d"
@@ -84,12 +85,80 @@ def test_add_insert_delete_move_rows(editor):
     assert [r["index"] for r in editor.rows] == list(range(6))
 
 
+def test_add_layer_lands_before_the_head(editor):
+    editor.add_type.value = "conv2d"
+    editor.add_button.click()
+    assert [r["type"] for r in editor.spec][3:] == ["conv2d", "conv2d", "flatten", "dense"]
+    assert editor.spec[4]["filters"] == 16 and "ai8x-row-error" not in editor.rows[4][
+        "status"].value
+    assert editor.add_layer("maxpool") == 5 and editor.spec[5]["type"] == "maxpool"
+
+
+def test_a_row_in_error_is_one_line_naming_the_row(editor):
+    editor.rows[1]["size"].value = "3.5"  # not 35, not the old value
+    assert editor.spec[1]["filters"] == "3.5"
+    assert "filters='3.5' is not a whole number" in editor.rows[1]["status"].value
+    # Rows below an error have no known shape; the total counts the rows above it.
+    assert "once row 1 is fixed" in editor.rows[2]["status"].value
+    assert "540 parameters above row 1" in editor.summary.value
+    with pytest.raises(EditorRowError) as info:
+        editor.raise_if_invalid()
+    (line,) = info.value._render_traceback_()  # IPython shows this one line, no traceback
+    assert "Layer editor row 1 (conv2d): filters='3.5'" in line
+    editor.rows[1]["size"].value = ""
+    assert "filters='' is not a whole number" in editor.rows[1]["status"].value
+    editor.rows[1]["size"].value = "0"
+    assert "Use at least 1 channel" in editor.rows[1]["status"].value
+    editor.rows[1]["size"].value = "60"
+    editor.raise_if_invalid()  # nothing wrong: no error
+
+
+def test_device_errors_are_shown_in_their_row(editor):
+    editor.rows[2]["size"].value = "700"  # valid alone, but its kernels do not fit
+    assert "ai8x-row-error" in editor.rows[2]["status"].value
+    assert "conv3" in editor.rows[2]["status"].value
+    assert "row 2: Layer 'conv3'" in editor.summary.value
+    assert "bars count the layers that were placed" in editor.budget.value
+    with pytest.raises(EditorRowError, match="row 2 does not fit MAX78000"):
+        editor.raise_if_invalid()
+
+
+def test_switching_type_and_back_keeps_shared_fields(editor):
+    editor.rows[1]["kernel_size"].value = "1"
+    editor.rows[1]["type"].value = "conv1d"
+    editor.rows[1]["type"].value = "conv2d"
+    assert editor.spec[1]["kernel_size"] == 1 and editor.spec[1]["pooling"] == "max"
+
+
+def test_live_display_keeps_a_static_image_up_to_date(editor, monkeypatch):
+    import IPython.display
+
+    shown = []
+
+    class Handle:
+        def update(self, bundle, raw):
+            shown.append(("update", bundle))
+
+    def fake_display(bundle, raw=False, metadata=None, display_id=None):
+        shown.append(("display", bundle, metadata))
+        return Handle() if display_id else None
+
+    monkeypatch.setattr(IPython.display, "display", fake_display)
+    editor._ipython_display_()
+    widget, snapshot = shown[0], shown[1]
+    assert "application/vnd.jupyter.widget-view+json" in widget[1]
+    assert widget[2] == {runner.STATIC_FORM_BELOW: True}
+    assert "ai8x-editor-snapshot" in snapshot[1]["text/html"]
+    editor.rows[0]["size"].value = "20"
+    assert shown[-1][0] == "update" and "20 k3" in shown[-1][1]["text/plain"]
+
+
 def test_changing_type_and_pooling_fields(editor):
     editor.rows[0]["pooling"].value = "max"
     assert editor.spec[0]["pool_size"] == 2 and editor.spec[0]["pool_strides"] == 2
     assert not editor.rows[0]["pool_size"].disabled
     assert "14x14x60" in editor.rows[0]["status"].value
-    editor.rows[0]["pool_strides"].value = 1
+    editor.rows[0]["pool_strides"].value = "1"
     assert "27x27x60" in editor.rows[0]["status"].value
     editor.rows[0]["pooling"].value = "None"
     assert editor.spec[0]["pool_size"] is None and editor.rows[0]["pool_size"].disabled
@@ -101,7 +170,7 @@ def test_changing_type_and_pooling_fields(editor):
 
 
 def test_text_exports_rebuild_the_same_model(editor):
-    editor.rows[3]["size"].value = 16
+    editor.rows[3]["size"].value = "16"
     namespace = {}
     exec(editor.to_python(), {}, namespace)  # noqa: S102 - generated literal
     assert namespace["model_spec"] == editor.spec == json.loads(editor.to_json())
@@ -117,7 +186,7 @@ def test_static_fallback_in_the_mimebundle(editor):
     assert "71,158 parameters" in bundle["text/plain"]
     fig = editor.figure()
     assert len(fig.axes) == 2 and len(fig.axes[1].patches) == 5  # table + five budget bars
-    editor.rows[1]["kernel_size"].value = 5
+    editor.rows[1]["kernel_size"].value = "5"
     fig = editor.figure()
     assert len(fig.axes) == 1  # no budget while a row is wrong
     assert "errors in row(s) 1" in editor._repr_mimebundle_()["text/plain"]
@@ -210,9 +279,9 @@ def test_latency_column_updates_with_each_edit(editor):
     assert total == 1 + sum(cycles)
     assert f"latency {total:,} cycles" in editor.budget.value
     assert f"latency {total:,} cycles" in editor._repr_mimebundle_()["text/plain"]
-    editor.rows[0]["size"].value = 30  # fewer output channels: the first layer gets faster
+    editor.rows[0]["size"].value = "30"  # fewer output channels: the first layer gets faster
     assert editor.report.rows[0].cycles < cycles[0]
     assert f">{editor.report.rows[0].cycles:,}</span>" in editor.rows[0]["cycles"].value
     assert f"latency {editor.report.totals['latency_cycles']:,} cycles" in editor.budget.value
-    editor.rows[1]["kernel_size"].value = 5  # a bad row: no check, no cycles
+    editor.rows[1]["kernel_size"].value = "5"  # a bad row: no check, no cycles
     assert editor.rows[0]["cycles"].value == "" and "latency" not in editor.budget.value

@@ -4,7 +4,7 @@ Every notebook has the same skeleton (keras-io header, Parameters, Setup, Data, 
 Evaluate, Quantize, Export, Synthesize, Summary); only the dataset facts below differ. Run it after
 changing the template and commit the generated notebooks (outputs cleared, tags kept):
 
-    python tools/make_notebooks.py            # all six
+    python tools/make_notebooks.py            # all (six datasets, images, keywords)
     python tools/make_notebooks.py mnist      # one
 """
 
@@ -19,8 +19,12 @@ sys.path.insert(0, str(REPO))
 
 from ai8x_nb import parameters  # noqa: E402
 from ai8x_nb.models import MODELS, get_info, seed_spec  # noqa: E402
+from ai8x_nb.training.notebook_settings import SHORT_RUN_KEYS  # noqa: E402
 
 DATE_CREATED = "2026/11/22"
+SHORT_RUN_DEFAULTS = {"batch_size": 64, "lr": 1e-3, "schedule": "cosine"}
+"""The short-run values of a notebook whose dataset gives none (`DATASETS[...]["parameters"]`
+may set batch_size, lr and schedule): what None means when the recipe has no value."""
 FULL_EPOCHS = {"mnist": 15}
 """Epochs of the "full run" line per notebook (20 when not listed): the budgets in which the
 "fast" recipe reached its README numbers."""
@@ -125,6 +129,7 @@ DATASETS = {
                 "`dataset_folder=None` for the real dataset.",
         "parameters": {"batch_size": 32, "lr": 0.002, "dataset_folder": "kws-espeak-large",
                        "epochs": 8},
+        "train_split_note": " (the training split includes its augmented copies)",
     },
     "rock": {
         "title": "Rock, paper, scissors on the MAX78000",
@@ -139,6 +144,54 @@ DATASETS = {
         "parameters": {"batch_size": 32, "lr": 0.001},
     },
 }
+
+FOLDER_NOTEBOOKS = {
+    "images": {
+        "kind": "images",
+        "seed": "rock",
+        "title": "Your own images on the MAX78000",
+        "description": "Train, quantize and export a CNN that tells your own classes of "
+                       "images apart (a folder with one sub-folder per class) on the MAX78000 "
+                       "CNN accelerator.",
+        "model": "The model starts from the Rock-Paper-Scissors network (six 3x3 convolutions "
+                 "with ReLU and fused max pooling, dropout, a wide linear layer), its last "
+                 "layer given one output per class of your folder; `model_name` starts from "
+                 "another seed's layers, `model_spec` from your own, `init_from` from a "
+                 "trained model.",
+        "data": "Your images: `data_folder` holds one sub-folder per class "
+                "(`shapes/circle/*.png`, `shapes/square/*.png`, ...; PNG, JPEG, BMP or GIF). "
+                "They are converted to RGB and resized to `image_size`; files that are not "
+                "readable images are skipped and named in a warning. Each class is split "
+                "80/10/10 into train, valid and test (at least one sample each), the same way "
+                "on every run. The table below gives the counts per split, then warnings "
+                "about classes with few samples or a large imbalance.",
+        "parameters": {"batch_size": 32, "lr": 0.001, "image_size": "64x64"},
+    },
+    "keywords": {
+        "kind": "audio",
+        "seed": "kws20",
+        "title": "Your own keywords on the MAX78000",
+        "description": "Train, quantize and export a keyword-spotting network for your own "
+                       "words (a folder with one sub-folder of WAV recordings per word) on the "
+                       "MAX78000 CNN accelerator.",
+        "model": "The model starts from the KWS20 network (four 1x1 Conv1D layers over 128 "
+                 "time steps of 128 samples, a reshape, five 3x3 Conv2D layers, a wide linear "
+                 "layer), its last layer given one output per word of your folder; "
+                 "`model_name` starts from another seed's layers, `model_spec` from your own, "
+                 "`init_from` from a trained model.",
+        "data": "Your keywords: `data_folder` holds one sub-folder of WAV clips per word "
+                "(`words/yes/*.wav`, `words/no/*.wav`, ...). Each clip's first 16,384 samples "
+                "at 16 kHz become a 128x128 int8 layout; clips at another rate are resampled "
+                "to 16 kHz and stereo clips mixed to mono (a warning counts them), files that "
+                "are not readable WAVs are skipped and named. Each word is split 80/10/10 into "
+                "train, valid and test (at least one clip each). The table below gives the "
+                "counts per split, then warnings about words with few clips or a large "
+                "imbalance.",
+        "parameters": {"batch_size": 32, "lr": 0.002},
+    },
+}
+"""The notebooks of a folder of your own: the same skeleton, a `data_folder` parameter and
+their own Data section."""
 
 
 def _md(text):
@@ -155,23 +208,85 @@ def _code(text, tags=()):
 def _seed_note(value, seed_value):
     if value == seed_value:
         return "the seed's"
-    return f"the seed's is {seed_value!r} (for 100 epochs); this suits a short run"
+    return f"the seed's {seed_value!r} is for 100 epochs"
+
+
+def short_run(info):
+    """A notebook's short-run batch size, learning rate and schedule (what None means when the
+    recipe has none): its dataset's values over `SHORT_RUN_DEFAULTS`."""
+    values = dict(SHORT_RUN_DEFAULTS)
+    values.update({k: v for k, v in info["parameters"].items() if k in SHORT_RUN_KEYS})
+    return values
 
 
 def parameters_source(name, info):
     """The literal-only parameters cell of one notebook: the contract table's values, the
-    dataset's demo values over them, and the seed model's spec."""
-    values = parameters.defaults(**info["parameters"], model_spec=seed_spec(name))
-    seed = get_info(name)
+    dataset's demo values over them, and the seed model's spec. Batch size, learning rate and
+    schedule stay None (the recipe's, else the notebook's short-run values of `short_run`)."""
+    given = {k: v for k, v in info["parameters"].items() if k not in SHORT_RUN_KEYS}
+    values = parameters.defaults(**given, model_spec=seed_spec(name))
+    seed, run = get_info(name), short_run(info)
     comments = {
-        "batch_size": _seed_note(values["batch_size"], seed.batch_size),
-        "lr": f"{parameters.get_parameter('lr').comment}; {_seed_note(values['lr'], seed.lr)}",
+        "batch_size": f"None: the recipe's, else {run['batch_size']} "
+                      f"({_seed_note(run['batch_size'], seed.batch_size)})",
+        "lr": f"{parameters.get_parameter('lr').comment} ({run['lr']}; "
+              f"{_seed_note(run['lr'], seed.lr)})",
     }
     return parameters.parameters_cell(values, comments)
 
 
+def folder_parameters_source(name, info):
+    """The parameters cell of a folder notebook: `data_folder` (and `image_size`) first."""
+    table = parameters.folder_table(info["kind"])
+    given = {k: v for k, v in info["parameters"].items() if k not in SHORT_RUN_KEYS}
+    values = parameters.defaults(table=table, **given, model_spec=seed_spec(info["seed"]))
+    unused = "not used here (the public datasets' folders); see data_folder"
+    comments = {"data_dir": unused, "dataset_folder": unused, "allow_partial": unused,
+                "model_name": "None: model_spec's layers; or a seed model's, fitted to your "
+                              "classes"}
+    return parameters.parameters_cell(values, comments, table=table)
+
+
+def _folder_cells(name, info):
+    """The Data section of a folder notebook (after its heading)."""
+    kind = info["kind"]
+    size = ', image_size=derived["image_size"]' if kind == "images" else ""
+    cells = [
+        _code(f"""
+from ai8x_nb.models.adapt import starting_spec
+
+dataset = datasets.load(DATASET, data_folder=derived["data_folder"]{size},
+                        seed=seed, limit=sample_limit)
+print(dataset)
+print(datasets.describe(dataset))  # classes, counts per split, warnings
+# The starting model: model_name's layers (else model_spec's), one output per class.
+model_spec = starting_spec("{kind}", dataset.num_classes, model_name=derived["model_name"],
+                           model_spec=model_spec)
+derived["model_name"] = None  # built from its layers: the editor below shows them
+"""),
+    ]
+    if kind == "images":
+        cells.append(_code("plots.sample_grid(dataset.train, dataset.class_names, n=16)"))
+    else:
+        cells += [
+            _md("""
+A spectrogram of one training clip per word (time on x, frequency on y, brighter is louder),
+then one clip as the accelerator reads it: 128 rows of 128 consecutive samples.
+"""),
+            _code("plots.spectrograms(dataset.train, dataset.class_names)"),
+            _code("""
+plots.kws_layout(dataset.train.x[0],
+                 title=f"'{dataset.class_names[dataset.train.y[0]]}' as the device reads it")
+"""),
+        ]
+    return cells
+
+
 def _model_name_note(name):
     """What `model_name` can be in the notebook of dataset `name` (its registry models)."""
+    if name in FOLDER_NOTEBOOKS:
+        return (': here a seed with a layer spec (e.g. `"cifar10"`): its layers, fitted to your '
+                'classes, go to the editor.')
     others = [info for info in MODELS.values() if info.dataset == name and info.name != name]
     if not others:
         return "."
@@ -181,8 +296,8 @@ def _model_name_note(name):
 
 def build_notebook(name):
     """Return the notebook of one dataset."""
-    info = DATASETS[name]
-    check_args = ",\n    ".join(f'"{p}": {p}' for p in parameters.NAMES)
+    info = DATASETS.get(name) or FOLDER_NOTEBOOKS[name]
+    folder = name in FOLDER_NOTEBOOKS
     cells = [
         _md(f"""
 # {info["title"]}
@@ -202,12 +317,15 @@ Edit the values below, or run the notebook headless with other values:
 `fast=True` keeps only the first `limit` samples of each split (4096 by default) so the whole
 notebook runs in about a minute; set `fast=False` for a real training run. A full run uses
 the "fast" recipe ({_fast_recipe_text(name)}):
-`ai8x-nb run {name} -p fast False -p recipe fast -p epochs {FULL_EPOCHS.get(name, 20)} -p qat_policy default -p batch_size None -p lr None`
-(None: the seed model's batch size and learning rate; README, "Accuracy recipes", lists what
-each dataset reaches). `model_spec`
-describes the model one layer per line, or names a `.spec.json` file saved by the layer editor.
+`ai8x-nb run {name} -p fast False -p recipe fast -p epochs {FULL_EPOCHS.get(name, 20)} -p qat_policy default`
+(README, "Accuracy recipes", lists what each dataset reaches). `batch_size`, `lr` and
+`schedule` are None: the recipe's values, so a recipe applies whole; the "seed" recipe has
+none, so this notebook's short-run values are used (the Train cell prints what it used and
+where each value came from). `model_spec` describes the model one layer per line, or names a
+`.spec.json` file saved by the layer editor.
 """),
-        _code(parameters_source(name, info), tags=["parameters"]),
+        _code((folder_parameters_source if folder else parameters_source)(name, info),
+              tags=["parameters"]),
         _md("""
 ## Setup
 
@@ -234,9 +352,8 @@ from ai8x_nb.widgets import LayerEditor, LivePlot
 from ai8x_nb.zoo.finetune import load_for_fine_tuning
 
 DATASET = "{name}"
-derived = runner.check_parameters({{
-    {check_args},
-}})
+SHORT_RUN = {short_run(info)!r}  # what None means when the recipe has no value
+derived = runner.check_parameters(globals())  # the parameters cell's values, checked
 device = derived["device"]
 model_spec = derived["model_spec"]
 sample_limit = derived["limit"]
@@ -254,7 +371,15 @@ dataset = datasets.load(DATASET, derived["data_dir"], folder=dataset_folder,
 print(dataset)
 """),
     ]
-    if name == "kws20":
+    if folder:
+        cells[-1:] = _folder_cells(name, info)  # its own loading, counts and views
+        cells.insert(2, _md(f"""
+**Your data:** set `data_folder` to your folder, e.g.
+`ai8x-nb run {name} -p data_folder {'shapes' if info['kind'] == 'images' else 'words'}`
+(README, "Your own data"); the same folder trains from the command line with
+`ai8x-nb train --data-folder PATH`.
+"""))
+    elif name == "kws20":
         cells += [
             _code("plots.kws_waveforms(dataset.train, dataset.class_names, n=3)"),
             _md("""
@@ -279,9 +404,13 @@ kernel size or too many channels shows the error in red in its row), and the bar
 of the device's layers, weight, bias and data memory the model uses. The check below also gives
 each layer's cycles and operations and the inference latency at the 50 MHz accelerator clock,
 as the synthesis tool estimates them (on the MAX78002 labelled an estimate). Headless runs show a
-static picture of the same table.
+static picture of the same table, and a saved notebook reopened without its kernel shows the
+editor's last state as a picture.
 
-The next cell builds the model the editor shows, so your edits reach the training. **Save spec**
+The next cell builds the model the editor shows, for the device chosen in the editor: your edits
+and the device reach the check, the training and the export (a row in red stops it with one
+line naming the row). **Add layer** inserts a convolution or pooling layer before the
+classifier head (Flatten/Dense), a dense or dropout layer before the last row. **Save spec**
 writes them to `<dataset>.spec.json` beside the notebook; set `model_spec = "<dataset>.spec.json"`
 in the parameters cell (or `ai8x-nb run <dataset> -p model_spec <dataset>.spec.json`) and a batch
 run reproduces your model.
@@ -309,42 +438,61 @@ else:
 editor
 """),
         _code("""
-keras.utils.set_random_seed(seed)
-if init_from is not None:
-    model = load_for_fine_tuning(init_from, dataset.num_classes, device=device)
-elif editor is None:
-    model = get_model_for(model_name, DATASET, device=device)
-else:
+model = None  # no stale model when this cell stops
+if editor is not None:
+    editor.raise_if_invalid()  # a row in red: one line naming it
+    device = editor.device  # the editor's device: the check, training and export follow it
     model_spec = editor.spec  # what the editor shows now: your edits reach the training below
-    model = spec_to_model(model_spec, dataset.input_shape, dataset.num_classes, device=device,
-                          name=DATASET)
+
+
+def make_model():  # a fresh, untrained model of this cell's choices (Train starts from one)
+    keras.utils.set_random_seed(seed)
+    if init_from is not None:
+        return load_for_fine_tuning(init_from, dataset.num_classes, device=device)
+    if editor is None:
+        return get_model_for(model_name, DATASET, device=device)
+    return spec_to_model(model_spec, dataset.input_shape, dataset.num_classes, device=device,
+                         name=DATASET)
+
+
+model = make_model()
 report = check_model(model, device)
 print(report)
 report.raise_if_errors()
-plots.memory_budget(report)
+if editor is None:  # the editor shows these bars already
+    display(plots.memory_budget(report))
 """),
         _md("""
 ## Train
 
 `train` writes a run folder under `logs/` (config, checkpoints, history, results on the test
-split). The curves update after every epoch; the dotted line marks where quantization-aware
-training starts (BatchNorm folded, weights fake-quantized to `weight_bits`).
+split), beside the notebook that runs (`ai8x-nb run` runs a copy in `runs/`, so there).
+The curves update after every epoch; the dotted line marks where quantization-aware
+training starts (BatchNorm folded, weights fake-quantized to `weight_bits`). The cell trains a
+fresh model of the Model cell's choices, so running it again starts over just as the first
+time (to change the model, edit and run the Model cell first).
 """),
         _code("""
+from ai8x_nb.training.notebook_settings import notebook_settings, settings_text
+
+model = make_model()  # fresh: a re-run trains from the start, not the last run's QAT model
+chosen = notebook_settings(recipe, DATASET, SHORT_RUN, batch_size=batch_size, lr=lr,
+                           schedule=schedule)
+print(f"training {model.name} on {device}: "
+      + settings_text(chosen, recipe=recipe, optimizer=optimizer, epochs=epochs))
 live = LivePlot(title=f"{DATASET}: training")
 result = train(
-    model, dataset, epochs=epochs, batch_size=batch_size, optimizer=optimizer, lr=lr,
-    schedule=schedule, recipe=recipe, qat_policy=derived["qat_policy"], out="logs", seed=seed,
+    model, dataset, epochs=epochs, optimizer=optimizer, recipe=recipe,
+    **{key: value for key, (value, _) in chosen.items()},
+    qat_policy=derived["qat_policy"], out="logs", seed=seed, device=device,
     callbacks=[live], distribute=distribute,
     dataset_kwargs={"data_dir": derived["data_dir"], "folder": dataset_folder,
                     "allow_partial": allow_partial, "limit": sample_limit, "seed": seed})
-print(f"run folder: {result.run_dir.path}")
-print(f"test accuracy: {100 * result.test_accuracy:.2f} %")
 """),
-        _md("""
+        _md(f"""
 ## Evaluate
 
-Accuracy on each split (the training split includes its augmented copies) and per class, the
+Accuracy on each split{info.get("train_split_note", "")} and per class, the
 confusion matrix of the run's best model on the test split (rows: true class), and test
 predictions titled "predicted (true)", mistakes framed in red.
 """),
@@ -393,7 +541,8 @@ for role, path in manifest.artifacts.items():
     print(f"  {role:<18} {path}")
 for target, reason in manifest.skipped.items():
     print(f"  skipped {target}: {reason}")
-print("accuracy at export:", {k: round(v, 4) for k, v in manifest.accuracy.items()})
+print("accuracy at export: "
+      + ", ".join(f"{k} {100 * v:.2f} %" for k, v in manifest.accuracy.items()))
 """),
         _md("""
 ## Synthesize
@@ -407,8 +556,8 @@ here, with the tool's own error and a diagnosis). It needs ADI's
 `AI8X_SYNTHESIS_PYTHON`; without them this cell says how to set it up and moves on.
 When `MAXIM_PATH` names ADI's MSDK and `arm-none-eabi-gcc` is on PATH, the C project is also
 compiled and linked: the firmware line shows its flash and RAM use and the compiler's warnings.
-`tool_options` passes options to the tool (`--energy`, `--fifo`, `--riscv`, `--boost 2.5`,
-...; the manifest records the command). When the answers differ, a trace compares every
+`tool_options` passes options to the tool (`--energy`, `--riscv`, `--boost 2.5`, ...; the
+manifest records the command; `--fifo` is added by itself when the model has streaming layers). When the answers differ, a trace compares every
 layer's output with the tool's log and names the first differing layer, channel and position.
 """),
         _code("""
@@ -422,7 +571,7 @@ except SynthesisError as err:
     print(f"Synthesis skipped: {err}")
 else:
     no_build = firmware_skip_reason(manifest.device)  # None when the compiler and MSDK are there
-    tool_options = []  # passed to ai8xize.py as they are, e.g. ["--energy"], ["--fifo"]
+    tool_options = []  # passed to ai8xize.py as they are, e.g. ["--energy"]
     synthesis = synthesize(manifest.folder, build=no_build is None, extra_args=tool_options)
     print(synthesis.summary())
     if no_build:
@@ -483,7 +632,8 @@ summary = runner.record_summary({
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("names", nargs="*", default=list(DATASETS), help="datasets to write")
+    parser.add_argument("names", nargs="*", default=[*DATASETS, *FOLDER_NOTEBOOKS],
+                        help="notebooks to write")
     parser.add_argument("--out", default=str(REPO / "notebooks"), help="output folder")
     args = parser.parse_args(argv)
     out = Path(args.out)

@@ -107,7 +107,12 @@ values the C code on the chip checks (channel-first, as the tool prints them).
 """),
         _code("""
 sample = vendor_sample(network, synthesis_dir=synthesis_dir)
-scores = simulate(convert(model), sample[None].astype(np.int64)).reshape(-1)
+outputs = simulate(convert(model), sample[None].astype(np.int64))
+if isinstance(outputs, list):  # several outputs (a detector's heads): one array each
+    for name, values in zip(model.output_names, outputs):
+        print(f"{name:<28} {tuple(values.shape[1:])} [{values.min()}, {values.max()}]")
+    outputs = outputs[-1]
+scores = outputs.reshape(-1)
 top = np.argsort(scores)[::-1][:3]
 names = entry.classes or [str(i) for i in range(len(scores))]
 for rank, index in enumerate(top, 1):

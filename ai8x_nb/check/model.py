@@ -13,6 +13,7 @@ from ai8x_nb.placement.processors import allocate_processors, uses_chw
 from ai8x_nb.check.cost import STARTUP_CYCLES, layer_costs
 from ai8x_nb.check.report import CheckReport, LayerRow
 from ai8x_nb.check.rules import layer_errors
+from ai8x_nb.check.streaming import streaming_errors
 from ai8x_nb.devices import get_device
 from ai8x_nb.errors import DeviceLimitError, ModelCheckError
 from ai8x_nb.graph import MODEL_INPUT, is_subclassed, trace_model
@@ -67,6 +68,7 @@ class _Checker:
 
     def run(self, graph):
         self.errors.extend(graph.problems)
+        self.errors.extend(streaming_errors(graph, self.dev))
         for hw in graph.layers:
             self.errors.extend(hw.problems)
             if hw.is_hardware:
@@ -99,6 +101,8 @@ class _Checker:
                          f"'{hw.concat_layer.name}')")
         elif hw.copy_of is not None:
             row.notes = f"copies layer {hw.copy_of} into an interleaved buffer"
+        if hw.streaming:
+            row.notes = "; ".join(n for n in (row.notes, "streams (circular input buffer)") if n)
         if hw.op in _WEIGHT_OPS:
             row.weights = _prod(layer.kernel.shape)
             row.bias_bytes = out_ch if _bias_in_use(layer) else 0
@@ -106,6 +110,7 @@ class _Checker:
         row.in_bytes = _prod(hw.flatten_from or hw.in_shape)
         row.out_bytes = _prod(hw.out_shape) * (4 if wide else 1)
         first = hw.index == 0 and tuple(hw.inputs) == (MODEL_INPUT,)
+        first = first and not hw.streaming  # the FIFOs feed a streaming input in HWC
         chw = uses_chw(in_ch, dev, first_layer=first)
         row.data_format = "CHW" if chw else "HWC"
         if 1 <= in_ch <= dev.max_channels:

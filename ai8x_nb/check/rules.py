@@ -119,23 +119,31 @@ def _rows(hw, dev, label):
                f"counter stops at {dev.max_padded_rows}. Use a smaller input or less padding.")
 
 
-def _data(hw, dev, label, *, chw):
+def _data(hw, dev, label, *, chw, last=False):
+    if hw.streaming and not last:
+        # A streaming layer reads a circular buffer and writes the next one's or the
+        # next layer's input, which that layer checks (the tool checks neither).
+        return
     wide = 4 if getattr(hw.layer, "wide", False) else 1
     spatial_in = hw.flatten_from[:-1] if hw.flatten_from is not None else hw.in_shape[:-1]
     pixels_in = _prod(spatial_in) if len(hw.in_shape) > 1 or hw.flatten_from else 1
     pixels_out = _prod(hw.out_shape[:-1])
+    if hw.streaming:
+        pixels_in = 0  # the model's last layer streams: only its output lies whole in memory
     if chw and pixels_in > dev.max_pixels_chw:
         yield (f"{label} reads {pixels_in} pixels per channel (CHW); {dev.name} holds at most "
-               f"{dev.max_pixels_chw} without streaming. Use a smaller input.")
+               f"{dev.max_pixels_chw} without streaming. Use a smaller input, or stream the "
+               f"first layers (streaming=True).")
     for what, pixels, channels, size in (
-            ("reads", pixels_in, 0 if chw else int(hw.in_channels), 1),
+            ("reads", pixels_in, 0 if chw or hw.streaming else int(hw.in_channels), 1),
             ("writes", pixels_out, int(hw.out_channels), wide)):
         passes = math.ceil(channels / dev.processors)
         if channels and pixels * passes * size > dev.max_pixels_hwc:
             width = " x 4 (32-bit wide output)" if size > 1 else ""
             yield (f"{label} {what} {pixels} pixels x {passes} pass(es){width} per processor "
                    f"(HWC); {dev.name} holds at most {dev.max_pixels_hwc} pixels per channel "
-                   f"without streaming (data memory). Pool earlier or use a smaller input.")
+                   f"without streaming (data memory). Pool earlier, use a smaller input, or "
+                   f"stream the first layers (streaming=True).")
 
 
 def _bias(hw, dev, label):
@@ -164,7 +172,7 @@ def layer_errors(hw, dev, *, chw, last):
     found = []
     for rule in (_channels, _padding, _pooling, _conv1d, _linear, _rows, _bias):
         found.extend(("rule", m) for m in rule(hw, dev, label))
-    found.extend(("data", m) for m in _data(hw, dev, label, chw=chw))
+    found.extend(("data", m) for m in _data(hw, dev, label, chw=chw, last=last))
     if getattr(hw.layer, "wide", False) and not last:
         found.append(("rule", f"{label} has wide=True but is not the last layer; only the "
                               f"output layer can be 32 bits wide. Use wide=False."))

@@ -4,6 +4,7 @@ library function. Subcommands live in their own modules (`ai8x_nb.cli.<name>`), 
 """
 
 import argparse
+import errno
 import importlib
 import logging
 import os
@@ -58,6 +59,25 @@ def main(argv=None):
     except Ai8xNbError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except OSError as err:
+        if err.errno not in WRITE_ERRORS:
+            raise
+        print(f"error: {write_error_message(err)}", file=sys.stderr)
+        return 2
+
+
+WRITE_ERRORS = (errno.ENOSPC, errno.EROFS, errno.EDQUOT, errno.EACCES, errno.EPERM)
+"""Errors of a folder that cannot take the files: reported in one line, not a traceback."""
+
+
+def write_error_message(err):
+    """One line for a failed write: the file, the reason, the fix (what was there stays)."""
+    where = f" {err.filename!r}" if err.filename else ""
+    fix = {errno.ENOSPC: "free some space", errno.EDQUOT: "free some space",
+           errno.EROFS: "pass a writable folder (--out / --run-dir)"}.get(
+        err.errno, "check the folder's permissions or pass another folder (--out)")
+    return (f"cannot write{where}: {os.strerror(err.errno)}. Nothing was replaced (the files "
+            f"that were there are intact); {fix} and run the command again.")
 
 
 if __name__ == "__main__":

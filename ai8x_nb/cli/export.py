@@ -37,8 +37,10 @@ def run(args):
                [t for item in args.targets for t in item.replace(",", " ").split()])
     run_dir = RunDir(args.run_dir)
     run_dir.require_run()
-    manifest = export_run(run_dir.path, args.out, targets=targets, dataset=run_dir.load_dataset(
-        data_dir=args.data_dir), sample_index=args.sample_index, eval_limit=args.eval_limit)
+    # A folder of your own that changed since training: a warning, not a refusal.
+    dataset = run_dir.load_dataset(data_dir=args.data_dir, on_folder_change="warn")
+    manifest = export_run(run_dir.path, args.out, targets=targets, dataset=dataset,
+                          sample_index=args.sample_index, eval_limit=args.eval_limit)
     print(f"exported to {manifest.folder}")
     for role, path in manifest.artifacts.items():
         print(f"  {role:16s} {path}")

@@ -10,11 +10,13 @@ def add_parser(subparsers):
     parser = subparsers.add_parser(
         "run", help=HELP, description=HELP + ".",
         epilog="Examples: ai8x-nb run mnist -p epochs 100 -p fast False; "
+               "ai8x-nb run images -p data_folder shapes; "
                "ai8x-nb run all --parallel 2 --out runs; "
                "ai8x-nb run all -p epochs 10 --out jobs --print-commands | parallel -j 4")
     parser.add_argument("notebooks", nargs="+", metavar="NOTEBOOK",
                         help="dataset name (mnist, fashionmnist, cifar10, cifar100, kws20, "
-                             "rock), a path to a .ipynb, or 'all'")
+                             "rock), images or keywords (your own folder: -p data_folder "
+                             "PATH), a path to a .ipynb, or 'all' (the six datasets)")
     parser.add_argument("-p", "--parameter", nargs=2, action="append", default=[],
                         metavar=("NAME", "VALUE"),
                         help="override a notebook parameter (VALUE parsed like papermill: "

@@ -27,8 +27,8 @@ def add_parser(subparsers):
                     "test-split evaluation. Continue a run with --run-dir. Accepts the "
                     "vendor's train_*.sh command lines as they are.")
     p.add_argument("--dataset", type=str.lower,
-                   help="dataset name (mnist, fashionmnist, cifar10, cifar100, kws20, rock); "
-                        "default: the model's")
+                   help="dataset name (mnist, fashionmnist, cifar10, cifar100, kws20, rock; "
+                        "images or keywords with --data-folder); default: the model's")
     p.add_argument("--model", help="seed model name (mnist or mnist_model, ...); default: the "
                                    "dataset's seed model")
     p.add_argument("--init-from", metavar="MODEL.keras",
@@ -74,6 +74,16 @@ def add_parser(subparsers):
     data.add_argument("--allow-partial", action="store_true",
                       help="accept an incomplete dataset copy (e.g. a CIFAR subset)")
     data.add_argument("--limit", type=int, metavar="N", help="at most N samples per split")
+    data.add_argument("--data-folder", metavar="PATH",
+                      help="your own data: a folder with one sub-folder of samples per class "
+                           "(PATH/<class>/*.png or PATH/<word>/*.wav); the model starts from "
+                           "the rock (images) or kws20 (audio) seed's layers, or --model's, "
+                           "with one output per class")
+    data.add_argument("--kind", choices=("images", "audio"),
+                      help="with --data-folder: what it holds (default: audio when it holds "
+                           "more WAV files than images)")
+    data.add_argument("--image-size", metavar="HxW",
+                      help="with --data-folder of images: resize them to HxW (default 64x64)")
     runs = p.add_argument_group("run folder")
     runs.add_argument("--out", default="logs", help="parent folder of run folders (default logs)")
     runs.add_argument("--run-dir", help="continue this run folder (its saved settings are used; "
@@ -95,18 +105,21 @@ def add_parser(subparsers):
 
 
 def _existing_run(args):
-    from ai8x_nb.runs import RunDir
+    from ai8x_nb.runs import RunDir, RunDirError
 
     if not args.run_dir:
         return None
     run = RunDir(args.run_dir)
+    if run.path.exists() and not run.path.is_dir():
+        raise RunDirError(f"--run-dir {str(run.path)!r} is a file, not a run folder. Pass the "
+                          f"folder that holds config.json (here {str(run.path.parent)!r}).")
     if not run.is_run:
         return None
     run.state  # noqa: B018  a damaged state.json is reported before any data is loaded
     return run
 
 
-def _initial_model(args, ds):
+def _initial_model(args, ds, resuming=False):
     """The model to train: `--init-from` (head fitted to the dataset), else `--model`."""
     from ai8x_nb.cli._checks import CliArgumentError
 
@@ -114,6 +127,15 @@ def _initial_model(args, ds):
         if args.new_head:
             raise CliArgumentError("--new-head needs --init-from MODEL.keras (the model whose "
                                    "head to replace).")
+        if getattr(ds, "source", None) and not resuming:
+            from ai8x_nb.models.adapt import starting_spec
+            from ai8x_nb.parameters import DEFAULT_DEVICE
+            from ai8x_nb.spec import spec_to_model
+
+            # A folder of your own: the seed's layers, one output per class of the folder.
+            spec = starting_spec(ds.source["kind"], ds.num_classes, model_name=args.model)
+            return spec_to_model(spec, ds.input_shape, ds.num_classes,
+                                 args.device or DEFAULT_DEVICE, name=ds.name)
         return args.model
     if args.model:
         raise CliArgumentError(f"--model {args.model} and --init-from {args.init_from}: pass "
@@ -129,7 +151,52 @@ def _initial_model(args, ds):
 def _dataset_kwargs(args):
     kwargs = {"data_dir": args.data_dir, "folder": args.dataset_folder,
               "allow_partial": args.allow_partial or None, "limit": args.limit}
+    if args.data_folder is not None:  # compared with a resumed run's own folder
+        kwargs["data_folder"] = str(Path(args.data_folder).expanduser().resolve())
     return {k: v for k, v in kwargs.items() if v is not None}
+
+
+def _check_folder_args(args):
+    """Refuse --kind / --image-size without --data-folder, and flags that do not fit it."""
+    from ai8x_nb.cli._checks import CliArgumentError
+    from ai8x_nb.datasets import FOLDER_DATASETS
+
+    if args.data_folder is None:
+        for flag, value in (("--kind", args.kind), ("--image-size", args.image_size)):
+            if value is not None:
+                raise CliArgumentError(f"{flag} {value} needs --data-folder PATH (the folder of "
+                                       f"class sub-folders it describes).")
+        return
+    for flag, value in (("--dataset-folder", args.dataset_folder),
+                        ("--allow-partial", args.allow_partial or None)):
+        if value is not None:
+            raise CliArgumentError(f"{flag} is for the public datasets; with --data-folder "
+                                   f"{args.data_folder} drop it.")
+    if args.dataset and args.dataset not in FOLDER_DATASETS:
+        raise CliArgumentError(f"--dataset {args.dataset} and --data-folder {args.data_folder}: "
+                               f"pass one of them (--data-folder trains on your folder).")
+    if args.kind == "audio" and args.image_size is not None:
+        raise CliArgumentError(f"--image-size {args.image_size} is for images; audio clips are "
+                               f"always 128x128 (16,384 samples at 16 kHz). Drop it.")
+
+
+def _folder_dataset(args):
+    """Your folder as a Dataset (its class table printed), `--limit` applied."""
+    from ai8x_nb import datasets
+    from ai8x_nb.cli._checks import CliArgumentError
+    from ai8x_nb.datasets.folders import DEFAULT_IMAGE_SIZE, guess_kind
+
+    kind = args.kind or {"keywords": "audio", "images": "images"}.get(args.dataset)
+    if kind is None and Path(args.data_folder).is_dir():
+        kind = guess_kind(args.data_folder)
+    if kind == "audio" and args.image_size is not None:
+        raise CliArgumentError(f"--image-size {args.image_size}: {args.data_folder} holds WAV "
+                               f"clips (audio), always 128x128 (16,384 samples at 16 kHz). "
+                               f"Drop it, or pass --kind images.")
+    ds = datasets.load_folder(args.data_folder, kind, image_size=args.image_size or
+                              DEFAULT_IMAGE_SIZE, seed=args.seed if args.seed is not None else 42)
+    print(datasets.describe(ds))
+    return ds.limited(args.limit)
 
 
 def _dataset(args, run):
@@ -142,6 +209,8 @@ def _dataset(args, run):
         if args.dataset and args.dataset != saved:
             return args.dataset  # train() refuses it, naming the run's dataset
         return run.load_dataset(data_dir=args.data_dir)
+    if args.data_folder is not None:
+        return _folder_dataset(args)
     name = args.dataset or (models.get_info(args.model).dataset if args.model else None)
     if name is None:
         raise DatasetError("Pass --dataset (or --model with a seed model name; with "
@@ -193,6 +262,7 @@ def _save_samples(args, ds, folder):
 
 def run(args):
     """Run `ai8x-nb train`; returns the exit code."""
+    _check_folder_args(args)
     from ai8x_nb.cli._checks import positive
     from ai8x_nb.training import train
     from ai8x_nb.training.arguments import check_train_args
@@ -211,7 +281,7 @@ def run(args):
     positive("--save-sample", args.save_sample, low=0)
     ds = _dataset(args, run_dir)
     _check_sample_index(args, ds)
-    model = _initial_model(args, ds)
+    model = _initial_model(args, ds, resuming=run_dir is not None)
     result = train(
         model, ds, epochs=epochs, batch_size=args.batch_size, optimizer=args.optimizer,
         lr=args.lr, metrics=args.metrics, qat_policy=args.qat_policy, out=args.out,

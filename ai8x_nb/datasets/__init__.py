@@ -13,6 +13,8 @@ Example:
 
 from ai8x_nb.datasets._files import resolve_data_dir
 from ai8x_nb.datasets.base import Dataset, Split, to_float
+from ai8x_nb.datasets.folder_report import describe
+from ai8x_nb.datasets.folders import FOLDER_DATASETS, load_folder
 from ai8x_nb.datasets.kws import audio_folder
 from ai8x_nb.datasets.pipeline import make_tf_dataset
 from ai8x_nb.datasets.registry import DATASETS, DatasetInfo, load
@@ -21,12 +23,15 @@ from ai8x_nb.datasets.samples import save_sample, save_samples_per_class
 
 __all__ = [
     "DATASETS",
+    "FOLDER_DATASETS",
     "Dataset",
     "DatasetInfo",
     "Split",
     "audio_folder",
+    "describe",
     "image_folder",
     "load",
+    "load_folder",
     "make_tf_dataset",
     "resolve_data_dir",
     "save_sample",

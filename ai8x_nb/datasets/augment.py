@@ -59,6 +59,9 @@ AUGMENTATIONS = {
     # 0.1 s of a 16 kHz clip; noise of ~1 % full scale (the vendor's KWS20 augmentation
     # uses time shift and white noise, section 4 of the ai8x reference).
     "kws20": Augmentation(time_shift=1600, noise=0.01),
+    # Folders of your own: shifts only (a flip may change a class, e.g. left/right arrows).
+    "images": Augmentation(shift=4),
+    "keywords": Augmentation(time_shift=1600, noise=0.01),
 }
 """Augmentation per dataset name (datasets not listed train without augmentation)."""
 

@@ -66,6 +66,9 @@ class Dataset:
         valid: validation split (held out from the official training data).
         test: official test split.
         class_names: one name per class index.
+        source: for a folder of your own, the `load` arguments that read it again
+            (`data_folder`, `kind`, `image_size`, `folder_hash`); None for the registry's
+            datasets. Training records it in the run's config.json.
     """
 
     name: str
@@ -73,6 +76,7 @@ class Dataset:
     valid: Split
     test: Split
     class_names: list[str]
+    source: dict | None = None
 
     @property
     def input_shape(self) -> tuple[int, ...]:

@@ -97,6 +97,12 @@ def read_idx(path: Path, expected_shape: tuple[int, ...] | None = None) -> np.nd
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES:
         raise DatasetError(f"{path} is not an IDX file of unsigned bytes: bad magic number {raw[:4].hex()}.")
     ndim = raw[3]
+    wanted = len(expected_shape) if expected_shape is not None else None
+    if not 1 <= ndim <= 4 or (wanted is not None and ndim != wanted):
+        raise DatasetError(
+            f"{path} is not an IDX file of this dataset: its magic number {raw[:4].hex()} "
+            f"declares {ndim} dimensions, expected {wanted or '1 to 4'}. Delete it and download "
+            f"it again.")
     header = 4 + 4 * ndim
     if len(raw) < header:
         raise DatasetError(f"{path} is truncated: the IDX header needs {header} bytes, file has {len(raw)}.")

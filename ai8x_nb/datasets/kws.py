@@ -36,6 +36,7 @@ import json
 import logging
 import re
 import wave
+import zipfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -193,7 +194,8 @@ def _read_cache(path: Path):
     try:
         with np.load(path, allow_pickle=False) as z:
             return {k: z[k] for k in z.files}
-    except (OSError, ValueError, KeyError) as exc:
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+        # A corrupt cache is rebuilt (and rewritten) from the data, never a dead end.
         logger.warning("Ignoring unreadable cache %s (%s); processing again.", path, exc)
         return None
 

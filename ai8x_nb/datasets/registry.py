@@ -13,7 +13,7 @@ import types
 from collections.abc import Callable
 from pathlib import Path
 
-from ai8x_nb.datasets import cifar, idx, kws, rock
+from ai8x_nb.datasets import cifar, folders, idx, kws, rock
 from ai8x_nb.datasets._files import resolve_data_dir
 from ai8x_nb.datasets.base import Dataset
 from ai8x_nb.errors import DatasetError
@@ -98,8 +98,12 @@ def load(
     augment: bool = True,
     limit: int | None = None,
     cache_dir: str | os.PathLike | None = None,
+    data_folder: str | os.PathLike | None = None,
+    image_size: str | tuple[int, int] | None = None,
+    folder_hash: str | None = None,
+    on_folder_change: str = "refuse",
 ) -> Dataset:
-    """Load a registered dataset from its original files.
+    """Load a registered dataset from its original files, or a folder of your own.
 
     Inputs are int8 in [-128, 127] (`int8 = uint8 - 128` for pixels,
     `round(s / 256)` for int16 audio); divide by 128 (`to_float`) to train.
@@ -121,6 +125,13 @@ def load(
         cache_dir: kws20 only: folder of the processed-data cache (default:
             `$XDG_CACHE_HOME/ai8x-nb`, else `~/.cache/ai8x-nb`; never the data
             folder).
+        data_folder: `"images"` / `"keywords"` only: your folder of class sub-folders
+            (`ai8x_nb.datasets.folders`); `data_dir`, `folder`, `allow_partial`,
+            `download`, `augment` and `cache_dir` do not apply to it.
+        image_size: `"images"` only: `(height, width)` or `"HxW"` (default 64x64).
+        folder_hash: the content hash a run recorded for `data_folder`.
+        on_folder_change: when the folder's hash differs from `folder_hash`: "refuse"
+            (raise) or "warn" (log and use the folder as it is).
 
     Returns:
         A `Dataset` with `train`, `valid` (held out from the official
@@ -136,10 +147,15 @@ def load(
         (1000, 28, 28, 1)
     """
     key = name.lower()
-    if key not in DATASETS:
-        raise DatasetError(f"Unknown dataset {name!r}; expected one of {sorted(DATASETS)}.")
+    if key not in DATASETS and key not in folders.FOLDER_DATASETS:
+        raise DatasetError(f"Unknown dataset {name!r}; expected one of {sorted(DATASETS)}, or "
+                           f"{' / '.join(folders.FOLDER_DATASETS)} with data_folder=.")
     if limit is not None and (not isinstance(limit, int) or limit < 1):
         raise DatasetError(f"limit must be a positive int or None, got {limit!r}.")
+    if key in folders.FOLDER_DATASETS:
+        ds = folders.load_named(key, data_folder=data_folder, image_size=image_size,
+                                folder_hash=folder_hash, on_change=on_folder_change, seed=seed)
+        return ds.limited(limit)
     info = DATASETS[key]
     root = resolve_data_dir(data_dir) / (folder or info.folder)
     logger.info("Loading %s from %s", key, root)

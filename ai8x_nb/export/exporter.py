@@ -32,12 +32,14 @@ MICRO_CHECK_SAMPLES = 32
 """Test samples run through TFLite Micro and compared with LiteRT at export."""
 SAMPLE_INPUT = "sampledata.npy"
 SAMPLE_OUTPUT = "sampleoutput.npy"
+SAMPLE_OUTPUTS = "sampleoutputs.npz"
+"""Every output of a model with several (`layer<i>`: channel-first), for the known answer."""
 SAMPLE_LAYERS = "samplelayers.npz"
 """Every hardware layer's output for the sample (`synthesize(..., trace=True)`)."""
 COMMAND_FILE = "ai8xize_command.txt"
 
 
-def ai8xize_command(name, device, export_dir, *, out=None, softmax=True):
+def ai8xize_command(name, device, export_dir, *, out=None, softmax=True, fifo=False):
     """The synthesis command for an export folder, to run from the tool's own folder.
 
     Args:
@@ -47,6 +49,7 @@ def ai8xize_command(name, device, export_dir, *, out=None, softmax=True):
         out: the `--test-dir` the tool writes the C project into; default `<export_dir>/sdk`.
         softmax: ask for the C project's softmax (`--softmax`; only for one wide score per
             class, see `ai8x_nb.synthesis.tool.wants_softmax`).
+        fifo: load the input through the FIFOs (`--fifo`): the model has streaming layers.
 
     Returns:
         The shell command line as a string: `cd` into `$AI8X_SYNTHESIS_DIR`, then the
@@ -60,7 +63,7 @@ def ai8xize_command(name, device, export_dir, *, out=None, softmax=True):
         checkpoint=export_dir / synthesis_checkpoint.checkpoint_name(name),
         config=export_dir / f"{name}.yaml", sample=export_dir / SAMPLE_INPUT,
         test_dir=Path(out).resolve() if out else export_dir / "sdk", verbose=False,
-        softmax=softmax)
+        softmax=softmax, fifo=fifo)
     return ('cd "${AI8X_SYNTHESIS_DIR:?set AI8X_SYNTHESIS_DIR to your ai8x-synthesis folder}" '
             '&& "${AI8X_SYNTHESIS_PYTHON:-python}" ' + " ".join(shlex.quote(a) for a in args))
 
@@ -237,14 +240,19 @@ def _export_synthesis(model, tmp, manifest, dev, sample_index, test_x, test_y, *
         manifest.warnings.append("No dataset given: sampledata.npy is a seeded random input.")
     x_in = samples.sample_input(raw, graph)
     samples.save_npy(tmp / SAMPLE_INPUT, x_in)
-    y_out = samples.sample_output(qmodel, raw.reshape(graph.raw_input_shape), simulate)
+    y_outs = samples.sample_outputs(qmodel, raw.reshape(graph.raw_input_shape), simulate)
+    y_out = y_outs[graph.output_index]
     samples.save_npy(tmp / SAMPLE_OUTPUT, y_out)
+    if graph.several_outputs:
+        np.savez(tmp / SAMPLE_OUTPUTS, **{f"layer{i}": y for i, y in y_outs.items()})
+        manifest.artifacts["sample_outputs"] = SAMPLE_OUTPUTS
     samples.sample_layers(qmodel, raw.reshape(graph.raw_input_shape), tmp / SAMPLE_LAYERS)
     from ai8x_nb.synthesis.tool import wants_softmax
 
     command = ai8xize_command(name, dev.name, final_dir,
                               softmax=wants_softmax(getattr(graph.layers[-1].layer, "wide", False),
-                                                    y_out.shape))
+                                                    y_out.shape),
+                              fifo=any(hw.streaming for hw in graph.layers))
     (tmp / COMMAND_FILE).write_text(command + "\n")
     manifest.ai8xize_command = command
     manifest.artifacts.update({
@@ -256,7 +264,7 @@ def _export_synthesis(model, tmp, manifest, dev, sample_index, test_x, test_y, *
                        "label": label, "input_shape": list(x_in.shape),
                        "output_shape": list(y_out.shape),
                        "integer_prediction": int(np.argmax(y_out.reshape(-1)))}
-    if test_x is not None:
+    if test_x is not None and not graph.several_outputs:
         y_int = simulate(qmodel, np.asarray(test_x, dtype=np.int64))
         manifest.accuracy["integer_simulation"] = top1_accuracy(y_int, test_y)
 
@@ -377,7 +385,8 @@ def export_run(run_dir, out=None, **kwargs):
     config = run.config
     model = run.load_model(compile=False)
     if "dataset" not in kwargs:
-        kwargs["dataset"] = run.load_dataset()
+        # A folder of your own that changed since training: a warning, not a refusal.
+        kwargs["dataset"] = run.load_dataset(on_folder_change="warn")
     kwargs.setdefault("device", config.get("device"))
     kwargs.setdefault("epoch", int((run.state or {}).get("epochs_completed", 0)))
     out = Path(out) if out is not None else Path("export") / run.path.name

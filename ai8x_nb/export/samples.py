@@ -12,7 +12,8 @@ import numpy as np
 
 from ai8x_nb.errors import ExportError
 
-__all__ = ["sample_input", "sample_output", "sample_layers", "save_npy", "channel_first"]
+__all__ = ["sample_input", "sample_output", "sample_outputs", "sample_layers", "save_npy",
+           "channel_first"]
 
 
 def channel_first(x):
@@ -63,10 +64,22 @@ def sample_output(qmodel, x_raw, simulate):
         The last hardware layer's output, channel-first, no batch axis: a Flatten after it
         only relabels memory on the device, so its HWC order is not applied.
     """
-    y = np.asarray(simulate(qmodel, np.asarray(x_raw, dtype=np.int64)[None]))
     graph = qmodel.graph
-    out_shape = tuple(int(s) for s in graph.layers[graph.output_index].out_shape)
-    return channel_first(y[0].reshape(out_shape))
+    return sample_outputs(qmodel, x_raw, simulate)[graph.output_index]
+
+
+def sample_outputs(qmodel, x_raw, simulate):
+    """Every model output for one sample, as the device leaves it: `{hardware layer index:
+    channel-first int64 array}` (one entry for a single-output model)."""
+    ys = simulate(qmodel, np.asarray(x_raw, dtype=np.int64)[None])
+    graph = qmodel.graph
+    if not graph.several_outputs:
+        ys = [ys]
+    found = {}
+    for index, y in zip(graph.output_indices, ys):
+        out_shape = tuple(int(s) for s in graph.layers[index].out_shape)
+        found[index] = channel_first(np.asarray(y)[0].reshape(out_shape))
+    return found
 
 
 def sample_layers(qmodel, x_raw, path):

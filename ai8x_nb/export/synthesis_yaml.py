@@ -16,7 +16,10 @@ Residual networks (`ai8x_nb.eltwise_layout`) add the tool's element-wise keys: `
 `Or`) for a stand-alone element-wise layer, `in_sequences` wherever a layer
 reads other than the layer before it, `write_gap` on the producers of interleaved operands,
 and `in_offset` / `output_processors` wherever they differ from the tool's defaults (the
-previous layer's output offset, the next layer's processors).
+previous layer's output offset, the next layer's processors). Streaming layers
+(`HardwareLayer(streaming=True)`) get `streaming: true`; the tool then needs `--fifo`
+(`ai8x_nb.synthesis.tool.tool_arguments`). Each layer producing one of a model's several
+outputs gets `output: true`.
 """
 
 import dataclasses
@@ -52,7 +55,7 @@ def _pool_value(values):
     return values[0] if len(set(values)) == 1 else values
 
 
-def _layer_entry(hw, ql, placements, index):
+def _layer_entry(hw, ql, placements, index, outputs=()):
     layer = hw.layer
     placed = placements[index]
     entry = {"processors": Hex(placed.processors, 16)}
@@ -94,6 +97,10 @@ def _layer_entry(hw, ql, placements, index):
         entry["output_width"] = 32
     if index == 0:
         entry["data_format"] = placed.data_format
+    if hw.streaming:
+        entry["streaming"] = True
+    if index in outputs:
+        entry["output"] = True
     if hw.reshaped_from is not None and hw.op != "linear":
         spatial = [int(s) for s in hw.in_shape[:-1]]
         entry["in_dim"] = spatial[0] if len(spatial) == 1 else spatial
@@ -128,7 +135,8 @@ def network_description(qmodel, *, arch, dataset, device=None):
     placement = place_model(graph, dev)
     warnings = [f"The synthesis tool will reject this layout: {e}" for e in placement.errors]
     by_index = {ql.hw.index: ql for ql in qmodel.layers}
-    layers = [_layer_entry(hw, by_index.get(hw.index), placement.layers, i)
+    outputs = graph.output_indices if graph.several_outputs else ()
+    layers = [_layer_entry(hw, by_index.get(hw.index), placement.layers, i, outputs)
               for i, hw in enumerate(graph.layers)]
     return {"arch": str(arch), "dataset": str(dataset), "layers": layers,
             "names": [hw.name for hw in graph.layers]}, warnings

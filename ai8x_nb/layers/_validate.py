@@ -70,8 +70,9 @@ def check_channels(layer, argument, value):
     """Check a channel count against the device maximum."""
     limit = layer.device.max_channels
     if not 1 <= value <= limit:
-        fail(layer, argument, value, f"1..{limit} channels",
-             f"Use at most {limit} channels, or split the layer.")
+        fix = ("Use at least 1 channel (a layer needs outputs)." if value < 1
+               else f"Use at most {limit} channels, or split the layer.")
+        fail(layer, argument, value, f"1..{limit} channels", fix)
 
 
 def check_spatial(layer, shape, what):

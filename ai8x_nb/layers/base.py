@@ -45,6 +45,12 @@ class HardwareLayer(keras.layers.Layer):
             `shift_quantile`); an int in [-15, 15] fixes it, as a trained checkpoint states
             it (`ai8x_nb.zoo`). Fake quantization, integer conversion and export use it alike.
         batch_norm_folded: BatchNorm already folded into kernel and bias.
+        streaming: the layer streams (the synthesis tool's `streaming: true`): its input
+            passes through a small circular buffer instead of lying whole in data memory,
+            so the model input may exceed the data memory (up to 1023 x 1023 on the
+            MAX78000); the input then arrives through the FIFOs (`ai8xize.py --fifo`).
+            Streaming layers are the model's first Conv2D layers, in a row (at most 8);
+            `check_model` states the rules. The arithmetic is unchanged.
         device: "MAX78000" (default) or "MAX78002".
     """
 
@@ -66,6 +72,7 @@ class HardwareLayer(keras.layers.Layer):
         shift_quantile=1.0,
         output_shift=None,
         batch_norm_folded=False,
+        streaming=False,
         device="MAX78000",
         kernel_initializer="glorot_uniform",
         bias_initializer="zeros",
@@ -104,6 +111,11 @@ class HardwareLayer(keras.layers.Layer):
         self.output_shift = self._fixed_shift(output_shift)
         self.qat = bool(qat)
         self.batch_norm_folded = bool(batch_norm_folded)
+        if not isinstance(streaming, bool):
+            v.fail(self, "streaming", streaming, "True or False",
+                   "Pass streaming=True for a layer whose input is too large for the data "
+                   "memory, else False.")
+        self.streaming = streaming
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.bias_initializer = keras.initializers.get(bias_initializer)
         self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
@@ -290,6 +302,7 @@ class HardwareLayer(keras.layers.Layer):
             "shift_quantile": self.shift_quantile,
             "output_shift": self.output_shift,
             "batch_norm_folded": self.batch_norm_folded,
+            "streaming": self.streaming,
             "device": self.device.name,
             "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
             "bias_initializer": keras.initializers.serialize(self.bias_initializer),

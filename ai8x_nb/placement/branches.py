@@ -38,7 +38,10 @@ MODEL_INPUT = -1
 
 
 def is_chain(demands):
-    """True when every layer reads only the layer before it (the model input for layer 0)."""
+    """True when every layer reads only the layer before it (the model input for layer 0)
+    and only the last one is a model output."""
+    if any(d.output for d in demands[:-1]):
+        return False
     return all(tuple(d.inputs or ((i - 1,) if i else (MODEL_INPUT,))) ==
                ((i - 1,) if i else (MODEL_INPUT,)) and d.operands == 1
                for i, d in enumerate(demands))
@@ -124,6 +127,11 @@ class BranchPlanner(Planner):
         run = (1 << d.count) - 1
         masks = [run << s for s in range(0, dev.processors - d.count + 1,
                                          dev.processors_per_memory)]
+        if i == 0 and d.streaming:  # the FIFOs feed processors 0-3, 16-19, 32-35, 48-51
+            size = dev.processors_per_quadrant
+            # More than one FIFO's channels: check_model refuses it (streaming_errors).
+            return [m for m in masks if _start(m) % size + d.count
+                    <= dev.processors_per_memory] or masks
         prev = self.masks[i - 1] if i else None
         if not prev:
             return masks
@@ -152,6 +160,28 @@ class BranchPlanner(Planner):
         for r, offset in self._slots(cls):
             self.cat_base[r] = _start(mask) - offset
 
+    def _clash(self, i, mask):
+        """1 when a producer of layer i's input cannot write it to `mask`'s instances beside
+        its own input (together larger than one instance), else 0."""
+        limit = self.dev.data_instance_bytes
+        for src in self.d[i].inputs:
+            if src < 0 or self.masks[src] is None:
+                continue
+            p = self.d[src]
+            if p.in_bytes + p.out_bytes * (p.write_gap + 1) > limit and (
+                    dm.instances(self.masks[src], self.dev) & dm.instances(mask, self.dev)):
+                return 1
+        d = self.d[i]
+        if d.in_bytes + d.out_bytes * (d.write_gap + 1) > limit and not d.tied:
+            # Its own output must then go to other instances: leave a run of them free.
+            taken = dm.instances(mask, self.dev)
+            step = self.dev.processors_per_memory
+            need = -(-d.out_count // step)
+            free = [not taken >> k & 1 for k in range(self.dev.data_memory_instances)]
+            if not any(all(free[k:k + need]) for k in range(len(free) - need + 1)):
+                return 1
+        return 0
+
     def _cost(self, i, mask, rank):
         d = self.d[i]
         top = 0
@@ -159,7 +189,7 @@ class BranchPlanner(Planner):
             column = self.memory.find(mask, d.words)
             fits = self.memory.fits(mask, column, d.words, d.written)
             top = column + d.words if fits else float("inf")
-        return top, self._tie_break(mask, rank)
+        return self._clash(i, mask), top, self._tie_break(mask, rank)
 
     def _choose_concat(self, i):
         """The mask of a layer reading a concatenation: its inputs' runs side by side."""
@@ -238,13 +268,19 @@ class BranchPlanner(Planner):
             b["mask"] |= self.out_masks[d.index] or 0
             size = d.out_bytes * (d.write_gap + 1)
             b["size"] = max(b["size"], size)
-            if d.index == n - 1:
-                b["last"] = n
+            if d.index == n - 1 or d.output:
+                b["last"] = n  # an output stays in data memory to the end
             b = buffer(self._in_buffer(d.index))
             b["last"] = max(b["last"], d.index)
             b["mask"] |= self.masks[d.index] or 0
             if d.gathers or d.concatenates:
                 b["size"] = max(b["size"], d.in_bytes)
+        # Every streaming layer's circular buffer stays apart from the others and from the
+        # last streaming layer's output: it lives until that output is written.
+        streams = [d.index for d in self.d if d.streaming]
+        for i in streams:
+            b = buffer(self._in_buffer(i))
+            b["last"] = max(b["last"], streams[-1])
         return buffers
 
     def _out_buffer(self, i):
@@ -321,6 +357,8 @@ class BranchPlanner(Planner):
                 self.out_masks[i] = self.final_mask
             elif cls in self.class_mask:
                 self.out_masks[i] = self.class_mask[cls]
+            elif d[i].output:  # an output no layer reads: packed from processor 0
+                self.out_masks[i] = (1 << d[i].out_count) - 1
             if d[i].tied and self.out_masks[i] != self.masks[i]:
                 self.errors.append((i, "processors", (
                     f"{label(d[i])}: a layer without an operator writes to the processors it "

@@ -18,13 +18,16 @@ Facts used (ai8x reference sections 4 and 6, checked against ai8x-synthesis):
   `ceil((k * values * bits + (k % q) * values * (q - 1)) / 72)`. A linear layer after a
   Flatten holds `pixels` kernels per (input processor, output) pair instead of one.
 - Data per instance: an HWC tensor takes one 32-bit word per pixel and pass (16 bytes for a
-  32-bit wide output); the CHW model input takes one byte per pixel.
+  32-bit wide output); the CHW model input takes one byte per pixel. A streaming layer reads a
+  circular buffer instead (`streaming.buffer_bytes`), which its producer writes into; the
+  model input of a streaming model arrives through the FIFOs in HWC.
 """
 
 import dataclasses
 import math
 
 from ai8x_nb.placement.processors import allocate_processors, uses_chw
+from ai8x_nb.placement.streaming import buffer_bytes, emulated_kernel, streaming_prefix
 from ai8x_nb.graph import ELTWISE_OPS, MODEL_INPUT
 
 __all__ = ["LayerDemand", "layer_demands", "kernel_words", "written_words", "output_group"]
@@ -67,6 +70,10 @@ class LayerDemand:
             buffer holds them interleaved, so `in_bytes` counts all of them.
         write_gap / gap_slot: it writes interleaved into an element-wise layer's buffer
             (`HwLayer.write_gap`, `HwLayer.gap_slot`).
+        streaming: the layer streams; `in_bytes` is then its circular buffer, and its
+            `out_bytes` at least that buffer (the tool keeps the two apart).
+        output: it writes one of a model's several outputs (`output: true`): its output
+            stays in data memory to the end.
     """
 
     index: int
@@ -93,6 +100,8 @@ class LayerDemand:
     operands: int = 1
     write_gap: int = 0
     gap_slot: int = 0
+    streaming: bool = False
+    output: bool = False
 
     @property
     def weighted(self):
@@ -209,10 +218,10 @@ def _prod(values):
     return int(math.prod(int(v) for v in values))
 
 
-def _kernel_values(hw):
+def _kernel_values(hw, layers):
     layer = hw.layer
     if hw.op in ("conv2d", "convtranspose2d"):
-        return int(layer.kernel_size) ** 2
+        return emulated_kernel(hw, layers)[0] ** 2
     if hw.op == "conv1d":
         return int(layer.kernel_size)
     if hw.op == "linear":
@@ -231,15 +240,19 @@ def layer_demands(graph, device):
         A list of `LayerDemand`, one per hardware layer, in device order.
     """
     layers = graph.layers
+    streams = streaming_prefix(layers)
+    buffers = [buffer_bytes(hw, layers, device, last_streaming=i == streams - 1)
+               for i, hw in enumerate(layers[:streams])]
     demands = []
     for i, hw in enumerate(layers):
         layer = hw.layer
         first = i == 0 and tuple(hw.inputs) == (MODEL_INPUT,)
         in_ch = int(hw.in_channels)
         out_ch = int(hw.out_channels)
-        chw = uses_chw(in_ch, device, first_layer=first)
+        # The FIFOs feed a streaming model's input in HWC.
+        chw = uses_chw(in_ch, device, first_layer=first and not hw.streaming)
         _, passes, count = allocate_processors(min(in_ch, device.max_channels), device,
-                                               first_layer=first)
+                                               first_layer=first and not hw.streaming)
         out_passes, out_count = output_group(out_ch, device)
         if hw.flatten_from is not None:
             spatial = hw.flatten_from[:-1]
@@ -249,6 +262,9 @@ def layer_demands(graph, device):
         wide = bool(getattr(layer, "wide", False))
         in_bytes = pixels_in * passes * (1 if chw else 4) * hw.operands
         out_bytes = _prod(hw.out_shape[:-1]) * out_passes * 4 * (4 if wide else 1)
+        if i < streams:
+            in_bytes = buffers[i]
+            out_bytes = max(buffers[i + 1] if i + 1 < streams else out_bytes, buffers[i])
         flatten_pixels = None
         if hw.op == "linear" and hw.flatten_from is not None:
             flatten_pixels = pixels_in * in_ch // count
@@ -256,12 +272,13 @@ def layer_demands(graph, device):
         demands.append(LayerDemand(
             index=i, name=hw.name, op=hw.op, in_channels=in_ch, out_channels=out_ch, chw=chw,
             passes=passes, count=count, out_passes=out_passes, out_count=out_count,
-            kernel_values=_kernel_values(hw), flatten_pixels=flatten_pixels,
+            kernel_values=_kernel_values(hw, layers), flatten_pixels=flatten_pixels,
             bits=int(getattr(layer, "weight_bits", 8)),
             bias_bytes=out_ch if hw.op in WEIGHTED_OPS and bias else 0,
             in_bytes=in_bytes, out_bytes=out_bytes, first=first,
             last=i == graph.output_index, inputs=tuple(hw.inputs), operands=hw.operands,
-            write_gap=int(hw.write_gap), gap_slot=int(hw.gap_slot)))
+            write_gap=int(hw.write_gap), gap_slot=int(hw.gap_slot), streaming=i < streams,
+            output=graph.several_outputs and i in graph.output_indices))
     readers = {}
     for d in demands:
         for src in d.inputs:

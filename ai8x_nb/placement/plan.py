@@ -10,7 +10,11 @@ kernels go (`kernels`), which data-memory instances its input and its producer's
   the kernels of outputs that start elsewhere);
 - a layer without an operator (pool-only, element-wise) writes to the same processors it reads,
   packed per quadrant, so the next layer reads those; when it is the last layer, it reads
-  processors 0 .. n-1.
+  processors 0 .. n-1;
+- the FIFOs of a streaming model's input feed processors 0-3, 16-19, 32-35 and 48-51: its
+  first layer reads a run of at most 4 processors starting at 0, 16, 32 or 48; the circular
+  buffers of all streaming layers (`streaming`) and the last one's output stay apart wherever
+  they share a data-memory instance.
 
 `Planner` walks the layers in order. For every layer it tries each allowed mask and keeps
 the one whose kernels the tool would place lowest (`KernelMemory`, which replays the tool's
@@ -171,6 +175,11 @@ class Planner:
         run = (1 << d.count) - 1
         starts = range(0, dev.processors - d.count + 1, dev.processors_per_memory)
         masks = [run << s for s in starts]
+        if i == 0 and d.streaming:
+            size = dev.processors_per_quadrant
+            # More than one FIFO's channels: check_model refuses it (streaming_errors).
+            return [m for m in masks if _start(m) % size + d.count
+                    <= dev.processors_per_memory] or masks
         if i == 0 or d.flatten_pixels is not None:
             return masks
         prev = self.masks[i - 1]
@@ -188,11 +197,17 @@ class Planner:
         return masks
 
     # ----------------------------------------------------------------- data
-    def _offset(self, k, masks, in_off, out_mask, last=False):
+    def _offset(self, k, masks, in_off, out_mask, last=False, offsets=None):
         """Output offset of layer k reading at `in_off` and writing to `out_mask`."""
         d = self.d[k]
         shared = dm.instances(masks[k], self.dev) & dm.instances(out_mask, self.dev)
         live = [(in_off, d.in_bytes)] if shared else []
+        if d.streaming:
+            # The streaming buffers of this and every earlier streaming layer stay intact.
+            out_instances = dm.instances(out_mask, self.dev)
+            live += [(offsets[p], self.d[p].in_bytes) for p in range(k)
+                     if self.d[p].streaming
+                     and dm.instances(masks[p], self.dev) & out_instances]
         if last:
             preferred = dm.last_offsets(in_off, d.in_bytes, d.out_bytes, self.dev)
         else:
@@ -212,7 +227,7 @@ class Planner:
         in_off = list(self.in_off)
         offsets, failed = {}, []
         for k in range(max(i - 1, 0), j):
-            off = self._offset(k, masks, in_off[k], masks[k + 1])
+            off = self._offset(k, masks, in_off[k], masks[k + 1], offsets=in_off)
             if off is None:
                 failed.append(k)
                 off = self.half if in_off[k] != self.half else 0
@@ -262,7 +277,8 @@ class Planner:
                 self._allocate(j)
             i = j + 1
         last = n - 1
-        off = self._offset(last, self.masks, self.in_off[last], self.final_mask, last=True)
+        off = self._offset(last, self.masks, self.in_off[last], self.final_mask, last=True,
+                           offsets=self.in_off)
         if off is None:
             self._data_error(last)
         self.out_off[last] = off or 0

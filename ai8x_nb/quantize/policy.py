@@ -167,6 +167,10 @@ class QATPolicy:
                 f"QAT policy from {source} must be a mapping with start_epoch / weight_bits / "
                 f"shift_quantile / overrides; got {type(data).__name__}: {data!r}.")
         unknown = sorted(str(key) for key in data if key not in _KEYS)
+        if unknown and not any(key in data for key in _KEYS):
+            raise QuantizationError(
+                f"QAT policy from {source} has only key(s) {', '.join(unknown)}, none of which "
+                f"ai8x-nb uses; expected {', '.join(_KEYS)} (check the spelling).")
         if unknown:
             logger.warning("QAT policy from %s: ignoring key(s) %s, which ai8x-nb does not use.",
                            source, ", ".join(unknown))
@@ -175,9 +179,10 @@ class QATPolicy:
 
 def _read_yaml(path, source):
     try:
-        text = Path(path).read_text()
-    except OSError as err:
-        raise QuantizationError(f"Cannot read QAT policy file '{path}': {err}.") from err
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise QuantizationError(f"Cannot read QAT policy file '{path}': {err}. Pass a YAML "
+                                f"text file (UTF-8) such as policies/qat_policy.yaml.") from err
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as err:

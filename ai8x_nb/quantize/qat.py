@@ -203,6 +203,6 @@ class QATCallback(keras.callbacks.Callback):
         # the quantized forward pass. evaluate() rebuilds its (dropped) test function itself.
         self.model.make_train_function(force=True)
         self.switched_epoch = epoch
-        logger.info("QAT: switched model '%s' to fake quantization at epoch %d "
-                    "(weight_bits %d, shift_quantile %g).", self.model.name, epoch,
+        logger.info("QAT: switched model '%s' to fake quantization from epoch %d "
+                    "(weight_bits %d, shift_quantile %g).", self.model.name, epoch + 1,
                     self.policy.weight_bits, self.policy.shift_quantile)

@@ -8,9 +8,13 @@ own integer simulator (`sampleoutput.npy`).
 """
 
 import logging
+import math
 import os
 import re
+import signal
 import subprocess
+import sys
+import threading
 import time
 from pathlib import Path
 
@@ -18,12 +22,14 @@ import numpy as np
 import yaml
 
 from ai8x_nb.errors import SynthesisError
-from ai8x_nb.export.package import MANIFEST_NAME, Manifest
+from ai8x_nb import _atomic
+from ai8x_nb._lock import LockedError
+from ai8x_nb.export.package import MANIFEST_NAME, Manifest, export_lock, recover
 from ai8x_nb.synthesis import result as res
 from ai8x_nb.synthesis.toollog import parse_latency, parse_ops
 from ai8x_nb.synthesis.trace import LayerTrace, parse_layer_outputs, trace_layers
 from ai8x_nb.synthesis.firmware import build_firmware, firmware_tools
-from ai8x_nb.synthesis.tool import find_tool, tool_arguments, wants_softmax
+from ai8x_nb.synthesis.tool import find_tool, streams, tool_arguments, wants_softmax
 
 __all__ = ["synthesize", "KNOWN_ANSWER", "REQUIRED_ROLES"]
 
@@ -74,38 +80,91 @@ def _show(line):
 
 
 def _run_tool(tool, args, progress, timeout):
-    """Run the tool from its folder, streaming its output; returns (returncode, text)."""
+    """Run the tool from its folder, streaming its output; returns (returncode, text).
+
+    The tool runs in its own process group, stopped as a whole at `timeout` (also when it
+    prints nothing) or when this call ends by an error; on Linux the kernel also stops it
+    when this process dies (a kill -9 of `ai8x-nb` leaves no `ai8xize.py` behind).
+    """
     # Unbuffered for live progress; no bytecode caches written into the tool's folder.
     env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONDONTWRITEBYTECODE="1", NO_COLOR="1",
                TERM="dumb")
-    started = time.monotonic()
+    deadline = time.monotonic() + timeout
     lines = []
     try:
         proc = subprocess.Popen([tool.python] + args, cwd=tool.folder, env=env,
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                errors="replace")
+                                errors="replace", start_new_session=True,
+                                preexec_fn=_death_signal())
     except OSError as err:
         raise SynthesisError(f"Cannot start the synthesis tool's Python {tool.python!r}: {err}. "
                              f"Check AI8X_SYNTHESIS_PYTHON.") from err
+    reader = threading.Thread(target=_read_lines, args=(proc.stdout, lines, progress),
+                              daemon=True)
+    reader.start()
     try:
-        for raw in proc.stdout:
+        try:
+            returncode = proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired as err:
+            raise SynthesisError(f"ai8xize.py took longer than {timeout:g} s and was stopped; "
+                                 f"pass a larger timeout (--timeout).") from err
+        reader.join(timeout=5)
+    finally:
+        _stop_group(proc)
+        reader.join(timeout=5)
+        proc.stdout.close()
+    return returncode, "\n".join(lines)
+
+
+def _read_lines(stream, lines, progress):
+    try:
+        for raw in stream:
             line = _ANSI.sub("", raw.rstrip("\r\n").split("\r")[-1]).strip()
             lines.append(line)
             progress(line)
-            if time.monotonic() - started > timeout:
-                proc.kill()
-                raise SynthesisError(f"ai8xize.py took longer than {timeout} s and was stopped; "
-                                     f"pass a larger timeout.")
-        returncode = proc.wait(timeout=max(1.0, timeout - (time.monotonic() - started)))
-    except subprocess.TimeoutExpired as err:
-        proc.kill()
-        raise SynthesisError(f"ai8xize.py took longer than {timeout} s and was stopped; pass a "
-                             f"larger timeout.") from err
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.stdout.close()
-    return returncode, "\n".join(lines)
+    except (OSError, ValueError):  # the pipe was closed under it: the tool was stopped
+        pass
+
+
+def _stop_group(proc):
+    """Kill the tool's whole process group (it may have started children), then reap it."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:  # pragma: no cover - SIGKILL does not wait
+        logger.warning("ai8xize.py (pid %d) did not stop.", proc.pid)
+
+
+def _death_signal():
+    """A `preexec_fn` asking Linux to SIGKILL the child when its parent dies, or None.
+
+    `prctl` is looked up here, in the parent: the child between fork and exec only calls it.
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    return lambda: prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG
+
+
+def check_timeout(timeout):
+    """Raise `SynthesisError` unless `timeout` is a finite number of seconds > 0."""
+    try:
+        ok = isinstance(timeout, (int, float)) and not isinstance(timeout, bool) \
+            and math.isfinite(timeout) and timeout > 0
+    except TypeError:
+        ok = False
+    if not ok:
+        raise SynthesisError(f"timeout={timeout!r} is invalid: expected a number of seconds > 0 "
+                             f"(default 900). Pass e.g. --timeout 900.")
+    return float(timeout)
 
 
 def synthesize(export_dir, *, out=None, synthesis_dir=None, python=None, progress=None,
@@ -152,12 +211,36 @@ def synthesize(export_dir, *, out=None, synthesis_dir=None, python=None, progres
     >>> print(result.summary())  # doctest: +SKIP
     PASS: ai8xize.py accepted the export and its known answer equals sampleoutput.npy ...
     """
+    timeout = check_timeout(timeout)
     export_dir = Path(export_dir).resolve()
     extra_args = _checked_options(extra_args)
+    recover(export_dir)
+    lock = export_lock(export_dir)
+    try:
+        lock.acquire()
+    except LockedError as err:
+        raise SynthesisError(
+            f"The export {str(export_dir)!r} is being written by another process ({err}): an "
+            f"export replacing it or another synthesize. Wait for it to finish, then run "
+            f"synthesize again.") from None
+    except OSError as err:
+        raise SynthesisError(f"Cannot lock the export {str(export_dir)!r} ({lock.path}: "
+                             f"{err}). Make its parent folder writable.") from err
+    with lock:
+        return _synthesize_locked(export_dir, out, synthesis_dir, python, progress, timeout,
+                                  extra_args, build, maxim_path, trace)
+
+
+def _synthesize_locked(export_dir, out, synthesis_dir, python, progress, timeout, extra_args,
+                       build, maxim_path, trace):
+    """`synthesize` while holding the export's lock: no export replaces the folder meanwhile."""
+    _atomic.remove_leftovers(export_dir, (MANIFEST_NAME,))  # a manifest write a kill stopped
     manifest = _package(export_dir)
     tool = find_tool(synthesis_dir, python)
     if build:
         firmware_tools(manifest.device, maxim_path=maxim_path)
+    if out is None:
+        _atomic.refuse_symlink(export_dir / "sdk")
     out = Path(out).resolve() if out is not None else export_dir / "sdk"
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -165,17 +248,20 @@ def synthesize(export_dir, *, out=None, synthesis_dir=None, python=None, progres
         raise SynthesisError(f"Cannot create the synthesis output folder {str(out)!r}: {err}.") \
             from err
     project = out / manifest.name
+    _atomic.refuse_symlink(project)
     known = project / KNOWN_ANSWER
-    if known.exists():
+    if known.exists() or known.is_symlink():
         known.unlink()  # never compare against an answer of an earlier run
     args = tool_arguments(prefix=manifest.name, device=manifest.device,
                           checkpoint=manifest.path("synthesis_weights"),
                           config=manifest.path("synthesis_yaml"),
                           sample=manifest.path("sample_input"), test_dir=out, verbose=True,
-                          softmax=_classifier_output(manifest))
+                          softmax=_classifier_output(manifest), fifo=_streams(manifest))
     # --verbose for the latency table; the data of every layer only for a trace.
     args += ([] if trace else ["--short-log"])
-    args += ["--sample-numpy-filename", KNOWN_ANSWER] + [str(a) for a in extra_args]
+    if "--fifo" in args:  # the export streams: asked for already
+        extra_args = [a for a in extra_args if a != "--fifo"]
+    args += ["--sample-numpy-filename", KNOWN_ANSWER] + extra_args
     logger.info("synthesizing %s for %s with %s", manifest.name, manifest.device, tool.script)
     started = time.monotonic()
     returncode, text = _run_tool(tool, args, progress or _show, timeout)
@@ -192,9 +278,17 @@ def synthesize(export_dir, *, out=None, synthesis_dir=None, python=None, progres
         result.project_dir = project
         result.files = sorted(p.name for p in project.iterdir() if p.is_file()
                               and p.name != KNOWN_ANSWER)
-        ours = np.load(manifest.path("sample_output"), allow_pickle=False)
-        tools = np.load(known, allow_pickle=False)
+        ours = _load_answer(manifest.path("sample_output"), "the export's sample output")
+        tools = _load_answer(known, "the tool's known answer")
         result.mismatches, result.values, result.first_mismatch = res.compare_answers(ours, tools)
+        if "sample_outputs" in manifest.artifacts:
+            # Several outputs: the tool's NumPy answer holds the last one only; its C
+            # known-answer test (sampleoutput.h) holds every output layer.
+            wrong, checked, first = _every_output(manifest, project)
+            result.mismatches += wrong
+            result.values += checked
+            if wrong and result.first_mismatch is None:
+                result.first_mismatch = (first["address"], first["ours"], first["tool"])
         result.ok = result.mismatches == 0
         if not result.ok:
             result.diagnosis = (
@@ -210,7 +304,7 @@ def synthesize(export_dir, *, out=None, synthesis_dir=None, python=None, progres
         result.trace = _trace(manifest, log_text)
     if build and result.ok:
         result.firmware = build_firmware(project, maxim_path=maxim_path, device=manifest.device)
-    _record(manifest, result)
+    _record(export_dir, result)
     logger.debug("%s", result.summary())
     return result
 
@@ -256,6 +350,20 @@ def _trace(manifest, log_text):
     return trace
 
 
+def _load_answer(path, what):
+    """A numeric array from a .npy file, or a `SynthesisError` naming the file."""
+    try:
+        array = np.load(_atomic.refuse_symlink(path), allow_pickle=False)
+    except (OSError, ValueError, EOFError) as err:
+        raise SynthesisError(f"Cannot read {what} {str(path)!r} ({type(err).__name__}: {err}); "
+                             f"the file is truncated or not a numeric array. Export the model "
+                             f"again.") from err
+    if not isinstance(array, np.ndarray) or array.dtype.kind not in "iuf":
+        raise SynthesisError(f"{what.capitalize()} {str(path)!r} holds {array.dtype} values, "
+                             f"expected numbers. Export the model again.")
+    return array
+
+
 def _classifier_output(manifest):
     """True when `main.c` should run the tool's softmax: the output is one wide (32-bit) score
     per class.
@@ -275,7 +383,39 @@ def _classifier_output(manifest):
     return wants_softmax(bool(layers) and int(layers[-1].get("output_width", 8)) == 32, shape)
 
 
-def _record(manifest, result):
+def _every_output(manifest, project):
+    """`(mismatching bytes, bytes, first)`: every output of the export against the tool's
+    `sampleoutput.h`, in data memory (`known_answer`)."""
+    from ai8x_nb.synthesis import known_answer as ka
+
+    layers = (yaml.safe_load(manifest.path("synthesis_yaml").read_text()) or {})["layers"]
+    with np.load(manifest.path("sample_outputs"), allow_pickle=False) as saved:
+        outputs = {int(k[len("layer"):]): saved[k] for k in saved.files}
+    header = project / "sampleoutput.h"
+    if not header.is_file():
+        return 1, 0, {"address": "sampleoutput.h missing", "ours": None, "tool": None}
+    tools = ka.parse_sample_output(header.read_text())
+    ours = {}
+    layouts = ka.output_layouts(layers, {i: y.shape[0] for i, y in outputs.items()})
+    for index, layout in layouts.items():
+        ours.update(ka.expected_bytes(outputs[index], device=manifest.device, **layout))
+    return ka.compare_memory(ours, tools)
+
+
+def _streams(manifest):
+    """True when the export's network YAML has streaming layers: the tool needs `--fifo`."""
+    config = manifest.path("synthesis_yaml")
+    try:
+        layers = (yaml.safe_load(config.read_text()) or {}).get("layers") or []
+    except (OSError, yaml.YAMLError) as err:
+        raise SynthesisError(f"Cannot read the export's network YAML {str(config)!r}: {err}. "
+                             f"Export the model again.") from err
+    return streams(layers)
+
+
+def _record(export_dir, result):
+    # Under the export's lock: the manifest read again, so nothing written meanwhile is lost.
+    manifest = Manifest.load(export_dir)
     manifest.synthesis = result.to_dict()
     # The firmware entry describes the C project this run wrote: cleared when not built.
     manifest.firmware = manifest.synthesis.pop("firmware")

@@ -18,7 +18,7 @@ import numpy as np
 from ai8x_nb.errors import SynthesisError
 
 __all__ = ["DIR_VARIABLE", "PYTHON_VARIABLE", "SynthesisTool", "find_tool", "tool_arguments",
-           "SETUP_HINT"]
+           "SETUP_HINT", "streams", "wants_softmax"]
 
 DIR_VARIABLE = "AI8X_SYNTHESIS_DIR"
 PYTHON_VARIABLE = "AI8X_SYNTHESIS_PYTHON"
@@ -87,7 +87,7 @@ def find_tool(synthesis_dir=None, python=None, *, environ=None):
 
 
 def tool_arguments(*, prefix, device, checkpoint, config, sample, test_dir, verbose=True,
-                   softmax=True):
+                   softmax=True, fifo=False):
     """The arguments of `ai8xize.py` for one export (absolute paths).
 
     Args:
@@ -99,6 +99,7 @@ def tool_arguments(*, prefix, device, checkpoint, config, sample, test_dir, verb
         softmax: have `main.c` run a softmax over the output (`--softmax`). Pass False for an
             8-bit output: the tool's softmax then calls CMSIS-NN's `arm_softmax_q7_q15`
             without declaring `q7_t`, and that `main.c` does not compile.
+        fifo: load the input through the FIFOs (`--fifo`), as streaming layers need.
 
     Returns:
         A list of strings, starting with `ai8xize.py`.
@@ -110,9 +111,16 @@ def tool_arguments(*, prefix, device, checkpoint, config, sample, test_dir, verb
             "--no-progress"]
     if softmax:
         args.insert(args.index("--compact-data"), "--softmax")
+    if fifo:
+        args.insert(args.index("--compact-data"), "--fifo")
     if verbose:
         args.append("--verbose")
     return args
+
+
+def streams(layers):
+    """True when a network YAML's layers (a list of dicts) stream: the tool needs `--fifo`."""
+    return any(bool(layer.get("streaming")) for layer in layers or ())
 
 
 def wants_softmax(wide, output_shape):

@@ -48,11 +48,16 @@ def _fail(name, value, expected, fix):
     raise TrainingError(f"{name}={value!r} is invalid: expected {expected}. {fix}")
 
 
-def _int(name, value, low, fix):
+MAX_SEED = 2**32 - 1
+"""Largest seed: NumPy's generators (behind keras.utils.set_random_seed) take 32 bits."""
+
+
+def _int(name, value, low, fix, high=None):
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
-        _fail(name, value, f"an int >= {low}", fix)
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low or (
+            high is not None and value > high):
+        _fail(name, value, f"an int >= {low}" + (f" and <= {high}" if high else ""), fix)
     return int(value)
 
 
@@ -115,7 +120,7 @@ def check_train_args(*, epochs, batch_size=None, optimizer=None, lr=None, metric
         _fail("epochs", epochs, "an int >= 1", "Pass the total number of epochs (e.g. 10).")
     batch_size = _int("batch_size", batch_size, 1,
                       "Pass a batch size such as 64, or None for the seed model's.")
-    seed = _int("seed", seed, 0, "Pass a non-negative int such as 42.")
+    seed = _int("seed", seed, 0, "Pass a non-negative int such as 42.", high=MAX_SEED)
     lr = _real("lr", lr, positive=True,
                fix="Pass a learning rate such as 1e-3, or None for the seed model's.")
     warmup_epochs = _real("warmup_epochs", warmup_epochs, positive=False,

@@ -5,14 +5,16 @@ Every file is written to a temporary name in the run folder and moved into place
 """
 
 import logging
+import os
 import time
 
 import keras
 
-from ai8x_nb import _atomic
+from ai8x_nb import _atomic, _faults
 from ai8x_nb.quantize import is_qat
 
-from ai8x_nb.runs import BEST, LAST, QAT_BEST, STATE
+from ai8x_nb.runs import BEST, HISTORY, QAT_BEST
+from ai8x_nb.training import checkpoint
 
 logger = logging.getLogger(__name__)
 
@@ -21,6 +23,26 @@ def atomic_save_model(model, path):
     """Save a model (with its optimizer) to `path` atomically."""
     with _atomic.atomic_path(path, suffix=".keras") as tmp:
         model.save(tmp)
+
+
+class HistoryLogger(keras.callbacks.CSVLogger):
+    """Keras' `CSVLogger` appending to the run's history.csv, never through a symbolic link."""
+
+    def __init__(self, run_dir):
+        super().__init__(str(run_dir.file(HISTORY)), append=True)
+
+    def on_train_begin(self, logs=None):
+        path = self.filename
+        self.append_header = not (os.path.isfile(path) and os.path.getsize(path) > 0)
+        if self.csv_file and not self.csv_file.closed:
+            self.csv_file.close()
+        self.csv_file = _atomic.open_append(path, point="history")
+        self.writer = None
+        self.keys = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        super().on_epoch_end(epoch, logs)
+        _faults.point("history:append")
 
 
 class EpochTimer(keras.callbacks.Callback):
@@ -77,8 +99,9 @@ class ResumeCheckpoint(keras.callbacks.Callback):
 
     `state.json` records the number of completed epochs, the checkpoint bests, the state
     of a ReduceLROnPlateau schedule and of the random generators of Dropout-like layers,
-    which Keras does not save with the model. It is moved into place right after
-    `last.keras`, so the two describe the same epoch.
+    which Keras does not save with the model. The model and the state are one commit
+    (`ai8x_nb.training.checkpoint`): a resume never pairs the model of one epoch with the
+    state of another.
 
     Args:
         run_dir: the `RunDir`.
@@ -120,7 +143,6 @@ class ResumeCheckpoint(keras.callbacks.Callback):
                            len(generators))
 
     def on_epoch_end(self, epoch, logs=None):
-        atomic_save_model(self.model, self.run_dir.file(LAST))
         plateau = self._plateau()
         state = {
             "epochs_completed": epoch + 1,
@@ -134,7 +156,7 @@ class ResumeCheckpoint(keras.callbacks.Callback):
                                 for v in _seed_generator_states(self.model)],
             "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
         }
-        _atomic.write_json(self.run_dir.file(STATE), state)
+        checkpoint.commit(self.run_dir, self.model, state)
 
 
 def _seed_generator_states(model):

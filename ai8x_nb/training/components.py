@@ -105,8 +105,13 @@ def load_dataset(dataset_or_name, data_dir, dataset_kwargs):
     if data_dir is not None:
         kwargs["data_dir"] = os.fspath(data_dir)
     if isinstance(dataset_or_name, datasets.Dataset):
-        return dataset_or_name, kwargs  # kwargs are only recorded, for RunDir.load_dataset
-    return datasets.load(dataset_or_name, **kwargs), kwargs
+        ds = dataset_or_name  # kwargs are only recorded, for RunDir.load_dataset
+    else:
+        ds = datasets.load(dataset_or_name, **kwargs)
+    if ds.source:  # a folder of your own: recorded by its path and content hash
+        kwargs = {k: v for k, v in kwargs.items() if k in ("limit", "seed")}
+        kwargs.update({k: v for k, v in ds.source.items() if k != "kind"})
+    return ds, kwargs
 
 
 def build_model(model_or_name, ds, device):

@@ -70,7 +70,7 @@ def fit_run(run, model, ds, config, policy, schedule, *, initial_epoch, state, v
         cbs.append(schedule)
     cbs += [
         phase,
-        keras.callbacks.CSVLogger(os.fspath(run.file(HISTORY)), append=True),
+        cb.HistoryLogger(run),
         cb.ResumeCheckpoint(run, phase, schedule, restore=state),
         *_tensorboard(run),
         keras.callbacks.TerminateOnNaN(),
@@ -131,7 +131,7 @@ def finish_run(run, model, ds, config):
         "confusion_matrix": report["confusion_matrix"].tolist(),
     }
     run.write_results(results)
-    logger.info("Test accuracy (%s, %d samples, test split): %.4f", results["checkpoint"],
-                report["count"], report["accuracy"])
+    logger.info("Test accuracy (%s, %d samples, test split): %.2f %%", results["checkpoint"],
+                report["count"], 100 * report["accuracy"])
     return TrainResult(run, history, report["accuracy"], report["confusion_matrix"], best,
                        list(ds.class_names))

@@ -157,6 +157,11 @@ def _new_run(run, model_or_name, dataset_or_name, args, qat_policy, out, name, d
     check_shapes(model, ds)
     settings = RunSettings.from_args(args, info, qat_policy, recipe, ds.name)
     check_metrics(settings.metrics, ds.num_classes)
+    if settings.policy is not None:  # an override naming no layer: refused before any folder
+        from ai8x_nb.quantize import hardware_layers
+
+        settings.policy.check_layer_names(
+            [layer.name for layer in hardware_layers(model) if layer.has_operator])
     schedule = make_schedule(settings.schedule, info, settings.lr, settings.epochs,
                              settings.warmup_epochs)
     if distribution is not None:

@@ -35,40 +35,62 @@ class TrainResult:
 
 
 def read_history(path):
-    """Read a history.csv into `{column: [values]}` (`epoch` as int, the rest as float)."""
+    """Read a history.csv into `{column: [values]}` (`epoch` as int, the rest as float).
+
+    Raises:
+        ai8x_nb.runs.RunDirError: the file is not a history (binary, malformed, edited).
+    """
     if not os.path.isfile(path):
         return {}
-    with open(path, newline="") as f:
-        rows = list(csv.DictReader(f))
     history = {}
-    for row in rows:
+    for row in _rows(path, dict_rows=True):
         for key, value in row.items():
             if key is None:
                 continue
-            if key == "epoch":
-                history.setdefault(key, []).append(int(value))
-            else:
-                history.setdefault(key, []).append(float(value) if value not in ("", None) else
-                                                   float("nan"))
+            try:
+                if key == "epoch":
+                    history.setdefault(key, []).append(int(value))
+                else:
+                    history.setdefault(key, []).append(float(value) if value not in ("", None)
+                                                       else float("nan"))
+            except (TypeError, ValueError):
+                _bad_history(path, f"{key}={value!r} is not a number")
     return history
+
+
+def _rows(path, dict_rows=False):
+    try:
+        with open(_atomic.refuse_symlink(path), newline="") as f:
+            return list(csv.DictReader(f) if dict_rows else csv.reader(f))
+    except (UnicodeDecodeError, csv.Error) as err:
+        _bad_history(path, f"{type(err).__name__}: {err}")
+
+
+def _bad_history(path, why):
+    from ai8x_nb.runs import RunDirError
+
+    raise RunDirError(f"{str(path)!r} is not a readable history ({why}). Restore it, or delete "
+                      f"it to start the history afresh (the checkpoints are kept).")
 
 
 def truncate_history(path, epochs):
     """Drop history.csv rows of epochs >= `epochs` (written before a kill, to be redone)."""
     if not os.path.isfile(path):
         return
-    with open(path, newline="") as f:
-        rows = list(csv.reader(f))
+    rows = _rows(path)
     if not rows:
         return
     header, body = rows[0], rows[1:]
     column = header.index("epoch") if "epoch" in header else 0
-    kept = [r for r in body if r and int(r[column]) < epochs]
+    try:
+        kept = [r for r in body if r and int(r[column]) < epochs]
+    except (ValueError, IndexError):
+        _bad_history(path, f"a row without an epoch number in column {column + 1}")
     if len(kept) == len(body):
         return
     logger.info("Dropping %d history row(s) of epochs not saved in last.keras.",
                 len(body) - len(kept))
-    with _atomic.atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
+    with _atomic.atomic_path(path, point="history") as tmp, open(tmp, "w", newline="") as f:
         csv.writer(f).writerows([header] + kept)
 
 

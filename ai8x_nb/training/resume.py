@@ -11,7 +11,8 @@ import logging
 import keras
 
 from ai8x_nb import datasets, models
-from ai8x_nb.runs import HISTORY, LAST
+from ai8x_nb.runs import HISTORY
+from ai8x_nb.training import checkpoint
 from ai8x_nb.training.arguments import TrainingError, resume_conflicts
 from ai8x_nb.training.components import (build_model, check_shapes, compile_model,
                                          make_optimizer, policy_dict, resolve_policy,
@@ -71,12 +72,14 @@ def continue_run(run, model_or_name, dataset_or_name, args, qat_policy, data_dir
                     "settings.", run.path)
         model = _rebuild(run, config, model_or_name, ds, settings, distribution)
     else:
+        path = run.resume_checkpoint(state)
         if isinstance(model_or_name, keras.Model):
             logger.warning("Resuming %s from %s: the model passed is not used.", run.path,
-                           LAST)
+                           path.name)
         logger.info("Resuming %s after epoch %d of %d.", run.path, done, epochs)
+        checkpoint.tidy(run, state)
         with scope(distribution):
-            model = run.load_model(LAST, compile=True)
+            model = run.load_model(path.name, compile=True)
     if distribution is not None:
         distribution.prepare_model(model)
     config["epochs"] = epochs
@@ -97,6 +100,7 @@ def _rebuild(run, config, model_or_name, ds, settings, distribution):
                 f"first epoch ended, so it saved no model. Pass that model again to restart "
                 f"it, or start a new run.")
         model = model_or_name if distribution is None else distribution.adopt(model_or_name)
+        keras.utils.set_random_seed(settings.seed)  # as a new run does after the model is made
     else:
         keras.utils.set_random_seed(settings.seed)
         with scope(distribution):
@@ -156,7 +160,11 @@ def _refuse_conflicts(run, config, model_or_name, dataset_or_name, args, qat_pol
         given["model"] = None  # a custom keras.Model run: a name cannot be compared
     conflicts = resume_conflicts(given, saved)
     saved_kwargs = config.get("dataset_kwargs") or {}
-    for key, value in (dataset_kwargs or {}).items():
+    given_kwargs = dict(dataset_kwargs or {})
+    source = getattr(dataset_or_name, "source", None)
+    if source:  # a folder of your own, given as a Dataset: its path, size and content hash
+        given_kwargs.update({k: v for k, v in source.items() if k != "kind"})
+    for key, value in given_kwargs.items():
         if key == "data_dir" or value is None:
             continue
         if saved_kwargs.get(key) is None and value is False:

@@ -5,7 +5,7 @@
 render as static matplotlib figures, so headless runs and GitHub show something.
 """
 
-from ai8x_nb.widgets.layer_editor import CSS_CLASS, LayerEditor
+from ai8x_nb.widgets.layer_editor import CSS_CLASS, GRID, EditorRowError, LayerEditor
 from ai8x_nb.widgets.live_plot import LivePlot
 
-__all__ = ["CSS_CLASS", "LayerEditor", "LivePlot"]
+__all__ = ["CSS_CLASS", "GRID", "EditorRowError", "LayerEditor", "LivePlot"]

@@ -4,6 +4,8 @@ Pure functions of the table's state, shared by the live editor (HTML) and its st
 (text and a matplotlib figure, for headless runs and GitHub).
 """
 
+import re
+
 from ai8x_nb import plots
 from ai8x_nb import spec as specs
 
@@ -52,8 +54,11 @@ def _result(table, index):
 
 def summary_text(table):
     """One line: rows, parameters, input, device, and what is wrong (or OK)."""
-    text = (f"{len(table)} rows, {table.parameters:,} parameters, input "
-            f"{shape_text(table.input_shape)}, device {table.device}")
+    stop = table.first_bad
+    params = (f"{table.parameters:,} parameters" if stop is None
+              else f"{table.parameters:,} parameters above row {stop}")
+    text = (f"{len(table)} rows, {params}, input {shape_text(table.input_shape)}, "
+            f"device {table.device}")
     if table.bad_rows:
         return text + f": errors in row(s) {', '.join(map(str, table.bad_rows))}"
     if table.report is not None and not table.report.ok:
@@ -71,14 +76,28 @@ def latency_text(table):
             f"{totals['clock_mhz']:g} MHz{label}")
 
 
+def _row_state(table, index):
+    """(ok, text) of one row: its shape and parameters, its error, or why it is unknown."""
+    ok, message, shape, params = _result(table, index)
+    stop = table.first_bad
+    if not ok:
+        return False, message
+    if stop is not None and index > stop:
+        return None, f"? (row {stop} first)"
+    errors = table.device_errors().get(index)
+    if errors:
+        return False, errors[0]
+    return True, f"{shape_text(shape)}  {params:,} params"
+
+
 def text_table(table):
     """The summary line, one line per row (output shape and parameters, or the error; its
     cycles), and the latency."""
     lines = [summary_text(table)]
     cycles = table.row_cycles()
     for i, row in enumerate(table.spec):
-        ok, message, shape, params = _result(table, i)
-        state = f"{shape_text(shape)}  {params:,} params" if ok else f"ERROR {message}"
+        ok, state = _row_state(table, i)
+        state = state if ok is not False else f"ERROR {state}"
         if ok and cycles[i]:
             state += f"  {cycles[i]:,} cycles"
         lines.append(f"{i:>3} {row['type']:<16} {describe(row):<34} {state}")
@@ -104,10 +123,12 @@ def figure(table):
     cells, colors = [], []
     for i, row in enumerate(rows):
         ok, message, shape, params = _result(table, i)
-        cells.append([str(i), row["type"], describe(row), shape_text(shape) if ok else "-",
-                      f"{params:,}" if ok else "-",
-                      "ok" if ok else (message[:70] + ("..." if len(message) > 70 else ""))])
-        colors.append(["white"] * 5 + ["#eaf6ea" if ok else "#fbe3e3"])
+        ok, state = _row_state(table, i)
+        known = ok is True
+        cells.append([str(i), row["type"], describe(row), shape_text(shape) if known else "?",
+                      f"{params:,}" if known else "?",
+                      "ok" if known else (state[:70] + ("..." if len(state) > 70 else ""))])
+        colors.append(["white"] * 5 + [{True: "#eaf6ea", False: "#fbe3e3", None: "#eeeeee"}[ok]])
     if cells:
         drawn = table_ax.table(cellText=cells, cellColours=colors, loc="center",
                                colLabels=["#", "type", "config", "output", "params", "status"],
@@ -121,22 +142,37 @@ def figure(table):
     return fig
 
 
-def status_html(result):
-    """A row's status cell: "-> shape . params" in green, or its error in red."""
+def status_html(result, device_errors=None, waits_for=None):
+    """A row's status cell: "-> shape . params" in green, or its error in red.
+
+    Args:
+        result: the row's `(ok, message, shape, params)`.
+        device_errors: the device check's errors naming this row (shown in red).
+        waits_for: the first row in error above this one: its shape is unknown until then.
+    """
     ok, message, shape, params = result
-    if ok:
-        return (f"<span style='color:#2a7a2a'>&rarr; {shape_text(shape)} &middot; "
-                f"{params:,} params</span>")
-    return (f"<span class='ai8x-row-error' style='color:#c00;white-space:normal'>"
-            f"{escape(message)}</span>")
+    if ok and device_errors:
+        ok, message = False, device_errors[0]
+    if not ok:
+        message = re.sub(r"^Model spec row \d+ \([^)]*\): ", "", message)  # the row says it
+        return (f"<span class='ai8x-row-error' style='color:#c00;white-space:normal'>"
+                f"{escape(message)}</span>")
+    if waits_for is not None:
+        return (f"<span style='color:#888'>? shape and parameters once row {waits_for} "
+                f"is fixed</span>")
+    return (f"<span style='color:#2a7a2a'>&rarr; {shape_text(shape)} &middot; "
+            f"{params:,} params</span>")
 
 
 def summary_html(table):
-    """The summary line, then the device check's errors and warnings."""
+    """The summary line, then the device check's errors (each naming its row) and warnings."""
     lines = [f"<b>{escape(summary_text(table))}</b>"]
     if table.report is not None:
-        for err in table.report.errors:
-            lines.append(f"<div class='ai8x-row-error' style='color:#c00'>{escape(err)}</div>")
+        for row, errors in table.device_errors().items():
+            where = f"row {row}: " if row is not None else ""
+            for err in errors:
+                lines.append(f"<div class='ai8x-row-error' style='color:#c00'>"
+                             f"{escape(where + err)}</div>")
         for warn in table.report.warnings:
             lines.append(f"<div style='color:#a60'>{escape(warn)}</div>")
     if table.check_error:
@@ -162,6 +198,9 @@ def budget_html(table):
     if table.report is None:
         return "<i>Memory budget: fix the rows in red first.</i>" if len(table) else ""
     parts = [f"<div class='ai8x-budget'><b>Memory budget on {escape(table.device)}</b>"]
+    if not table.report.ok:
+        parts.append("<div style='color:#a60'>The model does not fit (errors above): the "
+                     "bars count the layers that were placed, not what the model needs.</div>")
     for label, used, limit, unit in table.budget():
         pct = 100.0 * used / limit
         color = "#d62728" if pct > 100 else ("#ff7f0e" if pct > 85 else "#1f77b4")

@@ -6,26 +6,50 @@ cells, summary, memory bars, and the static figure headless runs and GitHub show
 """
 
 import logging
+import uuid
 
 from ai8x_nb import spec as specs
 from ai8x_nb.devices import DEVICES
 from ai8x_nb.parameters import DEFAULT_DEVICE
-from ai8x_nb.spec_table import COLUMNS, SpecTable
+from ai8x_nb.runner import STATIC_FORM_BELOW
+from ai8x_nb.spec_table import COLUMNS, EditorRowError, SpecTable
 from ai8x_nb.widgets import editor_view as view
 
-__all__ = ["LayerEditor", "CSS_CLASS"]
+__all__ = ["LayerEditor", "EditorRowError", "CSS_CLASS", "GRID"]
 
 logger = logging.getLogger(__name__)
 
 CSS_CLASS = "ai8x-layer-editor"
 """CSS class of the editor's outer box (the browser test looks for it)."""
 
-HEADERS = ("#", "type", "filters", "kernel", "pad", "pool", "size", "stride",
-           "act", "wide", "bias", "rate/shape", "", "output / error", "cycles")
-WIDTHS = ("24px", "112px", "64px", "50px", "50px", "66px", "50px", "50px", "66px", "34px",
-          "34px", "72px", "132px", "320px", "130px")
+GRID = (
+    ("index", "#", "24px"),
+    ("type", "type", "104px"),
+    ("size", "filters", "56px"),
+    ("kernel_size", "kernel", "46px"),
+    ("padding", "pad", "46px"),
+    ("pooling", "pool", "62px"),
+    ("pool_size", "size", "44px"),
+    ("pool_strides", "stride", "46px"),
+    ("activation", "act", "62px"),
+    ("wide", "wide", "34px"),
+    ("use_bias", "bias", "34px"),
+    ("other", "rate/shape", "70px"),
+    ("buttons", "", "124px"),
+    ("status", "output / error", "minmax(200px, 1fr)"),
+    ("cycles", "cycles", "120px"),
+)
+"""The table's columns, left to right: (key, header, CSS grid track). The header and every row
+are grids with these tracks, so a header sits over its fields at any width; a new column is one
+entry here (plus its widget in `LayerEditor._cell`, or an HTML cell in `_make_row`)."""
+
+GRID_TEMPLATE = " ".join(track for _, _, track in GRID)
+GRID_MIN_WIDTH = "1120px"
+"""Below this width the table scrolls sideways (its columns never squeeze)."""
 BUTTONS = (("insert", "plus", "insert a layer above"), ("up", "arrow-up", "move up"),
            ("down", "arrow-down", "move down"), ("delete", "trash", "delete"))
+SNAPSHOT_CLASS = "ai8x-editor-snapshot"
+"""CSS class of the editor's static image (shown when no live editor is on the page)."""
 
 
 class LayerEditor:
@@ -63,6 +87,8 @@ class LayerEditor:
         self.table = SpecTable(spec, input_shape, num_classes, device)
         self.save_path = save_path
         self._busy = False
+        self._snapshot = None  # the display handle of the static image, once displayed
+        self._snapshot_class = f"{SNAPSHOT_CLASS}-{uuid.uuid4().hex[:12]}"
         self.rows = []
         self.device_dropdown = w.Dropdown(options=list(DEVICES), value=self.table.device,
                                           description="device", layout=w.Layout(width="220px"))
@@ -70,27 +96,37 @@ class LayerEditor:
         self.add_type = w.Dropdown(options=list(specs.LAYER_TYPES), value="conv2d",
                                    layout=w.Layout(width="140px"))
         self.add_button = w.Button(description="Add layer", icon="plus",
-                                   layout=w.Layout(width="120px"))
-        self.add_button.on_click(lambda _: self.add_row(self.add_type.value))
-        self.rows_box = w.VBox()
+                                   tooltip="insert a layer before the classifier head",
+                                   layout=w.Layout(width="120px", min_width="120px"))
+        self.add_button.on_click(lambda _: self.add_layer(self.add_type.value))
+        self.rows_box = w.VBox(layout=w.Layout(width="100%", min_width=GRID_MIN_WIDTH))
         self.summary = w.HTML()
         self.budget = w.HTML()
         self.save_button = w.Button(description="Save spec", icon="save",
                                     tooltip=f"write the spec to {save_path}",
-                                    disabled=save_path is None, layout=w.Layout(width="120px"))
+                                    disabled=save_path is None,
+                                    layout=w.Layout(width="120px", min_width="120px"))
         self.save_button.on_click(lambda _: self._on_save())
-        self.save_status = w.HTML()
+        self.save_status = w.HTML(layout=w.Layout(width="100%"))
+        self.save_status.add_class("ai8x-save-status")
         self.code = w.Textarea(layout=w.Layout(width="100%", height="160px"))
         self.code.add_class("ai8x-layer-editor-code")
         code_box = w.Accordion(children=[self.code], titles=("model_spec (paste into the "
                                                               "parameters cell)",))
         code_box.selected_index = None
-        header = w.HBox([w.HTML(f"<b>{h}</b>", layout=w.Layout(width=width))
-                         for h, width in zip(HEADERS, WIDTHS)])
-        self.widget = w.VBox([
-            w.HBox([self.device_dropdown, self.add_type, self.add_button, self.save_button,
-                    self.save_status]),
-            header, self.rows_box, self.summary, self.budget, code_box])
+        header = self._grid([w.HTML(f"<b>{title}</b>", layout=self._cell_layout())
+                             for _, title, _ in GRID])
+        header.add_class("ai8x-layer-header")
+        table = w.VBox([header, self.rows_box], layout=w.Layout(overflow="auto",
+                                                                width="100%"))
+        # While this live editor is on the page its static image (shown by a reopened
+        # notebook, which has no kernel behind the widget) is hidden.
+        hide = w.HTML(f"<style>.{self._snapshot_class} {{display: none;}}</style>",
+                      layout=w.Layout(display="none"))
+        toolbar = w.HBox([self.device_dropdown, self.add_type, self.add_button,
+                          self.save_button], layout=w.Layout(flex_flow="row wrap"))
+        self.widget = w.VBox([toolbar, self.save_status, table, self.summary, self.budget,
+                              code_box, hide])
         self.widget.add_class(CSS_CLASS)
         self._rebuild()
 
@@ -135,6 +171,14 @@ class LayerEditor:
         self.table.add_row(layer_type, **fields)
         self._rebuild()
 
+    def add_layer(self, layer_type="conv2d", **fields):
+        """Insert a row where it fits, as "Add layer" does: a convolution or pooling layer
+        before the classifier head, a dense or dropout layer before the last row. Returns
+        the new row's index."""
+        index = self.table.add_layer(layer_type, **fields)
+        self._rebuild()
+        return index
+
     def insert_row(self, index, layer_type="conv2d", **fields):
         """Insert a new row before position `index`."""
         self.table.insert_row(index, layer_type, **fields)
@@ -155,6 +199,11 @@ class LayerEditor:
         self.table.set_field(index, key, value)
         self._after_edit(index, key)
 
+    def raise_if_invalid(self):
+        """Raise `EditorRowError` (shown as one line) when a row is in red or the model does
+        not fit the device; the notebook's Model cell calls it before building the model."""
+        self.table.raise_if_invalid()
+
     def refresh(self):
         """Re-validate every row and show the results."""
         self.table.check()
@@ -165,22 +214,55 @@ class LayerEditor:
         return view.figure(self.table)
 
     # --------------------------------------------------------------- display
-    def _repr_mimebundle_(self, include=None, exclude=None):
-        from ai8x_nb import plots
+    def _ipython_display_(self):
+        """Show the live editor, and below it its static image, kept up to date.
 
+        A saved notebook has no kernel behind the widget; the image (hidden while the live
+        editor is on the page) then shows the editor's last state.
+        """
+        from IPython.display import display
+
+        widget_bundle = self.widget._repr_mimebundle_()
+        if isinstance(widget_bundle, tuple):
+            widget_bundle = widget_bundle[0]
+        widget_bundle = dict(widget_bundle or {})
+        widget_bundle["text/plain"] = f"<LayerEditor: {view.summary_text(self.table)}>"
+        display(widget_bundle, raw=True, metadata={STATIC_FORM_BELOW: True})
+        self._snapshot = display(self._snapshot_bundle(), raw=True, display_id=True)
+
+    def _repr_mimebundle_(self, include=None, exclude=None):
         bundle = {}
         widget_bundle = self.widget._repr_mimebundle_(include=include, exclude=exclude)
         if isinstance(widget_bundle, tuple):
             widget_bundle = widget_bundle[0]
         bundle.update(widget_bundle or {})
-        bundle["image/png"] = plots.figure_png_b64(self.figure())
-        bundle["text/plain"] = view.text_table(self.table)
+        bundle.update(self._snapshot_bundle())
+        bundle.pop("text/html", None)
         return bundle
 
+    def _snapshot_bundle(self):
+        from ai8x_nb import plots
+
+        png = plots.figure_png_b64(self.figure())
+        caption = view.escape(f"Layer editor (a picture of its last state): "
+                              f"{view.summary_text(self.table)}")
+        # Reopened without its kernel, the widget output above can only say "Loading widget"
+        # or "model not found": hidden (in JupyterLab) unless it holds the live editor.
+        stale = (f"<style>.jp-OutputArea-child:has(+ .jp-OutputArea-child "
+                 f".{self._snapshot_class}):not(:has(.{CSS_CLASS})) {{display: none;}}</style>")
+        return {"text/html": f"{stale}<div class='{SNAPSHOT_CLASS} {self._snapshot_class}'>"
+                             f"<img alt='layer editor' src='data:image/png;base64,{png}'/>"
+                             f"<div style='font-size:smaller;color:#666'>{caption}</div></div>",
+                "image/png": png, "text/plain": view.text_table(self.table)}
+
     def _show(self):
+        device_rows = self.table.device_errors()
+        first_bad = self.table.first_bad
         cycles = self.table.row_cycles()
         for i, result in enumerate(self.table.results):
-            self.rows[i]["status"].value = view.status_html(result)
+            self.rows[i]["status"].value = view.status_html(
+                result, device_rows.get(i), None if first_bad is None or i <= first_bad
+                else first_bad)
             self.rows[i]["cycles"].value = view.latency_html(cycles[i], self.table)
         self.summary.value = view.summary_html(self.table)
         self.budget.value = view.budget_html(self.table)
@@ -188,46 +270,66 @@ class LayerEditor:
             self.code.value = self.table.to_python()
         except specs.SpecError as err:
             self.code.value = f"# fix the spec first: {err}"
+        if self._snapshot is not None:
+            self._snapshot.update(self._snapshot_bundle(), raw=True)
 
     # -------------------------------------------------------------- binding
+    def _grid(self, children):
+        """A row of the table: a CSS grid with the tracks of `GRID`."""
+        return self._w.GridBox(children, layout=self._w.Layout(
+            grid_template_columns=GRID_TEMPLATE, grid_gap="0px 4px", width="100%",
+            min_width=GRID_MIN_WIDTH, align_items="center"))
+
+    def _cell_layout(self):
+        return self._w.Layout(width="auto", min_width="0px")
+
+    def _cell(self, column, value):
+        """The widget of one column (keys of `GRID`) holding `value`."""
+        w, lay = self._w, self._cell_layout()
+        choices = {"type": list(specs.LAYER_TYPES), "padding": [0, 1, 2],
+                   "pooling": ["None", "max", "avg"], "activation": ["None", "relu", "abs"]}
+        if column in choices:
+            return w.Dropdown(options=choices[column], value=value, layout=lay)
+        if column in ("wide", "use_bias"):
+            return w.Checkbox(value=value, indent=False, layout=lay)
+        return w.Text(value=str(value), layout=lay, continuous_update=False)
+
     def _make_row(self, index):
         w = self._w
         values = self.table.column_values(index)
-        lay = [w.Layout(width=width) for width in WIDTHS]
-        widgets = {
-            "type": w.Dropdown(options=list(specs.LAYER_TYPES), value=values["type"],
-                               layout=lay[1]),
-            "size": w.IntText(value=values["size"], layout=lay[2]),
-            "kernel_size": w.IntText(value=values["kernel_size"], layout=lay[3]),
-            "padding": w.Dropdown(options=[0, 1, 2], value=values["padding"], layout=lay[4]),
-            "pooling": w.Dropdown(options=["None", "max", "avg"], value=values["pooling"],
-                                  layout=lay[5]),
-            "pool_size": w.IntText(value=values["pool_size"], layout=lay[6]),
-            "pool_strides": w.IntText(value=values["pool_strides"], layout=lay[7]),
-            "activation": w.Dropdown(options=["None", "relu", "abs"],
-                                     value=values["activation"], layout=lay[8]),
-            "wide": w.Checkbox(value=values["wide"], indent=False, layout=lay[9]),
-            "use_bias": w.Checkbox(value=values["use_bias"], indent=False, layout=lay[10]),
-            "other": w.Text(value=values["other"], layout=lay[11]),
-        }
-        entry = dict(widgets)
-        for column, widget in widgets.items():
-            widget.disabled = not self.table.column_enabled(index, column)
-            widget.observe(self._on_change(entry, column), names="value")
-        for action, icon, tip in BUTTONS:
-            button = w.Button(icon=icon, tooltip=tip, layout=w.Layout(width="30px",
-                                                                      padding="0px"))
-            button.on_click(self._on_button(entry, action))
-            entry[action] = button
-        status = w.HTML(layout=lay[13])
-        status.add_class("ai8x-row-status")
-        cycles = w.HTML(layout=lay[14])
-        cycles.add_class("ai8x-row-cycles")
-        box = w.HBox([w.HTML(str(index), layout=lay[0])] + [widgets[c] for c in COLUMNS]
-                     + [w.HBox([entry[a] for a, _, _ in BUTTONS], layout=lay[12]), status,
-                        cycles])
+        entry = {}
+        cells = []
+        for column, _, _ in GRID:
+            if column == "index":
+                cell = w.HTML(str(index), layout=self._cell_layout())
+            elif column == "buttons":
+                buttons = []
+                for action, icon, tip in BUTTONS:
+                    button = w.Button(icon=icon, tooltip=tip,
+                                      layout=w.Layout(width="27px", min_width="27px",
+                                                      padding="0px"))
+                    button.on_click(self._on_button(entry, action))
+                    entry[action] = button
+                    buttons.append(button)
+                cell = w.HBox(buttons, layout=self._cell_layout())
+            elif column == "status":
+                cell = w.HTML(layout=self._cell_layout())
+                cell.add_class("ai8x-row-status")
+                entry["status"] = cell
+            elif column == "cycles":
+                cell = w.HTML(layout=self._cell_layout())
+                cell.add_class("ai8x-row-cycles")
+                entry["cycles"] = cell
+            else:
+                cell = self._cell(column, values[column])
+                cell.disabled = not self.table.column_enabled(index, column)
+                cell.observe(self._on_change(entry, column), names="value")
+                entry[column] = cell
+            cell.add_class(f"ai8x-col-{column}")
+            cells.append(cell)
+        box = self._grid(cells)
         box.add_class("ai8x-layer-row")
-        entry.update(status=status, cycles=cycles, box=box, index=index)
+        entry.update(box=box, index=index)
         return entry
 
     def _rebuild(self):
@@ -242,18 +344,25 @@ class LayerEditor:
     def _sync_row(self, index):
         """Push a row's (normalised) values back into its widgets without firing events."""
         entry, values = self.rows[index], self.table.column_values(index)
+        row = self.table.row(index)
         self._busy = True
         try:
             for column in COLUMNS:
                 if column in ("type", "other"):
                     continue
-                if entry[column].value != values[column]:
-                    entry[column].value = values[column]
+                widget = entry[column]
+                field = column if column != "size" else (
+                    "units" if row["type"] == "dense" else "filters")
+                if isinstance(row.get(field), str):
+                    continue  # a typed "3.5" stays as typed, with its error in the row
+                value = str(values[column]) if isinstance(widget, self._w.Text) \
+                    else values[column]
+                if widget.value != value:
+                    widget.value = value
                 if column in ("pool_size", "pool_strides"):
-                    entry[column].disabled = not self.table.column_enabled(index, column)
+                    widget.disabled = not self.table.column_enabled(index, column)
         finally:
             self._busy = False
-
     def _after_edit(self, index, key):
         if key == "type":
             self._rebuild()  # another type: other columns, fresh widgets
@@ -282,7 +391,7 @@ class LayerEditor:
 
     def _on_device(self, change):
         self.table.set_device(change["new"])
-        self._show()
+        self._rebuild()
 
     def _on_save(self):
         try:

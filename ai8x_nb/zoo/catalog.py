@@ -74,18 +74,15 @@ VENDOR_NETWORKS = {n.name: n for n in (
     VendorNetwork("kws20_v3", "ai85-kws20_v3-qat8-q.pth.tar", "kws20-v3-hwc.yaml",
                   KWS20_CLASSES),
     VendorNetwork("catsdogs", "ai85-catsdogs-qat8-q.pth.tar", "cats-dogs-hwc.yaml",
-                  ("cat", "dog"), importable=False,
-                  missing="streaming (FIFO) layers for its 128x128 input"),
+                  ("cat", "dog")),
     VendorNetwork("camvid_unet", "ai85-camvid-unet-large-fakept-q.pth.tar",
                   "camvid-unet-large-fakept.yaml"),
     VendorNetwork("aisegment_unet", "ai85-aisegment-unet-large-fakept-q.pth.tar",
                   "aisegment-unet-large-fakept.yaml"),
     VendorNetwork("svhn_tinierssd", "ai85-svhn-tinierssd-qat8-q.pth.tar",
-                  "svhn-tinierssd.yaml", importable=False,
-                  missing="several outputs (output: true, the detector's heads)"),
+                  "svhn-tinierssd.yaml"),
     VendorNetwork("facedet_tinierssd", "ai85-facedet-tinierssd-qat8-q.pth.tar",
-                  "ai85-facedet-tinierssd.yaml", importable=False,
-                  missing="several outputs (the detector's heads) and streaming"),
+                  "ai85-facedet-tinierssd.yaml"),
 )}
 """The vendor's trained networks (its gen-demos-max78000.sh), by short name."""
 

@@ -164,7 +164,7 @@ def _fit_rank(x, layer, source):
 
 
 def _hardware_layer(layer, weights, name, device):
-    common = dict(name=name, device=device, qat=True)
+    common = dict(name=name, device=device, qat=True, streaming=layer.streaming)
     if layer.op == "passthrough":
         cls = {("max", 1): L.MaxPool1D, ("max", 2): L.MaxPool2D, ("avg", 1): L.AvgPool1D,
                ("avg", 2): L.AvgPool2D}[(layer.pooling, len(layer.pool_size))]
@@ -214,7 +214,10 @@ def _build(network, found, shape, device, source):
         outputs[layer.index] = x
         if item is not None:
             assigned.append((hw, layer, item, flatten_from))
-    model = keras.Model(inputs, x, name=network.arch)
+    marked = [outputs[layer.index] for layer in network.layers if layer.output]
+    if marked and network.layers[-1].output is False and marked[-1] is not x:
+        marked.append(x)  # the tool's last layer is always an output (its terminating layer)
+    model = keras.Model(inputs, marked if len(marked) > 1 else x, name=network.arch)
     for hw, layer, item, flatten_from in assigned:
         kernel = _keras_kernel(layer, item.weight, flatten_from)
         if tuple(kernel.shape) != tuple(hw.kernel.shape):

@@ -6,7 +6,7 @@ layer reads (`in_sequences`: one earlier layer is a branch; several, on a convol
 concatenated channel-wise in the listed order). Keys that only place data on the device
 (processors, offsets, data format, the `write_gap` that interleaves a concatenation's inputs,
 ...) are the exporter's job and are skipped. Keys the workbench cannot express yet
-(element-wise operations, several outputs, streaming, groups, dilation, ...) are collected
+(element-wise operations, groups, dilation, ...) are collected
 and refused together, each naming the layer, the key and what is missing. Defaults
 are the tool's (`izer/yamlcfg.py`): pad 1, kernel 3x3 (Conv2d) or 9 (Conv1d), pool stride 1.
 """
@@ -38,8 +38,6 @@ MISSING = {
     "pool_first": "element-wise operations fused into a convolution",
     "write_gap": "interleaved outputs (for element-wise operations and concatenation)",
     "read_gap": "interleaved inputs", "in_skip": "interleaved inputs",
-    "output": "several network outputs (only the last layer's output is read)",
-    "streaming": "streaming (FIFO) inputs larger than the data memory",
     "groups": "grouped (depthwise) convolutions", "conv_groups": "grouped (depthwise) convolutions",
     "dilation": "dilated convolutions", "stride": "strided convolutions",
     "pool_dilation": "dilated pooling", "output_pad": "a transposed convolution's output padding",
@@ -73,6 +71,9 @@ class NetworkLayer:
         inputs: the layers it reads (`in_sequences`; -1 is the network input), or None for
             the previous layer.
         write_gap: the YAML's `write_gap` (only placement: allowed on a concatenation input).
+        streaming: the YAML's `streaming` (the layer reads a circular buffer; the tool runs
+            with `--fifo`).
+        output: the YAML's `output` (one of several network outputs).
     """
 
     index: int
@@ -90,6 +91,8 @@ class NetworkLayer:
     in_dim: tuple = None
     inputs: tuple = None
     write_gap: int = 0
+    streaming: bool = False
+    output: bool = False
 
     @property
     def has_weights(self):
@@ -201,6 +204,16 @@ def _layer(index, entry, source, problems, names):
             layer.inputs = tuple(seq)
     if "write_gap" in entry:
         layer.write_gap = int(entry["write_gap"])
+    if "streaming" in entry:
+        if not isinstance(entry["streaming"], bool):
+            raise ZooImportError(f"{source}: layer {index} has streaming: "
+                                 f"{entry['streaming']!r}; expected true or false.")
+        layer.streaming = entry["streaming"]
+    if "output" in entry:
+        if not isinstance(entry["output"], bool):
+            raise ZooImportError(f"{source}: layer {index} has output: {entry['output']!r}; "
+                                 f"expected true or false.")
+        layer.output = entry["output"]
     if op == "passthrough" and layer.pooling is None:
         refuse(op_keys[0], "plain copy layer (a passthrough without pooling)")
     return layer
