@@ -47,7 +47,9 @@ def add_parser(subparsers):
     tool.add_argument("--energy", action="store_true",
                       help="main.c measures energy and time per inference (needs the "
                            "MAX78000 EVKIT's power monitor)")
-    tool.add_argument("--fifo", action="store_true", help="feed the input through the FIFOs")
+    tool.add_argument("--fifo", action="store_true",
+                      help="feed the input through the FIFOs (added by itself when the "
+                           "export has streaming layers)")
     tool.add_argument("--fast-fifo", action="store_true", help="use the fast FIFO (with --riscv)")
     tool.add_argument("--riscv", action="store_true", help="run the network from the RISC-V core")
     tool.add_argument("--boost", metavar="PORT.PIN", default=None,
