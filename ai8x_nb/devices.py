@@ -89,6 +89,12 @@ class Device:
     # The MAX78002's streaming registers (`REQUIRE_NEW_STREAMING`): another rollover formula.
     flash_bytes: int = None
     sram_bytes: int = None
+    cnn_clock_mhz: float = 50.0
+    # The accelerator clock latency figures are converted at (the MSDK examples' default:
+    # the 100 MHz peripheral clock divided by 2 on the MAX78000).
+    latency_model: bool = True
+    # The synthesis tool has a latency model for this device (`SUPPORT_LATENCY_CALC`); where
+    # it has none, `check_model` shows the MAX78000 formula's figure labelled an estimate.
     # The Arm core's flash and SRAM (the firmware's code and variables; the MSDK's linker
     # script regions), or None where not recorded here.
 
@@ -172,6 +178,7 @@ MAX78002 = Device(
     eltwise_conv_bias=False,
     stream_nonpad_final=True,
     new_streaming=True,
+    latency_model=False,
     # flash_bytes / sram_bytes not recorded: no MAX78002 linker script was at hand to read.
 )
 

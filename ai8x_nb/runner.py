@@ -510,14 +510,22 @@ def _percent(value):
     return f"{100 * value:.2f}"
 
 
+def _latency(summary):
+    value = summary.get("latency_us")
+    if value is None:
+        return "-"
+    return ("~" if summary.get("latency_estimate") else "") + f"{value:,.1f}"
+
+
 def summary_table(results):
     """A text table of run results: status, accuracies (%), export folder, output notebook.
 
     `int %` is the MAX78000/MAX78002 integer simulation; `tflite8 %` the int8 TFLite model
-    (ESP32-S3) exported from the same weights.
+    (ESP32-S3) exported from the same weights; `latency us` one inference on the accelerator
+    as the synthesis tool estimates it (`check_model`; `~` marks the MAX78002's estimate).
     """
-    header = ("notebook", "status", "float %", "fake-q %", "int %", "tflite8 %", "time",
-              "export / error")
+    header = ("notebook", "status", "float %", "fake-q %", "int %", "tflite8 %", "latency us",
+              "time", "export / error")
     rows = []
     for r in results:
         s = r.summary or {}
@@ -526,7 +534,8 @@ def summary_table(results):
             detail = f"cell In [{r.error_cell}]: {r.error}" if r.error_cell else str(r.error)
         rows.append((r.name, r.status, _percent(s.get("float_accuracy")),
                      _percent(s.get("fake_quant_accuracy")), _percent(s.get("integer_accuracy")),
-                     _percent(s.get("tflite_int8_accuracy")), f"{r.seconds:.0f}s", detail))
+                     _percent(s.get("tflite_int8_accuracy")), _latency(s), f"{r.seconds:.0f}s",
+                     detail))
     widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
     widths[-1] = min(widths[-1], 100)
     lines = ["  ".join(str(x).ljust(w) for x, w in zip(header, widths)).rstrip()]

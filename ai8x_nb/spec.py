@@ -160,9 +160,10 @@ def normalize_row(row, index=None):
     return out
 
 
-_WHOLE = {"filters": 1, "units": 1, "kernel_size": 1, "padding": 0, "pool_size": 1,
+_WHOLE = {"filters": None, "units": 1, "kernel_size": 1, "padding": 0, "pool_size": 1,
           "pool_strides": 1, "weight_bits": 1}
-"""Fields that are whole numbers (or lists of them), with their smallest value."""
+"""Fields that are whole numbers (or lists of them), with their smallest value (None: the
+layer checks the range, with the device's limits and the fix: "Use at least 1 channel")."""
 
 
 def _check_values(row, where, index):
@@ -174,7 +175,7 @@ def _check_values(row, where, index):
 
     def whole(value, low):
         return (isinstance(value, numbers.Integral) and not isinstance(value, bool)
-                and value >= low)
+                and (low is None or value >= low))
 
     for key, low in _WHOLE.items():
         value = row.get(key)
@@ -182,9 +183,9 @@ def _check_values(row, where, index):
             continue
         values = value if isinstance(value, (list, tuple)) else [value]
         if not values or not all(whole(v, low) for v in values):
-            bad(key, value, f"an int >= {low}" + (" (or a list of them)"
-                                                  if key in ("kernel_size", "pool_size",
-                                                             "pool_strides") else ""))
+            bad(key, value, ("an int" if low is None else f"an int >= {low}")
+                + (" (or a list of them)" if key in ("kernel_size", "pool_size", "pool_strides")
+                   else ""))
     if row["type"] == "reshape":
         shape = row.get("target_shape")
         if not isinstance(shape, (list, tuple)) or not shape or not all(

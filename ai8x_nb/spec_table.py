@@ -173,6 +173,15 @@ class SpecTable:
             index = max(len(self._rows) - 1, 0)
         return index
 
+    def row_cycles(self):
+        """Per row, the accelerator cycles of its hardware layer as the synthesis tool
+        estimates them (`check_model`), or None (a row that is no hardware layer of its own,
+        or no device check yet)."""
+        if self.report is None:
+            return [None] * len(self._rows)
+        cycles = {r.name: r.cycles for r in self.report.rows if r.counted}
+        return [cycles.get(name) for name in specs.layer_names(self._rows)]
+
     def budget(self):
         """The memory figures of the device check as (label, used, limit, unit) tuples."""
         from ai8x_nb.plots import budget_items

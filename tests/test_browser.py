@@ -298,6 +298,11 @@ def test_mnist_notebook_user_session(lab):
             editor = page.locator(EDITOR)
             assert page.locator(ROW).count() == 6
             assert "71,158 parameters" in editor.text_content()
+            # The latency column and total (check_model, the synthesis tool's estimate).
+            cycles = page.locator(f"{ROW} .ai8x-row-cycles").first
+            assert re.search(r"\d[\d,]*", cycles.text_content() or "")
+            assert "latency 70,157 cycles" in editor.text_content()
+            editor.screenshot(path=str(artifacts / "browser-mnist-editor-latency.png"))
             snapshot = page.locator(".ai8x-editor-snapshot").first
             assert snapshot.count() and not snapshot.is_visible()  # live: only the widget
             train_cell = _cell(page, "LivePlot(title")

@@ -468,3 +468,60 @@ def test_row_limits_as_the_tool_counts_them():
         _seq((1025, 4), L.Conv1D(4, 3, padding=0))
     assert check_model(_seq((2048, 4), L.Conv1D(4, 3, padding=0, device="MAX78002")),
                        "MAX78002").ok
+
+
+# ------------------------------------------------------------------------ latency
+def test_latency_and_operations_of_a_small_layer_by_hand():
+    """The tool's latency model worked by hand for a 1x1 convolution, 4 -> 8 channels on 4x4:
+    each of the 4 rows reads 4 pixels (2 cycles each: read, write TRAM) and writes 4 pixels x 8
+    output channels, 160 cycles, plus 1 for start-up; ReLU compares every output."""
+    inp = keras.Input((4, 4, 4))
+    x = L.Conv2D(8, 1, padding=0, activation="relu", name="c")(inp)
+    report = check_model(keras.Model(inp, x))
+    assert report.ok, _errors(report)
+    row = report.rows[0]
+    assert row.cycles == 4 * (4 * 2 + 4 * 8) == 160
+    assert (row.macc, row.comp, row.add, row.mul, row.bitwise) == (4 * 8 * 16, 8 * 16, 0, 0, 0)
+    t = report.totals
+    assert t["latency_cycles"] == 161 and t["clock_mhz"] == 50 and t["latency_us"] == 3.22
+    assert not t["latency_estimate"] and t["ops"]["total"] == 512 + 128
+    assert "latency             161 cycles = 3.22 us at 50 MHz (as ai8xize.py" in str(report)
+    slow = check_model(keras.Model(inp, x), clock_mhz=25)
+    assert slow.totals["latency_us"] == 6.44
+    with pytest.raises(ModelCheckError, match="clock_mhz=0.*positive number of MHz"):
+        check_model(keras.Model(inp, x), clock_mhz=0)
+
+
+def test_latency_on_max78002_is_labelled_an_estimate(seed_reports):
+    models, _ = seed_reports
+    report = check_model(models["mnist"], "MAX78002")
+    assert report.totals["latency_estimate"] and report.totals["latency_cycles"] > 0
+    assert "estimate: the MAX78000 formula; ai8xize.py has no latency model for MAX78002" \
+        in str(report)
+    assert json.loads(json.dumps(report.to_dict()))["rows"][0]["cycles"] > 0
+
+
+def test_tool_log_latency_and_ops_are_read():
+    from ai8x_nb.synthesis.toollog import parse_latency, parse_ops
+
+    log = """ESTIMATED LATENCY
+Startup                   1
+Layer 0              15,420
+Layer 1               2,001 (est)
+                 ==========
+Total                17,422 cycles (est)
+
+NOTICE: Layer 0: Use --mlator to optimize cnn_unload() for 8-bit output values.
+SUMMARY OF OPS
+Hardware: 6,235,200 ops (6,220,800 macc; 14,400 comp; 0 add; 0 mul; 0 bitwise)
+  Layer 0: 6,235,200 ops (6,220,800 macc; 14,400 comp; 0 add; 0 mul; 0 bitwise)
+  Layer 1: 7 ops (0 macc; 0 comp; 4 add; 0 mul; 3 bitwise)
+
+RESOURCE USAGE
+"""
+    assert parse_latency(log) == {"startup": 1, "layers": [15420, 2001], "total": 17422,
+                                  "estimated": [1]}
+    assert parse_ops(log) == [
+        {"ops": 6235200, "macc": 6220800, "comp": 14400, "add": 0, "mul": 0, "bitwise": 0},
+        {"ops": 7, "macc": 0, "comp": 0, "add": 4, "mul": 0, "bitwise": 3}]
+    assert parse_latency("no table") is None and parse_ops("") == []

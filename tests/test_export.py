@@ -230,6 +230,9 @@ def test_samples_in_device_layout(tmp_path):
     sim = simulate(convert(model), np.moveaxis(x_in, 0, -1)[None])[0]  # flat HWC
     assert y.shape == (5, 4, 3)
     assert np.array_equal(y, np.moveaxis(sim.reshape(4, 3, 5), -1, 0))
+    # Every hardware layer's output for the trace; the last one is the known answer.
+    with np.load(tmp_path / "f" / "samplelayers.npz") as saved:
+        assert saved.files == ["layer_0"] and np.array_equal(saved["layer_0"], y)
     # A model whose first layer is Dense: the sample is (N, 1, 1).
     inp = keras.Input((12,))
     model = set_deterministic_weights(
@@ -248,8 +251,8 @@ def test_full_export_with_tflite_and_manifest(tmp_path):
     manifest = export_model(model, tmp_path / "mnist", dataset=ds, representative_samples=20)
     folder = tmp_path / "mnist"
     assert set(manifest.artifacts) == {"savedmodel", "onnx", "synthesis_weights", "synthesis_yaml",
-                                       "sample_input", "sample_output", "tflite", "tflite_int8",
-                                       "ai8xize_command", "esp32s3"}
+                                       "sample_input", "sample_output", "sample_layers", "tflite",
+                                       "tflite_int8", "ai8xize_command", "esp32s3"}
     for rel in manifest.artifacts.values():
         assert (folder / rel).exists() and not os.path.isabs(rel)
     assert (folder / "saved_model" / "saved_model.pb").is_file()

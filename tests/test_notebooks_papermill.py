@@ -75,6 +75,8 @@ def test_notebook_runs_and_exports(results, name):
         assert 0.0 <= summary[key] <= 1.0
     # Both targets of the one trained model, side by side in the summary.
     assert summary["tflite_arena_bytes"] > 0 and summary["tflite_model_bytes"] > 0
+    # The accelerator's latency as the synthesis tool estimates it (check_model).
+    assert summary["latency_cycles"] > 0 and summary["latency_us"] > 0
     if os.environ.get("MAXIM_PATH") and summary["synthesis"] == "PASS":
         assert 0 < summary["firmware_flash_bytes"] <= 512 * 1024
         assert 0 < summary["firmware_ram_bytes"] <= 128 * 1024

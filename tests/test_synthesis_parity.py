@@ -5,9 +5,11 @@ tests/conftest.py) build small models, valid and invalid, for both devices; the 
 add `Add` graphs of several shapes (the tool's element-wise layers). Each is exported with the private `_force_synthesis=True`
 (the synthesis package is written even when the check fails, so the tool itself can be asked)
 and run through `synthesize`, which runs ai8xize.py. For every model `check_model(model).ok`
-must equal the tool's acceptance, every accepted model's known answer must equal ours, and
-the tool must have put every layer's kernels at the kernel-memory offset `check_model`
-reports (read back from the generated cnn.c). The counts per device are printed. A sample of
+must equal the tool's acceptance, every accepted model's known answer must equal ours, the
+tool must have put every layer's kernels at the kernel-memory offset `check_model`
+reports (read back from the generated cnn.c), and `check_model`'s cycles per layer (MAX78000)
+and operation counts per layer (both devices) must equal the tool's `ESTIMATED LATENCY` table
+and `SUMMARY OF OPS` from the log of the same run. The counts per device are printed. A sample of
 the accepted MAX78000 models' C projects (every `FIRMWARE_EVERY`-th) is compiled and linked
 when arm-none-eabi-gcc and the MSDK (MAXIM_PATH) are there: 0 errors, within the chip; their
 warnings are printed.
@@ -128,13 +130,44 @@ def _kernel_offset_problems(report, result, device):
     return wrong
 
 
+_OPS = ("macc", "comp", "add", "mul", "bitwise")
+
+
+def _cost_problems(report, result, device):
+    """Where `check_model`'s cycles or operation counts differ from the tool's log.
+
+    The tool prints its latency table (`--verbose`, MAX78000 only) and its operation count
+    per layer of the YAML (the MAX78002's hidden average-pool reset layers are not listed).
+    """
+    wrong = []
+    tool_ops = result.ops
+    for row in report.rows:
+        n = row.index
+        ours = {k: getattr(row, k) for k in _OPS}
+        theirs = {k: tool_ops[n][k] for k in _OPS} if n < len(tool_ops) else None
+        if ours != theirs:
+            wrong.append(f"layer {row.index} ops: tool {theirs}, ours {ours}")
+    if device == "MAX78000":
+        latency = result.latency
+        if latency is None:
+            wrong.append("the tool printed no latency table")
+        else:
+            ours = [row.cycles for row in report.rows]
+            if latency["layers"] != ours or latency["total"] != report.totals["latency_cycles"]:
+                wrong.append(f"cycles: tool {latency['layers']} (total {latency['total']}), "
+                             f"ours {ours} (total {report.totals['latency_cycles']})")
+    return wrong
+
+
 def _counts_table(counts):
-    lines = ["device     accepted  rejected  disagreements  answer mismatches  kernel placement"]
+    lines = ["device     accepted  rejected  disagreements  answer mismatches  kernel placement"
+             "  cost compared  cost differences"]
     for device in sorted(counts):
         c = counts[device]
         lines.append(f"{device:<10} {c['accepted']:>8}  {c['rejected']:>8}  "
                      f"{c['disagreements']:>13}  {c['mismatches']:>17}  "
-                     f"{c['kernel placement']:>16}")
+                     f"{c['kernel placement']:>16}  {c['cost compared']:>13}  "
+                     f"{c['cost differences']:>16}")
     return "\n".join(lines)
 
 
@@ -219,6 +252,12 @@ def _parity(generator, seeds, tmp_path, python, capsys, what, firmware_cache):
                 c["kernel placement"] += 1
                 problems.append(f"{generated.label}: kernels placed elsewhere by the tool: "
                                 f"{'; '.join(wrong)}")
+            c["cost compared"] += 1
+            wrong = _cost_problems(report, result, generated.device)
+            if wrong:
+                c["cost differences"] += 1
+                problems.append(f"{generated.label}: cycles or operations differ from the "
+                                f"tool's: {'; '.join(wrong)}")
     table = _counts_table(counts)
     if FIRMWARE_SKIP is None:
         line, failed = _build_sample(outcomes, firmware_cache)

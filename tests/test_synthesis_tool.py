@@ -106,6 +106,12 @@ def test_seed_models_pass_the_tool(tmp_path, name, request, firmware_cache, caps
     assert result.resources["weight_bytes"] > 0
     recorded = Manifest.load(tmp_path / name).synthesis
     assert recorded["verdict"] == "PASS" and recorded["mismatches"] == 0
+    # check_model's cycles and operations per layer are the tool's (its log of this run).
+    rows = Manifest.load(tmp_path / name).check["layers"]
+    assert [{k: layer[k] for k in ("macc", "comp", "add", "mul", "bitwise")}
+            for layer in result.ops] == [
+        {k: row[k] for k in ("macc", "comp", "add", "mul", "bitwise")} for row in rows]
+    assert result.latency["layers"] == [row["cycles"] for row in rows]
     if FIRMWARE_SKIP is None:  # the C project compiles and links (warnings are shown)
         firmware = build_and_check(result.project_dir, firmware_cache)
         with capsys.disabled():
@@ -200,3 +206,44 @@ def test_missing_tool_or_package_is_a_clear_error(tmp_path, monkeypatch, capsys)
     (folder / "sampledata.npy").unlink()
     with pytest.raises(SynthesisError, match="sample_input file .* is missing"):
         synthesize(folder, synthesis_dir=TOOL_DIR)
+
+
+def test_trace_names_the_layer_whose_shift_was_changed(tmp_path, capsys):
+    """`--trace` compares every layer with the tool's log; tool options pass through."""
+    from ai8x_nb.cli import main
+
+    folder = _small_export(tmp_path, "tr")
+    assert main(["synthesize", str(folder), "--trace", "--energy", "--", "--no-unload"]) == 0
+    out = capsys.readouterr().out
+    assert "trace: all 3 layers equal" in out, out
+    recorded = Manifest.load(folder)
+    assert {"--energy", "--no-unload", "--verbose"} <= set(recorded.synthesis["command"])
+    # The tool's latency table and operation count, the same as check_model's.
+    totals = recorded.check["totals"]
+    assert recorded.synthesis["latency"]["total"] == totals["latency_cycles"]
+    assert sum(layer["ops"] for layer in recorded.synthesis["ops"]) == totals["ops"]["total"]
+    # One output shift changed in the YAML: the tool now computes another layer 1.
+    yaml_path = folder / "tr.yaml"
+    head, tail = yaml_path.read_text().split("# Layer 1:")
+    shift = next(l for l in tail.splitlines() if "output_shift:" in l)
+    value = int(shift.split(":")[1])
+    yaml_path.write_text(head + "# Layer 1:" + tail.replace(
+        shift, shift.replace(str(value), str(value + 1)), 1))
+    assert main(["synthesize", str(folder), "--trace"]) == 1
+    out = capsys.readouterr().out
+    assert "trace: first difference at layer 1 (c2), channel " in out, out
+    with capsys.disabled():
+        print("\n" + next(l for l in out.splitlines() if l.startswith("trace:")))
+
+
+def test_options_synthesize_sets_itself_are_refused(tmp_path, capsys):
+    from ai8x_nb.cli import main
+    from ai8x_nb.synthesis import synthesize
+
+    with pytest.raises(SynthesisError, match="'--prefix'.*sets that option itself"):
+        synthesize(tmp_path, extra_args=["--prefix", "other"])
+    with pytest.raises(SynthesisError, match="is a string; pass a list"):
+        synthesize(tmp_path, extra_args="--energy")
+    with pytest.raises(SystemExit):
+        main(["check", "mnist", "--", "--energy"])
+    assert "only for `ai8x-nb synthesize`" in capsys.readouterr().err

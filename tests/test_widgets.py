@@ -267,3 +267,21 @@ def test_save_spec_reaches_a_batch_run(editor, tmp_path):
         specs.load_spec(tmp_path / "bad.spec.json")
     with pytest.raises(specs.SpecError, match="needs a path"):
         editor.save()
+
+
+def test_latency_column_updates_with_each_edit(editor):
+    """Each row shows its cycles (check_model, as the synthesis tool estimates them) with a
+    bar of its share; the budget area shows the model's latency; an edit updates both."""
+    cycles = [r.cycles for r in editor.report.rows]
+    assert f">{cycles[0]:,}</span>" in editor.rows[0]["cycles"].value
+    assert editor.rows[4]["cycles"].value == ""  # the Flatten row: no layer of its own
+    total = editor.report.totals["latency_cycles"]
+    assert total == 1 + sum(cycles)
+    assert f"latency {total:,} cycles" in editor.budget.value
+    assert f"latency {total:,} cycles" in editor._repr_mimebundle_()["text/plain"]
+    editor.rows[0]["size"].value = "30"  # fewer output channels: the first layer gets faster
+    assert editor.report.rows[0].cycles < cycles[0]
+    assert f">{editor.report.rows[0].cycles:,}</span>" in editor.rows[0]["cycles"].value
+    assert f"latency {editor.report.totals['latency_cycles']:,} cycles" in editor.budget.value
+    editor.rows[1]["kernel_size"].value = "5"  # a bad row: no check, no cycles
+    assert editor.rows[0]["cycles"].value == "" and "latency" not in editor.budget.value

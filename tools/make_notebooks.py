@@ -401,7 +401,9 @@ plots.kws_layout(dataset.train.x[0],
 The layer editor shows the model of `model_spec`, one row per layer, with its output shape and
 parameters. Every field is checked against the chosen device as you type (an unsupported
 kernel size or too many channels shows the error in red in its row), and the bars show how much
-of the device's layers, weight, bias and data memory the model uses. Headless runs show a
+of the device's layers, weight, bias and data memory the model uses. The check below also gives
+each layer's cycles and operations and the inference latency at the 50 MHz accelerator clock,
+as the synthesis tool estimates them (on the MAX78002 labelled an estimate). Headless runs show a
 static picture of the same table, and a saved notebook reopened without its kernel shows the
 editor's last state as a picture.
 
@@ -554,6 +556,9 @@ here, with the tool's own error and a diagnosis). It needs ADI's
 `AI8X_SYNTHESIS_PYTHON`; without them this cell says how to set it up and moves on.
 When `MAXIM_PATH` names ADI's MSDK and `arm-none-eabi-gcc` is on PATH, the C project is also
 compiled and linked: the firmware line shows its flash and RAM use and the compiler's warnings.
+`tool_options` passes options to the tool (`--energy`, `--riscv`, `--boost 2.5`, ...; the
+manifest records the command; `--fifo` is added by itself when the model has streaming layers). When the answers differ, a trace compares every
+layer's output with the tool's log and names the first differing layer, channel and position.
 """),
         _code("""
 from ai8x_nb.errors import SynthesisError
@@ -566,10 +571,13 @@ except SynthesisError as err:
     print(f"Synthesis skipped: {err}")
 else:
     no_build = firmware_skip_reason(manifest.device)  # None when the compiler and MSDK are there
-    synthesis = synthesize(manifest.folder, build=no_build is None)
+    tool_options = []  # passed to ai8xize.py as they are, e.g. ["--energy"]
+    synthesis = synthesize(manifest.folder, build=no_build is None, extra_args=tool_options)
     print(synthesis.summary())
     if no_build:
         print(f"Firmware build skipped: {no_build}")
+    if synthesis.mismatches:  # which layer first differs: every layer against the tool's log
+        print(synthesize(manifest.folder, extra_args=tool_options, trace=True).trace.summary())
     if not synthesis.ok:  # the chip would not compute what this notebook evaluated
         raise SynthesisError(f"Synthesis FAILED for {DATASET}; see the lines above.")
 """),
@@ -604,6 +612,9 @@ summary = runner.record_summary({
     "tflite_arena_bytes": micro.get("arena_bytes"),
     "firmware_flash_bytes": firmware.get("flash_bytes"),
     "firmware_ram_bytes": firmware.get("ram_bytes"),
+    "latency_cycles": report.totals["latency_cycles"],
+    "latency_us": report.totals["latency_us"],
+    "latency_estimate": report.totals["latency_estimate"],
     "run_dir": str(Path(result.run_dir.path).resolve()),
     "export_dir": str(Path(manifest.folder).resolve()),
     "synthesis": synthesis.verdict if synthesis is not None else "not configured",

@@ -10,11 +10,12 @@ import logging
 import math
 
 from ai8x_nb.placement.processors import allocate_processors, uses_chw
+from ai8x_nb.check.cost import STARTUP_CYCLES, layer_costs
 from ai8x_nb.check.report import CheckReport, LayerRow
 from ai8x_nb.check.rules import layer_errors
 from ai8x_nb.check.streaming import streaming_errors
 from ai8x_nb.devices import get_device
-from ai8x_nb.errors import DeviceLimitError
+from ai8x_nb.errors import DeviceLimitError, ModelCheckError
 from ai8x_nb.graph import MODEL_INPUT, is_subclassed, trace_model
 from ai8x_nb.placement import layer_demands, place_model
 
@@ -139,6 +140,9 @@ class _Checker:
             self.errors.append(str(err))
             return
         self.placement = placement
+        for row, cost in zip(self.rows, layer_costs(graph, placement)):
+            row.cycles, row.macc, row.comp = cost.cycles, cost.macc, cost.comp
+            row.add, row.mul, row.bitwise = cost.add, cost.mul, cost.bitwise
         for row, d, lp in zip(self.rows, demands, placement.layers):
             row.processor_mask, row.passes, row.processors = lp.processors, lp.passes, lp.count
             row.output_mask = lp.output_processors
@@ -165,7 +169,7 @@ class _Checker:
                 continue
             self.errors.append(message)
 
-    def finish(self, model, folded):
+    def finish(self, model, folded, clock_mhz=None):
         dev = self.dev
         layers = sum(1 for r in self.rows if r.counted and r.op != "unsupported")
         if dev.avg_pool_reset_after_eltwise:
@@ -209,13 +213,29 @@ class _Checker:
             "data_instance_bytes_max": data_max, "data_instance_bytes": dev.data_instance_bytes,
             "parameters": params, "folded_layers": list(folded),
             "placed": placement is not None,
+            **_latency_totals(self.rows, dev, placement is not None, clock_mhz),
         }
 
     def error(self, text):
         self.errors.append(text)
 
 
-def check_model(model, device="MAX78000"):
+_OPS = ("macc", "comp", "add", "mul", "bitwise")
+
+
+def _latency_totals(rows, dev, placed, clock_mhz):
+    """The network's latency and operation totals (None without a placement)."""
+    clock = float(dev.cnn_clock_mhz if clock_mhz is None else clock_mhz)
+    ops = {k: sum(getattr(r, k) for r in rows) for k in _OPS}
+    ops["total"] = sum(ops.values())
+    cycles = STARTUP_CYCLES + sum(r.cycles for r in rows) if placed else None
+    return {"latency_cycles": cycles, "clock_mhz": clock,
+            "latency_us": None if cycles is None else round(cycles / clock, 2),
+            "latency_estimate": not dev.latency_model,
+            "ops": ops if placed else None}
+
+
+def check_model(model, device="MAX78000", *, clock_mhz=None):
     """Check that a Keras model can run on the accelerator and report what it uses.
 
     Walks the hardware layers (`ai8x_nb.graph.trace_model`), checks each against the device's
@@ -227,13 +247,20 @@ def check_model(model, device="MAX78000"):
     Args:
         model: a built `keras.Sequential` or functional `keras.Model`.
         device: a `Device` or device name, "MAX78000" (default) or "MAX78002".
+        clock_mhz: the accelerator clock for the latency in microseconds; default the
+            device's `cnn_clock_mhz` (50 MHz).
 
     Returns:
         A `CheckReport`: `ok`, `errors`, `warnings`, `rows`, `totals`; `str(report)` is a table.
+        Each row has the layer's `cycles` and operations (`macc`, `comp`, `add`, `mul`,
+        `bitwise`) as the synthesis tool counts them (`ai8x_nb.check.cost`); the totals have
+        `latency_cycles`, `latency_us` at `clock_mhz` and `ops` (MAX78002: the MAX78000
+        formula, `latency_estimate` True: the tool has no MAX78002 latency model).
         Problems are collected, not raised; call `report.raise_if_errors()` to raise.
 
     Raises:
         UnknownDeviceError: for an unknown device name.
+        ModelCheckError: `clock_mhz` is not a positive number.
 
     Example:
 
@@ -242,6 +269,10 @@ def check_model(model, device="MAX78000"):
     >>> report.raise_if_errors()
     """
     dev = get_device(device)
+    if clock_mhz is not None and not (isinstance(clock_mhz, (int, float)) and clock_mhz > 0):
+        raise ModelCheckError(f"clock_mhz={clock_mhz!r}: the accelerator clock must be a "
+                              f"positive number of MHz ({dev.name} default: "
+                              f"{dev.cnn_clock_mhz:g}). Pass e.g. clock_mhz=50.")
     checker = _Checker(model, dev)
     name = getattr(model, "name", type(model).__name__)
     if not is_subclassed(model) and not model.built:
@@ -250,7 +281,7 @@ def check_model(model, device="MAX78000"):
         return CheckReport(dev, [], _empty_totals(dev), checker.errors, [], name)
     graph = trace_model(model)
     checker.run(graph)
-    totals = checker.finish(model, graph.folded)
+    totals = checker.finish(model, graph.folded, clock_mhz)
     logger.debug("checked %s on %s: %d error(s)", name, dev.name, len(checker.errors))
     return CheckReport(dev, checker.rows, totals, checker.errors, checker.warnings, name,
                        placement=checker.placement)
@@ -265,4 +296,5 @@ def _empty_totals(dev):
         "bias_bytes_per_quadrant": None, "bias_quadrants": None,
         "data_instance_bytes_max": 0, "data_instance_bytes": dev.data_instance_bytes,
         "parameters": 0, "folded_layers": [], "placed": False,
+        **_latency_totals([], dev, False, None),
     }

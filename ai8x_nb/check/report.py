@@ -45,6 +45,9 @@ class LayerRow:
         eltwise: "add", "sub", "xor" or "or" when the layer first combines its inputs
             element-wise, else "".
         write_gap: it writes its output interleaved with this many other operands.
+        cycles: accelerator clock cycles, as the synthesis tool's latency model counts them
+            (`ai8x_nb.check.cost`; 0 when the model could not be placed).
+        macc / comp / add / mul / bitwise: operations, as the synthesis tool counts them.
     """
 
     index: int
@@ -79,6 +82,17 @@ class LayerRow:
     notes: str = ""
     eltwise: str = ""
     write_gap: int = 0
+    cycles: int = 0
+    macc: int = 0
+    comp: int = 0
+    add: int = 0
+    mul: int = 0
+    bitwise: int = 0
+
+    @property
+    def ops(self):
+        """All operations of the layer (the tool's sum)."""
+        return self.macc + self.comp + self.add + self.mul + self.bitwise
 
     def to_dict(self):
         """JSON-able dict; the mask as a hex string."""
@@ -110,12 +124,29 @@ _COLUMNS = (
     ("out_off", 7, lambda r: f"0x{r.out_offset:04x}" if r.processor_mask else ""),
     ("in.B/mem", 8, lambda r: str(r.in_instance_bytes)),
     ("out.B/mem", 9, lambda r: str(r.out_instance_bytes)),
+    ("cycles", 9, lambda r: str(r.cycles) if r.cycles else ""),
+    ("ops", 11, lambda r: str(r.ops) if r.ops else ""),
 )
 
 
 def _cell(text, width):
     text = str(text)
     return text if len(text) <= width else text[: width - 1] + "~"
+
+
+def latency_lines(totals, device):
+    """The latency and operation lines of a report's totals (empty when not placed)."""
+    cycles = totals.get("latency_cycles")
+    if cycles is None:
+        return []
+    how = ("estimate: the MAX78000 formula; ai8xize.py has no latency model for "
+           f"{device.name}" if totals.get("latency_estimate") else
+           "as ai8xize.py estimates it")
+    ops = totals["ops"]
+    return [f"latency       {cycles:>9} cycles = {totals['latency_us']:,.2f} us at "
+            f"{totals['clock_mhz']:g} MHz ({how})",
+            f"operations    {ops['total']:>9} ({ops['macc']} macc, {ops['comp']} comp, "
+            f"{ops['add']} add, {ops['mul']} mul, {ops['bitwise']} bitwise)"]
 
 
 @dataclasses.dataclass
@@ -187,6 +218,7 @@ class CheckReport:
         lines.append(f"data memory   {t['data_instance_bytes_max']:>9} / "
                      f"{t['data_instance_bytes']} bytes per instance (largest input + output)")
         lines.append(f"parameters    {t['parameters']:>9}")
+        lines.extend(latency_lines(t, self.device))
         for e in self.errors:
             lines.append(f"ERROR: {e}")
         for w in self.warnings:

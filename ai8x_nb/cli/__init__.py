@@ -35,7 +35,16 @@ def main(argv=None):
     # TensorFlow's C++ chatter hides the tool's own output; users can still set the level.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # `ai8x-nb synthesize EXPORT -- --pll ...`: what follows `--` goes to the tool as it is.
+    passed = argv[argv.index("--") + 1:] if "--" in argv else []
+    argv = argv[:argv.index("--")] if "--" in argv else argv
     args = parser.parse_args(argv)
+    if passed:
+        if not getattr(args, "takes_tool_args", False):
+            parser.error(f"arguments after -- ({' '.join(passed)}) are only for "
+                         f"`ai8x-nb synthesize` (passed to ai8xize.py)")
+        args.tool_args = passed
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(message)s")
     from ai8x_nb.errors import Ai8xNbError

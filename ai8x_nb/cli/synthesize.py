@@ -36,8 +36,37 @@ def add_parser(subparsers):
                              "compiler warnings)")
     parser.add_argument("--maxim-path", default=None, metavar="DIR",
                         help="the MSDK folder for --build (default $MAXIM_PATH)")
+    parser.add_argument("--trace", action="store_true",
+                        help="compare every layer's output with the tool's log (slower: the "
+                             "tool prints every layer's data); names the first differing "
+                             "layer, channel and position")
+    tool = parser.add_argument_group(
+        "ai8xize.py options", "passed to the tool as they are (recorded in manifest.json); "
+                              "any other tool option goes after --, e.g. "
+                              "`ai8x-nb synthesize EXPORT -- --pll --clock-divider 1`")
+    tool.add_argument("--energy", action="store_true",
+                      help="main.c measures energy and time per inference (needs the "
+                           "MAX78000 EVKIT's power monitor)")
+    tool.add_argument("--fifo", action="store_true",
+                      help="feed the input through the FIFOs (added by itself when the "
+                           "export has streaming layers)")
+    tool.add_argument("--fast-fifo", action="store_true", help="use the fast FIFO (with --riscv)")
+    tool.add_argument("--riscv", action="store_true", help="run the network from the RISC-V core")
+    tool.add_argument("--boost", metavar="PORT.PIN", default=None,
+                      help="turn on the boost circuit at this port pin, e.g. 2.5")
+    parser.set_defaults(tool_args=[], takes_tool_args=True)
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     return parser
+
+
+def tool_args(args):
+    """The ai8xize.py arguments the command line passes through."""
+    extra = [flag for flag, on in (("--energy", args.energy), ("--fifo", args.fifo),
+                                   ("--fast-fifo", args.fast_fifo), ("--riscv", args.riscv))
+             if on]
+    if args.boost is not None:
+        extra += ["--boost", args.boost]
+    return extra + list(args.tool_args)
 
 
 def run(args):
@@ -50,10 +79,12 @@ def run(args):
         progress = (lambda line: None)
     result = synthesize(args.export_dir, out=args.out, synthesis_dir=args.synthesis_dir,
                         python=args.python, timeout=args.timeout, progress=progress,
-                        build=args.build, maxim_path=args.maxim_path)
+                        build=args.build, maxim_path=args.maxim_path,
+                        extra_args=tool_args(args), trace=args.trace)
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))
     else:
         print(result.summary())
     built = result.firmware is None or result.firmware.ok
-    return 0 if result.ok and built else 1
+    traced = result.trace is None or result.trace.equal
+    return 0 if result.ok and built and traced else 1

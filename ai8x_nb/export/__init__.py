@@ -5,7 +5,8 @@
 - `saved_model/` and `saved_model.onnx`: the float model (ONNX checked against Keras).
 - `<name>-q.pth.tar`, `<name>.yaml`, `sampledata.npy`, `sampleoutput.npy`, `ai8xize_command.txt`:
   the package for the vendor's synthesis tool (`ai8xize.py`), refused with the check report
-  when the device cannot run the model.
+  when the device cannot run the model; `samplelayers.npz`: every hardware layer's output for
+  the sample (`synthesize(..., trace=True)` compares it with the tool's log).
 - `model_float.tflite`, `model_int8.tflite`: TFLite float and full-int8 (builtins only).
 - `manifest.json`: artifacts by role, device, dataset, accuracies measured at export.
 

@@ -34,6 +34,8 @@ SAMPLE_INPUT = "sampledata.npy"
 SAMPLE_OUTPUT = "sampleoutput.npy"
 SAMPLE_OUTPUTS = "sampleoutputs.npz"
 """Every output of a model with several (`layer<i>`: channel-first), for the known answer."""
+SAMPLE_LAYERS = "samplelayers.npz"
+"""Every hardware layer's output for the sample (`synthesize(..., trace=True)`)."""
 COMMAND_FILE = "ai8xize_command.txt"
 
 
@@ -81,7 +83,12 @@ def _check_summary(report):
     return {"ok": bool(report.ok), "errors": list(report.errors),
             "warnings": list(report.warnings),
             "totals": {k: (v.item() if hasattr(v, "item") else v)
-                       for k, v in dict(getattr(report, "totals", {}) or {}).items()}}
+                       for k, v in dict(getattr(report, "totals", {}) or {}).items()},
+            # Per hardware layer: cycles and operations as the synthesis tool counts them.
+            "layers": [{"name": r.name, "op": r.op, "cycles": int(r.cycles),
+                        **{k: int(getattr(r, k)) for k in ("macc", "comp", "add", "mul",
+                                                           "bitwise")}}
+                       for r in getattr(report, "rows", [])]}
 
 
 def export_model(model, out_dir, *, dataset=None, name=None, device=None, sample_index=0,
@@ -239,6 +246,7 @@ def _export_synthesis(model, tmp, manifest, dev, sample_index, test_x, test_y, *
     if graph.several_outputs:
         np.savez(tmp / SAMPLE_OUTPUTS, **{f"layer{i}": y for i, y in y_outs.items()})
         manifest.artifacts["sample_outputs"] = SAMPLE_OUTPUTS
+    samples.sample_layers(qmodel, raw.reshape(graph.raw_input_shape), tmp / SAMPLE_LAYERS)
     from ai8x_nb.synthesis.tool import wants_softmax
 
     command = ai8xize_command(name, dev.name, final_dir,
@@ -250,7 +258,7 @@ def _export_synthesis(model, tmp, manifest, dev, sample_index, test_x, test_y, *
     manifest.artifacts.update({
         "synthesis_weights": weights_file, "synthesis_yaml": f"{name}.yaml",
         "sample_input": SAMPLE_INPUT, "sample_output": SAMPLE_OUTPUT,
-        "ai8xize_command": COMMAND_FILE})
+        "sample_layers": SAMPLE_LAYERS, "ai8xize_command": COMMAND_FILE})
     manifest.sample = {"index": int(sample_index) if test_x is not None and sample is None
                        else None,
                        "label": label, "input_shape": list(x_in.shape),

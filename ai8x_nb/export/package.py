@@ -45,7 +45,8 @@ STALE_SECONDS = 3600
 """Age after which a staging folder without an owner pid (older versions) counts as stale."""
 
 ROLES = ("savedmodel", "onnx", "synthesis_weights", "synthesis_yaml", "sample_input",
-         "sample_output", "sample_outputs", "tflite", "tflite_int8", "ai8xize_command", "esp32s3")
+         "sample_output", "sample_outputs", "sample_layers", "tflite", "tflite_int8",
+         "ai8xize_command", "esp32s3")
 """Artifact roles a manifest can list, each mapped to a path relative to the folder."""
 
 

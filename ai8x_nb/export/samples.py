@@ -12,7 +12,8 @@ import numpy as np
 
 from ai8x_nb.errors import ExportError
 
-__all__ = ["sample_input", "sample_output", "sample_outputs", "save_npy", "channel_first"]
+__all__ = ["sample_input", "sample_output", "sample_outputs", "sample_layers", "save_npy",
+           "channel_first"]
 
 
 def channel_first(x):
@@ -79,6 +80,25 @@ def sample_outputs(qmodel, x_raw, simulate):
         out_shape = tuple(int(s) for s in graph.layers[index].out_shape)
         found[index] = channel_first(np.asarray(y)[0].reshape(out_shape))
     return found
+
+
+def sample_layers(qmodel, x_raw, path):
+    """Save every hardware layer's output for one sample, channel-first (`samplelayers.npz`).
+
+    What `synthesize(..., trace=True)` compares with the tool's log, layer by layer: key
+    `layer_<i>` holds hardware layer i's output as the simulator computes it.
+
+    Args:
+        qmodel: the `QuantizedModel`.
+        x_raw: one sample in the model's raw input layout.
+        path: the `.npz` file to write.
+    """
+    from ai8x_nb.simulate import simulate_layers  # the simulator imports Keras
+
+    outputs = simulate_layers(qmodel, np.asarray(x_raw, dtype=np.int64)[None])
+    np.savez_compressed(path, **{f"layer_{i}": channel_first(y[0])
+                                 for i, y in enumerate(outputs)})
+    return path
 
 
 def save_npy(path, array):

@@ -32,6 +32,11 @@ class SynthesisResult:
         tool_dir: the tool's folder.
         firmware: the `FirmwareResult` of the C project's build (`synthesize(build=True)`
             after a PASS), or None.
+        latency: the tool's latency table (`ai8x_nb.synthesis.toollog.parse_latency`:
+            `startup`, `layers`, `total` cycles), or None (MAX78002: the tool has no model).
+        ops: the tool's operation count per layer (`toollog.parse_ops`).
+        trace: the layer-by-layer comparison (`synthesize(trace=True)`, a `LayerTrace`), or
+            None.
     """
 
     ok: bool
@@ -50,6 +55,9 @@ class SynthesisResult:
     command: list = dataclasses.field(default_factory=list)
     tool_dir: Path = None
     firmware: object = None
+    latency: dict = None
+    ops: list = dataclasses.field(default_factory=list)
+    trace: object = None
 
     @property
     def verdict(self):
@@ -67,6 +75,9 @@ class SynthesisResult:
                 "resources": dict(self.resources), "error": self.error,
                 "diagnosis": self.diagnosis, "files": list(self.files),
                 "seconds": round(float(self.seconds), 2), "tool_dir": str(self.tool_dir),
+                "command": [str(a) for a in self.command],
+                "latency": self.latency, "ops": list(self.ops),
+                "trace": self.trace.to_dict() if self.trace is not None else None,
                 "firmware": self.firmware.to_dict() if self.firmware is not None else None}
 
     def summary(self):
@@ -87,6 +98,12 @@ class SynthesisResult:
         if self.project_dir and self.returncode == 0:
             lines.append(f"C project: {self.project_dir} ({', '.join(self.files)})")
         lines.extend(self._memory_lines())
+        if self.latency and self.latency.get("total") is not None:
+            ours = (self.check or {}).get("latency_cycles")
+            lines.append(f"latency: {self.latency['total']:,} cycles (ai8xize.py)"
+                         + (f"; check_model: {ours:,} cycles" if ours is not None else ""))
+        if self.trace is not None:
+            lines.append(self.trace.summary())
         if self.error and not self.ok:
             lines.append("tool error: " + self.error.replace("\n", "\n            "))
         if self.diagnosis:
@@ -139,7 +156,7 @@ def compare_answers(ours, tool):
     first = None
     if diff.size:
         i = int(diff[0])
-        first = (list(np.unravel_index(i, ours.shape)), int(a[i]), int(b[i]))
+        first = ([int(v) for v in np.unravel_index(i, ours.shape)], int(a[i]), int(b[i]))
     return int(diff.size), int(a.size), first
 
 

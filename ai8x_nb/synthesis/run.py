@@ -26,6 +26,8 @@ from ai8x_nb import _atomic
 from ai8x_nb._lock import LockedError
 from ai8x_nb.export.package import MANIFEST_NAME, Manifest, export_lock, recover
 from ai8x_nb.synthesis import result as res
+from ai8x_nb.synthesis.toollog import parse_latency, parse_ops
+from ai8x_nb.synthesis.trace import LayerTrace, parse_layer_outputs, trace_layers
 from ai8x_nb.synthesis.firmware import build_firmware, firmware_tools
 from ai8x_nb.synthesis.tool import find_tool, streams, tool_arguments, wants_softmax
 
@@ -166,7 +168,7 @@ def check_timeout(timeout):
 
 
 def synthesize(export_dir, *, out=None, synthesis_dir=None, python=None, progress=None,
-               timeout=900, extra_args=(), build=False, maxim_path=None):
+               timeout=900, extra_args=(), build=False, maxim_path=None, trace=False):
     """Run the vendor's synthesis tool on an export folder and verify its known answer.
 
     Args:
@@ -179,10 +181,17 @@ def synthesize(export_dir, *, out=None, synthesis_dir=None, python=None, progres
         python: the tool environment's Python; default `$AI8X_SYNTHESIS_PYTHON`.
         progress: called with each line the tool prints; default: logged at INFO.
         timeout: seconds before the tool is stopped.
-        extra_args: more `ai8xize.py` arguments (e.g. `["--avg-pool-rounding"]`).
+        extra_args: more `ai8xize.py` arguments passed through as they are, e.g.
+            `["--energy"]`, `["--fifo"]`, `["--riscv"]`, `["--boost", "2.5"]`; recorded in
+            `manifest.json` (`synthesis.command`). The options `synthesize` sets itself
+            (`--test-dir`, `--prefix`, `--config-file`, ...) are refused.
         build: after a PASS, also compile and link the C project (`build_firmware`); the
             outcome is `result.firmware`.
         maxim_path: the MSDK folder for `build`; default `$MAXIM_PATH`.
+        trace: have the tool log every layer's output and compare it, layer by layer, with
+            our simulator's (`samplelayers.npz` of the export): `result.trace` names the first
+            differing layer, channel and position with both values, or says all are equal.
+            Slower: the tool prints every layer's data.
 
     Returns:
         A `SynthesisResult`; `result.ok` is True only when the tool succeeded and its known
@@ -191,7 +200,8 @@ def synthesize(export_dir, *, out=None, synthesis_dir=None, python=None, progres
         under `synthesis`, the firmware build under `firmware`.
 
     Raises:
-        SynthesisError: the folder holds no synthesis package, the tool cannot be found or
+        SynthesisError: `extra_args` sets an option `synthesize` manages; the folder holds
+            no synthesis package, the tool cannot be found or
             started, or it ran past `timeout`; with `build`, the compiler or the MSDK is
             missing (checked before the tool runs) or the device is not supported.
 
@@ -203,6 +213,7 @@ def synthesize(export_dir, *, out=None, synthesis_dir=None, python=None, progres
     """
     timeout = check_timeout(timeout)
     export_dir = Path(export_dir).resolve()
+    extra_args = _checked_options(extra_args)
     recover(export_dir)
     lock = export_lock(export_dir)
     try:
@@ -217,11 +228,11 @@ def synthesize(export_dir, *, out=None, synthesis_dir=None, python=None, progres
                              f"{err}). Make its parent folder writable.") from err
     with lock:
         return _synthesize_locked(export_dir, out, synthesis_dir, python, progress, timeout,
-                                  extra_args, build, maxim_path)
+                                  extra_args, build, maxim_path, trace)
 
 
 def _synthesize_locked(export_dir, out, synthesis_dir, python, progress, timeout, extra_args,
-                       build, maxim_path):
+                       build, maxim_path, trace):
     """`synthesize` while holding the export's lock: no export replaces the folder meanwhile."""
     _atomic.remove_leftovers(export_dir, (MANIFEST_NAME,))  # a manifest write a kill stopped
     manifest = _package(export_dir)
@@ -244,9 +255,13 @@ def _synthesize_locked(export_dir, out, synthesis_dir, python, progress, timeout
     args = tool_arguments(prefix=manifest.name, device=manifest.device,
                           checkpoint=manifest.path("synthesis_weights"),
                           config=manifest.path("synthesis_yaml"),
-                          sample=manifest.path("sample_input"), test_dir=out, verbose=False,
+                          sample=manifest.path("sample_input"), test_dir=out, verbose=True,
                           softmax=_classifier_output(manifest), fifo=_streams(manifest))
-    args += ["--sample-numpy-filename", KNOWN_ANSWER] + [str(a) for a in extra_args]
+    # --verbose for the latency table; the data of every layer only for a trace.
+    args += ([] if trace else ["--short-log"])
+    if "--fifo" in args:  # the export streams: asked for already
+        extra_args = [a for a in extra_args if a != "--fifo"]
+    args += ["--sample-numpy-filename", KNOWN_ANSWER] + extra_args
     logger.info("synthesizing %s for %s with %s", manifest.name, manifest.device, tool.script)
     started = time.monotonic()
     returncode, text = _run_tool(tool, args, progress or _show, timeout)
@@ -258,6 +273,7 @@ def _synthesize_locked(export_dir, out, synthesis_dir, python, progress, timeout
     if (project / "log.txt").is_file():
         log_text = text + "\n" + (project / "log.txt").read_text(errors="replace")
     result.resources = res.parse_resources(log_text)
+    result.latency, result.ops = parse_latency(log_text), parse_ops(log_text)
     if returncode == 0 and known.is_file():
         result.project_dir = project
         result.files = sorted(p.name for p in project.iterdir() if p.is_file()
@@ -284,11 +300,54 @@ def _synthesize_locked(export_dir, out, synthesis_dir, python, progress, timeout
             "ai8xize.py did not write its known answer" if returncode == 0 else
             f"ai8xize.py exited with status {returncode}")
         result.diagnosis = res.diagnose(text)
+    if trace:
+        result.trace = _trace(manifest, log_text)
     if build and result.ok:
         result.firmware = build_firmware(project, maxim_path=maxim_path, device=manifest.device)
     _record(export_dir, result)
     logger.debug("%s", result.summary())
     return result
+
+
+_MANAGED = ("--test-dir", "--prefix", "--checkpoint-file", "--config-file", "--sample-input",
+            "--device", "--sample-numpy-filename", "--short-log", "--log-filename", "--no-log")
+"""Options `synthesize` sets itself: another value would break the comparison."""
+
+
+def _checked_options(extra_args):
+    """The extra tool arguments as strings; refuses the ones `synthesize` manages."""
+    if isinstance(extra_args, str):
+        raise SynthesisError(f"extra_args={extra_args!r} is a string; pass a list of "
+                             f"arguments, e.g. ['--energy', '--boost', '2.5'].")
+    args = [str(a) for a in extra_args]
+    for arg in args:
+        if arg.split("=", 1)[0] in _MANAGED:
+            raise SynthesisError(f"extra_args has {arg!r}; synthesize sets that option itself "
+                                 f"(from the export folder and `out`). Leave it out, or pass "
+                                 f"`out=` for another output folder.")
+    return args
+
+
+_YAML_NAME = re.compile(r"^\s*# Layer (\d+): (.+)$", re.MULTILINE)
+
+
+def _trace(manifest, log_text):
+    """Compare the export's per-layer outputs (`samplelayers.npz`) with the tool's log."""
+    if "sample_layers" not in manifest.artifacts or not manifest.path("sample_layers").is_file():
+        return LayerTrace(note="the export has no samplelayers.npz (every layer's output); "
+                               "export the model again with this version to trace it.")
+    with np.load(manifest.path("sample_layers"), allow_pickle=False) as saved:
+        ours = [saved[f"layer_{i}"] for i in range(len(saved.files))]
+    names = [f"layer {i}" for i in range(len(ours))]
+    try:
+        for number, name in _YAML_NAME.findall(manifest.path("synthesis_yaml").read_text()):
+            if int(number) < len(names):
+                names[int(number)] = name.strip()
+    except OSError:
+        pass
+    trace = trace_layers(ours, parse_layer_outputs(log_text), names)
+    logger.info("%s", trace.summary())
+    return trace
 
 
 def _load_answer(path, what):

@@ -10,7 +10,7 @@ from ai8x_nb import plots
 from ai8x_nb import spec as specs
 
 __all__ = ["escape", "shape_text", "describe", "summary_text", "text_table", "figure",
-           "status_html", "summary_html", "budget_html"]
+           "status_html", "summary_html", "budget_html", "latency_html", "latency_text"]
 
 
 def escape(text):
@@ -66,6 +66,16 @@ def summary_text(table):
     return text + (": OK" if table.report is not None else "")
 
 
+def latency_text(table):
+    """The model's latency line (the synthesis tool's estimate), or "" before a device check."""
+    totals = table.report.totals if table.report is not None else {}
+    if totals.get("latency_cycles") is None:
+        return ""
+    label = " (estimate: MAX78000 formula)" if totals.get("latency_estimate") else ""
+    return (f"latency {totals['latency_cycles']:,} cycles = {totals['latency_us']:,.1f} us at "
+            f"{totals['clock_mhz']:g} MHz{label}")
+
+
 def _row_state(table, index):
     """(ok, text) of one row: its shape and parameters, its error, or why it is unknown."""
     ok, message, shape, params = _result(table, index)
@@ -81,12 +91,18 @@ def _row_state(table, index):
 
 
 def text_table(table):
-    """The summary line and one line per row: output shape and parameters, or the error."""
+    """The summary line, one line per row (output shape and parameters, or the error; its
+    cycles), and the latency."""
     lines = [summary_text(table)]
+    cycles = table.row_cycles()
     for i, row in enumerate(table.spec):
         ok, state = _row_state(table, i)
         state = state if ok is not False else f"ERROR {state}"
+        if ok and cycles[i]:
+            state += f"  {cycles[i]:,} cycles"
         lines.append(f"{i:>3} {row['type']:<16} {describe(row):<34} {state}")
+    if latency_text(table):
+        lines.append(latency_text(table))
     return "\n".join(lines)
 
 
@@ -165,6 +181,18 @@ def summary_html(table):
     return "".join(lines)
 
 
+def latency_html(cycles, table):
+    """A row's latency cell: a bar of its share of the model's cycles and the number."""
+    total = (table.report.totals.get("latency_cycles") if table.report is not None else None)
+    if not cycles or not total:
+        return ""
+    pct = 100.0 * cycles / total
+    return ("<span style='display:flex;align-items:center;gap:4px'>"
+            "<span style='width:60px;height:10px;background:#eee;display:inline-block'>"
+            f"<span style='width:{pct:.1f}%;height:10px;background:#9467bd;"
+            f"display:block'></span></span><span>{cycles:,}</span></span>")
+
+
 def budget_html(table):
     """Memory bars (layers, weights, bias, data) of the device check, or why there are none."""
     if table.report is None:
@@ -183,6 +211,10 @@ def budget_html(table):
             f"<span style='width:{min(pct, 100):.1f}%;height:12px;background:{color};"
             "display:inline-block'></span></span>"
             f"<span>{int(used):,} / {int(limit):,} {unit} ({pct:.1f} %)</span></div>")
+    if latency_text(table):
+        parts.append(f"<div class='ai8x-latency'><b>{escape(latency_text(table))}</b> "
+                     f"(as the synthesis tool estimates it; per row in the cycles column)"
+                     f"</div>")
     parts.append("</div>")
     return "".join(parts)
 

@@ -37,13 +37,14 @@ GRID = (
     ("other", "rate/shape", "70px"),
     ("buttons", "", "124px"),
     ("status", "output / error", "minmax(200px, 1fr)"),
+    ("cycles", "cycles", "120px"),
 )
 """The table's columns, left to right: (key, header, CSS grid track). The header and every row
 are grids with these tracks, so a header sits over its fields at any width; a new column is one
-entry here (plus its widget in `LayerEditor._cell`)."""
+entry here (plus its widget in `LayerEditor._cell`, or an HTML cell in `_make_row`)."""
 
 GRID_TEMPLATE = " ".join(track for _, _, track in GRID)
-GRID_MIN_WIDTH = "1000px"
+GRID_MIN_WIDTH = "1120px"
 """Below this width the table scrolls sideways (its columns never squeeze)."""
 BUTTONS = (("insert", "plus", "insert a layer above"), ("up", "arrow-up", "move up"),
            ("down", "arrow-down", "move down"), ("delete", "trash", "delete"))
@@ -66,7 +67,8 @@ class LayerEditor:
         widget: the outer `ipywidgets.VBox` (CSS class `ai8x-layer-editor`).
         rows: one dict per spec row mapping field names ("type", "size", "kernel_size",
             "padding", "pooling", "pool_size", "pool_strides", "activation", "wide",
-            "use_bias", "other", "insert", "up", "down", "delete", "status") to widgets.
+            "use_bias", "other", "insert", "up", "down", "delete", "status", "cycles") to
+            widgets ("cycles": the row's accelerator cycles with a bar of its share).
         results, report, check_error: the table's (see `SpecTable`).
 
     Example:
@@ -256,10 +258,12 @@ class LayerEditor:
     def _show(self):
         device_rows = self.table.device_errors()
         first_bad = self.table.first_bad
+        cycles = self.table.row_cycles()
         for i, result in enumerate(self.table.results):
             self.rows[i]["status"].value = view.status_html(
                 result, device_rows.get(i), None if first_bad is None or i <= first_bad
                 else first_bad)
+            self.rows[i]["cycles"].value = view.latency_html(cycles[i], self.table)
         self.summary.value = view.summary_html(self.table)
         self.budget.value = view.budget_html(self.table)
         try:
@@ -312,6 +316,10 @@ class LayerEditor:
                 cell = w.HTML(layout=self._cell_layout())
                 cell.add_class("ai8x-row-status")
                 entry["status"] = cell
+            elif column == "cycles":
+                cell = w.HTML(layout=self._cell_layout())
+                cell.add_class("ai8x-row-cycles")
+                entry["cycles"] = cell
             else:
                 cell = self._cell(column, values[column])
                 cell.disabled = not self.table.column_enabled(index, column)
