@@ -170,10 +170,9 @@ def _cycles(s, placed, *, wide, kernel_offset):
                  else in_expand)
     out_chan = _kernel_outputs(s, placed, in_expand, out_expand) if s.operator else s.out_chan
     if s.flatten:
-        in_dim = (s.in_dim[0] * s.pool[0], s.in_dim[1] * s.pool[1])
         out_dim = (s.out_dim[0] * s.pooled[0], s.out_dim[1] * s.pooled[1])
     else:
-        in_dim, out_dim = s.in_dim, s.out_dim
+        out_dim = s.out_dim
     pooled_rows, pooled_cols = s.pooled[0] * s.upsample, s.pooled[1] * s.upsample
     row_pad, col_pad = s.padding
     kern_rows, kern_cols = s.kernel

@@ -184,8 +184,8 @@ class _Checker:
                        f"{dev.max_layers} layers (every pool-only and element-wise layer "
                        f"counts). Use fewer layers, fuse pooling into the convolutions{more}.")
         if self.rows and not any(r.op in _WEIGHT_OPS for r in self.rows):
-            self.error(f"Model has no layer with weights; the synthesis tool needs at least one "
-                       f"convolution or linear layer. Add one (e.g. a 1x1 Conv2D).")
+            self.error("Model has no layer with weights; the synthesis tool needs at least one "
+                       "convolution or linear layer. Add one (e.g. a 1x1 Conv2D).")
         if weight_bytes > dev.weight_memory_bytes:
             self.error(f"Weights need {weight_bytes} bytes; {dev.name} weight memory holds "
                        f"{dev.weight_memory_bytes} bytes (weight memory over budget). Use fewer "
