@@ -204,8 +204,11 @@ def test_idx_structure_errors(tmp_path):
     with pytest.raises(DatasetError, match="bad magic number 12345678"):
         idx.read_idx(p)
     write_idx_gz(p, np.zeros((3, 2), np.uint8))
-    with pytest.raises(DatasetError, match=r"has shape \(3, 2\), expected \(3,\)"):
+    with pytest.raises(DatasetError, match=r"magic number 00000802 declares 2 dimensions, "
+                                           r"expected 1\. Delete it"):
         idx.read_idx(p, (3,))
+    with pytest.raises(DatasetError, match=r"has shape \(3, 2\), expected \(3, 4\)"):
+        idx.read_idx(p, (3, 4))
 
 
 # ---------------------------------------------------------------- CIFAR
