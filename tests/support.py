@@ -103,3 +103,19 @@ def assert_exact(model, x_int):
     assert mismatch == 0, (
         f"{mismatch}/{sim.size} values differ; max |diff| {np.abs(sim - expected).max()}")
     return qmodel
+
+
+def keras_file_weights(path):
+    """Every weight array stored in a `.keras` file, by its HDF5 path (read without Keras)."""
+    import io
+    import zipfile
+
+    import h5py
+
+    with zipfile.ZipFile(path) as archive:
+        data = archive.read("model.weights.h5")
+    found = {}
+    with h5py.File(io.BytesIO(data)) as h5:
+        h5.visititems(lambda name, obj: found.__setitem__(name, obj[()])
+                      if isinstance(obj, h5py.Dataset) else None)
+    return found

@@ -13,7 +13,6 @@ writers raced pairwise.
 
 import contextlib
 import hashlib
-import io
 import json
 import os
 import shutil
@@ -37,7 +36,7 @@ from ai8x_nb.runs import RunDir
 from ai8x_nb.training import train
 
 from support import SHARED_DATA as DATA
-from support import set_deterministic_weights
+from support import keras_file_weights, set_deterministic_weights
 
 pytestmark = pytest.mark.usefixtures("mnist_data")
 
@@ -67,20 +66,8 @@ def _tiny():
     return scope["build_tiny"]()
 
 
-def _weights(path):
-    import h5py
-
-    with zipfile.ZipFile(path) as archive:
-        data = archive.read("model.weights.h5")
-    found = {}
-    with h5py.File(io.BytesIO(data)) as h5:
-        h5.visititems(lambda name, obj: found.__setitem__(name, obj[()])
-                      if isinstance(obj, h5py.Dataset) else None)
-    return found
-
-
 def _same_weights(a, b):
-    a, b = _weights(a), _weights(b)
+    a, b = keras_file_weights(a), keras_file_weights(b)
     return a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
 
 

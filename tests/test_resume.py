@@ -1,13 +1,11 @@
 """Continuing runs: kill-and-resume is bit-identical, first-epoch restarts, conflicts, locks."""
 
 import csv
-import io
 import json
 import os
 import subprocess
 import sys
 import textwrap
-import zipfile
 
 import keras
 import numpy as np
@@ -18,6 +16,7 @@ from ai8x_nb.runs import RunDir, RunDirError
 from ai8x_nb.training import TrainingError, train
 
 from support import SHARED_DATA as DATA
+from support import keras_file_weights
 
 pytestmark = pytest.mark.usefixtures("mnist_data")
 
@@ -42,18 +41,6 @@ def _tiny():
     scope = {}
     exec(TINY, scope)  # noqa: S102 - the same source the killed subprocess runs
     return scope["build_tiny"]()
-
-
-def _weights(path):
-    import h5py
-
-    with zipfile.ZipFile(path) as archive:
-        data = archive.read("model.weights.h5")
-    found = {}
-    with h5py.File(io.BytesIO(data)) as h5:
-        h5.visititems(lambda name, obj: found.__setitem__(name, obj[()])
-                      if isinstance(obj, h5py.Dataset) else None)
-    return found
 
 
 def _history(path):
@@ -122,7 +109,8 @@ def test_killed_mid_epoch_and_resumed_equals_uninterrupted_bit_for_bit(tmp_path)
     whole = train(_tiny(), "mnist", run_dir=tmp_path / "whole", **RUN)
     resumed = RunDir(killed)
     for name in ("last.keras", "best.keras"):
-        a, b = _weights(whole.run_dir.file(name)), _weights(resumed.file(name))
+        a = keras_file_weights(whole.run_dir.file(name))
+        b = keras_file_weights(resumed.file(name))
         assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a), name
     assert _history(whole.run_dir.file("history.csv")) == _history(resumed.file("history.csv"))
     assert whole.run_dir.results["test_accuracy"] == resumed.results["test_accuracy"]
@@ -147,7 +135,8 @@ def test_run_stopped_in_its_first_epoch_restarts_from_run_dir_alone(tmp_path, ca
     assert main(["train", "--run-dir", str(stopped)]) == 0  # no --dataset needed
     assert "test accuracy:" in capsys.readouterr().out
     whole = train("mnist", "mnist", run_dir=tmp_path / "whole", **settings)
-    a, b = _weights(whole.run_dir.file("last.keras")), _weights(run.file("last.keras"))
+    a = keras_file_weights(whole.run_dir.file("last.keras"))
+    b = keras_file_weights(run.file("last.keras"))
     assert all(np.array_equal(a[k], b[k]) for k in a)
     assert [r["epoch"] for r in _history(run.file("history.csv"))] == ["0", "1"]
 
@@ -225,7 +214,8 @@ def test_fast_recipe_killed_and_resumed_equals_uninterrupted_bit_for_bit(tmp_pat
     assert whole.run_dir.config["recipe"] == "fast"
     assert whole.run_dir.config["qat_policy"]["start_epoch"] == 2  # the last fifth, >= 1 epoch
     for name in ("last.keras", "best.keras", "qat_best.keras"):
-        a, b = _weights(whole.run_dir.file(name)), _weights(resumed.run_dir.file(name))
+        a = keras_file_weights(whole.run_dir.file(name))
+        b = keras_file_weights(resumed.run_dir.file(name))
         assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a), name
     assert _history(whole.run_dir.file("history.csv")) == _history(resumed.run_dir.file("history.csv"))
     assert whole.run_dir.results["test_accuracy"] == resumed.run_dir.results["test_accuracy"]
@@ -244,11 +234,12 @@ def test_fast_recipe_with_dataset_settings_resumes_bit_for_bit(tmp_path):
     whole = train("fashionmnist", "fashionmnist", run_dir=tmp_path / "whole", **fashion)
     assert whole.run_dir.config["qat_policy"]["start_epoch"] == 1  # the last half
     assert "recipe_settings" not in whole.run_dir.config  # the registered recipe, by name
-    float_weights = _weights(whole.run_dir.file("best.keras"))
+    float_weights = keras_file_weights(whole.run_dir.file("best.keras"))
     assert any("batch_normalization" in key or "/bn" in key for key in float_weights), (
         sorted(float_weights)[:8])
     for name in ("last.keras", "best.keras", "qat_best.keras"):
-        a, b = _weights(whole.run_dir.file(name)), _weights(resumed.run_dir.file(name))
+        a = keras_file_weights(whole.run_dir.file(name))
+        b = keras_file_weights(resumed.run_dir.file(name))
         assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a), name
     assert _history(whole.run_dir.file("history.csv")) == _history(resumed.run_dir.file("history.csv"))
 
