@@ -172,15 +172,28 @@ def _prompts(page):
         "nodes => nodes.map(n => n.textContent.trim())")
 
 
-def _wait_for_run(page, timeout, stall_timeout):
+DROPPED_RUN_S = 20
+"""A run counts as dropped when, this long after Run All, no cell runs, waits or finished (a
+"Select Kernel" answer replaces the kernel the cells were queued on: JupyterLab then shows every
+prompt empty again)."""
+
+
+def _wait_for_run(page, timeout, stall_timeout, reruns=2):
     """Wait until every code cell has a number in its prompt, or an error shows.
 
     Fails when no further cell finished within `stall_timeout` seconds, or after `timeout`.
+    A dropped run (see `DROPPED_RUN_S`) is started again, at most `reruns` times.
     """
     start = time.monotonic()
     progress_at, done = start, -1
     prompts = []
     while True:
+        if reruns and time.monotonic() - progress_at > DROPPED_RUN_S and \
+                all(p == "[ ]:" for p in _prompts(page)):
+            print("Run All was dropped (the kernel was replaced); running all cells again")
+            _run_all_cells(page)
+            reruns -= 1
+            progress_at = time.monotonic()
         errors = page.locator(".jp-OutputArea-output[data-mime-type="
                               "'application/vnd.jupyter.error']")
         if errors.count():
@@ -263,8 +276,16 @@ def _check_header_alignment(page, width, artifacts):
         assert cell_width >= 18, f"at {width} px column {i} is squeezed to {cell_width:.0f} px"
     buttons = page.locator(ROW).first.locator(".ai8x-col-buttons button")
     assert all(buttons.nth(i).bounding_box()["width"] >= 24 for i in range(buttons.count()))
+    last = buttons.nth(buttons.count() - 1).bounding_box()
+    after = page.locator(ROW).first.locator(".ai8x-row-cycles").bounding_box()
+    assert last["x"] + last["width"] <= after["x"] + 0.5, \
+        f"at {width} px the row's buttons overlap its cycles cell"
     toolbar = page.locator(f"{EDITOR} button:has-text('Add layer')")
     assert toolbar.bounding_box()["width"] >= 100  # not squeezed to "Add lay..."
+    if width >= WIDE:  # beside the file browser the whole table, cycles included, is in view
+        overflow = page.locator(f"{EDITOR} .ai8x-layer-header").evaluate(
+            "h => h.parentElement.scrollWidth - h.parentElement.clientWidth")
+        assert overflow <= 0, f"at {width} px the editor scrolls sideways by {overflow} px"
 
 
 def test_mnist_notebook_user_session(lab):

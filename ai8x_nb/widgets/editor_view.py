@@ -158,9 +158,9 @@ def status_html(result, device_errors=None, waits_for=None):
         return (f"<span class='ai8x-row-error' style='color:#c00;white-space:normal'>"
                 f"{escape(message)}</span>")
     if waits_for is not None:
-        return (f"<span style='color:#888'>? shape and parameters once row {waits_for} "
+        return (f"<span style='color:#888;white-space:normal'>? shape and parameters once row {waits_for} "
                 f"is fixed</span>")
-    return (f"<span style='color:#2a7a2a'>&rarr; {shape_text(shape)} &middot; "
+    return (f"<span style='color:#2a7a2a;white-space:normal'>&rarr; {shape_text(shape)} &middot; "
             f"{params:,} params</span>")
 
 
@@ -188,7 +188,7 @@ def latency_html(cycles, table):
         return ""
     pct = 100.0 * cycles / total
     return ("<span style='display:flex;align-items:center;gap:4px'>"
-            "<span style='width:60px;height:10px;background:#eee;display:inline-block'>"
+            "<span style='width:30px;height:10px;background:#eee;display:inline-block;flex:none'>"
             f"<span style='width:{pct:.1f}%;height:10px;background:#9467bd;"
             f"display:block'></span></span><span>{cycles:,}</span></span>")
 

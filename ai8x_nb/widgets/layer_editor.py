@@ -6,6 +6,7 @@ cells, summary, memory bars, and the static figure headless runs and GitHub show
 """
 
 import logging
+import re
 import uuid
 
 from ai8x_nb import spec as specs
@@ -34,17 +35,28 @@ GRID = (
     ("activation", "act", "62px"),
     ("wide", "wide", "34px"),
     ("use_bias", "bias", "34px"),
-    ("other", "rate/shape", "70px"),
-    ("buttons", "", "124px"),
-    ("status", "output / error", "minmax(200px, 1fr)"),
-    ("cycles", "cycles", "120px"),
+    ("other", "rate/shape", "64px"),
+    ("buttons", "", "112px"),
+    ("cycles", "cycles", "84px"),
+    ("status", "output / error", "minmax(130px, 1fr)"),
 )
 """The table's columns, left to right: (key, header, CSS grid track). The header and every row
 are grids with these tracks, so a header sits over its fields at any width; a new column is one
-entry here (plus its widget in `LayerEditor._cell`, or an HTML cell in `_make_row`)."""
+entry here (plus its widget in `LayerEditor._cell`, or an HTML cell in `_make_row`). The cycles
+sit before the one flexible column (output / error, which wraps) so that they stay in view in a
+notebook beside JupyterLab's file browser at 1440 px."""
 
 GRID_TEMPLATE = " ".join(track for _, _, track in GRID)
-GRID_MIN_WIDTH = "1120px"
+GRID_GAP_PX = 3
+
+
+def _grid_min_width():
+    """The narrowest the table gets: every track at its minimum, plus the gaps between them."""
+    widths = [int(re.search(r"(\d+)px", track).group(1)) for _, _, track in GRID]
+    return f"{sum(widths) + GRID_GAP_PX * (len(GRID) - 1)}px"
+
+
+GRID_MIN_WIDTH = _grid_min_width()
 """Below this width the table scrolls sideways (its columns never squeeze)."""
 BUTTONS = (("insert", "plus", "insert a layer above"), ("up", "arrow-up", "move up"),
            ("down", "arrow-down", "move down"), ("delete", "trash", "delete"))
@@ -277,7 +289,7 @@ class LayerEditor:
     def _grid(self, children):
         """A row of the table: a CSS grid with the tracks of `GRID`."""
         return self._w.GridBox(children, layout=self._w.Layout(
-            grid_template_columns=GRID_TEMPLATE, grid_gap="0px 4px", width="100%",
+            grid_template_columns=GRID_TEMPLATE, grid_gap=f"0px {GRID_GAP_PX}px", width="100%",
             min_width=GRID_MIN_WIDTH, align_items="center"))
 
     def _cell_layout(self):
@@ -306,8 +318,8 @@ class LayerEditor:
                 buttons = []
                 for action, icon, tip in BUTTONS:
                     button = w.Button(icon=icon, tooltip=tip,
-                                      layout=w.Layout(width="27px", min_width="27px",
-                                                      padding="0px"))
+                                      layout=w.Layout(width="26px", min_width="26px",
+                                                      margin="0px 1px", padding="0px"))
                     button.on_click(self._on_button(entry, action))
                     entry[action] = button
                     buttons.append(button)
