@@ -118,7 +118,7 @@ def _model_from_module(module, where, attr, device):
         f"function `build_model()` that returns one.")
 
 
-def load_model_source(spec, device="MAX78000"):
+def load_model_source(spec, device=None):
     """Return the Keras model a spec refers to.
 
     Args:

@@ -20,6 +20,7 @@ import json
 import os
 import types
 
+from ai8x_nb.devices import DEFAULT_DEVICE
 from ai8x_nb.errors import Ai8xNbError
 
 __all__ = [
@@ -28,7 +29,6 @@ __all__ = [
     "OPTIMIZERS",
     "DISTRIBUTE",
     "DEFAULT_SEED",
-    "DEFAULT_DEVICE",
     "FAST_LIMIT",
     "Parameter",
     "PARAMETERS",
@@ -60,9 +60,6 @@ machines of a `TF_CONFIG` cluster; None trains on one device."""
 
 DEFAULT_SEED = 42
 """Random seed of training runs and notebooks when none is given."""
-
-DEFAULT_DEVICE = "MAX78000"
-"""Device models are built and checked for when none is given."""
 
 FAST_LIMIT = 4096
 """Samples per split a notebook keeps when `fast=True` and `limit` is None."""

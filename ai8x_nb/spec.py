@@ -361,7 +361,7 @@ def _check_classes(out_shape, num_classes, last_index):
             f"followed by flatten).", last_index)
 
 
-def spec_to_model(spec, input_shape, num_classes=None, device="MAX78000", *, name="model"):
+def spec_to_model(spec, input_shape, num_classes=None, device=None, *, name="model"):
     """Build a functional Keras model from a spec.
 
     Args:
@@ -395,7 +395,7 @@ def spec_to_model(spec, input_shape, num_classes=None, device="MAX78000", *, nam
     return keras.Model(inputs, x, name=name)
 
 
-def validate_spec(spec, input_shape, device="MAX78000", num_classes=None):
+def validate_spec(spec, input_shape, device=None, num_classes=None):
     """Check each row of a spec and report shapes and parameters, row by row.
 
     A row that fails is skipped for the rows after it (they see its input), so one mistake
@@ -404,7 +404,7 @@ def validate_spec(spec, input_shape, device="MAX78000", num_classes=None):
     Args:
         spec: list of row dicts.
         input_shape: one sample's shape without the batch axis.
-        device: "MAX78000" or "MAX78002".
+        device: "MAX78000" or "MAX78002"; None: `ai8x_nb.devices.DEFAULT_DEVICE`.
         num_classes: when given, the last row's output must be `(num_classes,)`.
 
     Returns:

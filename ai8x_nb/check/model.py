@@ -235,7 +235,7 @@ def _latency_totals(rows, dev, placed, clock_mhz):
             "ops": ops if placed else None}
 
 
-def check_model(model, device="MAX78000", *, clock_mhz=None):
+def check_model(model, device=None, *, clock_mhz=None):
     """Check that a Keras model can run on the accelerator and report what it uses.
 
     Walks the hardware layers (`ai8x_nb.graph.trace_model`), checks each against the device's

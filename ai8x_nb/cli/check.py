@@ -16,7 +16,7 @@ def add_parser(subparsers):
         "model", metavar="MODULE_OR_FILE",
         help="a .keras file, a .py file or module defining `model` / `build_model()`, or a "
              "seed model name")
-    parser.add_argument("--device", default="MAX78000", help="MAX78000 (default) or MAX78002")
+    parser.add_argument("--device", default=None, help="MAX78000 (default) or MAX78002")
     parser.add_argument("--clock-mhz", type=float, default=None, metavar="MHZ",
                         help="accelerator clock for the latency in microseconds (default: "
                              "the device's, 50 MHz)")

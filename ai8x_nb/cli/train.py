@@ -129,13 +129,12 @@ def _initial_model(args, ds, resuming=False):
                                    "head to replace).")
         if getattr(ds, "source", None) and not resuming:
             from ai8x_nb.models.adapt import starting_spec
-            from ai8x_nb.parameters import DEFAULT_DEVICE
             from ai8x_nb.spec import spec_to_model
 
             # A folder of your own: the seed's layers, one output per class of the folder.
             spec = starting_spec(ds.source["kind"], ds.num_classes, model_name=args.model)
             return spec_to_model(spec, ds.input_shape, ds.num_classes,
-                                 args.device or DEFAULT_DEVICE, name=ds.name)
+                                 args.device, name=ds.name)
         return args.model
     if args.model:
         raise CliArgumentError(f"--model {args.model} and --init-from {args.init_from}: pass "

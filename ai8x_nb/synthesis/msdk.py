@@ -113,7 +113,7 @@ _MAX78000_DRIVERS = (
 
 TARGETS = {
     "MAX78000": MsdkTarget(
-        device="MAX78000", target_rev="0x4131", board="EvKit_V1",
+        device=None, target_rev="0x4131", board="EvKit_V1",
         driver_sources=tuple(_PERIPH + s for s in _MAX78000_DRIVERS),
         board_sources=("Libraries/Boards/MAX78000/EvKit_V1/Source/board.c",
                        "Libraries/Boards/MAX78000/Source/led.c",
@@ -159,7 +159,7 @@ def msdk_target(device):
     return TARGETS[name]
 
 
-def find_msdk(maxim_path=None, device="MAX78000", *, environ=None):
+def find_msdk(maxim_path=None, device=None, *, environ=None):
     """Locate the MSDK and check that it holds the files a `device` build needs.
 
     Args:

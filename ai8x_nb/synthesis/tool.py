@@ -92,7 +92,7 @@ def tool_arguments(*, prefix, device, checkpoint, config, sample, test_dir, verb
 
     Args:
         prefix: the C project's name (`--prefix`); the project lands in `test_dir/prefix`.
-        device: "MAX78000" or "MAX78002".
+        device: "MAX78000" or "MAX78002"; None: `ai8x_nb.devices.DEFAULT_DEVICE`.
         checkpoint, config, sample: the weights (`.pth.tar`), network YAML and sample input.
         test_dir: where the tool writes (`--test-dir`).
         verbose: log every layer's output (the known answer is read from that log).

@@ -12,7 +12,7 @@ from ai8x_nb.devices import get_device
 from ai8x_nb.errors import Ai8xNbError
 from ai8x_nb.layers import HardwareLayer
 from ai8x_nb.models.schedules import CosineSchedule, reduce_on_plateau
-from ai8x_nb.parameters import DEFAULT_DEVICE, OPTIMIZERS, SCHEDULES
+from ai8x_nb.parameters import OPTIMIZERS, SCHEDULES
 from ai8x_nb.training.arguments import TrainingError
 
 __all__ = ["make_optimizer", "compile_model", "resolve_policy", "policy_dict", "make_schedule",
@@ -124,7 +124,6 @@ def build_model(model_or_name, ds, device):
     if isinstance(model_or_name, keras.Model):
         _check_ready_model_device(model_or_name, device)
         return model_or_name, None, models.model_for_dataset(ds.name)
-    device = device or DEFAULT_DEVICE
     if model_or_name is None:
         info = models.model_for_dataset(ds.name)
         if info is None:

@@ -4,7 +4,8 @@ import dataclasses
 import time
 
 from ai8x_nb._model_io import model_device
-from ai8x_nb.parameters import DEFAULT_DEVICE, DEFAULT_SEED
+from ai8x_nb.devices import DEFAULT_DEVICE
+from ai8x_nb.parameters import DEFAULT_SEED
 from ai8x_nb.training.arguments import DEFAULT_METRICS, DEFAULT_WARMUP_EPOCHS
 from ai8x_nb.training.components import policy_dict, resolve_policy, schedule_name, try_spec
 from ai8x_nb.training.recipes import get_recipe, recipe_config, recipe_from_config

@@ -119,7 +119,7 @@ def load_for_fine_tuning(source, num_classes=None, *, new_head=False, device=Non
     from ai8x_nb._model_io import model_device
     from ai8x_nb.modelsource import load_model_source
 
-    model = load_model_source(source, device=device or "MAX78000")
+    model = load_model_source(source, device=device)
     if device is not None and model_device(model).name != str(device).upper():
         raise TrainingError(f"Model '{model.name}' is built for {model_device(model).name}, "
                             f"not {str(device).upper()}; import or build it for that device.")
