@@ -16,7 +16,6 @@ Example:
 """
 
 import dataclasses
-import json
 import os
 import types
 
@@ -228,7 +227,7 @@ def parameters_cell(values, comments=None, *, table=PARAMETERS):
     Returns:
         Python source, one assignment per parameter in table order.
     """
-    from ai8x_nb.spec import spec_to_python
+    from ai8x_nb.spec import python_literal, spec_to_python
 
     comments = comments or {}
     missing = [p.name for p in table if p.name not in values]
@@ -240,18 +239,9 @@ def parameters_cell(values, comments=None, *, table=PARAMETERS):
             lines.append(spec_to_python(values[p.name], variable=p.name))
             continue
         comment = comments.get(p.name, p.comment)
-        line = f"{p.name} = {_literal(values[p.name])}"
+        line = f"{p.name} = {python_literal(values[p.name])}"
         lines.append(f"{line}  # {comment}" if comment else line)
     return "\n".join(lines)
-
-
-def _literal(value):
-    """Python source of a parameter value, strings in double quotes as people write them."""
-    if isinstance(value, str):
-        return json.dumps(value)
-    if isinstance(value, dict):
-        return "{" + ", ".join(f"{_literal(k)}: {_literal(v)}" for k, v in value.items()) + "}"
-    return repr(value)
 
 
 # ------------------------------------------------------------------ checks

@@ -26,8 +26,7 @@ import time
 from pathlib import Path
 
 from ai8x_nb.errors import Ai8xNbError
-from ai8x_nb.parameters import (FAST_LIMIT, SCHEDULES, NotebookParameterError,  # noqa: F401
-                                check_parameters)
+from ai8x_nb.parameters import FAST_LIMIT, NotebookParameterError, check_parameters
 
 __all__ = [
     "NOTEBOOKS",

@@ -41,6 +41,7 @@ __all__ = [
     "normalize_row",
     "normalize_spec",
     "spec_to_model",
+    "python_literal",
     "model_to_spec",
     "layer_names",
     "validate_spec",
@@ -505,9 +506,20 @@ def model_to_spec(model):
 
 
 # ------------------------------------------------------------------ text
-def _literal(value):
+def python_literal(value):
+    """Python source of a value as people write it: strings in double quotes, dicts
+    item by item, a non-finite float as None.
+
+    Example:
+
+    >>> python_literal({"start_epoch": 1, "policy": 'default'})
+    '{"start_epoch": 1, "policy": "default"}'
+    """
     if isinstance(value, str):
         return json.dumps(value)
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{python_literal(k)}: {python_literal(v)}"
+                               for k, v in value.items()) + "}"
     if isinstance(value, float):
         return repr(value) if math.isfinite(value) else "None"
     return repr(value)
@@ -527,7 +539,7 @@ def spec_to_python(spec, variable="model_spec"):
     """
     lines = [f"{variable} = ["]
     for row in normalize_spec(spec):
-        items = ", ".join(f'"{k}": {_literal(v)}' for k, v in row.items())
+        items = ", ".join(f'"{k}": {python_literal(v)}' for k, v in row.items())
         lines.append(f"    {{{items}}},")
     lines.append("]")
     return "\n".join(lines)

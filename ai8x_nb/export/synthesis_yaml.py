@@ -18,7 +18,7 @@ reads other than the layer before it, `write_gap` on the producers of interleave
 and `in_offset` / `output_processors` wherever they differ from the tool's defaults (the
 previous layer's output offset, the next layer's processors). Streaming layers
 (`HardwareLayer(streaming=True)`) get `streaming: true`; the tool then needs `--fifo`
-(`ai8x_nb.synthesis.tool.tool_arguments`). Each layer producing one of a model's several
+(`ai8x_nb.export.tool_command.tool_arguments`). Each layer producing one of a model's several
 outputs gets `output: true`.
 """
 

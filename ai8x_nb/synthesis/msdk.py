@@ -113,7 +113,7 @@ _MAX78000_DRIVERS = (
 
 TARGETS = {
     "MAX78000": MsdkTarget(
-        device=None, target_rev="0x4131", board="EvKit_V1",
+        device="MAX78000", target_rev="0x4131", board="EvKit_V1",
         driver_sources=tuple(_PERIPH + s for s in _MAX78000_DRIVERS),
         board_sources=("Libraries/Boards/MAX78000/EvKit_V1/Source/board.c",
                        "Libraries/Boards/MAX78000/Source/led.c",

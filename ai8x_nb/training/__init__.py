@@ -6,10 +6,10 @@ Example:
 >>> result = train("mnist", epochs=3)  # doctest: +SKIP
 """
 
-from ai8x_nb.training.loop import (SCHEDULES, TrainingError, auto_verbose, make_optimizer,
-                                   make_schedule, train)
+from ai8x_nb.training.loop import (TrainingError, auto_verbose, make_optimizer, make_schedule,
+                                   train)
 from ai8x_nb.training.progress import NotebookProgress
 from ai8x_nb.training.results import TrainResult
 
-__all__ = ["SCHEDULES", "NotebookProgress", "TrainResult", "TrainingError", "auto_verbose",
+__all__ = ["NotebookProgress", "TrainResult", "TrainingError", "auto_verbose",
            "make_optimizer", "make_schedule", "train"]

@@ -12,7 +12,7 @@ import numbers
 from ai8x_nb.errors import Ai8xNbError
 from ai8x_nb.parameters import OPTIMIZERS, SCHEDULES
 
-__all__ = ["OPTIMIZERS", "SCHEDULES", "TrainingError", "TrainArgs", "check_train_args",
+__all__ = ["TrainingError", "TrainArgs", "check_train_args",
            "check_metrics", "resume_conflicts"]
 
 DEFAULT_WARMUP_EPOCHS = 0.3

@@ -11,7 +11,7 @@ import logging
 import keras
 
 from ai8x_nb import models
-from ai8x_nb.parameters import DEFAULT_SEED, OPTIMIZERS, SCHEDULES
+from ai8x_nb.parameters import DEFAULT_SEED
 from ai8x_nb.runs import RunDir, new_run_dir
 from ai8x_nb.training.arguments import TrainingError, check_metrics, check_train_args
 from ai8x_nb.training.components import (build_model, check_shapes, compile_model,
@@ -25,7 +25,7 @@ from ai8x_nb.training.recipes import get_recipe, with_batch_norm
 from ai8x_nb.training.resume import continue_run
 from ai8x_nb.training.settings import RunSettings
 
-__all__ = ["OPTIMIZERS", "SCHEDULES", "TrainingError", "auto_verbose", "make_optimizer",
+__all__ = ["TrainingError", "auto_verbose", "make_optimizer",
            "make_schedule", "resolve_policy", "train"]
 
 logger = logging.getLogger(__name__)
