@@ -11,7 +11,7 @@ import zipfile
 
 import pytest
 
-from ai8x_nb._modelfile import load_keras_file
+from ai8x_nb.modelio.keras_file import load_keras_file
 from ai8x_nb.cli import main
 from ai8x_nb.errors import DatasetError, ModelFileError
 from ai8x_nb.models import get_model

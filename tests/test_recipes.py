@@ -11,7 +11,7 @@ from ai8x_nb.datasets.augment import Augmentation, augment_batch, augment_seed, 
 from ai8x_nb.datasets.base import Split
 from ai8x_nb.datasets.pipeline import make_epoch_dataset
 from ai8x_nb.training import TrainingError
-from ai8x_nb.training.losses import SparseCrossentropy
+from ai8x_nb.losses import SparseCrossentropy
 from ai8x_nb.training.recipes import (RECIPES, DatasetSettings, Recipe, get_recipe,
                                       qat_start_epoch, recipe_config, recipe_from_config)
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ai8x_nb._model_io import (model_device, model_input_shape, predict, to_model_input,
-                               top1_accuracy)
+from ai8x_nb.modelio.inputs import (model_device, model_input_shape, predict, to_model_input,
+                                    top1_accuracy)
 from ai8x_nb.datasets import to_float
 from ai8x_nb.devices import get_device
 from ai8x_nb.errors import ExportError

@@ -7,7 +7,7 @@ import os
 import keras
 
 from ai8x_nb import datasets, models
-from ai8x_nb._model_io import check_input_shape, model_device
+from ai8x_nb.modelio.inputs import check_input_shape, model_device
 from ai8x_nb.devices import get_device
 from ai8x_nb.errors import Ai8xNbError
 from ai8x_nb.layers import HardwareLayer
@@ -50,7 +50,7 @@ def compile_model(model, optimizer, metrics, label_smoothing=0.0):
 
     `label_smoothing` (a recipe's) smooths the cross-entropy's targets.
     """
-    from ai8x_nb.training.losses import make_loss
+    from ai8x_nb.losses import make_loss
 
     metrics = list(metrics or ())
     if not any(isinstance(m, str) and m.lower() in ("accuracy", "acc") for m in metrics):

@@ -3,7 +3,7 @@
 import dataclasses
 import time
 
-from ai8x_nb._model_io import model_device
+from ai8x_nb.modelio.inputs import model_device
 from ai8x_nb.devices import DEFAULT_DEVICE
 from ai8x_nb.parameters import DEFAULT_SEED
 from ai8x_nb.training.arguments import DEFAULT_METRICS, DEFAULT_WARMUP_EPOCHS

@@ -10,7 +10,7 @@ import uuid
 
 from ai8x_nb import spec as specs
 from ai8x_nb.devices import DEVICES
-from ai8x_nb.runner import STATIC_FORM_BELOW
+from ai8x_nb.notebooks import STATIC_FORM_BELOW
 from ai8x_nb.spec_table import COLUMNS, EditorRowError, SpecTable
 from ai8x_nb.widgets import editor_view as view
 

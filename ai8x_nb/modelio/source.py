@@ -61,7 +61,7 @@ def _seed_names():
 
 
 def _load_keras_file(path):
-    from ai8x_nb._modelfile import load_keras_file
+    from ai8x_nb.modelio.keras_file import load_keras_file
 
     if not path.exists():
         raise ModelSourceNotFoundError(

@@ -3,13 +3,12 @@
 `run_notebook` executes one notebook headless into `runs/<timestamp>-<name>.ipynb`;
 `run_all` runs several (optionally in parallel worker processes) and never lets one failure
 stop the others. Each notebook ends with `record_summary({...})`, which writes a JSON output
-the runner reads back from the executed notebook (accuracies, export folder). The notebooks'
-parameters and their checks live in `ai8x_nb.parameters`; `check_parameters` is re-exported
-here because the notebooks call `runner.check_parameters`.
+the batch reads back from the executed notebook (accuracies, export folder). The notebooks'
+parameters and their checks live in `ai8x_nb.parameters`.
 
 Example:
 
->>> from ai8x_nb.runner import run_all, summary_table  # doctest: +SKIP
+>>> from ai8x_nb.notebooks import run_all, summary_table  # doctest: +SKIP
 >>> results = run_all(["mnist", "kws20"], {"epochs": 1}, parallel=2)  # doctest: +SKIP
 >>> print(summary_table(results))  # doctest: +SKIP
 """
@@ -26,13 +25,12 @@ import time
 from pathlib import Path
 
 from ai8x_nb.errors import Ai8xNbError
-from ai8x_nb.parameters import FAST_LIMIT, NotebookParameterError, check_parameters
+from ai8x_nb.parameters import NotebookParameterError
 
 __all__ = [
     "NOTEBOOKS",
     "SUMMARY_MIME",
     "SUMMARY_ENV",
-    "FAST_LIMIT",
     "NotebookError",
     "NotebookParameterError",
     "RunResult",
@@ -49,7 +47,6 @@ __all__ = [
     "record_summary",
     "summary_text",
     "read_summary",
-    "check_parameters",
 ]
 
 logger = logging.getLogger(__name__)
