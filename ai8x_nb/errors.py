@@ -41,6 +41,10 @@ class InputShapeError(Ai8xNbError, ValueError):
     """Samples whose shape does not fit a model's input (another dataset's samples)."""
 
 
+class TrainingError(Ai8xNbError, ValueError):
+    """A training argument that cannot be used (bad value, model/data mismatch, ...)."""
+
+
 class DatasetError(Ai8xNbError, ValueError):
     """A dataset is missing, corrupt, truncated or cannot be downloaded.
 

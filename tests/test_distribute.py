@@ -339,3 +339,16 @@ def test_jax_data_parallel_trains_as_one_device(tmp_path, capsys):
     _report_line(capsys, f"JAX DataParallel (BatchNorm model, stopped and resumed): max "
                          f"relative loss difference from one device {difference:.1e}; integers "
                          f"and synthesis checkpoint equal; {seconds:.0f} s")
+
+
+def test_the_keras_private_members_of_multiworker_training_are_there(monkeypatch):
+    """The one module that swaps Keras private members fails loudly when Keras changes them."""
+    from ai8x_nb.training import keras_private
+
+    keras_private.check_keras_private()  # Keras as installed: every member, same parameters
+    monkeypatch.setattr(keras.Model, "_maybe_symbolic_build", None)
+    monkeypatch.setattr(keras.Model, "_flatten_layers", lambda self, recursive=True: [])
+    with pytest.raises(keras_private.KerasPrivateError,
+                       match=rf"Keras {keras.__version__} changed .*_maybe_symbolic_build is "
+                             r"gone; .*_flatten_layers takes \('self', 'recursive'\)"):
+        keras_private.check_keras_private()

@@ -32,9 +32,9 @@ FULL_EPOCHS = {"mnist": 15}
 
 def _fast_recipe_text(name):
     """What the "fast" recipe does on the dataset of notebook `name`, for its parameters text."""
-    from ai8x_nb.training.recipes import get_recipe
+    from ai8x_nb.training.plan import recipe_for
 
-    recipe = get_recipe("fast").for_dataset(name)
+    recipe = recipe_for("fast", name)
     parts = ["augmentation" if recipe.augment else "no augmentation",
              "cosine learning rate with warm-up"]
     parts += [text for on, text in ((recipe.weight_decay, "weight decay"),

@@ -9,7 +9,7 @@ import dataclasses
 import math
 import numbers
 
-from ai8x_nb.errors import Ai8xNbError
+from ai8x_nb.errors import TrainingError
 from ai8x_nb.parameters import OPTIMIZERS, SCHEDULES
 
 __all__ = ["TrainingError", "TrainArgs", "check_train_args",
@@ -20,10 +20,6 @@ DEFAULT_METRICS = ("accuracy",)
 _METRIC_ALIASES = ("accuracy", "acc", "crossentropy", "ce")  # Keras' compile() shorthands
 
 
-class TrainingError(Ai8xNbError, ValueError):
-    """A training argument that cannot be used (bad value, model/data mismatch, ...)."""
-
-
 @dataclasses.dataclass(frozen=True)
 class TrainArgs:
     """`train` arguments after the checks; None still means "not given".
@@ -31,6 +27,10 @@ class TrainArgs:
     Attributes:
         epochs, batch_size, optimizer, lr, metrics, schedule, warmup_epochs, seed, device:
             as passed to `train`, names lower-cased, `metrics` a tuple (or None).
+        qat_policy: as passed to `train` (loaded when the run's plan is resolved).
+        recipe: the `ai8x_nb.training.recipes.Recipe` given, or None.
+        distribute: "mirrored", "multiworker" or None.
+        data_dir, dataset_kwargs: as passed to `train` (`dataset_kwargs` a dict or None).
     """
 
     epochs: int
@@ -42,6 +42,11 @@ class TrainArgs:
     warmup_epochs: float = None
     seed: int = None
     device: str = None
+    qat_policy: object = None
+    recipe: object = None
+    distribute: str = None
+    data_dir: object = None
+    dataset_kwargs: dict = None
 
 
 def _fail(name, value, expected, fix):
@@ -80,7 +85,8 @@ def _name(name, value, choices, extra, fix):
 
 
 def check_train_args(*, epochs, batch_size=None, optimizer=None, lr=None, metrics=None,
-                     schedule=None, warmup_epochs=None, seed=None, device=None):
+                     schedule=None, warmup_epochs=None, seed=None, device=None, qat_policy=None,
+                     recipe=None, distribute=None, data_dir=None, dataset_kwargs=None):
     """Check `train`'s scalar arguments; return them normalised as a `TrainArgs`.
 
     Args:
@@ -93,6 +99,11 @@ def check_train_args(*, epochs, batch_size=None, optimizer=None, lr=None, metric
         warmup_epochs: None or a finite number >= 0.
         seed: None or an int >= 0.
         device: None or a device name ("MAX78000", "MAX78002", ...).
+        qat_policy: kept as given (`ai8x_nb.training.plan.resolve_policy` loads it).
+        recipe: None or a recipe name (any case) or `Recipe`.
+        distribute: None, "mirrored" or "multiworker" (any case).
+        data_dir: None or a folder.
+        dataset_kwargs: None or a dict of `ai8x_nb.datasets.load` arguments.
 
     Returns:
         A `TrainArgs`.
@@ -101,6 +112,7 @@ def check_train_args(*, epochs, batch_size=None, optimizer=None, lr=None, metric
         TrainingError: the first bad argument, named with its value, what is expected and
             how to fix it.
         ai8x_nb.errors.UnknownDeviceError: an unknown device.
+        ai8x_nb.training.cluster.DistributeError: an unknown `distribute`.
 
     Example:
 
@@ -109,11 +121,13 @@ def check_train_args(*, epochs, batch_size=None, optimizer=None, lr=None, metric
     >>> check_train_args(epochs=2, batch_size=0)
     Traceback (most recent call last):
     ...
-    ai8x_nb.training.arguments.TrainingError: batch_size=0 is invalid: expected an int >= 1. ...
+    ai8x_nb.errors.TrainingError: batch_size=0 is invalid: expected an int >= 1. ...
     """
     import keras
 
     from ai8x_nb.devices import get_device
+    from ai8x_nb.training.distribute import check_distribute
+    from ai8x_nb.training.recipes import get_recipe
 
     epochs = _int("epochs", epochs, 1, "Pass the total number of epochs (e.g. 10).")
     if epochs is None:
@@ -139,9 +153,16 @@ def check_train_args(*, epochs, batch_size=None, optimizer=None, lr=None, metric
         schedule = "seed"
     if device is not None:
         device = get_device(device).name
+    metrics = _metric_names(metrics)
+    recipe = None if recipe is None else get_recipe(recipe)
+    if dataset_kwargs is not None and not isinstance(dataset_kwargs, dict):
+        raise TrainingError(f"dataset_kwargs={dataset_kwargs!r} is invalid: expected a dict of "
+                            f"ai8x_nb.datasets.load arguments, e.g. {{'limit': 1000}}.")
     return TrainArgs(epochs=epochs, batch_size=batch_size, optimizer=optimizer, lr=lr,
-                     metrics=_metric_names(metrics), schedule=schedule,
-                     warmup_epochs=warmup_epochs, seed=seed, device=device)
+                     metrics=metrics, schedule=schedule, warmup_epochs=warmup_epochs, seed=seed,
+                     device=device, qat_policy=qat_policy, recipe=recipe,
+                     distribute=check_distribute(distribute), data_dir=data_dir,
+                     dataset_kwargs=dataset_kwargs)
 
 
 def _metric_names(metrics):
