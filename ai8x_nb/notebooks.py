@@ -25,14 +25,13 @@ import time
 from pathlib import Path
 
 from ai8x_nb.errors import Ai8xNbError
-from ai8x_nb.parameters import NotebookParameterError
+from ai8x_nb.errors import ParameterError
 
 __all__ = [
     "NOTEBOOKS",
     "SUMMARY_MIME",
     "SUMMARY_ENV",
     "NotebookError",
-    "NotebookParameterError",
     "RunResult",
     "notebook_dir",
     "find_notebook",
@@ -256,7 +255,7 @@ def run_notebook(name_or_path, parameters=None, *, out_dir="runs", kernel_name="
 
     Raises:
         NotebookError: the notebook does not exist.
-        NotebookParameterError: a parameter the notebook does not declare.
+        ParameterError: a parameter the notebook does not declare.
     """
     papermill = _papermill()
     path = find_notebook(name_or_path)
@@ -265,7 +264,7 @@ def run_notebook(name_or_path, parameters=None, *, out_dir="runs", kernel_name="
     declared = notebook_parameters(path)
     unknown = sorted(set(parameters) - set(declared))
     if unknown:
-        raise NotebookParameterError(
+        raise ParameterError(
             f"Notebook {name!r} has no parameter(s) {', '.join(unknown)}; its parameters are "
             f"{', '.join(declared)}.")
     if isinstance(parameters.get("data_folder"), (str, os.PathLike)):
@@ -450,7 +449,7 @@ def job_commands(names=None, parameters=None, *, out_dir="runs", kernel_name="py
 
     Raises:
         NotebookError: a name that is not a notebook.
-        NotebookParameterError: a parameter a notebook does not declare.
+        ParameterError: a parameter a notebook does not declare.
 
     Example:
 
@@ -466,7 +465,7 @@ def job_commands(names=None, parameters=None, *, out_dir="runs", kernel_name="py
         path = find_notebook(name)
         unknown = sorted(set(parameters) - set(notebook_parameters(path)))
         if unknown:
-            raise NotebookParameterError(
+            raise ParameterError(
                 f"Notebook {path.stem!r} has no parameter(s) {', '.join(unknown)}; its "
                 f"parameters are {', '.join(notebook_parameters(path))}.")
         words = [program, "run", name]

@@ -646,7 +646,7 @@ def test_other_remaining_tracebacks_are_clear_errors(tmp_path, train_points, cap
     from ai8x_nb.parameters import PARAMETERS
 
     params = {p.name: p.default for p in PARAMETERS}
-    with pytest.raises(parameters.NotebookParameterError, match="and <= 4294967295"):
+    with pytest.raises(parameters.ParameterError, match="and <= 4294967295"):
         parameters.check_parameters({**params, "seed": 99999999999999999999})
     assert notebooks.parse_value("yes") == "yes" and notebooks.parse_value("true") is True
     bad = tmp_path / "bad.ipynb"

@@ -50,7 +50,7 @@ def test_run_notebook_failing_cell(notebook, tmp_path):
 
 
 def test_unknown_parameter_is_refused_before_running(notebook, tmp_path):
-    with pytest.raises(parameters.NotebookParameterError, match="no parameter.*epochz.*x"):
+    with pytest.raises(parameters.ParameterError, match="no parameter.*epochz.*x"):
         notebooks.run_notebook(notebook, {"epochz": 3}, out_dir=tmp_path)
     with pytest.raises(notebooks.NotebookError, match="No notebook named 'nope'"):
         notebooks.find_notebook("nope")
@@ -133,7 +133,7 @@ def test_check_parameters_derives_values():
     ({"init_from": 7}, r"init_from=7 is invalid: expected None or a trained model file"),
 ])
 def test_check_parameters_names_the_bad_one(changes, message):
-    with pytest.raises(parameters.NotebookParameterError, match=message):
+    with pytest.raises(parameters.ParameterError, match=message):
         parameters.check_parameters(_params(**changes))
 
 

@@ -162,11 +162,11 @@ def test_warnings_name_small_and_imbalanced_classes(tmp_path):
 
 def test_bad_parameters_and_flags(tmp_path, capsys):
     values = {**parameters.defaults(table=parameters.folder_table("images")), "model_spec": []}
-    with pytest.raises(parameters.NotebookParameterError,
+    with pytest.raises(parameters.ParameterError,
                        match=r"data_folder=None is invalid: expected your folder of class "
                              r"sub-folders"):
         parameters.check_parameters(values)
-    with pytest.raises(parameters.NotebookParameterError,
+    with pytest.raises(parameters.ParameterError,
                        match=r"image_size='64 by 64' is invalid: expected HEIGHTxWIDTH"):
         parameters.check_parameters({**values, "data_folder": str(tmp_path),
                                      "image_size": "64 by 64"})

@@ -260,7 +260,7 @@ def test_save_spec_reaches_a_batch_run(editor, tmp_path):
                                  model_spec=str(path), seed=1)  # the contract's other defaults
     assert parameters.check_parameters(params)["model_spec"] == editor.spec
     params["model_spec"] = str(tmp_path / "missing.spec.json")
-    with pytest.raises(parameters.NotebookParameterError, match="Cannot read the model spec file"):
+    with pytest.raises(parameters.ParameterError, match="Cannot read the model spec file"):
         parameters.check_parameters(params)
     (tmp_path / "bad.spec.json").write_text("[{")
     with pytest.raises(specs.SpecError, match="is not valid JSON"):

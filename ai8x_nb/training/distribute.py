@@ -37,7 +37,7 @@ import json
 import logging
 import os
 
-from ai8x_nb.parameters import DISTRIBUTE
+from ai8x_nb.parameters import DISTRIBUTE, check_value
 from ai8x_nb.training.cluster import TF_CONFIG, DistributeError, parse_tf_config, worker_run
 from ai8x_nb.training.keras_private import (batch_norm_layers, build_on_local_batch,
                                            multiworker_log_reduction)
@@ -57,7 +57,7 @@ def check_distribute(value):
         value: None (one device), "mirrored" or "multiworker", any case.
 
     Raises:
-        DistributeError: another value.
+        ai8x_nb.errors.ParameterError: another value (the parameter table's rule).
 
     Example:
 
@@ -66,17 +66,9 @@ def check_distribute(value):
     >>> check_distribute("horovod")
     Traceback (most recent call last):
     ...
-    ai8x_nb.training.cluster.DistributeError: distribute='horovod' is invalid: ...
+    ai8x_nb.errors.ParameterError: distribute='horovod' is invalid: ...
     """
-    if value is None:
-        return None
-    key = value.strip().lower() if isinstance(value, str) else value
-    if key not in DISTRIBUTE:
-        raise DistributeError(
-            f"distribute={value!r} is invalid: expected None (one device), 'mirrored' (the "
-            f"GPUs or CPUs of this machine) or 'multiworker' (several machines, from "
-            f"${TF_CONFIG}). Pass one of these.")
-    return key
+    return check_value("distribute", value)
 
 
 @dataclasses.dataclass
