@@ -1,4 +1,4 @@
-"""`ai8x-nb run`: execute dataset notebooks headless with papermill (`ai8x_nb.notebooks.run_all`)."""
+"""`ai8x-nb run`: run dataset notebooks headless with papermill (`ai8x_nb.notebooks.run_all`)."""
 
 import argparse
 

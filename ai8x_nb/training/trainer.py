@@ -96,8 +96,10 @@ def train(model_or_name=None, dataset_or_name=None, *, epochs, batch_size=None,
         else `best.keras`), and `test_accuracy` is measured on the TEST split.
 
     Raises:
-        TrainingError: bad arguments (each named with its value and the fix), shapes that
-            do not match, or resume arguments that differ from the run's.
+        ai8x_nb.errors.ParameterError: a bad argument (a `TrainingError`, named with its
+            value and the fix, with the text the notebooks and the CLI give for it).
+        TrainingError: shapes that do not match, or resume arguments that differ from the
+            run's.
         ai8x_nb.runs.RunDirError: the run folder is in use by another process, or its
             files are unreadable.
         ai8x_nb.errors.ModelFileError: a checkpoint to resume from is truncated or corrupt.
