@@ -53,8 +53,8 @@ _API = {
     "build_firmware": "ai8x_nb.synthesis",
     "import_synthesis": "ai8x_nb.zoo.importer",
     "load_for_fine_tuning": "ai8x_nb.zoo.finetune",
-    "run_notebook": "ai8x_nb.runner",
-    "run_all": "ai8x_nb.runner",
+    "run_notebook": "ai8x_nb.notebooks",
+    "run_all": "ai8x_nb.notebooks",
     "setup_notebook": "ai8x_nb.console",
 }
 

@@ -15,7 +15,10 @@ import dataclasses
 
 from ai8x_nb.errors import UnknownDeviceError
 
-__all__ = ["Device", "MAX78000", "MAX78002", "DEVICES", "get_device"]
+__all__ = ["DEFAULT_DEVICE", "Device", "MAX78000", "MAX78002", "DEVICES", "get_device"]
+
+DEFAULT_DEVICE = "MAX78000"
+"""Device models are built and checked for when none is given (`device=None`)."""
 
 WEIGHT_WORD_BITS = 72
 """One weight-memory word: a 3x3 kernel of 8-bit weights."""
@@ -185,12 +188,13 @@ MAX78002 = Device(
 DEVICES = {dev.name: dev for dev in (MAX78000, MAX78002)}
 
 
-def get_device(device="MAX78000"):
-    """Return the limits of a device.
+def get_device(device=None):
+    """Return the limits of a device: the one place a `device=None` default is resolved.
 
     Args:
         device: a `Device`, or its name, case-insensitive ("MAX78000", "max78002").
             The vendor's short names "ai85" / "85" and "ai87" / "87" are accepted too.
+            None: `DEFAULT_DEVICE`.
 
     Returns:
         The frozen `Device`.
@@ -200,6 +204,8 @@ def get_device(device="MAX78000"):
     """
     if isinstance(device, Device):
         return device
+    if device is None:
+        return DEVICES[DEFAULT_DEVICE]
     key = str(device).strip().upper()
     aliases = {"AI85": "MAX78000", "85": "MAX78000", "AI87": "MAX78002", "87": "MAX78002"}
     key = aliases.get(key, key)

@@ -41,6 +41,17 @@ class InputShapeError(Ai8xNbError, ValueError):
     """Samples whose shape does not fit a model's input (another dataset's samples)."""
 
 
+class TrainingError(Ai8xNbError, ValueError):
+    """A training argument that cannot be used (bad value, model/data mismatch, ...)."""
+
+
+class ParameterError(TrainingError):
+    """A parameter with a value it cannot take, in a notebook, on the command line or in a
+    call (`train`): the message names the parameter, the value, what is expected and the fix.
+    `ai8x_nb.parameters` holds the one table of rules. (A `TrainingError`: `train` has always
+    raised that for a bad argument.)"""
+
+
 class DatasetError(Ai8xNbError, ValueError):
     """A dataset is missing, corrupt, truncated or cannot be downloaded.
 

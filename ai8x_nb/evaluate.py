@@ -15,7 +15,7 @@ import keras
 import numpy as np
 
 from ai8x_nb import _atomic
-from ai8x_nb._model_io import predict, to_model_input
+from ai8x_nb.modelio.inputs import predict, to_model_input
 from ai8x_nb.datasets import to_float
 from ai8x_nb.errors import QuantizationError
 from ai8x_nb.layers import HardwareLayer

@@ -15,6 +15,7 @@ copied there by a passthrough layer. A `Concatenate` runs inside the `Conv2D` re
 """
 
 import dataclasses
+import math
 
 import keras
 
@@ -22,7 +23,8 @@ from ai8x_nb.layers import ELTWISE_OPS, Concatenate, Eltwise, HardwareLayer
 from ai8x_nb.layers.conv import Conv1D, Conv2D, ConvTranspose2D
 from ai8x_nb.layers.dense import Dense
 
-__all__ = ["HwLayer", "ModelGraph", "trace_model", "FOLDED_LAYERS", "ELTWISE_OPS", "is_subclassed"]
+__all__ = ["HwLayer", "ModelGraph", "trace_model", "FOLDED_LAYERS", "ELTWISE_OPS", "is_subclassed",
+           "shape_size"]
 
 FOLDED_LAYERS = (
     keras.layers.InputLayer,
@@ -348,3 +350,8 @@ def _mark_outputs(model, out_srcs, hw_layers, problems):
                             f"outputs are convolution, linear or pooling layers. Add a layer "
                             f"after it.")
         hw.model_output = position
+
+
+def shape_size(shape):
+    """The number of values of a shape: the product of its dimensions (1 for `()`)."""
+    return int(math.prod(int(v) for v in shape))

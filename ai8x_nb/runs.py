@@ -257,7 +257,7 @@ class RunDir:
             RunDirError: the folder is not a run or lacks the file.
             ai8x_nb.errors.ModelFileError: the file is truncated, corrupt or not a model.
         """
-        from ai8x_nb._modelfile import load_keras_file
+        from ai8x_nb.modelio.keras_file import load_keras_file
 
         path = self.model_path() if name is None else self.file(name)
         if not path.is_file():

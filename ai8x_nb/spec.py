@@ -41,6 +41,7 @@ __all__ = [
     "normalize_row",
     "normalize_spec",
     "spec_to_model",
+    "python_literal",
     "model_to_spec",
     "layer_names",
     "validate_spec",
@@ -361,7 +362,7 @@ def _check_classes(out_shape, num_classes, last_index):
             f"followed by flatten).", last_index)
 
 
-def spec_to_model(spec, input_shape, num_classes=None, device="MAX78000", *, name="model"):
+def spec_to_model(spec, input_shape, num_classes=None, device=None, *, name="model"):
     """Build a functional Keras model from a spec.
 
     Args:
@@ -395,7 +396,7 @@ def spec_to_model(spec, input_shape, num_classes=None, device="MAX78000", *, nam
     return keras.Model(inputs, x, name=name)
 
 
-def validate_spec(spec, input_shape, device="MAX78000", num_classes=None):
+def validate_spec(spec, input_shape, device=None, num_classes=None):
     """Check each row of a spec and report shapes and parameters, row by row.
 
     A row that fails is skipped for the rows after it (they see its input), so one mistake
@@ -404,7 +405,7 @@ def validate_spec(spec, input_shape, device="MAX78000", num_classes=None):
     Args:
         spec: list of row dicts.
         input_shape: one sample's shape without the batch axis.
-        device: "MAX78000" or "MAX78002".
+        device: "MAX78000" or "MAX78002"; None: `ai8x_nb.devices.DEFAULT_DEVICE`.
         num_classes: when given, the last row's output must be `(num_classes,)`.
 
     Returns:
@@ -505,9 +506,20 @@ def model_to_spec(model):
 
 
 # ------------------------------------------------------------------ text
-def _literal(value):
+def python_literal(value):
+    """Python source of a value as people write it: strings in double quotes, dicts
+    item by item, a non-finite float as None.
+
+    Example:
+
+    >>> python_literal({"start_epoch": 1, "policy": 'default'})
+    '{"start_epoch": 1, "policy": "default"}'
+    """
     if isinstance(value, str):
         return json.dumps(value)
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{python_literal(k)}: {python_literal(v)}"
+                               for k, v in value.items()) + "}"
     if isinstance(value, float):
         return repr(value) if math.isfinite(value) else "None"
     return repr(value)
@@ -527,7 +539,7 @@ def spec_to_python(spec, variable="model_spec"):
     """
     lines = [f"{variable} = ["]
     for row in normalize_spec(spec):
-        items = ", ".join(f'"{k}": {_literal(v)}' for k, v in row.items())
+        items = ", ".join(f'"{k}": {python_literal(v)}' for k, v in row.items())
         lines.append(f"    {{{items}}},")
     lines.append("]")
     return "\n".join(lines)

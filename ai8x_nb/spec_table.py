@@ -23,7 +23,6 @@ import types
 
 from ai8x_nb import spec as specs
 from ai8x_nb.devices import get_device
-from ai8x_nb.parameters import DEFAULT_DEVICE
 
 __all__ = ["SpecTable", "EditorRowError", "COLUMNS", "ENABLED", "HEAD_TYPES", "POOL_DEFAULT"]
 
@@ -74,7 +73,7 @@ class SpecTable:
         spec: the starting spec (list of row dicts).
         input_shape: one sample's shape without batch, e.g. `dataset.input_shape`.
         num_classes: the number of classes the last layer must output (None: no check).
-        device: "MAX78000" or "MAX78002".
+        device: "MAX78000" or "MAX78002"; None: `ai8x_nb.devices.DEFAULT_DEVICE`.
 
     Attributes:
         input_shape, num_classes: as given.
@@ -87,7 +86,7 @@ class SpecTable:
         ai8x_nb.errors.UnknownDeviceError: an unknown device.
     """
 
-    def __init__(self, spec, input_shape, num_classes=None, device=DEFAULT_DEVICE):
+    def __init__(self, spec, input_shape, num_classes=None, device=None):
         self._rows = specs.normalize_spec(spec)
         self.input_shape = tuple(input_shape)
         self.num_classes = num_classes

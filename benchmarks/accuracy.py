@@ -41,6 +41,7 @@ def _value(text):
 def _recipe(name, dataset, overrides):
     """The named recipe, with `field=value` overrides (an ablation variant) of the settings it
     trains `dataset` with."""
+    from ai8x_nb.training.plan import recipe_for
     from ai8x_nb.training.recipes import SETTING_FIELDS as fields, get_recipe
 
     recipe = get_recipe(name)
@@ -52,7 +53,7 @@ def _recipe(name, dataset, overrides):
                              f"{', '.join(sorted(fields))}.")
         changes[key] = _value(value)
     if changes:
-        recipe = dataclasses.replace(recipe.for_dataset(dataset),
+        recipe = dataclasses.replace(recipe_for(recipe, dataset),
                                      description=f"{recipe.description} ({changes})", **changes)
     return recipe, changes
 

@@ -28,7 +28,7 @@ import pytest
 
 from support import SHARED_DATA
 
-from ai8x_nb.runner import notebook_dir
+from ai8x_nb.notebooks import notebook_dir
 
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM = Path("/usr/bin/chromium")

@@ -12,7 +12,7 @@ import keras
 from ai8x_nb import layers as L
 from ai8x_nb.check import allocate_processors, check_model
 from ai8x_nb.errors import DeviceLimitError, ModelCheckError
-from ai8x_nb.modelsource import (ModelSourceNotFoundError, NoModelInSourceError,
+from ai8x_nb.modelio.source import (ModelSourceNotFoundError, NoModelInSourceError,
                                  load_model_source)
 from seed_models_ai8xtf import SEED_BUILDERS, SEED_PARAMS
 

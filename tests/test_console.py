@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from ai8x_nb import console, runner
+from ai8x_nb import console, notebooks
 from ai8x_nb.cli import main
 
 
@@ -125,7 +125,7 @@ def test_headless_notebook_has_no_stderr_and_one_line_per_epoch(tmp_path, capfd,
 
 def test_status_line_for_a_failed_notebook(tmp_path, tiny_notebook):
     notebook = tiny_notebook(tmp_path / "bad.ipynb", ["1 / x"], parameters="x = 0")
-    (result,) = runner.run_all([notebook], out_dir=tmp_path / "runs")
-    line = runner.status_line(result)
+    (result,) = notebooks.run_all([notebook], out_dir=tmp_path / "runs")
+    line = notebooks.status_line(result)
     assert line.startswith("bad: FAILED at cell In [2] in ") and "ZeroDivisionError" in line
     assert str(result.output_notebook) in line

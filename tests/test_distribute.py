@@ -67,10 +67,11 @@ def test_distribute_values_are_checked():
     assert dist.check_distribute(None) is None
     assert dist.check_distribute(" Mirrored ") == "mirrored"
     assert dist.check_distribute("MULTIWORKER") == "multiworker"
-    with pytest.raises(dist.DistributeError, match=r"distribute='horovod' is invalid: expected "
-                       r"None \(one device\), 'mirrored' .* or 'multiworker'"):
+    with pytest.raises(parameters.ParameterError,
+                       match=r"distribute='horovod' is invalid: expected one of 'mirrored', "
+                             r"'multiworker' or None: None: one device; 'mirrored'"):
         dist.check_distribute("horovod")
-    with pytest.raises(TrainingError, match="distribute=2 is invalid"):
+    with pytest.raises(parameters.ParameterError, match="distribute=2 is invalid"):
         dist.check_distribute(2)
 
 
@@ -179,17 +180,19 @@ def test_a_non_chief_worker_writes_a_scratch_copy(tmp_path, monkeypatch):
     assert cluster.worker_run(None, None, "logs") == (None, "logs")
 
 
-def test_cli_and_notebook_take_distribute():
+def test_cli_and_notebook_take_distribute(capsys):
+    from ai8x_nb.cli import main
+
     args = build_parser().parse_args(["train", "--model", "mnist", "--distribute", "Mirrored"])
     assert args.distribute == "mirrored"
-    with pytest.raises(SystemExit):
-        build_parser().parse_args(["train", "--distribute", "horovod"])
+    assert main(["train", "--distribute", "horovod"]) == 2
+    assert "error: distribute='horovod' is invalid" in capsys.readouterr().err
     assert parameters.get_parameter("distribute").default is None
     spec = [{"type": "flatten"}]
     for value in (None, "mirrored", "MultiWorker"):
         parameters.check_parameters({**parameters.defaults(), "model_spec": spec,
                                      "distribute": value})
-    with pytest.raises(parameters.NotebookParameterError, match="distribute='gpu' is invalid"):
+    with pytest.raises(parameters.ParameterError, match="distribute='gpu' is invalid"):
         parameters.check_parameters({**parameters.defaults(), "model_spec": spec,
                                      "distribute": "gpu"})
 
@@ -339,3 +342,16 @@ def test_jax_data_parallel_trains_as_one_device(tmp_path, capsys):
     _report_line(capsys, f"JAX DataParallel (BatchNorm model, stopped and resumed): max "
                          f"relative loss difference from one device {difference:.1e}; integers "
                          f"and synthesis checkpoint equal; {seconds:.0f} s")
+
+
+def test_the_keras_private_members_of_multiworker_training_are_there(monkeypatch):
+    """The one module that swaps Keras private members fails loudly when Keras changes them."""
+    from ai8x_nb.training import keras_private
+
+    keras_private.check_keras_private()  # Keras as installed: every member, same parameters
+    monkeypatch.setattr(keras.Model, "_maybe_symbolic_build", None)
+    monkeypatch.setattr(keras.Model, "_flatten_layers", lambda self, recursive=True: [])
+    with pytest.raises(keras_private.KerasPrivateError,
+                       match=rf"Keras {keras.__version__} changed .*_maybe_symbolic_build is "
+                             r"gone; .*_flatten_layers takes \('self', 'recursive'\)"):
+        keras_private.check_keras_private()

@@ -443,7 +443,7 @@ def test_export_while_synthesize_runs_waits_and_keeps_both_whole(tmp_path, small
 
 def test_two_runs_of_one_notebook_in_one_folder_the_second_is_refused(tmp_path, tiny_notebook,
                                                                       capsys):
-    from ai8x_nb import runner
+    from ai8x_nb import notebooks
     from ai8x_nb._lock import FolderLock
     from ai8x_nb.cli import main
 
@@ -453,8 +453,8 @@ def test_two_runs_of_one_notebook_in_one_folder_the_second_is_refused(tmp_path, 
     out = tmp_path / "out"
     out.mkdir()
     with FolderLock(out / ".run-mnist.lock").acquire():  # the first run, still running
-        with pytest.raises(runner.NotebookError, match="already running in"):
-            runner.run_notebook(notebook, out_dir=out)
+        with pytest.raises(notebooks.NotebookError, match="already running in"):
+            notebooks.run_notebook(notebook, out_dir=out)
         assert main(["run", str(notebook), "--out", str(out)]) == 2
     err = capsys.readouterr().err
     assert "already running" in err and "--out" in err and "Traceback" not in err
@@ -626,7 +626,7 @@ def test_hand_edited_run_files_are_clear_errors_before_anything_is_written(
 
 
 def test_other_remaining_tracebacks_are_clear_errors(tmp_path, train_points, capsys):
-    from ai8x_nb import runner
+    from ai8x_nb import notebooks, parameters
     from ai8x_nb.cli import main
     from ai8x_nb.errors import QuantizationError
     from ai8x_nb.quantize import load_policy
@@ -646,9 +646,9 @@ def test_other_remaining_tracebacks_are_clear_errors(tmp_path, train_points, cap
     from ai8x_nb.parameters import PARAMETERS
 
     params = {p.name: p.default for p in PARAMETERS}
-    with pytest.raises(runner.NotebookParameterError, match="and <= 4294967295"):
-        runner.check_parameters({**params, "seed": 99999999999999999999})
-    assert runner.parse_value("yes") == "yes" and runner.parse_value("true") is True
+    with pytest.raises(parameters.ParameterError, match="and <= 4294967295"):
+        parameters.check_parameters({**params, "seed": 99999999999999999999})
+    assert notebooks.parse_value("yes") == "yes" and notebooks.parse_value("true") is True
     bad = tmp_path / "bad.ipynb"
     bad.write_bytes(b"{not json")
     assert main(["run", str(bad), "--out", str(tmp_path / "nb")]) == 2

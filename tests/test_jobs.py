@@ -1,4 +1,4 @@
-"""Notebooks as independent jobs: `ai8x-nb run all --print-commands` for any job runner.
+"""Notebooks as independent jobs: `ai8x-nb run all --print-commands` for any job notebooks.
 
 Each printed command runs one notebook with its parameters into its own folder
 `<out>/<notebook>` (executed notebook, `logs/`, `export/`). The slow test starts two of them
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from ai8x_nb import runner
+from ai8x_nb import notebooks
 from ai8x_nb.cli import build_parser, main
 
 REPO = Path(__file__).resolve().parents[1]
@@ -35,17 +35,17 @@ def test_print_commands_gives_one_self_contained_command_per_notebook(capsys, tm
     out = tmp_path / "jobs"
     argv = ["all", "--out", str(out)]
     for name, value in TINY.items():
-        argv += ["-p", name, runner.format_value(value)]
+        argv += ["-p", name, notebooks.format_value(value)]
     argv += ["-p", "data_dir", "/data with space", "-p", "schedule", "cosine"]
     lines = _printed(capsys, argv)
-    assert len(lines) == len(runner.NOTEBOOKS)
+    assert len(lines) == len(notebooks.NOTEBOOKS)
     expected = {**TINY, "data_dir": "/data with space", "schedule": "cosine"}
-    for name, line in zip(runner.NOTEBOOKS, lines):
+    for name, line in zip(notebooks.NOTEBOOKS, lines):
         words = shlex.split(line)
         assert words[:2] == ["ai8x-nb", "run"]
         args = build_parser().parse_args(words[1:])
         assert args.notebooks == [name]
-        assert {k: runner.parse_value(v) for k, v in args.parameter} == expected
+        assert {k: notebooks.parse_value(v) for k, v in args.parameter} == expected
         assert Path(args.out) == out / name  # its own folder; the kernel's cwd too
         assert args.cwd is None and not args.print_commands
     assert not out.exists()  # printing runs nothing and creates nothing
@@ -62,7 +62,7 @@ def test_print_commands_checks_names_and_parameters_first(capsys):
 @pytest.mark.parametrize("value", [0.001, 3, None, True, "cosine", "3", "None", "a b",
                                    {"start_epoch": 1, "weight_bits": 8}, [1, 2]])
 def test_format_value_reads_back(value):
-    assert runner.parse_value(runner.format_value(value)) == value
+    assert notebooks.parse_value(notebooks.format_value(value)) == value
 
 
 def _snapshot(folder):
@@ -76,7 +76,7 @@ def test_two_job_commands_run_at_once_each_in_its_own_folder(capsys, tmp_path,
     out = tmp_path / "jobs"
     argv = [*names, "--out", str(out)]
     for name, value in {**TINY, **notebook_parameters("mnist", tmp_path)}.items():
-        argv += ["-p", name, runner.format_value(value)]
+        argv += ["-p", name, notebooks.format_value(value)]
     commands = _printed(capsys, argv)
     assert len(commands) == 2
     # The job runner's view: a shell command, run in some folder, with no other context.
@@ -97,9 +97,9 @@ def test_two_job_commands_run_at_once_each_in_its_own_folder(capsys, tmp_path,
     for name, output in zip(names, outputs):
         folder = out / name
         files = _snapshot(folder)
-        notebooks = [f for f in files if f.suffix == ".ipynb" and len(f.parts) == 1]
-        assert len(notebooks) == 1 and notebooks[0].name.endswith(f"-{name}.ipynb"), files
-        summary = runner.read_summary(folder / notebooks[0])
+        executed = [f for f in files if f.suffix == ".ipynb" and len(f.parts) == 1]
+        assert len(executed) == 1 and executed[0].name.endswith(f"-{name}.ipynb"), files
+        summary = notebooks.read_summary(folder / executed[0])
         assert summary["dataset"] == name
         export = Path(summary["export_dir"])
         export = export if export.is_absolute() else folder / export

@@ -12,7 +12,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from ai8x_nb import runner
+from ai8x_nb import notebooks
 
 pytestmark = pytest.mark.slow
 
@@ -38,17 +38,17 @@ def _trained_start(root):
 @pytest.fixture(scope="module")
 def results(tmp_path_factory, notebook_parameters):
     root = tmp_path_factory.mktemp("nbruns")
-    per_notebook = {name: notebook_parameters(name, root) for name in runner.NOTEBOOKS}
+    per_notebook = {name: notebook_parameters(name, root) for name in notebooks.NOTEBOOKS}
     per_notebook[FINE_TUNED]["init_from"] = _trained_start(root)
-    return {r.name: r for r in runner.run_all(runner.NOTEBOOKS, TINY, parallel=2,
+    return {r.name: r for r in notebooks.run_all(notebooks.NOTEBOOKS, TINY, parallel=2,
                                               per_notebook=per_notebook,
                                               out_dir=root / "runs")}
 
 
 def test_notebooks_share_one_skeleton():
     headings = []
-    for name in runner.NOTEBOOKS:
-        nb = nbformat.read(str(runner.notebook_dir() / f"{name}.ipynb"), as_version=4)
+    for name in notebooks.NOTEBOOKS:
+        nb = nbformat.read(str(notebooks.notebook_dir() / f"{name}.ipynb"), as_version=4)
         first_code = next(c for c in nb.cells if c.cell_type == "code")
         assert first_code.metadata.get("tags") == ["parameters"], name
         assert all(not c.get("outputs") and c.get("execution_count") is None
@@ -62,7 +62,7 @@ def test_notebooks_share_one_skeleton():
                            "## Summary"]
 
 
-@pytest.mark.parametrize("name", runner.NOTEBOOKS)
+@pytest.mark.parametrize("name", notebooks.NOTEBOOKS)
 def test_notebook_runs_and_exports(results, name):
     result = results[name]
     assert result.ok, f"{name} failed at In [{result.error_cell}]: {result.error} " \
@@ -109,7 +109,7 @@ def test_notebook_runs_and_exports(results, name):
     editor = next(c for c in nb.cells if c.cell_type == "code" and "LayerEditor(" in c.source)
     kinds = [set(o.get("data", {})) for o in editor.get("outputs", [])]
     assert any("image/png" in k for k in kinds), f"{name}: editor cell has no figure"
-    assert not any(runner.WIDGET_VIEW in k for k in kinds)
+    assert not any(notebooks.WIDGET_VIEW in k for k in kinds)
     injected = [c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", [])]
     assert injected and "limit = 128" in injected[0].source
 
@@ -119,7 +119,7 @@ def test_cifar100_notebook_trains_the_residual_model_by_name(tmp_path, notebook_
     residual network, trains, quantizes, exports and (with the tool configured) synthesizes it."""
     params = {**TINY, "limit": 64, "model_name": "ressimplenet",
               **notebook_parameters("cifar100", tmp_path)}
-    result = runner.run_notebook("cifar100", params, out_dir=tmp_path / "runs")
+    result = notebooks.run_notebook("cifar100", params, out_dir=tmp_path / "runs")
     assert result.ok, f"failed at In [{result.error_cell}]: {result.error} " \
                       f"(see {result.output_notebook})"
     assert result.summary["model"] == "ressimplenet"

@@ -18,7 +18,7 @@ import pytest
 
 from folder_data import tone, write_shapes, write_tones, write_wav
 
-from ai8x_nb import datasets, parameters, runner
+from ai8x_nb import datasets, parameters, notebooks
 from ai8x_nb.cli import main
 from ai8x_nb.datasets import folders
 from ai8x_nb.errors import DatasetError
@@ -162,11 +162,11 @@ def test_warnings_name_small_and_imbalanced_classes(tmp_path):
 
 def test_bad_parameters_and_flags(tmp_path, capsys):
     values = {**parameters.defaults(table=parameters.folder_table("images")), "model_spec": []}
-    with pytest.raises(parameters.NotebookParameterError,
+    with pytest.raises(parameters.ParameterError,
                        match=r"data_folder=None is invalid: expected your folder of class "
                              r"sub-folders"):
         parameters.check_parameters(values)
-    with pytest.raises(parameters.NotebookParameterError,
+    with pytest.raises(parameters.ParameterError,
                        match=r"image_size='64 by 64' is invalid: expected HEIGHTxWIDTH"):
         parameters.check_parameters({**values, "data_folder": str(tmp_path),
                                      "image_size": "64 by 64"})
@@ -254,7 +254,7 @@ def test_cli_train_records_the_folder_then_resume_and_evaluate_notice_changes(
 # ------------------------------------------------------------------ the notebooks
 def test_folder_notebooks_share_the_skeleton():
     def headings(name):
-        nb = nbformat.read(str(runner.notebook_dir() / f"{name}.ipynb"), as_version=4)
+        nb = nbformat.read(str(notebooks.notebook_dir() / f"{name}.ipynb"), as_version=4)
         code = [c for c in nb.cells if c.cell_type == "code"]
         assert code[0].metadata.get("tags") == ["parameters"], name
         assert code[0].source.startswith("data_folder = None") == (name != "mnist"), name
@@ -270,7 +270,7 @@ def test_folder_notebooks_train_export_synthesize(folders_made, tmp_path, monkey
     shapes, words = folders_made
     monkeypatch.chdir(shapes.parent)  # folders named relative to here; the kernels run elsewhere
     tiny = {"epochs": 1, "limit": 64, "qat_policy": {"start_epoch": 0, "weight_bits": 8}}
-    results = runner.run_all(
+    results = notebooks.run_all(
         FOLDER_NOTEBOOKS, tiny, parallel=2, out_dir=tmp_path / "runs",
         per_notebook={"images": {"data_folder": "shapes", "image_size": "16x16"},
                       "keywords": {"data_folder": "words"}})

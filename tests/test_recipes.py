@@ -10,8 +10,8 @@ import pytest
 from ai8x_nb.datasets.augment import Augmentation, augment_batch, augment_seed, augmentation_for
 from ai8x_nb.datasets.base import Split
 from ai8x_nb.datasets.pipeline import make_epoch_dataset
+from ai8x_nb.losses import SparseCrossentropy
 from ai8x_nb.training import TrainingError
-from ai8x_nb.training.losses import SparseCrossentropy
 from ai8x_nb.training.recipes import (RECIPES, DatasetSettings, Recipe, get_recipe,
                                       qat_start_epoch, recipe_config, recipe_from_config)
 
@@ -174,24 +174,43 @@ def test_recipe_is_a_frozen_record():
 def test_recipe_defaults_fill_only_the_arguments_not_given():
     from ai8x_nb import models
     from ai8x_nb.training.arguments import check_train_args
-    from ai8x_nb.training.settings import RunSettings
+    from ai8x_nb.training.plan import resolve_plan
 
-    info = models.get_info("mnist")
-    fast = RunSettings.from_args(check_train_args(epochs=15), info, "default", "fast")
+    def plan(dataset="mnist", info=models.get_info("mnist"), **given):
+        return resolve_plan(check_train_args(**given), dataset, info, "MAX78000")
+
+    fast = plan(epochs=15, qat_policy="default", recipe="fast")
     assert (fast.batch_size, fast.lr, fast.schedule, fast.warmup_epochs) == (64, 2e-3, "cosine", 1.0)
     assert fast.policy.start_epoch == 12
-    fashion = RunSettings.from_args(check_train_args(epochs=20), models.get_info("fashionmnist"),
-                                    "default", "fast", "fashionmnist")
+    fashion = plan("fashionmnist", models.get_info("fashionmnist"), epochs=20,
+                   qat_policy="default", recipe="fast")
     assert fashion.policy.start_epoch == 10 and fashion.recipe is RECIPES["fast"]  # as given
-    given = RunSettings.from_args(check_train_args(epochs=15, batch_size=256, lr=1e-3,
-                                                   schedule="constant", warmup_epochs=0),
-                                  info, {"start_epoch": 3, "weight_bits": 8}, "fast")
+    assert fashion.training.augment is False and fashion.training.batch_norm == "affine"
+    given = plan(epochs=15, batch_size=256, lr=1e-3, schedule="constant", warmup_epochs=0,
+                 qat_policy={"start_epoch": 3, "weight_bits": 8}, recipe="fast")
     assert (given.batch_size, given.lr, given.schedule, given.warmup_epochs) == (256, 1e-3,
                                                                                 "constant", 0.0)
     assert given.policy.start_epoch == 3  # a policy of one's own keeps its start
-    seed = RunSettings.from_args(check_train_args(epochs=15), info, "default", None)
+    seed = plan(epochs=15, qat_policy="default")
     assert (seed.batch_size, seed.lr, seed.schedule, seed.policy.start_epoch) == (256, 1e-3,
                                                                                  "seed", 10)
+    none = plan(dataset="images", info=None, epochs=3)
+    assert (none.batch_size, none.lr, none.optimizer, none.schedule) == (64, 1e-3, "adam", "seed")
+
+
+def test_the_plan_config_json_records_is_the_plan_resume_reads():
+    from ai8x_nb import datasets, models
+    from ai8x_nb.training.arguments import check_train_args
+    from ai8x_nb.training.plan import RunPlan, resolve_plan
+
+    ds = datasets.load("mnist", limit=8)
+    model = models.get_model("mnist")
+    for given in ({"epochs": 4}, {"epochs": 6, "recipe": "fast", "qat_policy": "default",
+                                  "lr": 5e-4, "metrics": ["accuracy", "ce"], "seed": 7}):
+        plan = resolve_plan(check_train_args(**given), "mnist", models.get_info("mnist"),
+                            "MAX78000")
+        config = json.loads(json.dumps(plan.to_config(ds, {}, model, "mnist")))
+        assert RunPlan.from_config(config, plan.epochs) == plan
 
 
 def test_notebook_settings_none_means_the_recipe_then_the_notebook():

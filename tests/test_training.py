@@ -15,7 +15,7 @@ import pytest
 from ai8x_nb import datasets
 from ai8x_nb.runs import RunDir, new_run_dir
 from ai8x_nb.training import TrainingError, make_optimizer, train
-from ai8x_nb.training.loop import auto_verbose
+from ai8x_nb.training.progress import auto_verbose
 
 from support import SHARED_DATA as DATA
 
@@ -159,7 +159,7 @@ def test_qat_run_writes_qat_best(mnist, tmp_path):
 
 def test_qat_start_epoch_that_does_not_fit_is_clamped(caplog):
     _quantize_or_skip()
-    from ai8x_nb.training.loop import resolve_policy
+    from ai8x_nb.training.plan import resolve_policy
 
     with caplog.at_level(logging.WARNING):
         policy = resolve_policy({"start_epoch": 30, "weight_bits": 8}, 2)
@@ -206,9 +206,9 @@ def test_ready_model_keeps_its_device(mnist, tmp_path, caplog):
     plain = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Flatten(),
                               keras.layers.Dense(10)])
     with caplog.at_level(logging.WARNING, logger="ai8x_nb.training"):
-        from ai8x_nb.training.components import build_model
+        from ai8x_nb.training.assemble import plan_device
 
-        assert build_model(plain, mnist, "MAX78002")[0] is plain
+        assert plan_device(plain, "MAX78002") == "MAX78002"
     assert "train(device='MAX78002') is ignored" in caplog.text
 
 
@@ -236,11 +236,10 @@ def test_cosine_schedule_curve():
 
 
 def test_schedule_names_and_errors():
-    from ai8x_nb import models, runner
+    from ai8x_nb import models
     from ai8x_nb.models.schedules import CosineSchedule
-    from ai8x_nb.training import SCHEDULES, make_schedule
+    from ai8x_nb.training import make_schedule
 
-    assert runner.SCHEDULES == SCHEDULES
     info = models.get_info("mnist")
     assert isinstance(make_schedule("seed", info, 1e-3, 3), keras.callbacks.ReduceLROnPlateau)
     assert isinstance(make_schedule("auto", info, 1e-3, 3), keras.callbacks.ReduceLROnPlateau)

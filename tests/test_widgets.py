@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import pytest
 
-from ai8x_nb import layers, runner
+from ai8x_nb import layers, notebooks
 from ai8x_nb.check import check_model
 from ai8x_nb.models import seed_spec
 from ai8x_nb.spec import spec_to_model
@@ -147,7 +147,7 @@ def test_live_display_keeps_a_static_image_up_to_date(editor, monkeypatch):
     editor._ipython_display_()
     widget, snapshot = shown[0], shown[1]
     assert "application/vnd.jupyter.widget-view+json" in widget[1]
-    assert widget[2] == {runner.STATIC_FORM_BELOW: True}
+    assert widget[2] == {notebooks.STATIC_FORM_BELOW: True}
     assert "ai8x-editor-snapshot" in snapshot[1]["text/html"]
     editor.rows[0]["size"].value = "20"
     assert shown[-1][0] == "update" and "20 k3" in shown[-1][1]["text/plain"]
@@ -247,7 +247,7 @@ def test_live_plot_updates_one_display_in_place(monkeypatch):
 
 def test_save_spec_reaches_a_batch_run(editor, tmp_path):
     """Edits saved with the editor's button come back as the notebook's model_spec."""
-    from ai8x_nb import parameters, runner, spec as specs
+    from ai8x_nb import parameters, spec as specs
 
     editor.set_field(0, "filters", 24)
     path = tmp_path / "mnist.spec.json"
@@ -258,10 +258,10 @@ def test_save_spec_reaches_a_batch_run(editor, tmp_path):
     assert specs.load_spec(path) == editor.spec and editor.spec[0]["filters"] == 24
     params = parameters.defaults(epochs=1, batch_size=32, lr=0.001, qat_policy=None,
                                  model_spec=str(path), seed=1)  # the contract's other defaults
-    assert runner.check_parameters(params)["model_spec"] == editor.spec
+    assert parameters.check_parameters(params)["model_spec"] == editor.spec
     params["model_spec"] = str(tmp_path / "missing.spec.json")
-    with pytest.raises(runner.NotebookParameterError, match="Cannot read the model spec file"):
-        runner.check_parameters(params)
+    with pytest.raises(parameters.ParameterError, match="Cannot read the model spec file"):
+        parameters.check_parameters(params)
     (tmp_path / "bad.spec.json").write_text("[{")
     with pytest.raises(specs.SpecError, match="is not valid JSON"):
         specs.load_spec(tmp_path / "bad.spec.json")

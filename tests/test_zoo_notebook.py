@@ -7,7 +7,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from ai8x_nb import runner
+from ai8x_nb import notebooks
 
 TOOL = os.environ.get("AI8X_SYNTHESIS_DIR") and os.environ.get("AI8X_SYNTHESIS_PYTHON")
 pytestmark = [
@@ -25,7 +25,7 @@ def test_zoo_notebook_is_generated_and_committed_clean():
     tool = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(tool)
     build_notebook = tool.build_notebook
-    committed = nbformat.read(str(runner.notebook_dir() / "zoo.ipynb"), as_version=4)
+    committed = nbformat.read(str(notebooks.notebook_dir() / "zoo.ipynb"), as_version=4)
     assert [c.source for c in committed.cells] == [c.source for c in build_notebook().cells]
     assert "parameters" in committed.cells[2].metadata.get("tags", [])
     assert all(not c.get("outputs") and c.get("execution_count") is None
@@ -33,7 +33,7 @@ def test_zoo_notebook_is_generated_and_committed_clean():
 
 
 def test_zoo_notebook_imports_fine_tunes_and_synthesizes(tmp_path, kws_data):
-    result = runner.run_notebook(
+    result = notebooks.run_notebook(
         "zoo", {"network": "kws20_v3", "fine_tune_epochs": 1, "dataset_folder": "kws-espeak",
                 "data_dir": str(kws_data)}, out_dir=tmp_path)
     assert result.ok, result.error

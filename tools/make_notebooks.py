@@ -32,9 +32,9 @@ FULL_EPOCHS = {"mnist": 15}
 
 def _fast_recipe_text(name):
     """What the "fast" recipe does on the dataset of notebook `name`, for its parameters text."""
-    from ai8x_nb.training.recipes import get_recipe
+    from ai8x_nb.training.plan import recipe_for
 
-    recipe = get_recipe("fast").for_dataset(name)
+    recipe = recipe_for("fast", name)
     parts = ["augmentation" if recipe.augment else "no augmentation",
              "cosine learning rate with warm-up"]
     parts += [text for on, text in ((recipe.weight_decay, "weight decay"),
@@ -341,7 +341,7 @@ from pathlib import Path
 
 import keras
 
-from ai8x_nb import datasets, plots, runner
+from ai8x_nb import datasets, notebooks, parameters, plots
 from ai8x_nb.check import check_model
 from ai8x_nb.evaluate import evaluate_quantized, predict_samples
 from ai8x_nb.export import export_model
@@ -353,7 +353,7 @@ from ai8x_nb.zoo.finetune import load_for_fine_tuning
 
 DATASET = "{name}"
 SHORT_RUN = {short_run(info)!r}  # what None means when the recipe has no value
-derived = runner.check_parameters(globals())  # the parameters cell's values, checked
+derived = parameters.check_parameters(globals())  # the parameters cell's values, checked
 device = derived["device"]
 model_spec = derived["model_spec"]
 sample_limit = derived["limit"]
@@ -597,7 +597,7 @@ final = Manifest.load(manifest.folder)  # with the synthesis and firmware record
 print(targets_text(final))
 micro = final.details.get("tflite_micro") or {}
 firmware = final.firmware or {}
-summary = runner.record_summary({
+summary = notebooks.record_summary({
     "dataset": DATASET,
     "model": model.name,
     "device": device,

@@ -73,7 +73,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ai8x_nb import runner
+from ai8x_nb import notebooks
 from ai8x_nb.check import check_model
 from ai8x_nb.export import export_model
 from ai8x_nb.quantize import convert
@@ -179,7 +179,7 @@ else:
 ## Summary
 """),
         _code("""
-summary = runner.record_summary({
+summary = notebooks.record_summary({
     "network": network,
     "model": model.name,
     "device": device,

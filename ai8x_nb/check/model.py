@@ -7,7 +7,6 @@ mask, its kernel words and column, and its data offsets.
 """
 
 import logging
-import math
 
 from ai8x_nb.placement.processors import allocate_processors, uses_chw
 from ai8x_nb.check.cost import STARTUP_CYCLES, layer_costs
@@ -16,7 +15,7 @@ from ai8x_nb.check.rules import layer_errors
 from ai8x_nb.check.streaming import streaming_errors
 from ai8x_nb.devices import get_device
 from ai8x_nb.errors import DeviceLimitError, ModelCheckError
-from ai8x_nb.graph import MODEL_INPUT, is_subclassed, trace_model
+from ai8x_nb.graph import MODEL_INPUT, is_subclassed, shape_size, trace_model
 from ai8x_nb.placement import layer_demands, place_model
 
 __all__ = ["check_model"]
@@ -25,10 +24,6 @@ logger = logging.getLogger(__name__)
 
 _WEIGHT_OPS = ("conv2d", "conv1d", "convtranspose2d", "linear")
 _WORD_BYTES = 9
-
-
-def _prod(values):
-    return int(math.prod(int(v) for v in values))
 
 
 def _pool_text(layer):
@@ -104,11 +99,11 @@ class _Checker:
         if hw.streaming:
             row.notes = "; ".join(n for n in (row.notes, "streams (circular input buffer)") if n)
         if hw.op in _WEIGHT_OPS:
-            row.weights = _prod(layer.kernel.shape)
+            row.weights = shape_size(layer.kernel.shape)
             row.bias_bytes = out_ch if _bias_in_use(layer) else 0
         wide = bool(getattr(layer, "wide", False))
-        row.in_bytes = _prod(hw.flatten_from or hw.in_shape)
-        row.out_bytes = _prod(hw.out_shape) * (4 if wide else 1)
+        row.in_bytes = shape_size(hw.flatten_from or hw.in_shape)
+        row.out_bytes = shape_size(hw.out_shape) * (4 if wide else 1)
         first = hw.index == 0 and tuple(hw.inputs) == (MODEL_INPUT,)
         first = first and not hw.streaming  # the FIFOs feed a streaming input in HWC
         chw = uses_chw(in_ch, dev, first_layer=first)
@@ -141,8 +136,7 @@ class _Checker:
             return
         self.placement = placement
         for row, cost in zip(self.rows, layer_costs(graph, placement)):
-            row.cycles, row.macc, row.comp = cost.cycles, cost.macc, cost.comp
-            row.add, row.mul, row.bitwise = cost.add, cost.mul, cost.bitwise
+            row.cost = cost
         for row, d, lp in zip(self.rows, demands, placement.layers):
             row.processor_mask, row.passes, row.processors = lp.processors, lp.passes, lp.count
             row.output_mask = lp.output_processors
@@ -235,7 +229,7 @@ def _latency_totals(rows, dev, placed, clock_mhz):
             "ops": ops if placed else None}
 
 
-def check_model(model, device="MAX78000", *, clock_mhz=None):
+def check_model(model, device=None, *, clock_mhz=None):
     """Check that a Keras model can run on the accelerator and report what it uses.
 
     Walks the hardware layers (`ai8x_nb.graph.trace_model`), checks each against the device's

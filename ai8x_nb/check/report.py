@@ -2,6 +2,7 @@
 
 import dataclasses
 
+from ai8x_nb.check.cost import LayerCost
 from ai8x_nb.errors import ModelCheckError
 
 __all__ = ["LayerRow", "CheckReport"]
@@ -45,9 +46,10 @@ class LayerRow:
         eltwise: "add", "sub", "xor" or "or" when the layer first combines its inputs
             element-wise, else "".
         write_gap: it writes its output interleaved with this many other operands.
-        cycles: accelerator clock cycles, as the synthesis tool's latency model counts them
-            (`ai8x_nb.check.cost`; 0 when the model could not be placed).
-        macc / comp / add / mul / bitwise: operations, as the synthesis tool counts them.
+        cost: the layer's `ai8x_nb.check.cost.LayerCost` (cycles and operations as the
+            synthesis tool counts them; zeros when the model could not be placed), also read
+            as `row.cycles`, `row.macc`, `row.comp`, `row.add`, `row.mul`, `row.bitwise` and
+            `row.ops`.
     """
 
     index: int
@@ -82,21 +84,20 @@ class LayerRow:
     notes: str = ""
     eltwise: str = ""
     write_gap: int = 0
-    cycles: int = 0
-    macc: int = 0
-    comp: int = 0
-    add: int = 0
-    mul: int = 0
-    bitwise: int = 0
+    cost: LayerCost = dataclasses.field(default_factory=LayerCost)
 
-    @property
-    def ops(self):
-        """All operations of the layer (the tool's sum)."""
-        return self.macc + self.comp + self.add + self.mul + self.bitwise
+    cycles = property(lambda self: self.cost.cycles, doc="Accelerator clock cycles.")
+    macc = property(lambda self: self.cost.macc, doc="Multiply-accumulates.")
+    comp = property(lambda self: self.cost.comp, doc="Comparisons.")
+    add = property(lambda self: self.cost.add, doc="Additions.")
+    mul = property(lambda self: self.cost.mul, doc="Multiplications.")
+    bitwise = property(lambda self: self.cost.bitwise, doc="Bitwise operations.")
+    ops = property(lambda self: self.cost.ops, doc="All operations of the layer (the tool's sum).")
 
     def to_dict(self):
-        """JSON-able dict; the mask as a hex string."""
+        """JSON-able dict; the mask as a hex string; the cost's fields at the top level."""
         d = dataclasses.asdict(self)
+        d.update(d.pop("cost"))
         d["in_shape"], d["out_shape"] = list(self.in_shape), list(self.out_shape)
         d["processor_mask"] = f"0x{self.processor_mask:016x}"
         d["output_mask"] = f"0x{self.output_mask:016x}"

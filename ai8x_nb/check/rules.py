@@ -8,11 +8,9 @@ ai8x-synthesis (`izer/izer.py`, `izer/yamlcfg.py`, `izer/backend/max7800x.py`), 
 
 import math
 
+from ai8x_nb.graph import shape_size
+
 __all__ = ["layer_errors"]
-
-
-def _prod(values):
-    return int(math.prod(int(v) for v in values))
 
 
 def _channels(hw, dev, label):
@@ -45,9 +43,9 @@ def _pooling(hw, dev, label):
                f"non-square).")
     if hw.op == "passthrough":
         passes = math.ceil(int(hw.in_channels) / dev.processors)
-        pooled = _prod(hw.out_shape[:-1])
+        pooled = shape_size(hw.out_shape[:-1])
         if (passes > dev.max_pool_only_passes and pooled != 1
-                and _prod(layer.pool_size) > 1):
+                and shape_size(layer.pool_size) > 1):
             yield (f"{label} pools {int(hw.in_channels)} channels on its own; a {dev.name} "
                    f"pool-only layer handles at most {dev.processors} channels unless it pools "
                    f"down to 1x1 (MAX78002: up to 1024). Fuse the pooling into the next "
@@ -69,7 +67,7 @@ def _linear(hw, dev, label):
         return
     in_ch, out_ch = int(hw.in_channels), int(hw.out_channels)
     if hw.flatten_from is not None:
-        pixels = _prod(hw.flatten_from[:-1])
+        pixels = shape_size(hw.flatten_from[:-1])
         features = in_ch * pixels
         passes = math.ceil(in_ch / dev.processors)
         count = min(dev.processors, -(-math.ceil(in_ch / passes) // 4) * 4)
@@ -126,8 +124,8 @@ def _data(hw, dev, label, *, chw, last=False):
         return
     wide = 4 if getattr(hw.layer, "wide", False) else 1
     spatial_in = hw.flatten_from[:-1] if hw.flatten_from is not None else hw.in_shape[:-1]
-    pixels_in = _prod(spatial_in) if len(hw.in_shape) > 1 or hw.flatten_from else 1
-    pixels_out = _prod(hw.out_shape[:-1])
+    pixels_in = shape_size(spatial_in) if len(hw.in_shape) > 1 or hw.flatten_from else 1
+    pixels_out = shape_size(hw.out_shape[:-1])
     if hw.streaming:
         pixels_in = 0  # the model's last layer streams: only its output lies whole in memory
     if chw and pixels_in > dev.max_pixels_chw:

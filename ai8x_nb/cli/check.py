@@ -16,7 +16,7 @@ def add_parser(subparsers):
         "model", metavar="MODULE_OR_FILE",
         help="a .keras file, a .py file or module defining `model` / `build_model()`, or a "
              "seed model name")
-    parser.add_argument("--device", default="MAX78000", help="MAX78000 (default) or MAX78002")
+    parser.add_argument("--device", default=None, help="MAX78000 (default) or MAX78002")
     parser.add_argument("--clock-mhz", type=float, default=None, metavar="MHZ",
                         help="accelerator clock for the latency in microseconds (default: "
                              "the device's, 50 MHz)")
@@ -27,7 +27,7 @@ def add_parser(subparsers):
 def run(args):
     """Run `check`; returns 0 when the model fits, 1 when it does not."""
     from ai8x_nb.check import check_model  # imports Keras: keep `ai8x-nb --help` fast
-    from ai8x_nb.modelsource import load_model_source
+    from ai8x_nb.modelio.source import load_model_source
 
     model = load_model_source(args.model, device=args.device)
     report = check_model(model, device=args.device, clock_mhz=args.clock_mhz)

@@ -24,11 +24,10 @@ def add_parser(subparsers):
 def run(args):
     """Run `ai8x_nb.evaluate.evaluate_run` and print its table."""
     from ai8x_nb.evaluate import REPORT_FILE, evaluate_run
+    from ai8x_nb.parameters import check_value
 
-    from ai8x_nb.cli._checks import positive
-
-    positive("--limit", args.limit)
-    positive("--batch-size", args.batch_size)
+    check_value("limit", args.limit)
+    check_value("batch_size", args.batch_size)
     report = evaluate_run(args.run_dir, split=args.split, batch_size=args.batch_size,
                           limit=args.limit, data_dir=args.data_dir)
     print(report)

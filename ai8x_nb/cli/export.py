@@ -27,12 +27,13 @@ def add_parser(subparsers):
 
 def run(args):
     """Run `export`; prints the folder, artifacts and accuracies; returns 0."""
-    from ai8x_nb.cli._checks import positive
     from ai8x_nb.export.targets import targets_text
+    from ai8x_nb.parameters import check_int
     from ai8x_nb.runs import RunDir
 
-    positive("--eval-limit", args.eval_limit)
-    positive("--sample-index", args.sample_index, low=0)
+    check_int("--eval-limit", args.eval_limit, fix="Omit the flag for all test samples.")
+    check_int("--sample-index", args.sample_index, low=0,
+              fix="Pass the index of a test sample, such as 0.")
     targets = (None if args.targets is None else
                [t for item in args.targets for t in item.replace(",", " ").split()])
     run_dir = RunDir(args.run_dir)

@@ -11,7 +11,7 @@ def add_parser(subparsers):
                     "print its layers and save it as a .keras file.")
     parser.add_argument("checkpoint", metavar="CHECKPOINT", help="the -q.pth.tar file")
     parser.add_argument("yaml", metavar="YAML", help="the network description (networks/*.yaml)")
-    parser.add_argument("--device", default="MAX78000", help="MAX78000 (default) or MAX78002")
+    parser.add_argument("--device", default=None, help="MAX78000 (default) or MAX78002")
     parser.add_argument("--input-shape", type=int, nargs="+", default=None, metavar="N",
                         help="the input channel-first, e.g. 1 28 28 (default: the shape of the "
                              "tool's tests/sample_<dataset>.npy beside the YAML's folder)")

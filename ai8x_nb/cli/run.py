@@ -1,4 +1,4 @@
-"""`ai8x-nb run`: execute dataset notebooks headless with papermill (`ai8x_nb.runner.run_all`)."""
+"""`ai8x-nb run`: run dataset notebooks headless with papermill (`ai8x_nb.notebooks.run_all`)."""
 
 import argparse
 
@@ -44,23 +44,23 @@ def run(args: argparse.Namespace) -> int:
     import logging
     import os
 
-    from ai8x_nb import runner
+    from ai8x_nb import notebooks
 
     # papermill announces each notebook at INFO (twice: inspection and execution); the
     # status lines below say the same once. The kernels inherit the quiet TensorFlow level.
     logging.getLogger("papermill").setLevel(logging.WARNING)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     names = None if args.notebooks == ["all"] else args.notebooks
-    parameters = {name: runner.parse_value(value) for name, value in args.parameter}
+    parameters = {name: notebooks.parse_value(value) for name, value in args.parameter}
     if args.print_commands:
-        for command in runner.job_commands(names, parameters, out_dir=args.out,
+        for command in notebooks.job_commands(names, parameters, out_dir=args.out,
                                            kernel_name=args.kernel):
             print(command)
         return 0
-    results = runner.run_all(names, parameters, parallel=args.parallel, out_dir=args.out,
+    results = notebooks.run_all(names, parameters, parallel=args.parallel, out_dir=args.out,
                              kernel_name=args.kernel, cwd=args.cwd, log_output=args.log_output,
                              progress=True,
-                             on_result=lambda r: print(runner.status_line(r), flush=True))
+                             on_result=lambda r: print(notebooks.status_line(r), flush=True))
     print()
-    print(runner.summary_table(results))
+    print(notebooks.summary_table(results))
     return 0 if all(r.ok for r in results) else 1

@@ -12,7 +12,7 @@ of those scripts reads it.
 import logging
 from pathlib import Path
 
-from ai8x_nb.parameters import DISTRIBUTE, OPTIMIZERS, RECIPES, SCHEDULES  # Keras-free: fast --help
+from ai8x_nb.parameters import cli_options  # Keras-free: fast --help
 
 logger = logging.getLogger(__name__)
 
@@ -38,34 +38,22 @@ def add_parser(subparsers):
     p.add_argument("--new-head", action="store_true",
                    help="with --init-from: a fresh classifier head even for the same class "
                         "count (other classes)")
-    p.add_argument("--epochs", type=int, help="number of epochs (default: the seed's)")
-    p.add_argument("--batch_size", "--batch-size", dest="batch_size", type=int,
-                   help="batch size (default: the seed's)")
-    p.add_argument("--optimizer", type=str.lower, choices=OPTIMIZERS,
-                   help="Adam or SGD, any case (default: the seed's, Adam)")
-    p.add_argument("--lr", type=float, help="initial learning rate (default: the seed's)")
-    p.add_argument("--schedule", type=str.lower, choices=SCHEDULES,
-                   help="LR schedule: the seed's (default; ReduceLROnPlateau or steps, made "
-                        "for 100 epochs), cosine decay to 0 over the run (best for short "
-                        "runs), or constant")
-    p.add_argument("--recipe", type=str.lower, choices=RECIPES,
-                   help="training recipe: 'seed' (default for a new run: as the seed models "
-                        "were trained) or 'fast' (10-20 epoch runs: augmentation, cosine "
-                        "schedule with warm-up, weight decay, label smoothing, QAT for the "
-                        "last fifth with --qat-policy default); a resumed run keeps its own")
-    p.add_argument("--warmup-epochs", type=float, metavar="E",
-                   help="linear LR warm-up before the cosine decay, in epochs (default 0.3)")
+    # The parameter table gives these flags' types, metavars and help; their values are
+    # checked after parsing (check_train_args), with the texts of the notebooks and train().
+    p.add_argument("--epochs", **cli_options("epochs"))
+    p.add_argument("--batch_size", "--batch-size", dest="batch_size", **cli_options("batch_size"))
+    p.add_argument("--optimizer", **cli_options("optimizer"))
+    p.add_argument("--lr", **cli_options("lr"))
+    p.add_argument("--schedule", **cli_options("schedule"))
+    p.add_argument("--recipe", **cli_options("recipe"))
+    p.add_argument("--warmup-epochs", metavar="E", **cli_options("warmup_epochs"))
     p.add_argument("--metrics", nargs="+", help="Keras metric names (accuracy is always "
                                                 "tracked)")
     p.add_argument("--qat-policy", metavar="FILE|default",
                    help="quantization-aware training policy: 'default' or a policy YAML")
-    p.add_argument("--device", help="MAX78000 (default) or MAX78002")
-    p.add_argument("--seed", type=int, help="random seed (default 42)")
-    p.add_argument("--distribute", type=str.lower, choices=DISTRIBUTE,
-                   help="data-parallel training: 'mirrored' over this machine's GPUs (else "
-                        "its CPUs), 'multiworker' over the machines of $TF_CONFIG (run the "
-                        "same command on each); --batch_size stays the global batch. "
-                        "Default: one device (a resumed run: its own)")
+    p.add_argument("--device", **cli_options("device"))
+    p.add_argument("--seed", **cli_options("seed"))
+    p.add_argument("--distribute", **cli_options("distribute"))
     data = p.add_argument_group("data")
     data.add_argument("--data-dir", help="folder of the datasets (default: $AI8X_NB_DATA or "
                                          "./data)")
@@ -73,7 +61,7 @@ def add_parser(subparsers):
                                                "kws-espeak)")
     data.add_argument("--allow-partial", action="store_true",
                       help="accept an incomplete dataset copy (e.g. a CIFAR subset)")
-    data.add_argument("--limit", type=int, metavar="N", help="at most N samples per split")
+    data.add_argument("--limit", metavar="N", **cli_options("limit"))
     data.add_argument("--data-folder", metavar="PATH",
                       help="your own data: a folder with one sub-folder of samples per class "
                            "(PATH/<class>/*.png or PATH/<word>/*.wav); the model starts from "
@@ -121,24 +109,23 @@ def _existing_run(args):
 
 def _initial_model(args, ds, resuming=False):
     """The model to train: `--init-from` (head fitted to the dataset), else `--model`."""
-    from ai8x_nb.cli._checks import CliArgumentError
+    from ai8x_nb.errors import ParameterError
 
     if args.init_from is None:
         if args.new_head:
-            raise CliArgumentError("--new-head needs --init-from MODEL.keras (the model whose "
+            raise ParameterError("--new-head needs --init-from MODEL.keras (the model whose "
                                    "head to replace).")
         if getattr(ds, "source", None) and not resuming:
             from ai8x_nb.models.adapt import starting_spec
-            from ai8x_nb.parameters import DEFAULT_DEVICE
             from ai8x_nb.spec import spec_to_model
 
             # A folder of your own: the seed's layers, one output per class of the folder.
             spec = starting_spec(ds.source["kind"], ds.num_classes, model_name=args.model)
             return spec_to_model(spec, ds.input_shape, ds.num_classes,
-                                 args.device or DEFAULT_DEVICE, name=ds.name)
+                                 args.device, name=ds.name)
         return args.model
     if args.model:
-        raise CliArgumentError(f"--model {args.model} and --init-from {args.init_from}: pass "
+        raise ParameterError(f"--model {args.model} and --init-from {args.init_from}: pass "
                                f"one of them (--init-from starts from a trained model).")
     from ai8x_nb.zoo.finetune import load_for_fine_tuning
 
@@ -158,39 +145,39 @@ def _dataset_kwargs(args):
 
 def _check_folder_args(args):
     """Refuse --kind / --image-size without --data-folder, and flags that do not fit it."""
-    from ai8x_nb.cli._checks import CliArgumentError
     from ai8x_nb.datasets import FOLDER_DATASETS
+    from ai8x_nb.errors import ParameterError
 
     if args.data_folder is None:
         for flag, value in (("--kind", args.kind), ("--image-size", args.image_size)):
             if value is not None:
-                raise CliArgumentError(f"{flag} {value} needs --data-folder PATH (the folder of "
+                raise ParameterError(f"{flag} {value} needs --data-folder PATH (the folder of "
                                        f"class sub-folders it describes).")
         return
     for flag, value in (("--dataset-folder", args.dataset_folder),
                         ("--allow-partial", args.allow_partial or None)):
         if value is not None:
-            raise CliArgumentError(f"{flag} is for the public datasets; with --data-folder "
+            raise ParameterError(f"{flag} is for the public datasets; with --data-folder "
                                    f"{args.data_folder} drop it.")
     if args.dataset and args.dataset not in FOLDER_DATASETS:
-        raise CliArgumentError(f"--dataset {args.dataset} and --data-folder {args.data_folder}: "
+        raise ParameterError(f"--dataset {args.dataset} and --data-folder {args.data_folder}: "
                                f"pass one of them (--data-folder trains on your folder).")
     if args.kind == "audio" and args.image_size is not None:
-        raise CliArgumentError(f"--image-size {args.image_size} is for images; audio clips are "
+        raise ParameterError(f"--image-size {args.image_size} is for images; audio clips are "
                                f"always 128x128 (16,384 samples at 16 kHz). Drop it.")
 
 
 def _folder_dataset(args):
     """Your folder as a Dataset (its class table printed), `--limit` applied."""
     from ai8x_nb import datasets
-    from ai8x_nb.cli._checks import CliArgumentError
     from ai8x_nb.datasets.folders import DEFAULT_IMAGE_SIZE, guess_kind
+    from ai8x_nb.errors import ParameterError
 
     kind = args.kind or {"keywords": "audio", "images": "images"}.get(args.dataset)
     if kind is None and Path(args.data_folder).is_dir():
         kind = guess_kind(args.data_folder)
     if kind == "audio" and args.image_size is not None:
-        raise CliArgumentError(f"--image-size {args.image_size}: {args.data_folder} holds WAV "
+        raise ParameterError(f"--image-size {args.image_size}: {args.data_folder} holds WAV "
                                f"clips (audio), always 128x128 (16,384 samples at 16 kHz). "
                                f"Drop it, or pass --kind images.")
     ds = datasets.load_folder(args.data_folder, kind, image_size=args.image_size or
@@ -230,13 +217,13 @@ def _epochs(args, run):
 
 
 def _check_sample_index(args, ds):
-    from ai8x_nb.cli._checks import CliArgumentError
+    from ai8x_nb.errors import ParameterError
 
     if args.save_sample is None or isinstance(ds, str):
         return
     count = len(ds.test)
     if not 0 <= args.save_sample < count:
-        raise CliArgumentError(
+        raise ParameterError(
             f"--save-sample {args.save_sample} is out of range: the test split of "
             f"{ds.name!r} has {count} samples (indices 0..{count - 1}). Pick an index in that "
             f"range.")
@@ -263,22 +250,26 @@ def _save_samples(args, ds, folder):
 def run(args):
     """Run `ai8x-nb train`; returns the exit code."""
     _check_folder_args(args)
-    from ai8x_nb.cli._checks import positive
+    from ai8x_nb.parameters import check_int, check_value
     from ai8x_nb.training import train
     from ai8x_nb.training.arguments import check_train_args
 
     run_dir = _existing_run(args)
-    distribute = args.distribute or (run_dir.config.get("distribute") if run_dir else None)
+    distribute = check_value("distribute", args.distribute) or (
+        run_dir.config.get("distribute") if run_dir else None)
     if distribute == "multiworker":
         from ai8x_nb.training.distribute import make_distribution
 
         make_distribution(distribute)  # joins the cluster before TensorFlow's first operation
     epochs = _epochs(args, run_dir)
+    # The values train() checks, checked before any data is loaded (same table, same texts).
     check_train_args(epochs=epochs, batch_size=args.batch_size, optimizer=args.optimizer,
                      lr=args.lr, metrics=args.metrics, schedule=args.schedule,
-                     warmup_epochs=args.warmup_epochs, seed=args.seed, device=args.device)
-    positive("--limit", args.limit)
-    positive("--save-sample", args.save_sample, low=0)
+                     warmup_epochs=args.warmup_epochs, seed=args.seed, device=args.device,
+                     recipe=args.recipe, distribute=args.distribute)
+    check_value("limit", args.limit)
+    check_int("--save-sample", args.save_sample, low=0,
+              fix="Pass the index of a test sample, such as 0.")
     ds = _dataset(args, run_dir)
     _check_sample_index(args, ds)
     model = _initial_model(args, ds, resuming=run_dir is not None)

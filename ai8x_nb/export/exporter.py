@@ -6,14 +6,15 @@ from pathlib import Path
 
 import numpy as np
 
-from ai8x_nb._model_io import (model_device, model_input_shape, predict, to_model_input,
-                               top1_accuracy)
+from ai8x_nb.modelio.inputs import (model_device, model_input_shape, predict, to_model_input,
+                                    top1_accuracy)
 from ai8x_nb.datasets import to_float
 from ai8x_nb.devices import get_device
 from ai8x_nb.errors import ExportError
 from ai8x_nb.export import package, samples, savedmodel, synthesis_checkpoint, synthesis_yaml
 from ai8x_nb.export import tflite as tfl
 from ai8x_nb.export import tflite_micro as micro
+from ai8x_nb.export.tool_command import tool_arguments, wants_softmax
 
 __all__ = ["TARGETS", "export_model", "export_run", "ai8xize_command"]
 
@@ -48,15 +49,13 @@ def ai8xize_command(name, device, export_dir, *, out=None, softmax=True, fifo=Fa
         export_dir: the export folder (made absolute).
         out: the `--test-dir` the tool writes the C project into; default `<export_dir>/sdk`.
         softmax: ask for the C project's softmax (`--softmax`; only for one wide score per
-            class, see `ai8x_nb.synthesis.tool.wants_softmax`).
+            class, see `ai8x_nb.export.tool_command.wants_softmax`).
         fifo: load the input through the FIFOs (`--fifo`): the model has streaming layers.
 
     Returns:
         The shell command line as a string: `cd` into `$AI8X_SYNTHESIS_DIR`, then the
         tool with the environment's Python (`$AI8X_SYNTHESIS_PYTHON`, else `python`).
     """
-    from ai8x_nb.synthesis.tool import tool_arguments
-
     export_dir = Path(export_dir).resolve()
     args = tool_arguments(
         prefix=name, device=get_device(device).name,
@@ -247,7 +246,6 @@ def _export_synthesis(model, tmp, manifest, dev, sample_index, test_x, test_y, *
         np.savez(tmp / SAMPLE_OUTPUTS, **{f"layer{i}": y for i, y in y_outs.items()})
         manifest.artifacts["sample_outputs"] = SAMPLE_OUTPUTS
     samples.sample_layers(qmodel, raw.reshape(graph.raw_input_shape), tmp / SAMPLE_LAYERS)
-    from ai8x_nb.synthesis.tool import wants_softmax
 
     command = ai8xize_command(name, dev.name, final_dir,
                               softmax=wants_softmax(getattr(graph.layers[-1].layer, "wide", False),

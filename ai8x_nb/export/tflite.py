@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ai8x_nb._model_io import top1_accuracy
+from ai8x_nb.modelio.inputs import top1_accuracy
 from ai8x_nb.console import tf_quiet
 from ai8x_nb.errors import ExportError
 

@@ -73,7 +73,7 @@ class HardwareLayer(keras.layers.Layer):
         output_shift=None,
         batch_norm_folded=False,
         streaming=False,
-        device="MAX78000",
+        device=None,
         kernel_initializer="glorot_uniform",
         bias_initializer="zeros",
         kernel_regularizer=None,

@@ -23,7 +23,7 @@ class Concatenate(keras.layers.Layer):
     unchanged, so training and the device agree.
 
     Args:
-        device: "MAX78000" or "MAX78002".
+        device: "MAX78000" or "MAX78002"; None: `ai8x_nb.devices.DEFAULT_DEVICE`.
         **kwargs: Keras layer arguments (`name`, ...).
 
     Raises:
@@ -37,7 +37,7 @@ class Concatenate(keras.layers.Layer):
     >>> y = Conv2D(8, 3, padding=1)(Concatenate()([b, a]))   # 32 channels: b's, then a's
     """
 
-    def __init__(self, device="MAX78000", **kwargs):
+    def __init__(self, device=None, **kwargs):
         super().__init__(**kwargs)
         self.device = get_device(device)
 

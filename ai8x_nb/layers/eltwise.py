@@ -44,7 +44,7 @@ class Eltwise(keras.layers.Layer):
 
     Args:
         op: "add", "sub", "xor" or "or".
-        device: "MAX78000" or "MAX78002".
+        device: "MAX78000" or "MAX78002"; None: `ai8x_nb.devices.DEFAULT_DEVICE`.
         **kwargs: Keras layer arguments (`name`, ...).
 
     Raises:
@@ -56,7 +56,7 @@ class Eltwise(keras.layers.Layer):
     >>> y = Eltwise("sub")([a, b])   # a - b; the same as Sub()([a, b])
     """
 
-    def __init__(self, op="add", device="MAX78000", **kwargs):
+    def __init__(self, op="add", device=None, **kwargs):
         super().__init__(**kwargs)
         self.device = get_device(device)
         self.op = v.normalize_choice(self, "op", op, ELTWISE_OPS,
@@ -107,7 +107,7 @@ class _FixedOp(Eltwise):
 
     OP = None
 
-    def __init__(self, device="MAX78000", **kwargs):
+    def __init__(self, device=None, **kwargs):
         kwargs.pop("op", None)
         super().__init__(op=self.OP, device=device, **kwargs)
 

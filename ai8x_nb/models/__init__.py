@@ -22,7 +22,6 @@ from ai8x_nb.errors import Ai8xNbError
 from ai8x_nb.models import cifar10, cifar100, fashionmnist, kws20, mnist, rock
 from ai8x_nb.models import ressimplenet  # residual (Add) network: a builder, not a spec
 from ai8x_nb.models.base import ModelInfo
-from ai8x_nb.parameters import DEFAULT_DEVICE
 
 __all__ = ["MODELS", "SEED_SPECS", "ModelInfo", "UnknownModelError", "get_info", "get_model",
            "get_model_for",
@@ -59,13 +58,13 @@ def _info(name):
     return MODELS[key]
 
 
-def get_model(name, *, device=DEFAULT_DEVICE):
+def get_model(name, *, device=None):
     """Build a seed model.
 
     Args:
         name: one of `model_names()` (case-insensitive; the vendor's script names such as
             "mnist_model" are accepted too).
-        device: "MAX78000" or "MAX78002".
+        device: "MAX78000" or "MAX78002"; None: `ai8x_nb.devices.DEFAULT_DEVICE`.
 
     Returns:
         A built, uncompiled `keras.Model` (fresh weights each call).
@@ -86,13 +85,13 @@ def get_info(name):
     return _info(name)
 
 
-def get_model_for(name, dataset_name, *, device=DEFAULT_DEVICE):
+def get_model_for(name, dataset_name, *, device=None):
     """Build the registry model `name` for a notebook of `dataset_name`.
 
     Args:
         name: a registry name (see `get_model`).
         dataset_name: the dataset the model will train on.
-        device: "MAX78000" or "MAX78002".
+        device: "MAX78000" or "MAX78002"; None: `ai8x_nb.devices.DEFAULT_DEVICE`.
 
     Returns:
         A built, uncompiled `keras.Model`.

@@ -5,7 +5,6 @@ import dataclasses
 from collections.abc import Callable
 
 from ai8x_nb.models.schedules import reduce_on_plateau
-from ai8x_nb.parameters import DEFAULT_DEVICE
 
 __all__ = ["ModelInfo", "SpecBuilder"]
 
@@ -39,7 +38,7 @@ class SpecBuilder:
             rows.insert(0, {"type": "reshape", "target_shape": list(self.spec_input_shape)})
         return rows
 
-    def __call__(self, device=DEFAULT_DEVICE):
+    def __call__(self, device=None):
         from ai8x_nb.spec import spec_to_model
 
         return spec_to_model(self.rows(), self.input_shape, self.num_classes, device,
@@ -64,7 +63,7 @@ class ModelInfo:
         params: parameter count (as printed in the seed document).
         spec: the layer rows, or None for a `build` model.
         spec_input_shape: the shape the first spec row reads (default `input_shape`).
-        build: `build(device="MAX78000") -> keras.Model` (built, uncompiled); for a spec
+        build: `build(device=None) -> keras.Model` (built, uncompiled); for a spec
             model it is set to `SpecBuilder` of the spec.
         optimizer: optimizer name ("adam").
         epochs: default number of epochs.

@@ -20,7 +20,6 @@ import keras
 
 from ai8x_nb import layers
 from ai8x_nb.models.base import ModelInfo
-from ai8x_nb.parameters import DEFAULT_DEVICE
 
 NAME = "ressimplenet"
 
@@ -37,11 +36,11 @@ def _residual(x_res, filters, index, device):
     return layers.Add(device=device, name=f"resid{index}")([x, x_res])
 
 
-def build(device=DEFAULT_DEVICE):
+def build(device=None):
     """Build the residual CIFAR-100 model.
 
     Args:
-        device: "MAX78000" or "MAX78002".
+        device: "MAX78000" or "MAX78002"; None: `ai8x_nb.devices.DEFAULT_DEVICE`.
 
     Returns:
         A built, uncompiled functional `keras.Model` mapping (N, 32, 32, 3) to (N, 100) logits.

@@ -28,7 +28,7 @@ import math
 
 from ai8x_nb.placement.processors import allocate_processors, uses_chw
 from ai8x_nb.placement.streaming import buffer_bytes, emulated_kernel, streaming_prefix
-from ai8x_nb.graph import ELTWISE_OPS, MODEL_INPUT
+from ai8x_nb.graph import ELTWISE_OPS, MODEL_INPUT, shape_size
 
 __all__ = ["LayerDemand", "layer_demands", "kernel_words", "written_words", "output_group"]
 
@@ -214,10 +214,6 @@ def written_words(d, out_span):
     return tuple(written)
 
 
-def _prod(values):
-    return int(math.prod(int(v) for v in values))
-
-
 def _kernel_values(hw, layers):
     layer = hw.layer
     if hw.op in ("conv2d", "convtranspose2d"):
@@ -258,10 +254,10 @@ def layer_demands(graph, device):
             spatial = hw.flatten_from[:-1]
         else:
             spatial = hw.in_shape[:-1]
-        pixels_in = _prod(spatial) if len(hw.in_shape) > 1 or hw.flatten_from else 1
+        pixels_in = shape_size(spatial) if len(hw.in_shape) > 1 or hw.flatten_from else 1
         wide = bool(getattr(layer, "wide", False))
         in_bytes = pixels_in * passes * (1 if chw else 4) * hw.operands
-        out_bytes = _prod(hw.out_shape[:-1]) * out_passes * 4 * (4 if wide else 1)
+        out_bytes = shape_size(hw.out_shape[:-1]) * out_passes * 4 * (4 if wide else 1)
         if i < streams:
             in_bytes = buffers[i]
             out_bytes = max(buffers[i + 1] if i + 1 < streams else out_bytes, buffers[i])

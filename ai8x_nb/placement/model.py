@@ -53,7 +53,7 @@ class Placement:
         return p, self.kernel_top[p]
 
 
-def place_model(graph, device="MAX78000"):
+def place_model(graph, device=None):
     """Place a traced model on the device as the synthesis tool will.
 
     Args:

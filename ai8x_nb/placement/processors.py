@@ -22,7 +22,7 @@ from ai8x_nb.errors import DeviceLimitError
 __all__ = ["allocate_processors", "uses_chw", "channels_per_processor"]
 
 
-def uses_chw(in_channels, device="MAX78000", *, first_layer=False):
+def uses_chw(in_channels, device=None, *, first_layer=False):
     """Whether a layer's input is laid out channels-first (CHW) in data memory.
 
     Only the first layer can read CHW data, and only when each channel fits on its own
@@ -32,7 +32,7 @@ def uses_chw(in_channels, device="MAX78000", *, first_layer=False):
     return bool(first_layer) and 1 <= in_channels <= dev.data_memory_instances
 
 
-def allocate_processors(in_channels, device="MAX78000", *, first_layer=False, offset=0):
+def allocate_processors(in_channels, device=None, *, first_layer=False, offset=0):
     """Allocate processors for a layer with `in_channels` input channels.
 
     Args:

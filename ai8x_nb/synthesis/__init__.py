@@ -16,8 +16,8 @@ from ai8x_nb.synthesis.firmware_result import FirmwareResult
 from ai8x_nb.synthesis.msdk import MSDK_VARIABLE
 from ai8x_nb.synthesis.result import SynthesisResult
 from ai8x_nb.synthesis.run import KNOWN_ANSWER, synthesize
-from ai8x_nb.synthesis.tool import (DIR_VARIABLE, PYTHON_VARIABLE, SynthesisTool, find_tool,
-                                    tool_arguments)
+from ai8x_nb.export.tool_command import tool_arguments
+from ai8x_nb.synthesis.tool import DIR_VARIABLE, PYTHON_VARIABLE, SynthesisTool, find_tool
 
 __all__ = ["synthesize", "SynthesisResult", "SynthesisTool", "find_tool", "tool_arguments",
            "DIR_VARIABLE", "PYTHON_VARIABLE", "KNOWN_ANSWER", "build_firmware", "FirmwareResult",

@@ -28,7 +28,7 @@ ERROR_LINES = 40
 """Error lines kept from a failed build (the first ones: later errors follow from them)."""
 
 
-def firmware_tools(device="MAX78000", *, maxim_path=None, compiler=None):
+def firmware_tools(device=None, *, maxim_path=None, compiler=None):
     """Check that a firmware build for `device` can run: the compiler, newlib and the MSDK.
 
     Args:
@@ -47,7 +47,7 @@ def firmware_tools(device="MAX78000", *, maxim_path=None, compiler=None):
     return tc.find_toolchain(compiler), find_msdk(maxim_path, device)
 
 
-def firmware_skip_reason(device="MAX78000", *, maxim_path=None, compiler=None):
+def firmware_skip_reason(device=None, *, maxim_path=None, compiler=None):
     """Why a firmware build cannot run here, in a few words, or None when it can.
 
     For a notebook or a test that builds only when it can, instead of catching the error.
@@ -79,7 +79,7 @@ def firmware_skip_reason(device="MAX78000", *, maxim_path=None, compiler=None):
     return None
 
 
-def build_firmware(project_dir, *, maxim_path=None, device="MAX78000", build_dir=None,
+def build_firmware(project_dir, *, maxim_path=None, device=None, build_dir=None,
                    compiler=None, cache_dir=None, jobs=None):
     """Compile and link a synthesized C project and measure it against the chip.
 

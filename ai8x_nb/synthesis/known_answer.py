@@ -50,7 +50,7 @@ def expected_bytes(values, *, device, processors, out_offset, output_width=8, wr
 
     Args:
         values: the output, channel-first (C, H, W) or (C, L) / (C,), integers.
-        device: "MAX78000" or "MAX78002".
+        device: "MAX78000" or "MAX78002"; None: `ai8x_nb.devices.DEFAULT_DEVICE`.
         processors: the layer's output processor mask.
         out_offset: its `out_offset` in bytes.
         output_width: 8, or 32 for a wide output.

@@ -159,7 +159,7 @@ def msdk_target(device):
     return TARGETS[name]
 
 
-def find_msdk(maxim_path=None, device="MAX78000", *, environ=None):
+def find_msdk(maxim_path=None, device=None, *, environ=None):
     """Locate the MSDK and check that it holds the files a `device` build needs.
 
     Args:

@@ -29,7 +29,8 @@ from ai8x_nb.synthesis import result as res
 from ai8x_nb.synthesis.toollog import parse_latency, parse_ops
 from ai8x_nb.synthesis.trace import LayerTrace, parse_layer_outputs, trace_layers
 from ai8x_nb.synthesis.firmware import build_firmware, firmware_tools
-from ai8x_nb.synthesis.tool import find_tool, streams, tool_arguments, wants_softmax
+from ai8x_nb.export.tool_command import streams, tool_arguments, wants_softmax
+from ai8x_nb.synthesis.tool import find_tool
 
 __all__ = ["synthesize", "KNOWN_ANSWER", "REQUIRED_ROLES"]
 

@@ -1,4 +1,5 @@
-"""Find the vendor's synthesis tool (`ai8xize.py`) and build its command line.
+"""Find the vendor's synthesis tool (`ai8xize.py`); its command line is
+`ai8x_nb.export.tool_command`.
 
 The tool is not a dependency of the package: a user installs ADI's `ai8x-synthesis` with its
 own Python environment and tells ai8x-nb where both are, by argument or by the environment
@@ -13,16 +14,13 @@ import shutil
 import sys
 from pathlib import Path
 
-import numpy as np
-
 from ai8x_nb.errors import SynthesisError
+from ai8x_nb.export.tool_command import SCRIPT
 
-__all__ = ["DIR_VARIABLE", "PYTHON_VARIABLE", "SynthesisTool", "find_tool", "tool_arguments",
-           "SETUP_HINT", "streams", "wants_softmax"]
+__all__ = ["DIR_VARIABLE", "PYTHON_VARIABLE", "SynthesisTool", "find_tool", "SETUP_HINT"]
 
 DIR_VARIABLE = "AI8X_SYNTHESIS_DIR"
 PYTHON_VARIABLE = "AI8X_SYNTHESIS_PYTHON"
-SCRIPT = "ai8xize.py"
 
 SETUP_HINT = (
     "Get the tool from https://github.com/analogdevicesinc/ai8x-synthesis (git clone; then "
@@ -84,48 +82,3 @@ def find_tool(synthesis_dir=None, python=None, *, environ=None):
                              f"{'the argument' if python else PYTHON_VARIABLE}) does not exist. "
                              f"{SETUP_HINT}")
     return SynthesisTool(folder=folder, python=str(Path(resolved).absolute()))
-
-
-def tool_arguments(*, prefix, device, checkpoint, config, sample, test_dir, verbose=True,
-                   softmax=True, fifo=False):
-    """The arguments of `ai8xize.py` for one export (absolute paths).
-
-    Args:
-        prefix: the C project's name (`--prefix`); the project lands in `test_dir/prefix`.
-        device: "MAX78000" or "MAX78002".
-        checkpoint, config, sample: the weights (`.pth.tar`), network YAML and sample input.
-        test_dir: where the tool writes (`--test-dir`).
-        verbose: log every layer's output (the known answer is read from that log).
-        softmax: have `main.c` run a softmax over the output (`--softmax`). Pass False for an
-            8-bit output: the tool's softmax then calls CMSIS-NN's `arm_softmax_q7_q15`
-            without declaring `q7_t`, and that `main.c` does not compile.
-        fifo: load the input through the FIFOs (`--fifo`), as streaming layers need.
-
-    Returns:
-        A list of strings, starting with `ai8xize.py`.
-    """
-    args = [SCRIPT, "--no-version-check", "--overwrite", "--test-dir", str(test_dir),
-            "--prefix", str(prefix), "--checkpoint-file", str(checkpoint),
-            "--config-file", str(config), "--sample-input", str(sample), "--device", str(device),
-            "--compact-data", "--mexpress", "--timer", "0", "--display-checkpoint",
-            "--no-progress"]
-    if softmax:
-        args.insert(args.index("--compact-data"), "--softmax")
-    if fifo:
-        args.insert(args.index("--compact-data"), "--fifo")
-    if verbose:
-        args.append("--verbose")
-    return args
-
-
-def streams(layers):
-    """True when a network YAML's layers (a list of dicts) stream: the tool needs `--fifo`."""
-    return any(bool(layer.get("streaming")) for layer in layers or ())
-
-
-def wants_softmax(wide, output_shape):
-    """True when the C project should run the tool's softmax (`--softmax`): the last layer is
-    wide (32-bit) and its output is one score per class (`output_shape` channel-first, e.g.
-    (10, 1, 1)). Otherwise the tool's `main.c` does not compile (8-bit output) or its softmax
-    buffers can exceed the Arm core's SRAM (a feature map)."""
-    return bool(wide) and int(np.prod(tuple(output_shape)[1:])) == 1

@@ -6,10 +6,12 @@ Example:
 >>> result = train("mnist", epochs=3)  # doctest: +SKIP
 """
 
-from ai8x_nb.training.loop import (SCHEDULES, TrainingError, auto_verbose, make_optimizer,
-                                   make_schedule, train)
-from ai8x_nb.training.progress import NotebookProgress
+from ai8x_nb.errors import TrainingError
+from ai8x_nb.training.assemble import make_optimizer
+from ai8x_nb.training.plan import make_schedule
+from ai8x_nb.training.progress import NotebookProgress, auto_verbose
 from ai8x_nb.training.results import TrainResult
+from ai8x_nb.training.trainer import train
 
-__all__ = ["SCHEDULES", "NotebookProgress", "TrainResult", "TrainingError", "auto_verbose",
+__all__ = ["NotebookProgress", "TrainResult", "TrainingError", "auto_verbose",
            "make_optimizer", "make_schedule", "train"]

@@ -1,4 +1,5 @@
-"""The checks of `train`'s arguments: one place for the CLI, the notebooks and the API.
+"""The checks of `train`'s arguments: the parameter table's rules (`ai8x_nb.parameters`, the
+same for the CLI and the notebooks) applied to a call, plus what only a call can pass.
 
 Every value is checked before anything is loaded or created (no run folder for a bad
 argument), and 0 is a value, never "not given": only None means "use the default".
@@ -7,21 +8,16 @@ argument), and 0 is a value, never "not given": only None means "use the default
 
 import dataclasses
 import math
-import numbers
 
-from ai8x_nb.errors import Ai8xNbError
-from ai8x_nb.parameters import OPTIMIZERS, SCHEDULES
+from ai8x_nb.errors import ParameterError, TrainingError
+from ai8x_nb.parameters import check_value, get_parameter
 
-__all__ = ["OPTIMIZERS", "SCHEDULES", "TrainingError", "TrainArgs", "check_train_args",
+__all__ = ["TrainArgs", "check_train_args",
            "check_metrics", "resume_conflicts"]
 
 DEFAULT_WARMUP_EPOCHS = 0.3
 DEFAULT_METRICS = ("accuracy",)
 _METRIC_ALIASES = ("accuracy", "acc", "crossentropy", "ce")  # Keras' compile() shorthands
-
-
-class TrainingError(Ai8xNbError, ValueError):
-    """A training argument that cannot be used (bad value, model/data mismatch, ...)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,6 +27,10 @@ class TrainArgs:
     Attributes:
         epochs, batch_size, optimizer, lr, metrics, schedule, warmup_epochs, seed, device:
             as passed to `train`, names lower-cased, `metrics` a tuple (or None).
+        qat_policy: as passed to `train` (loaded when the run's plan is resolved).
+        recipe: the `ai8x_nb.training.recipes.Recipe` given, or None.
+        distribute: "mirrored", "multiworker" or None.
+        data_dir, dataset_kwargs: as passed to `train` (`dataset_kwargs` a dict or None).
     """
 
     epochs: int
@@ -42,46 +42,25 @@ class TrainArgs:
     warmup_epochs: float = None
     seed: int = None
     device: str = None
+    qat_policy: object = None
+    recipe: object = None
+    distribute: str = None
+    data_dir: object = None
+    dataset_kwargs: dict = None
 
 
 def _fail(name, value, expected, fix):
-    raise TrainingError(f"{name}={value!r} is invalid: expected {expected}. {fix}")
-
-
-MAX_SEED = 2**32 - 1
-"""Largest seed: NumPy's generators (behind keras.utils.set_random_seed) take 32 bits."""
-
-
-def _int(name, value, low, fix, high=None):
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low or (
-            high is not None and value > high):
-        _fail(name, value, f"an int >= {low}" + (f" and <= {high}" if high else ""), fix)
-    return int(value)
-
-
-def _real(name, value, *, positive, fix):
-    if value is None:
-        return None
-    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
-    if not ok or (value <= 0 if positive else value < 0):
-        _fail(name, value, "a finite number " + ("> 0" if positive else ">= 0"), fix)
-    return float(value)
-
-
-def _name(name, value, choices, extra, fix):
-    if value is None or not isinstance(value, str):
-        return value
-    key = value.strip().lower()
-    if key not in choices:
-        _fail(name, value, f"one of {', '.join(map(repr, choices))}{extra}", fix)
-    return key
+    raise ParameterError(f"{name}={value!r} is invalid: expected {expected}. {fix}")
 
 
 def check_train_args(*, epochs, batch_size=None, optimizer=None, lr=None, metrics=None,
-                     schedule=None, warmup_epochs=None, seed=None, device=None):
-    """Check `train`'s scalar arguments; return them normalised as a `TrainArgs`.
+                     schedule=None, warmup_epochs=None, seed=None, device=None, qat_policy=None,
+                     recipe=None, distribute=None, data_dir=None, dataset_kwargs=None):
+    """Check `train`'s arguments against the parameter table; return them as a `TrainArgs`.
+
+    The rules are `ai8x_nb.parameters`' (the notebooks and the CLI check the same values
+    with the same texts); `train` also takes a Keras optimizer, schedule callback or
+    `QATPolicy` object where the table has names.
 
     Args:
         epochs: total epochs, an int >= 1.
@@ -93,14 +72,19 @@ def check_train_args(*, epochs, batch_size=None, optimizer=None, lr=None, metric
         warmup_epochs: None or a finite number >= 0.
         seed: None or an int >= 0.
         device: None or a device name ("MAX78000", "MAX78002", ...).
+        qat_policy: None, "default", a policy YAML path, a dict or a `QATPolicy` (loaded
+            when the run's plan is resolved).
+        recipe: None or a recipe name (any case) or `Recipe`.
+        distribute: None, "mirrored" or "multiworker" (any case).
+        data_dir: None or a folder.
+        dataset_kwargs: None or a dict of `ai8x_nb.datasets.load` arguments.
 
     Returns:
         A `TrainArgs`.
 
     Raises:
-        TrainingError: the first bad argument, named with its value, what is expected and
-            how to fix it.
-        ai8x_nb.errors.UnknownDeviceError: an unknown device.
+        ai8x_nb.errors.ParameterError: the first bad argument, named with its value, what is
+            expected and how to fix it.
 
     Example:
 
@@ -109,39 +93,46 @@ def check_train_args(*, epochs, batch_size=None, optimizer=None, lr=None, metric
     >>> check_train_args(epochs=2, batch_size=0)
     Traceback (most recent call last):
     ...
-    ai8x_nb.training.arguments.TrainingError: batch_size=0 is invalid: expected an int >= 1. ...
+    ai8x_nb.errors.ParameterError: batch_size=0 is invalid: expected an int >= 1 or None. ...
     """
     import keras
 
-    from ai8x_nb.devices import get_device
+    from ai8x_nb.training.recipes import Recipe, get_recipe
 
-    epochs = _int("epochs", epochs, 1, "Pass the total number of epochs (e.g. 10).")
     if epochs is None:
-        _fail("epochs", epochs, "an int >= 1", "Pass the total number of epochs (e.g. 10).")
-    batch_size = _int("batch_size", batch_size, 1,
-                      "Pass a batch size such as 64, or None for the seed model's.")
-    seed = _int("seed", seed, 0, "Pass a non-negative int such as 42.", high=MAX_SEED)
-    lr = _real("lr", lr, positive=True,
-               fix="Pass a learning rate such as 1e-3, or None for the seed model's.")
-    warmup_epochs = _real("warmup_epochs", warmup_epochs, positive=False,
-                          fix="Pass 0 for no warm-up, or a fraction of an epoch such as 0.3.")
-    if not (optimizer is None or isinstance(optimizer, (str, keras.optimizers.Optimizer))):
-        _fail("optimizer", optimizer, "'adam', 'sgd' or a keras.optimizers.Optimizer",
-              "Pass an optimizer name, or None for the seed model's.")
-    optimizer = _name("optimizer", optimizer, OPTIMIZERS, " or a keras.optimizers.Optimizer",
-                      "Pass an optimizer name, or None for the seed model's.")
-    if not (schedule is None or isinstance(schedule, (str, keras.callbacks.Callback))):
-        _fail("schedule", schedule, f"one of {SCHEDULES} or a keras.callbacks.Callback",
-              "Pass 'cosine' for short runs, 'seed' for the seed's.")
-    schedule = _name("schedule", schedule, SCHEDULES + ("auto",), " or a Keras callback",
-                     "Pass 'cosine' for short runs, 'seed' for the seed's.")
-    if schedule == "auto":
-        schedule = "seed"
-    if device is not None:
-        device = get_device(device).name
-    return TrainArgs(epochs=epochs, batch_size=batch_size, optimizer=optimizer, lr=lr,
-                     metrics=_metric_names(metrics), schedule=schedule,
-                     warmup_epochs=warmup_epochs, seed=seed, device=device)
+        _fail("epochs", epochs, "an int >= 1", get_parameter("epochs").fix)
+    epochs = check_value("epochs", epochs)
+    batch_size = check_value("batch_size", batch_size)
+    seed = check_value("seed", seed)
+    lr = check_value("lr", lr)
+    warmup_epochs = check_value("warmup_epochs", warmup_epochs)
+    if not isinstance(optimizer, keras.optimizers.Optimizer):
+        optimizer = check_value("optimizer", optimizer)
+    if not isinstance(schedule, keras.callbacks.Callback):
+        schedule = check_value("schedule", schedule)
+    device = None if device is None else check_value("device", device)
+    metrics = _metric_names(metrics)
+    if not isinstance(recipe, Recipe):
+        recipe = check_value("recipe", recipe)
+    if qat_policy is None or isinstance(qat_policy, (str, dict)) or not _is_policy(qat_policy):
+        check_value("qat_policy", qat_policy)
+    check_value("data_dir", data_dir)
+    if dataset_kwargs is not None and not isinstance(dataset_kwargs, dict):
+        _fail("dataset_kwargs", dataset_kwargs, "a dict of ai8x_nb.datasets.load arguments",
+              "Pass e.g. {'limit': 1000}.")
+    return TrainArgs(epochs=epochs, batch_size=batch_size, optimizer=optimizer,
+                     lr=None if lr is None else float(lr), metrics=metrics, schedule=schedule,
+                     warmup_epochs=None if warmup_epochs is None else float(warmup_epochs),
+                     seed=seed, device=device, qat_policy=qat_policy,
+                     recipe=None if recipe is None else get_recipe(recipe),
+                     distribute=check_value("distribute", distribute), data_dir=data_dir,
+                     dataset_kwargs=dataset_kwargs)
+
+
+def _is_policy(value):
+    from ai8x_nb.quantize import QATPolicy  # lazy: QAT is optional
+
+    return isinstance(value, QATPolicy)
 
 
 def _metric_names(metrics):

@@ -18,7 +18,7 @@ import os
 import shutil
 import tempfile
 
-from ai8x_nb.training.arguments import TrainingError
+from ai8x_nb.errors import TrainingError
 
 __all__ = ["TF_CONFIG", "DistributeError", "parse_tf_config", "worker_run"]
 

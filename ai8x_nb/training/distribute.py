@@ -37,8 +37,10 @@ import json
 import logging
 import os
 
-from ai8x_nb.parameters import DISTRIBUTE
+from ai8x_nb.parameters import DISTRIBUTE, check_value
 from ai8x_nb.training.cluster import TF_CONFIG, DistributeError, parse_tf_config, worker_run
+from ai8x_nb.training.keras_private import (batch_norm_layers, build_on_local_batch,
+                                           multiworker_log_reduction)
 
 __all__ = ["DISTRIBUTE", "Distribution", "DistributeError", "check_distribute",
            "make_distribution", "resume_distribute", "worker_run", "scope"]
@@ -55,7 +57,7 @@ def check_distribute(value):
         value: None (one device), "mirrored" or "multiworker", any case.
 
     Raises:
-        DistributeError: another value.
+        ai8x_nb.errors.ParameterError: another value (the parameter table's rule).
 
     Example:
 
@@ -64,17 +66,9 @@ def check_distribute(value):
     >>> check_distribute("horovod")
     Traceback (most recent call last):
     ...
-    ai8x_nb.training.cluster.DistributeError: distribute='horovod' is invalid: ...
+    ai8x_nb.errors.ParameterError: distribute='horovod' is invalid: ...
     """
-    if value is None:
-        return None
-    key = value.strip().lower() if isinstance(value, str) else value
-    if key not in DISTRIBUTE:
-        raise DistributeError(
-            f"distribute={value!r} is invalid: expected None (one device), 'mirrored' (the "
-            f"GPUs or CPUs of this machine) or 'multiworker' (several machines, from "
-            f"${TF_CONFIG}). Pass one of these.")
-    return key
+    return check_value("distribute", value)
 
 
 @dataclasses.dataclass
@@ -127,11 +121,9 @@ class Distribution:
         """
         if self.backend != "tensorflow" or self.replicas < 2:
             return 0
-        import keras
-
         switched = 0
-        for layer in model._flatten_layers(include_self=False, recursive=True):
-            if isinstance(layer, keras.layers.BatchNormalization) and not layer.synchronized:
+        for layer in batch_norm_layers(model):
+            if not layer.synchronized:
                 layer.synchronized = True
                 switched += 1
         if switched:
@@ -181,8 +173,7 @@ class Distribution:
             return
         batch = next(iter(train_data))
         with self.scope():
-            model._symbolic_build(data_batch=batch)
-        model._maybe_symbolic_build = _built_already
+            build_on_local_batch(model, batch)
 
     def prepare_dataset(self, data):
         """Shard a multi-worker `tf.data.Dataset` by batches (our pipelines read no files)."""
@@ -198,40 +189,10 @@ class Distribution:
 
 @contextlib.contextmanager
 def _multiworker_scope(strategy):
-    """The strategy's scope, with Keras' per-step log reduction fixed for several workers.
-
-    Keras 3 reduces each step's logs (scalars) over the workers with
-    `strategy.reduce("MEAN", value, axis=0)`, which fails on a scalar
-    (keras-team/keras#20585). Inside this scope, and only for this strategy, the logs are
-    averaged over the replicas with `axis=None`; the train step, the optimizer and the epoch
-    metrics stay Keras' own.
-    """
-    from keras.src.backend.tensorflow import trainer
-
-    keras_reduce = trainer.reduce_per_replica
-
-    def reduce_per_replica(values, strategy_, reduction):
-        if strategy_ is strategy and reduction in ("auto", "mean"):
-            import tensorflow as tf
-
-            def mean(value):
-                if isinstance(value, tf.distribute.DistributedValues):
-                    return strategy.reduce("MEAN", value, axis=None)
-                return value
-
-            return tf.nest.map_structure(mean, values)
-        return keras_reduce(values, strategy_, reduction)
-
-    with strategy.scope():
-        trainer.reduce_per_replica = reduce_per_replica
-        try:
-            yield
-        finally:
-            trainer.reduce_per_replica = keras_reduce
-
-
-def _built_already(iterator=None, data_batch=None):
-    """`Model._maybe_symbolic_build` once `Distribution.before_fit` has built the model."""
+    """The strategy's scope, with Keras' per-step log reduction fixed for several workers
+    (`ai8x_nb.training.keras_private.multiworker_log_reduction`, keras-team/keras#20585)."""
+    with strategy.scope(), multiworker_log_reduction(strategy):
+        yield
 
 
 def scope(distribution):

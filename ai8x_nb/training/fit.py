@@ -14,7 +14,6 @@ from ai8x_nb.runs import HISTORY, TENSORBOARD
 from ai8x_nb.training import callbacks as cb
 from ai8x_nb.training.distribute import scope
 from ai8x_nb.training.progress import progress_setup
-from ai8x_nb.training.recipes import recipe_from_config
 from ai8x_nb.training.results import TrainResult, evaluate_split, read_history
 
 __all__ = ["fit_run", "finish_run"]
@@ -22,9 +21,9 @@ __all__ = ["fit_run", "finish_run"]
 logger = logging.getLogger(__name__)
 
 
-def fit_run(run, model, ds, config, policy, schedule, *, initial_epoch, state, verbose,
-            callbacks, distribution=None):
-    """Train a compiled model from `initial_epoch` to `config["epochs"]` into `run`.
+def fit_run(run, model, ds, plan, schedule, *, initial_epoch, state, verbose, callbacks,
+            distribution=None):
+    """Train a compiled model from `initial_epoch` to `plan.epochs` into `run`.
 
     Epoch `e` sees the training split in `epoch_order(seed, e)` (augmented, when the run's
     recipe says so, with draws seeded by (seed, e, batch)), and the dropout generators'
@@ -35,9 +34,10 @@ def fit_run(run, model, ds, config, policy, schedule, *, initial_epoch, state, v
         run: the locked `RunDir`.
         model: the compiled model (fresh, or `last.keras` of the run).
         ds: the `Dataset`.
-        config: the run's config.json content.
-        policy: the QAT policy or None.
-        schedule: the LR-schedule callback or None.
+        plan: the run's `ai8x_nb.training.plan.RunPlan` (epochs, batch size, seed, QAT
+            policy, the recipe's augmentation).
+        schedule: the LR-schedule callback or None (`RunPlan.make_schedule`, or the
+            caller's callback).
         initial_epoch: first epoch to train.
         state: the run's state.json content when resuming, else None.
         verbose: see `ai8x_nb.training.train`.
@@ -49,7 +49,7 @@ def fit_run(run, model, ds, config, policy, schedule, *, initial_epoch, state, v
     Returns:
         The `TrainResult` of `finish_run`.
     """
-    epochs, batch_size = config["epochs"], config["batch_size"]
+    epochs, batch_size, policy = plan.epochs, int(plan.batch_size), plan.policy
     valid = ds.valid if len(ds.valid) else None
     monitor = "val_accuracy" if valid is not None else "accuracy"
     if valid is None:
@@ -78,9 +78,8 @@ def fit_run(run, model, ds, config, policy, schedule, *, initial_epoch, state, v
         *callbacks,
     ]
     if initial_epoch < epochs:
-        recipe = recipe_from_config(config).for_dataset(ds.name)
-        augmentation = augmentation_for(ds.name) if recipe.augment else None
-        train_data = make_epoch_dataset(ds.train, batch_size, seed=int(config["seed"]),
+        augmentation = augmentation_for(ds.name) if plan.training.augment else None
+        train_data = make_epoch_dataset(ds.train, batch_size, seed=int(plan.seed),
                                         first_epoch=initial_epoch, epochs=epochs,
                                         augmentation=augmentation)
         valid_data = None if valid is None else datasets.make_tf_dataset(valid, batch_size)
@@ -93,7 +92,7 @@ def fit_run(run, model, ds, config, policy, schedule, *, initial_epoch, state, v
             model.fit(train_data, validation_data=valid_data, epochs=epochs,
                       steps_per_epoch=steps, initial_epoch=initial_epoch, callbacks=cbs,
                       shuffle=False, verbose=keras_verbose)
-    return finish_run(run, model, ds, config)
+    return finish_run(run, model, ds, batch_size)
 
 
 def _tensorboard(run):
@@ -105,8 +104,9 @@ def _tensorboard(run):
     return [keras.callbacks.TensorBoard(os.fspath(run.file(TENSORBOARD)), write_graph=False)]
 
 
-def finish_run(run, model, ds, config):
-    """Evaluate the run's best checkpoint on the test split and write results.json.
+def finish_run(run, model, ds, batch_size):
+    """Evaluate the run's best checkpoint on the test split (in batches of `batch_size`) and
+    write results.json.
 
     Returns:
         A `TrainResult`.
@@ -117,7 +117,7 @@ def finish_run(run, model, ds, config):
     except Ai8xNbError as err:
         logger.warning("Evaluating the model in memory: %s", err)
         path, best = None, model
-    report = evaluate_split(best, ds.test, ds.num_classes, config["batch_size"])
+    report = evaluate_split(best, ds.test, ds.num_classes, batch_size)
     history = read_history(run.file(HISTORY))
     results = {
         "dataset": ds.name,

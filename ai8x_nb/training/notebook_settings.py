@@ -15,7 +15,7 @@ Example:
 (64, 'recipe fast')
 """
 
-from ai8x_nb.training.recipes import get_recipe
+from ai8x_nb.training.plan import recipe_for
 
 __all__ = ["SHORT_RUN_KEYS", "notebook_settings", "settings_text"]
 
@@ -35,7 +35,7 @@ def notebook_settings(recipe, dataset, short_run, **given):
     Returns:
         A dict key -> (value, where it came from: "parameter", "recipe NAME" or "notebook").
     """
-    used = get_recipe(recipe).for_dataset(dataset)
+    used = recipe_for(recipe, dataset)
     resolved = {}
     for key in SHORT_RUN_KEYS:
         if given.get(key) is not None:

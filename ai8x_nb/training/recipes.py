@@ -25,7 +25,7 @@ import dataclasses
 import types
 
 from ai8x_nb.parameters import RECIPES as RECIPE_NAMES
-from ai8x_nb.training.arguments import TrainingError
+from ai8x_nb.errors import TrainingError
 
 __all__ = ["Recipe", "RECIPES", "RECIPE_NAMES", "DatasetSettings", "SETTING_FIELDS", "get_recipe",
            "qat_start_epoch", "recipe_config", "recipe_from_config", "with_batch_norm"]

@@ -11,35 +11,37 @@ import logging
 import keras
 
 from ai8x_nb import datasets, models
+from ai8x_nb.errors import TrainingError
 from ai8x_nb.runs import HISTORY
 from ai8x_nb.training import checkpoint
-from ai8x_nb.training.arguments import TrainingError, resume_conflicts
-from ai8x_nb.training.components import (build_model, check_shapes, compile_model,
-                                         make_optimizer, policy_dict, resolve_policy,
-                                         resume_schedule)
+from ai8x_nb.training.arguments import resume_conflicts
+from ai8x_nb.training.assemble import assemble_model
 from ai8x_nb.training.distribute import scope
 from ai8x_nb.training.fit import fit_run
-from ai8x_nb.training.recipes import recipe_from_config, with_batch_norm
+from ai8x_nb.training.plan import RunPlan, recipe_for, resolve_policy
+from ai8x_nb.training.recipes import recipe_from_config
 from ai8x_nb.training.results import truncate_history
-from ai8x_nb.training.settings import RunSettings
 
 __all__ = ["continue_run"]
 
 logger = logging.getLogger(__name__)
 
 
-def continue_run(run, model_or_name, dataset_or_name, args, qat_policy, data_dir,
-                 dataset_kwargs, options, recipe=None):
+def continue_run(run, model_or_name, dataset_or_name, args, *, distribution, verbose,
+                 callbacks):
     """Resume (or restart) the run in the locked folder `run` up to `args.epochs` epochs.
+
+    The run's plan is read back from its config.json (`RunPlan.from_config`); the arguments
+    given must agree with it.
 
     Args:
         run: the locked `RunDir`, holding config.json.
-        model_or_name, dataset_or_name, qat_policy, data_dir, dataset_kwargs: as given to
-            `train` (checked against the run's settings; `data_dir` may differ).
-        args: the checked `TrainArgs`.
-        recipe: the `Recipe` given, or None (the run's own).
-        options: `verbose`, `callbacks` and `distribution` for `fit_run` (the model is
-            rebuilt or reloaded under the distribution's scope).
+        model_or_name, dataset_or_name: as given to `train` (checked against the run's).
+        args: the checked `TrainArgs` (checked against the run's settings; `epochs` and
+            `data_dir` may differ).
+        distribution: the run's `Distribution` or None (the model is rebuilt or reloaded
+            under its scope).
+        verbose, callbacks: as given to `train`.
 
     Returns:
         The `TrainResult`.
@@ -50,27 +52,25 @@ def continue_run(run, model_or_name, dataset_or_name, args, qat_policy, data_dir
             without that model given again.
     """
     config, state = run.config, run.state
-    _refuse_conflicts(run, config, model_or_name, dataset_or_name, args, qat_policy,
-                      dataset_kwargs, recipe)
+    _refuse_conflicts(run, config, model_or_name, dataset_or_name, args)
     epochs = args.epochs
     done = 0 if state is None else state["epochs_completed"]
     if epochs < done:
         raise TrainingError(f"epochs={epochs} is invalid for run {str(run.path)!r}: it already "
                             f"completed {done} epochs. Pass epochs >= {done}.")
-    settings = RunSettings.from_config(config, epochs)
-    info = models.MODELS.get(config.get("defaults_from") or "")
+    plan = RunPlan.from_config(config, epochs)
     if isinstance(dataset_or_name, datasets.Dataset):
         ds = dataset_or_name
     else:
-        ds = run.load_dataset(data_dir=data_dir)
-    distribution = options.get("distribution")
+        ds = run.load_dataset(data_dir=args.data_dir)
     if distribution is not None:
-        distribution.check_batches(settings.batch_size, {"train": len(ds.train),
-                                                         "validation": len(ds.valid)})
+        distribution.check_batches(plan.batch_size, {"train": len(ds.train),
+                                                     "validation": len(ds.valid)})
     if state is None:
         logger.info("Run %s stopped in its first epoch: starting it again with its saved "
                     "settings.", run.path)
-        model = _rebuild(run, config, model_or_name, ds, settings, distribution)
+        model = assemble_model(plan, _restart_source(run, config, model_or_name), ds,
+                               distribution)
     else:
         path = run.resume_checkpoint(state)
         if isinstance(model_or_name, keras.Model):
@@ -80,39 +80,27 @@ def continue_run(run, model_or_name, dataset_or_name, args, qat_policy, data_dir
         checkpoint.tidy(run, state)
         with scope(distribution):
             model = run.load_model(path.name, compile=True)
-    if distribution is not None:
-        distribution.prepare_model(model)
+        if distribution is not None:
+            distribution.prepare_model(model)
     config["epochs"] = epochs
     run.write_config(config)
     truncate_history(run.file(HISTORY), done)
-    return fit_run(run, model, ds, config, settings.policy,
-                   resume_schedule(config, info, epochs), initial_epoch=done, state=state,
-                   **options)
+    return fit_run(run, model, ds, plan, plan.make_schedule(), initial_epoch=done, state=state,
+                   verbose=verbose, callbacks=callbacks, distribution=distribution)
 
 
-def _rebuild(run, config, model_or_name, ds, settings, distribution):
+def _restart_source(run, config, model_or_name):
+    """What a run stopped in its first epoch is built from: its saved model entry, else the
+    custom `keras.Model` given again."""
     ref = config.get("model")
-    used = settings.recipe.for_dataset(ds.name)  # the recipe's settings for this dataset
-    if ref is None:
-        if not isinstance(model_or_name, keras.Model):
-            raise TrainingError(
-                f"Run {str(run.path)!r} trains a custom keras.Model and stopped before its "
-                f"first epoch ended, so it saved no model. Pass that model again to restart "
-                f"it, or start a new run.")
-        model = model_or_name if distribution is None else distribution.adopt(model_or_name)
-        keras.utils.set_random_seed(settings.seed)  # as a new run does after the model is made
-    else:
-        keras.utils.set_random_seed(settings.seed)
-        with scope(distribution):
-            model, _, _ = build_model(ref, ds, settings.device)
-            if used.batch_norm:
-                model = with_batch_norm(model, used.batch_norm)
-    check_shapes(model, ds)
-    with scope(distribution):
-        compile_model(model, make_optimizer(settings.optimizer, settings.lr,
-                                            used.weight_decay),
-                      settings.metrics, used.label_smoothing)
-    return model
+    if ref is not None:
+        return ref
+    if not isinstance(model_or_name, keras.Model):
+        raise TrainingError(
+            f"Run {str(run.path)!r} trains a custom keras.Model and stopped before its "
+            f"first epoch ended, so it saved no model. Pass that model again to restart "
+            f"it, or start a new run.")
+    return model_or_name
 
 
 def _model_ref(model_or_name):
@@ -134,8 +122,7 @@ def _saved_model_ref(config):
     return ref
 
 
-def _refuse_conflicts(run, config, model_or_name, dataset_or_name, args, qat_policy,
-                      dataset_kwargs, recipe=None):
+def _refuse_conflicts(run, config, model_or_name, dataset_or_name, args):
     dataset = getattr(dataset_or_name, "name", dataset_or_name)
     given = {
         "dataset": dataset,
@@ -148,11 +135,11 @@ def _refuse_conflicts(run, config, model_or_name, dataset_or_name, args, qat_pol
         "warmup_epochs": args.warmup_epochs,
         "seed": args.seed,
         "device": args.device,
-        "qat_policy": (policy_dict(resolve_policy(
-            qat_policy, int(config.get("epochs", 1)),
-            recipe_from_config(config).for_dataset(config.get("dataset")))
-        ) if qat_policy is not None else None),
-        "recipe": None if recipe is None else recipe.name,
+        "qat_policy": (resolve_policy(
+            args.qat_policy, int(config.get("epochs", 1)),
+            recipe_for(recipe_from_config(config), config.get("dataset"))).to_dict()
+            if args.qat_policy is not None else None),
+        "recipe": None if args.recipe is None else args.recipe.name,
     }
     saved = {**config, "model": _saved_model_ref(config),
              "recipe": config.get("recipe", "seed")}
@@ -160,7 +147,7 @@ def _refuse_conflicts(run, config, model_or_name, dataset_or_name, args, qat_pol
         given["model"] = None  # a custom keras.Model run: a name cannot be compared
     conflicts = resume_conflicts(given, saved)
     saved_kwargs = config.get("dataset_kwargs") or {}
-    given_kwargs = dict(dataset_kwargs or {})
+    given_kwargs = dict(args.dataset_kwargs or {})
     source = getattr(dataset_or_name, "source", None)
     if source:  # a folder of your own, given as a Dataset: its path, size and content hash
         given_kwargs.update({k: v for k, v in source.items() if k != "kind"})

@@ -11,8 +11,7 @@ import uuid
 
 from ai8x_nb import spec as specs
 from ai8x_nb.devices import DEVICES
-from ai8x_nb.parameters import DEFAULT_DEVICE
-from ai8x_nb.runner import STATIC_FORM_BELOW
+from ai8x_nb.notebooks import STATIC_FORM_BELOW
 from ai8x_nb.spec_table import COLUMNS, EditorRowError, SpecTable
 from ai8x_nb.widgets import editor_view as view
 
@@ -91,7 +90,7 @@ class LayerEditor:
     >>> model = editor.to_model()  # doctest: +SKIP
     """
 
-    def __init__(self, spec, input_shape, num_classes=None, device=DEFAULT_DEVICE, *,
+    def __init__(self, spec, input_shape, num_classes=None, device=None, *,
                  save_path=None):
         import ipywidgets as w
 

@@ -112,7 +112,7 @@ def vendor_sample(name, synthesis_dir=None):
     return np.moveaxis(np.load(sample_file(read_network(yaml)), allow_pickle=False), 0, -1)
 
 
-def import_vendor(name, device="MAX78000", synthesis_dir=None):
+def import_vendor(name, device=None, synthesis_dir=None):
     """Import a vendor network by name (`import_synthesis` on its files).
 
     Raises:

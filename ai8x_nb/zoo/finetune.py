@@ -99,7 +99,7 @@ def load_for_fine_tuning(source, num_classes=None, *, new_head=False, device=Non
 
     Args:
         source: a `keras.Model`, or a `.keras` file (read in safe mode) or any model spec
-            `ai8x_nb.modelsource.load_model_source` accepts.
+            `ai8x_nb.modelio.source.load_model_source` accepts.
         num_classes: the new dataset's class count; the head is replaced when the model's
             output count differs.
         new_head: replace the head even when the class count is the same (other classes).
@@ -116,10 +116,10 @@ def load_for_fine_tuning(source, num_classes=None, *, new_head=False, device=Non
     >>> model = load_for_fine_tuning("kws20_v3.keras", num_classes=21)  # doctest: +SKIP
     >>> train(model, "kws20", epochs=10)  # doctest: +SKIP
     """
-    from ai8x_nb._model_io import model_device
-    from ai8x_nb.modelsource import load_model_source
+    from ai8x_nb.modelio.inputs import model_device
+    from ai8x_nb.modelio.source import load_model_source
 
-    model = load_model_source(source, device=device or "MAX78000")
+    model = load_model_source(source, device=device)
     if device is not None and model_device(model).name != str(device).upper():
         raise TrainingError(f"Model '{model.name}' is built for {model_device(model).name}, "
                             f"not {str(device).upper()}; import or build it for that device.")

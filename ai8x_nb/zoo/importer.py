@@ -231,7 +231,7 @@ def _build(network, found, shape, device, source):
     return model
 
 
-def import_synthesis(checkpoint, yaml, device="MAX78000", *, input_shape=None):
+def import_synthesis(checkpoint, yaml, device=None, *, input_shape=None):
     """Import a trained network of the synthesis tool as a quantized Keras model.
 
     Args:

@@ -10,18 +10,18 @@ import math
 import numpy as np
 
 from ai8x_nb.errors import InputShapeError
-from ai8x_nb.parameters import DEFAULT_DEVICE
 
 __all__ = ["model_device", "model_input_shape", "check_input_shape", "to_model_input",
            "predict", "top1_accuracy"]
 
 
-def model_device(model, default=DEFAULT_DEVICE):
+def model_device(model, default=None):
     """The `Device` a model is built for: its hardware layers' device.
 
     Args:
         model: a Keras model.
-        default: the device name (or `Device`) of a model without hardware layers.
+        default: the device name (or `Device`) of a model without hardware layers; None:
+            `ai8x_nb.devices.DEFAULT_DEVICE`.
 
     Returns:
         An `ai8x_nb.devices.Device`.

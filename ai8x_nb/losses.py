@@ -1,4 +1,4 @@
-"""Losses of the training recipes, registered so that run checkpoints reload compiled."""
+"""The losses of the training recipes, registered so that run checkpoints reload compiled."""
 
 import keras
 from keras import ops

@@ -72,7 +72,7 @@ def load_keras_file(path, *, compile=False):
     import keras
 
     import ai8x_nb.layers  # noqa: F401  registers the hardware layers for deserialization
-    import ai8x_nb.training.losses  # noqa: F401  registers the recipes' loss (compile=True)
+    import ai8x_nb.losses  # noqa: F401  registers the recipes' loss (compile=True)
 
     try:
         return keras.saving.load_model(path, compile=compile, safe_mode=True)

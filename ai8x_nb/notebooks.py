@@ -3,13 +3,12 @@
 `run_notebook` executes one notebook headless into `runs/<timestamp>-<name>.ipynb`;
 `run_all` runs several (optionally in parallel worker processes) and never lets one failure
 stop the others. Each notebook ends with `record_summary({...})`, which writes a JSON output
-the runner reads back from the executed notebook (accuracies, export folder). The notebooks'
-parameters and their checks live in `ai8x_nb.parameters`; `check_parameters` is re-exported
-here because the notebooks call `runner.check_parameters`.
+the batch reads back from the executed notebook (accuracies, export folder). The notebooks'
+parameters and their checks live in `ai8x_nb.parameters`.
 
 Example:
 
->>> from ai8x_nb.runner import run_all, summary_table  # doctest: +SKIP
+>>> from ai8x_nb.notebooks import run_all, summary_table  # doctest: +SKIP
 >>> results = run_all(["mnist", "kws20"], {"epochs": 1}, parallel=2)  # doctest: +SKIP
 >>> print(summary_table(results))  # doctest: +SKIP
 """
@@ -26,16 +25,13 @@ import time
 from pathlib import Path
 
 from ai8x_nb.errors import Ai8xNbError
-from ai8x_nb.parameters import (FAST_LIMIT, SCHEDULES, NotebookParameterError,  # noqa: F401
-                                check_parameters)
+from ai8x_nb.errors import ParameterError
 
 __all__ = [
     "NOTEBOOKS",
     "SUMMARY_MIME",
     "SUMMARY_ENV",
-    "FAST_LIMIT",
     "NotebookError",
-    "NotebookParameterError",
     "RunResult",
     "notebook_dir",
     "find_notebook",
@@ -50,7 +46,6 @@ __all__ = [
     "record_summary",
     "summary_text",
     "read_summary",
-    "check_parameters",
 ]
 
 logger = logging.getLogger(__name__)
@@ -260,7 +255,7 @@ def run_notebook(name_or_path, parameters=None, *, out_dir="runs", kernel_name="
 
     Raises:
         NotebookError: the notebook does not exist.
-        NotebookParameterError: a parameter the notebook does not declare.
+        ParameterError: a parameter the notebook does not declare.
     """
     papermill = _papermill()
     path = find_notebook(name_or_path)
@@ -269,7 +264,7 @@ def run_notebook(name_or_path, parameters=None, *, out_dir="runs", kernel_name="
     declared = notebook_parameters(path)
     unknown = sorted(set(parameters) - set(declared))
     if unknown:
-        raise NotebookParameterError(
+        raise ParameterError(
             f"Notebook {name!r} has no parameter(s) {', '.join(unknown)}; its parameters are "
             f"{', '.join(declared)}.")
     if isinstance(parameters.get("data_folder"), (str, os.PathLike)):
@@ -454,7 +449,7 @@ def job_commands(names=None, parameters=None, *, out_dir="runs", kernel_name="py
 
     Raises:
         NotebookError: a name that is not a notebook.
-        NotebookParameterError: a parameter a notebook does not declare.
+        ParameterError: a parameter a notebook does not declare.
 
     Example:
 
@@ -470,7 +465,7 @@ def job_commands(names=None, parameters=None, *, out_dir="runs", kernel_name="py
         path = find_notebook(name)
         unknown = sorted(set(parameters) - set(notebook_parameters(path)))
         if unknown:
-            raise NotebookParameterError(
+            raise ParameterError(
                 f"Notebook {path.stem!r} has no parameter(s) {', '.join(unknown)}; its "
                 f"parameters are {', '.join(notebook_parameters(path))}.")
         words = [program, "run", name]

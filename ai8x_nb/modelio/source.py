@@ -61,7 +61,7 @@ def _seed_names():
 
 
 def _load_keras_file(path):
-    from ai8x_nb._modelfile import load_keras_file
+    from ai8x_nb.modelio.keras_file import load_keras_file
 
     if not path.exists():
         raise ModelSourceNotFoundError(
@@ -118,7 +118,7 @@ def _model_from_module(module, where, attr, device):
         f"function `build_model()` that returns one.")
 
 
-def load_model_source(spec, device="MAX78000"):
+def load_model_source(spec, device=None):
     """Return the Keras model a spec refers to.
 
     Args:

@@ -1,32 +1,28 @@
 """`train`: one call from a model and a dataset to a run folder with checkpoints and results.
 
-The parts live beside this module: argument checks (`arguments`), the model, optimizer and
-schedule (`components`), the run's settings (`settings`), the epochs (`fit`) and resuming a
-run (`resume`).
+`train` checks its arguments (`arguments`), then starts a new run or continues one
+(`resume`). A new run resolves its plan once (`plan.resolve_plan`: argument > the recipe's
+setting for the dataset > the seed model's default > constant), assembles the model from it
+(`assemble.assemble_model`), records the plan in config.json and trains (`fit.fit_run`).
 """
 
 import contextlib
 import logging
+import os
 
 import keras
 
-from ai8x_nb import models
-from ai8x_nb.parameters import DEFAULT_SEED, OPTIMIZERS, SCHEDULES
+from ai8x_nb import datasets, models
+from ai8x_nb.errors import TrainingError
 from ai8x_nb.runs import RunDir, new_run_dir
-from ai8x_nb.training.arguments import TrainingError, check_metrics, check_train_args
-from ai8x_nb.training.components import (build_model, check_shapes, compile_model,
-                                         load_dataset, make_optimizer, make_schedule,
-                                         resolve_policy)
-from ai8x_nb.training.distribute import (check_distribute, make_distribution,
-                                         resume_distribute, scope, worker_run)
+from ai8x_nb.training.arguments import check_metrics, check_train_args
+from ai8x_nb.training.assemble import assemble_model, model_defaults, plan_device
+from ai8x_nb.training.distribute import make_distribution, resume_distribute, worker_run
 from ai8x_nb.training.fit import fit_run
-from ai8x_nb.training.progress import auto_verbose
-from ai8x_nb.training.recipes import get_recipe, with_batch_norm
 from ai8x_nb.training.resume import continue_run
-from ai8x_nb.training.settings import RunSettings
+from ai8x_nb.training.plan import resolve_plan
 
-__all__ = ["OPTIMIZERS", "SCHEDULES", "TrainingError", "auto_verbose", "make_optimizer",
-           "make_schedule", "resolve_policy", "train"]
+__all__ = ["train"]
 
 logger = logging.getLogger(__name__)
 
@@ -72,7 +68,8 @@ def train(model_or_name=None, dataset_or_name=None, *, epochs, batch_size=None,
             headless run saves as one line per epoch; one line per epoch otherwise), or a
             Keras verbosity 0, 1, 2.
         callbacks: extra Keras callbacks, run after the built-in ones.
-        device: "MAX78000" (default) or "MAX78002" (seed models and specs are built for it).
+        device: "MAX78000" or "MAX78002" (seed models and specs are built for it); None:
+            `ai8x_nb.devices.DEFAULT_DEVICE`.
         schedule: "seed" (default: the seed model's LR schedule, else ReduceLROnPlateau;
             alias "auto"), "cosine" (per-step cosine decay from `lr` to 0 over the run: the
             choice for short runs, where the seeds' 100-epoch schedules never act),
@@ -99,8 +96,10 @@ def train(model_or_name=None, dataset_or_name=None, *, epochs, batch_size=None,
         else `best.keras`), and `test_accuracy` is measured on the TEST split.
 
     Raises:
-        TrainingError: bad arguments (each named with its value and the fix), shapes that
-            do not match, or resume arguments that differ from the run's.
+        ai8x_nb.errors.ParameterError: a bad argument (a `TrainingError`, named with its
+            value and the fix, with the text the notebooks and the CLI give for it).
+        TrainingError: shapes that do not match, or resume arguments that differ from the
+            run's.
         ai8x_nb.runs.RunDirError: the run folder is in use by another process, or its
             files are unreadable.
         ai8x_nb.errors.ModelFileError: a checkpoint to resume from is truncated or corrupt.
@@ -114,64 +113,46 @@ def train(model_or_name=None, dataset_or_name=None, *, epochs, batch_size=None,
     """
     args = check_train_args(epochs=epochs, batch_size=batch_size, optimizer=optimizer, lr=lr,
                             metrics=metrics, schedule=schedule, warmup_epochs=warmup_epochs,
-                            seed=seed, device=device)
-    recipe = None if recipe is None else get_recipe(recipe)
-    if dataset_kwargs is not None and not isinstance(dataset_kwargs, dict):
-        raise TrainingError(f"dataset_kwargs={dataset_kwargs!r} is invalid: expected a dict of "
-                            f"ai8x_nb.datasets.load arguments, e.g. {{'limit': 1000}}.")
-    distribute = check_distribute(distribute)
+                            seed=seed, device=device, qat_policy=qat_policy, recipe=recipe,
+                            distribute=distribute, data_dir=data_dir,
+                            dataset_kwargs=dataset_kwargs)
     run = RunDir(run_dir) if run_dir is not None else None
+    distribute = args.distribute
     if run is not None and run.is_run:
         distribute = resume_distribute(run.config, distribute)
     distribution = make_distribution(distribute)
     run, out = worker_run(distribution, run, out)
-    options = dict(verbose=verbose, callbacks=list(callbacks or ()), distribution=distribution)
+    session = dict(distribution=distribution, verbose=verbose, callbacks=list(callbacks or ()))
     if run is not None and run.exists:
         with run.lock():
             if run.is_run:
-                return continue_run(run, model_or_name, dataset_or_name, args, qat_policy,
-                                    data_dir, dataset_kwargs, options, recipe=recipe)
-            return _new_run(run, model_or_name, dataset_or_name, args, qat_policy, out, name,
-                            data_dir, dataset_kwargs, options, recipe, locked=True)
-    return _new_run(run, model_or_name, dataset_or_name, args, qat_policy, out, name,
-                    data_dir, dataset_kwargs, options, recipe)
+                return continue_run(run, model_or_name, dataset_or_name, args, **session)
+            return _new_run(run, model_or_name, dataset_or_name, args, out=out, name=name,
+                            locked=True, **session)
+    return _new_run(run, model_or_name, dataset_or_name, args, out=out, name=name, **session)
 
 
-def _new_run(run, model_or_name, dataset_or_name, args, qat_policy, out, name, data_dir,
-             dataset_kwargs, options, recipe, locked=False):
+def _new_run(run, model_or_name, dataset_or_name, args, *, out, name, distribution, verbose,
+             callbacks, locked=False):
+    """Resolve the plan, assemble the model, then (every check passed) make the folder and
+    train."""
     if dataset_or_name is None and isinstance(model_or_name, str):
         dataset_or_name = models.get_info(model_or_name).dataset
-    ds, ds_kwargs = load_dataset(dataset_or_name, data_dir, dataset_kwargs)
-    keras.utils.set_random_seed(DEFAULT_SEED if args.seed is None else args.seed)
-    distribution = options["distribution"]
-    with scope(distribution):  # the model's variables are made by the strategy
-        model, model_ref, info = build_model(model_or_name, ds, args.device)
-    if distribution is not None and model is model_or_name:
-        model = distribution.adopt(model)
-    recipe = get_recipe(recipe)
-    used = recipe.for_dataset(ds.name)
-    batch_norm = used.batch_norm
-    if batch_norm and not isinstance(model_or_name, keras.Model):
-        with scope(distribution):
-            model = with_batch_norm(model, batch_norm)
-    check_shapes(model, ds)
-    settings = RunSettings.from_args(args, info, qat_policy, recipe, ds.name)
-    check_metrics(settings.metrics, ds.num_classes)
-    if settings.policy is not None:  # an override naming no layer: refused before any folder
+    ds, ds_kwargs = _load_dataset(dataset_or_name, args.data_dir, args.dataset_kwargs)
+    model_ref, info = model_defaults(model_or_name, ds)
+    plan = resolve_plan(args, ds.name, info, plan_device(model_or_name, args.device))
+    check_metrics(plan.metrics, ds.num_classes)
+    if distribution is not None:
+        distribution.check_batches(plan.batch_size, {"train": len(ds.train),
+                                                     "validation": len(ds.valid)})
+    source = model_or_name if isinstance(model_or_name, keras.Model) else model_ref
+    model = assemble_model(plan, source, ds, distribution)
+    if plan.policy is not None:  # an override naming no layer: refused before any folder
         from ai8x_nb.quantize import hardware_layers
 
-        settings.policy.check_layer_names(
+        plan.policy.check_layer_names(
             [layer.name for layer in hardware_layers(model) if layer.has_operator])
-    schedule = make_schedule(settings.schedule, info, settings.lr, settings.epochs,
-                             settings.warmup_epochs)
-    if distribution is not None:
-        distribution.check_batches(settings.batch_size, {"train": len(ds.train),
-                                                         "validation": len(ds.valid)})
-        distribution.prepare_model(model)
-    with scope(distribution):
-        compile_model(model, make_optimizer(settings.optimizer, settings.lr,
-                                            used.weight_decay),
-                      settings.metrics, used.label_smoothing)
+    schedule = plan.make_schedule()
 
     # Every check passed: only now does a folder appear.
     if run is None:
@@ -179,9 +160,26 @@ def _new_run(run, model_or_name, dataset_or_name, args, qat_policy, out, name, d
     else:
         run.path.mkdir(parents=True, exist_ok=True)
     with contextlib.nullcontext() if locked else run.lock():
-        config = settings.to_config(ds, ds_kwargs, model, model_ref, info)
-        config["distribute"] = None if distribution is None else distribution.name
-        run.write_config(config)
+        run.write_config(plan.to_config(ds, ds_kwargs, model, model_ref))
         logger.info("Run folder: %s", run.path)
-        return fit_run(run, model, ds, config, settings.policy, schedule, initial_epoch=0,
-                       state=None, **options)
+        return fit_run(run, model, ds, plan, schedule, initial_epoch=0, state=None,
+                       verbose=verbose, callbacks=callbacks, distribution=distribution)
+
+
+def _load_dataset(dataset_or_name, data_dir, dataset_kwargs):
+    """The `Dataset` and the `ai8x_nb.datasets.load` arguments config.json records."""
+    if dataset_or_name is None:
+        raise TrainingError("No dataset: pass a dataset name or an ai8x_nb.datasets.Dataset, "
+                            "or a seed model name (it brings its dataset).")
+    kwargs = {k: (os.fspath(v) if isinstance(v, os.PathLike) else v)
+              for k, v in (dataset_kwargs or {}).items()}
+    if data_dir is not None:
+        kwargs["data_dir"] = os.fspath(data_dir)
+    if isinstance(dataset_or_name, datasets.Dataset):
+        ds = dataset_or_name  # kwargs are only recorded, for RunDir.load_dataset
+    else:
+        ds = datasets.load(dataset_or_name, **kwargs)
+    if ds.source:  # a folder of your own: recorded by its path and content hash
+        kwargs = {k: v for k, v in kwargs.items() if k in ("limit", "seed")}
+        kwargs.update({k: v for k, v in ds.source.items() if k != "kind"})
+    return ds, kwargs
