@@ -14,9 +14,13 @@ Per hardware layer (ai8x reference, section 3), on integers:
 - a convolution reading a `Concatenate` (`HwLayer.concat_layer`) reads its inputs' channels
   side by side, in order.
 
-The matrix products run in float32 when every partial sum stays below 2^24 (exact there;
-convolutions then run as TensorFlow's CPU convolution, which accumulates in float32 too),
-else in float64 (exact below 2^53), so the result is the exact integer either way.
+The functions here define that arithmetic in NumPy. The matrix products run in float32 when
+every partial sum stays below 2^24 (exact there), else in float64 (exact below 2^53), so the
+result is the exact integer either way. A layer of the float32 kind (and every pooling-only
+and element-wise layer) runs as the same steps in TensorFlow (`ai8x_nb.simulate_tf`), the
+batch staying in TensorFlow from layer to layer; when TensorFlow runs every layer and there
+are at least `_COMPILE_MIN_BATCHES` full batches, the whole model runs as one XLA-compiled
+function (compiled once per call). tests/test_simulate_engines.py holds the three ways equal.
 `QuantizedModel` comes from `ai8x_nb.quantize.convert`.
 """
 

@@ -34,7 +34,9 @@ DATA_MIN, DATA_MAX = -128, 127
 
 
 def _tf():
-    import tensorflow as tf  # the Keras backend: already loaded with the model
+    # A dependency of the package, loaded with the model under the TensorFlow backend (under
+    # another backend the first simulation imports it).
+    import tensorflow as tf
 
     return tf
 
