@@ -19,8 +19,8 @@ every partial sum stays below 2^24 (exact there), else in float64 (exact below 2
 result is the exact integer either way. A layer of the float32 kind (and every pooling-only
 and element-wise layer) runs as the same steps in TensorFlow (`ai8x_nb.simulate_tf`), the
 batch staying in TensorFlow from layer to layer; when TensorFlow runs every layer and there
-are at least `_COMPILE_MIN_BATCHES` full batches, the whole model runs as one XLA-compiled
-function (compiled once per call). tests/test_simulate_engines.py holds the three ways equal.
+are at least `_COMPILE_MIN_BATCHES` batches, the whole model runs as one TensorFlow graph
+(traced once per call), two batches at a time. tests/test_simulate_engines.py holds the three ways equal.
 `QuantizedModel` comes from `ai8x_nb.quantize.convert`.
 """
 
@@ -41,9 +41,12 @@ logger = logging.getLogger(__name__)
 DATA_MIN, DATA_MAX = -128, 127
 _FLOAT32_EXACT = 2**24
 _FLOAT64_EXACT = 2**53
-# Compiling the whole model (simulate_tf.TfModel) costs about as much as running two or three
-# batches eagerly and saves about half of each batch's time: worth it from this many batches.
+# Tracing the whole model into one graph (simulate_tf.TfModel) costs about a batch's time and
+# saves much of each batch's: worth it from this many batches (fewer run layer by layer).
 _COMPILE_MIN_BATCHES = 4
+# Batches the graph runs at once (threads): TensorFlow's kernels then keep both of a small
+# machine's cores busy between one batch's kernels.
+_BATCHES_IN_FLIGHT = 2
 
 
 @dataclasses.dataclass
@@ -359,22 +362,30 @@ def _add_counts(stats, size, counts):
 
 
 def _compiled(qmodel, tf_layers, stats):
-    """The whole model as one XLA-compiled function, when TensorFlow runs every layer."""
+    """The whole model as one TensorFlow graph, when TensorFlow runs every layer."""
     from ai8x_nb.simulate_tf import TfModel
 
     if len(tf_layers) != len(qmodel.layers):
         return None
     steps = [(ql.hw.index, tuple(ql.hw.inputs), tf_layers[ql.hw.index]) for ql in qmodel.layers]
-    return TfModel(steps, MODEL_INPUT, qmodel.graph.output_indices,
+    return TfModel(steps, MODEL_INPUT, qmodel.graph.input_shape, qmodel.graph.output_indices,
                    count=any(s is not None for s in stats))
 
 
-def _run_compiled(qmodel, program, x, stats):
-    outputs, counts = program(x)
-    for ql, layer_stats, layer_counts in zip(qmodel.layers, stats, counts):
-        batch_size = x.shape[0]
-        _add_counts(layer_stats, batch_size * math.prod(ql.hw.out_shape), layer_counts)
-    return outputs
+def _run_graph(qmodel, program, x, batch_size, stats):
+    """All batches through the graph, `_BATCHES_IN_FLIGHT` at a time; counts added in order."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    starts = range(0, x.shape[0], batch_size)
+    with ThreadPoolExecutor(_BATCHES_IN_FLIGHT) as pool:
+        results = list(pool.map(lambda s: program(x[s:s + batch_size]), starts))
+    batches = []
+    for start, (outputs, counts) in zip(starts, results):
+        n = min(batch_size, x.shape[0] - start)
+        for ql, layer_stats, layer_counts in zip(qmodel.layers, stats, counts):
+            _add_counts(layer_stats, n * math.prod(ql.hw.out_shape), layer_counts)
+        batches.append(outputs)
+    return batches
 
 
 def _to_numpy(value):
@@ -432,15 +443,14 @@ def simulate(qmodel, x_int, batch_size=256, *, return_stats=False):
     last_use = _last_use(qmodel)
     tf_layers = _tf_layers(qmodel)
     batch_size = int(batch_size)
-    full = x.shape[0] // batch_size  # batches of the compiled function's one shape
-    program = _compiled(qmodel, tf_layers, stats) if full >= _COMPILE_MIN_BATCHES else None
-    batches = []
-    for start in range(0, x.shape[0], batch_size):
-        batch = x[start:start + batch_size]
-        if program is not None and batch.shape[0] == batch_size:
-            batches.append(_run_compiled(qmodel, program, batch, stats))
-        else:
-            batches.append(_run_batch(qmodel, batch, stats, last_use, tf_layers=tf_layers))
+    count = -(-x.shape[0] // batch_size)
+    program = _compiled(qmodel, tf_layers, stats) if count >= _COMPILE_MIN_BATCHES else None
+    if program is not None:
+        batches = _run_graph(qmodel, program, x, batch_size, stats)
+    else:
+        batches = [_run_batch(qmodel, x[start:start + batch_size], stats, last_use,
+                              tf_layers=tf_layers)
+                   for start in range(0, x.shape[0], batch_size)]
     graph = qmodel.graph
     ys = []
     for k, index in enumerate(graph.output_indices):

@@ -198,28 +198,30 @@ def _clamp(y, low, high, count=False):
 
 
 class TfModel:
-    """Every hardware layer of a model as one XLA-compiled TensorFlow function.
+    """Every hardware layer of a model as one TensorFlow graph (`tf.function`).
 
-    XLA fuses each layer's element-wise steps (casts, bias, shift, activation, clamps, the
-    clamp counts) into one pass over the data, around the convolutions; the arithmetic is
-    `TfLayer`'s, so the integers are the same as in eager mode. The function is compiled
-    once per instance (about 0.2-0.5 s) for the batch shape of its first call: build one per
-    `simulate` call and feed it full batches only.
+    The graph is traced once per instance for any batch size (about 0.1-0.3 s); TensorFlow
+    then runs its kernels without Python in between, and two batches given from two threads
+    run at once (their kernels share the CPU cores). The arithmetic is `TfLayer`'s, so the
+    integers are the same as in eager mode. XLA (`jit_compile`) gives the same CPU time, but
+    its fused loops use one core, and it compiles for each batch shape.
 
     Args:
         steps: `(index, input indices, TfLayer)` per hardware layer, in device order.
         inputs_index: the index standing for the model input (`graph.MODEL_INPUT`).
+        input_shape: the model input's shape without batch, as the first layers read it.
         outputs: the indices of the layers whose outputs are returned.
         count: also return every layer's clamp counts.
     """
 
-    def __init__(self, steps, inputs_index, outputs, count=False):
+    def __init__(self, steps, inputs_index, input_shape, outputs, count=False):
         tf = _tf()
         self._steps = list(steps)
         self._input = inputs_index
         self._outputs = list(outputs)
         self._count = bool(count)
-        self._function = tf.function(self._run, jit_compile=True)
+        spec = tf.TensorSpec([None] + [int(s) for s in input_shape], tf.int32)
+        self._function = tf.function(self._run, input_signature=[spec])
 
     def _run(self, x):
         values = {self._input: x}
@@ -230,10 +232,10 @@ class TfModel:
         return [values[i] for i in self._outputs], counts if self._count else []
 
     def __call__(self, x):
-        """Run a batch.
+        """Run a batch (thread-safe).
 
         Args:
-            x: int32 array of model inputs, batch first, in the layout the first layer reads.
+            x: int32 array of model inputs, batch first, shaped `(n,) + input_shape`.
 
         Returns:
             `(outputs, counts)`: a NumPy array per output index; with `count`, per step the

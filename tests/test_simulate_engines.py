@@ -2,9 +2,9 @@
 
 `ai8x_nb/simulate.py` defines the device arithmetic in NumPy; `ai8x_nb/simulate_tf.py` runs the
 layers whose partial sums stay below 2^24 in TensorFlow, eagerly layer by layer (few batches)
-or as one XLA-compiled function (from `_COMPILE_MIN_BATCHES` full batches). Each model here is
-run all three ways on the same inputs, and against the fake-quantized Keras forward pass
-(`support.assert_exact`, independent of both).
+or, when it runs every layer, as one TensorFlow graph (from `_COMPILE_MIN_BATCHES` batches, two
+at a time). Each model here is run all three ways on the same inputs, and against the
+fake-quantized Keras forward pass (`support.assert_exact`, independent of both).
 """
 
 import importlib
@@ -90,7 +90,7 @@ MODELS = {"chain_2d": _chain_2d, "chain_1d": _chain_1d, "eltwise": _eltwise, "co
           "concat_transpose": lambda: _concat(unet=True), "avg_pool_16": _avg_pool_16,
           "float64_layer": _float64_layer}
 BATCH = 4
-N = BATCH * sim._COMPILE_MIN_BATCHES + 3  # compiled full batches, then an eager remainder
+N = BATCH * sim._COMPILE_MIN_BATCHES + 3  # batches of 4, the last one shorter
 
 
 def _inputs(model):
@@ -100,21 +100,23 @@ def _inputs(model):
 
 
 def _run(qmodel, x, monkeypatch, engine):
-    compiled = []
-    run_compiled = sim._run_compiled
+    from ai8x_nb.simulate_tf import TfModel
+
+    graph_batches = []
+    run_graph = TfModel.__call__
     with monkeypatch.context() as patch:
-        patch.setattr(sim, "_run_compiled",
-                      lambda *args: compiled.append(1) or run_compiled(*args))
+        patch.setattr(TfModel, "__call__",
+                      lambda self, xb: graph_batches.append(len(xb)) or run_graph(self, xb))
         if engine == "eager":
             patch.setattr(sim, "_COMPILE_MIN_BATCHES", N + 1)
         elif engine == "numpy":
             patch.setattr(sim, "_tf_layers", lambda qmodel: {})
         y, stats = simulate(qmodel, x, batch_size=BATCH, return_stats=True)
-    return y, [s.to_dict() for s in stats], len(compiled)
+    return y, [s.to_dict() for s in stats], sorted(graph_batches)
 
 
 @pytest.mark.parametrize("name", list(MODELS))
-def test_numpy_eager_and_compiled_agree(name, monkeypatch):
+def test_numpy_eager_and_graph_agree(name, monkeypatch):
     model = MODELS[name]()
     _randomize(model, seed=len(name))
     enable_qat(model)
@@ -126,10 +128,10 @@ def test_numpy_eager_and_compiled_agree(name, monkeypatch):
     assert numpy_layers == expected_numpy.get(name, []), numpy_layers
 
     y_numpy, stats_numpy, _ = _run(qmodel, x, monkeypatch, "numpy")
-    y_eager, stats_eager, eager_compiled = _run(qmodel, x, monkeypatch, "eager")
-    y, stats, compiled = _run(qmodel, x, monkeypatch, "compiled")
-    assert eager_compiled == 0
-    assert compiled == (0 if numpy_layers else sim._COMPILE_MIN_BATCHES)
+    y_eager, stats_eager, eager_graph = _run(qmodel, x, monkeypatch, "eager")
+    y, stats, graph = _run(qmodel, x, monkeypatch, "graph")
+    assert eager_graph == []
+    assert graph == ([] if numpy_layers else [N % BATCH] + [BATCH] * (N // BATCH))
     np.testing.assert_array_equal(y_eager, y_numpy)
     np.testing.assert_array_equal(y, y_numpy)
     assert stats == stats_eager == stats_numpy
@@ -139,7 +141,7 @@ def test_numpy_eager_and_compiled_agree(name, monkeypatch):
     assert_exact(model, x)
 
 
-def test_tf_round_shift_matches_numpy_eager_and_compiled():
+def test_tf_round_shift_matches_numpy_eager_and_in_a_graph():
     import tensorflow as tf
 
     from ai8x_nb.simulate_tf import _round_shift
@@ -155,5 +157,5 @@ def test_tf_round_shift_matches_numpy_eager_and_compiled():
     # NumPy's round_shift on int32 (checked against exact fractions in test_simulate.py),
     # including the limit a left shift puts on |acc| first.
     expected = np.stack([round_shift(acc, s) for s in shifts])
-    for run in (all_shifts, tf.function(all_shifts, jit_compile=True)):
+    for run in (all_shifts, tf.function(all_shifts)):
         np.testing.assert_array_equal(run(tf.constant(acc)).numpy(), expected)
