@@ -28,7 +28,7 @@ import numpy as np
 
 from ai8x_nb.layers._ops import DATA_SCALE, WIDE_LIMIT
 
-__all__ = ["TfLayer"]
+__all__ = ["TfLayer", "TfModel"]
 
 DATA_MIN, DATA_MAX = -128, 127
 
