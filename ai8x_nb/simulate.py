@@ -14,9 +14,13 @@ Per hardware layer (ai8x reference, section 3), on integers:
 - a convolution reading a `Concatenate` (`HwLayer.concat_layer`) reads its inputs' channels
   side by side, in order.
 
-The matrix products run in float32 when every partial sum stays below 2^24 (exact there;
-convolutions then run as TensorFlow's CPU convolution, which accumulates in float32 too),
-else in float64 (exact below 2^53), so the result is the exact integer either way.
+The functions here define that arithmetic in NumPy. The matrix products run in float32 when
+every partial sum stays below 2^24 (exact there), else in float64 (exact below 2^53), so the
+result is the exact integer either way. A layer of the float32 kind (and every pooling-only
+and element-wise layer) runs as the same steps in TensorFlow (`ai8x_nb.simulate_tf`), the
+batch staying in TensorFlow from layer to layer; when TensorFlow runs every layer and there
+are at least `_COMPILE_MIN_BATCHES` batches, the whole model runs as one TensorFlow graph
+(traced once per call), two batches at a time. tests/test_simulate_engines.py holds the three ways equal.
 `QuantizedModel` comes from `ai8x_nb.quantize.convert`.
 """
 
@@ -37,6 +41,12 @@ logger = logging.getLogger(__name__)
 DATA_MIN, DATA_MAX = -128, 127
 _FLOAT32_EXACT = 2**24
 _FLOAT64_EXACT = 2**53
+# Tracing the whole model into one graph (simulate_tf.TfModel) costs about a batch's time and
+# saves much of each batch's: worth it from this many batches (fewer run layer by layer).
+_COMPILE_MIN_BATCHES = 4
+# Batches the graph runs at once (threads): TensorFlow's kernels then keep both of a small
+# machine's cores busy between one batch's kernels.
+_BATCHES_IN_FLIGHT = 2
 
 
 @dataclasses.dataclass
@@ -284,17 +294,102 @@ def _last_use(qmodel):
     return last
 
 
-def _run_batch(qmodel, x, stats, last_use, keep_all=False):
+def _tf_layers(qmodel):
+    """The layers TensorFlow runs exactly, as `{index: simulate_tf.TfLayer}` (built once per call).
+
+    A convolution or linear layer qualifies when every partial sum stays below 2^24 (float32
+    is exact) and it reads 8-bit codes; pooling-only and element-wise layers always do
+    (unless they read a wide layer's raw accumulator). Transposed convolutions and any
+    convolution option the TensorFlow form does not model (dilation, groups) run in NumPy.
+    """
+    from ai8x_nb.simulate_tf import TfLayer  # imports TensorFlow, loaded with the model
+
+    wide = {ql.hw.index for ql in qmodel.layers if getattr(ql.hw.layer, "wide", False)}
+    codes = np.zeros(0, dtype=np.int32)  # 8-bit activation codes: |x| <= 128
+    plan = {}
+    for ql in qmodel.layers:
+        hw = ql.hw
+        if any(i in wide for i in hw.inputs):
+            continue
+        if hw.op in ("conv2d", "conv1d", "linear"):
+            terms = int(np.prod(ql.weights.shape[:-1]))
+            if not _plain_conv(hw.layer) or _exact_dtype(codes, ql.weights, terms,
+                                                         ql.bias)[0] != np.float32:
+                continue
+        elif hw.op != "passthrough" and hw.op not in _ELTWISE:
+            continue
+        plan[hw.index] = TfLayer.from_layer(ql)
+    return plan
+
+
+def _plain_conv(layer):
+    """No dilation and one group: the convolution `simulate_tf.TfLayer` computes."""
+    for name in ("dilation", "dilation_rate", "groups"):
+        value = getattr(layer, name, 1)
+        if any(int(v) != 1 for v in np.ravel(value)):
+            return False
+    return True
+
+
+def _run_batch(qmodel, x, stats, last_use, keep_all=False, tf_layers=None):
+    """Every layer on one batch; TensorFlow tensors flow between the `tf_layers` layers and
+    cross to NumPy only where a NumPy layer reads them and at the outputs."""
+    tf_layers = tf_layers or {}
     values = {MODEL_INPUT: x}
     outputs = qmodel.graph.output_indices
     keep = set(outputs)
     for ql in qmodel.layers:
         idx = ql.hw.index
-        values[idx] = _run_layer(ql, [values[i] for i in ql.hw.inputs], stats[idx])
+        inputs = [values[i] for i in ql.hw.inputs]
+        if idx in tf_layers:
+            values[idx], counts = tf_layers[idx](inputs, stats[idx] is not None)
+            _add_counts(stats[idx], math.prod(values[idx].shape), counts)
+        else:
+            values[idx] = _run_layer(ql, [_to_numpy(v) for v in inputs], stats[idx])
         for src in ql.hw.inputs if not keep_all else ():
             if last_use.get(src) == idx and src not in keep:
                 values.pop(src, None)
-    return values if keep_all else [values[i] for i in outputs]
+    if keep_all:
+        return {i: _to_numpy(v) for i, v in values.items()}
+    return [_to_numpy(values[i]) for i in outputs]
+
+
+def _add_counts(stats, size, counts):
+    if stats is not None:
+        stats.outputs += int(size)
+        stats.clipped_low += int(counts[0])
+        stats.clipped_high += int(counts[1])
+
+
+def _compiled(qmodel, tf_layers, stats):
+    """The whole model as one TensorFlow graph, when TensorFlow runs every layer."""
+    from ai8x_nb.simulate_tf import TfModel
+
+    if len(tf_layers) != len(qmodel.layers):
+        return None
+    steps = [(ql.hw.index, tuple(ql.hw.inputs), tf_layers[ql.hw.index]) for ql in qmodel.layers]
+    return TfModel(steps, MODEL_INPUT, qmodel.graph.input_shape, qmodel.graph.output_indices,
+                   count=any(s is not None for s in stats))
+
+
+def _run_graph(qmodel, program, x, batch_size, stats):
+    """All batches through the graph, `_BATCHES_IN_FLIGHT` at a time; counts added in order."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    starts = range(0, x.shape[0], batch_size)
+    with ThreadPoolExecutor(_BATCHES_IN_FLIGHT) as pool:
+        results = list(pool.map(lambda s: program(x[s:s + batch_size]), starts))
+    batches = []
+    for start, (outputs, counts) in zip(starts, results):
+        n = min(batch_size, x.shape[0] - start)
+        for ql, layer_stats, layer_counts in zip(qmodel.layers, stats, counts):
+            _add_counts(layer_stats, n * math.prod(ql.hw.out_shape), layer_counts)
+        batches.append(outputs)
+    return batches
+
+
+def _to_numpy(value):
+    return value if isinstance(value, np.ndarray) else value.numpy()
 
 
 def _check_input(qmodel, x_int):
@@ -346,8 +441,16 @@ def simulate(qmodel, x_int, batch_size=256, *, return_stats=False):
     x = _check_input(qmodel, x_int)
     stats = [LayerStats(ql.name, ql.op) if return_stats else None for ql in qmodel.layers]
     last_use = _last_use(qmodel)
-    batches = [_run_batch(qmodel, x[start:start + batch_size], stats, last_use)
-               for start in range(0, x.shape[0], int(batch_size))]
+    tf_layers = _tf_layers(qmodel)
+    batch_size = int(batch_size)
+    count = -(-x.shape[0] // batch_size)
+    program = _compiled(qmodel, tf_layers, stats) if count >= _COMPILE_MIN_BATCHES else None
+    if program is not None:
+        batches = _run_graph(qmodel, program, x, batch_size, stats)
+    else:
+        batches = [_run_batch(qmodel, x[start:start + batch_size], stats, last_use,
+                              tf_layers=tf_layers)
+                   for start in range(0, x.shape[0], batch_size)]
     graph = qmodel.graph
     ys = []
     for k, index in enumerate(graph.output_indices):
@@ -382,5 +485,5 @@ def simulate_layers(qmodel, x_int):
     """
     x = _check_input(qmodel, x_int)
     stats = [None] * len(qmodel.layers)
-    values = _run_batch(qmodel, x, stats, {}, keep_all=True)
+    values = _run_batch(qmodel, x, stats, {}, keep_all=True, tf_layers=_tf_layers(qmodel))
     return [np.asarray(values[ql.hw.index], dtype=np.int64) for ql in qmodel.layers]
