@@ -170,7 +170,9 @@ MAX78002 = Device(
     max_pixels_chw=81920,
     max_rows=2048,
     max_cols=2048,
-    conv2d_dilation=True,
+    # ADI's README lists Conv2D dilation for the MAX78002, but the synthesis tool (ab4f4c0)
+    # keeps MAX_DILATION = 1 on every device and dilates Conv1d only: the tool wins.
+    conv2d_dilation=False,
     depthwise=True,
     max_pool_only_passes=2**16,
     padded_conv1d_multipass=False,

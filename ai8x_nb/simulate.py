@@ -208,6 +208,17 @@ def _clamp(y, low, high, stats):
     return np.clip(y, low, high, out=y)
 
 
+def _dilated(w, dilation):
+    """A Conv1D kernel (k, C, O) stretched as the tool stores a dilated one: zeros between
+    the taps, `(k - 1) * dilation + 1` taps long."""
+    if dilation == 1:
+        return w
+    k = w.shape[0]
+    out = np.zeros(((k - 1) * dilation + 1,) + w.shape[1:], dtype=w.dtype)
+    out[::dilation] = w
+    return out
+
+
 def _accumulate(ql, x):
     """The layer's integer accumulator: pooled input * weights + bias * 128."""
     hw, layer = ql.hw, ql.hw.layer
@@ -215,7 +226,10 @@ def _accumulate(ql, x):
     if hw.op == "convtranspose2d":
         terms = ql.weights.shape[2] * 9
     dtype, int_dtype = _exact_dtype(x, ql.weights, terms, ql.bias)
-    if hw.op in ("conv2d", "conv1d"):
+    if hw.op == "conv1d":
+        acc = _conv(x, _dilated(ql.weights, getattr(layer, "dilation", 1)), layer.padding,
+                    dtype)
+    elif hw.op == "conv2d":
         acc = _conv(x, ql.weights, layer.padding, dtype)
     elif hw.op == "convtranspose2d":
         acc = _conv_transpose(x, ql.weights, layer.padding, dtype)

@@ -13,7 +13,8 @@ papermill run reproduces an edited model. Each row has a `type` and that type's 
 | reshape | target_shape |
 
 Optional conv/dense fields, written only when set: `batch_norm` ("affine"/"noaffine"),
-`weight_bits` (4/2/1), `l2` (kernel L2 regularisation factor). Pool rows become 1D or 2D
+`weight_bits` (4/2/1), `l2` (kernel L2 regularisation factor); conv1d only: `dilation`
+(2.., both devices; the kernel spans `(kernel_size - 1) * dilation + 1 <= 9` steps). Pool rows become 1D or 2D
 pooling from the rank of their input. Layers are named by `layer_names` (conv1, conv2, ...,
 fc). The seed models' specs live in `ai8x_nb.models` (`seed_spec(name)`).
 
@@ -51,6 +52,10 @@ CONV_TYPES = ("conv2d", "conv1d", "convtranspose2d")
 POOL_TYPES = ("maxpool", "avgpool")
 LAYER_TYPES = CONV_TYPES + ("dense",) + POOL_TYPES + ("flatten", "dropout", "reshape")
 OPTIONAL_KEYS = ("batch_norm", "weight_bits", "l2")
+CONV1D_KEYS = ("dilation",)
+"""Optional fields of conv1d rows only (the tool dilates Conv1d only)."""
+_NEUTRAL = {"weight_bits": 8, "dilation": 1}
+"""Optional fields dropped from the canonical row at these values."""
 
 
 class SpecError(Ai8xNbError, ValueError):
@@ -130,6 +135,8 @@ def normalize_row(row, index=None):
                         f"{', '.join(LAYER_TYPES)}.", index)
     out = default_row(layer_type)
     allowed = set(out) | (set(OPTIONAL_KEYS) if layer_type in CONV_TYPES + ("dense",) else set())
+    if layer_type == "conv1d":
+        allowed |= set(CONV1D_KEYS)
     unknown = sorted(set(row) - allowed)
     if unknown:
         raise SpecError(f"Model spec {where} ({layer_type}): unknown field(s) "
@@ -154,14 +161,14 @@ def normalize_row(row, index=None):
         out["pool_strides"] = _compact(strides if strides is not None else out["pool_size"])
     if layer_type == "reshape":
         out["target_shape"] = [int(v) for v in out["target_shape"]]
-    for key in OPTIONAL_KEYS:
-        if key in out and out[key] in (None, 8 if key == "weight_bits" else None, 0, 0.0):
+    for key in OPTIONAL_KEYS + CONV1D_KEYS:
+        if key in out and out[key] in (None, _NEUTRAL.get(key), 0, 0.0):
             del out[key]
     return out
 
 
 _WHOLE = {"filters": None, "units": 1, "kernel_size": 1, "padding": 0, "pool_size": 1,
-          "pool_strides": 1, "weight_bits": 1}
+          "pool_strides": 1, "weight_bits": 1, "dilation": 1}
 """Fields that are whole numbers (or lists of them), with their smallest value (None: the
 layer checks the range, with the device's limits and the fix: "Use at least 1 channel")."""
 
@@ -314,7 +321,7 @@ def _make_layer(row, name, rank, device):
     if kind in CONV_TYPES or kind == "dense":
         kwargs = {"activation": row["activation"], "wide": row["wide"],
                   "use_bias": row["use_bias"], "device": device, "name": name}
-        for key in ("batch_norm", "weight_bits"):
+        for key in ("batch_norm", "weight_bits") + CONV1D_KEYS:
             if key in row:
                 kwargs[key] = row[key]
         if "l2" in row:
@@ -459,6 +466,8 @@ def _layer_row(layer):
             row["batch_norm"] = layer.batch_norm
         if layer.weight_bits != 8:
             row["weight_bits"] = layer.weight_bits
+        if getattr(layer, "dilation", 1) != 1:
+            row["dilation"] = layer.dilation
         reg = layer.kernel_regularizer
         if reg is not None:
             l2 = reg.get_config().get("l2") if hasattr(reg, "get_config") else None

@@ -29,20 +29,23 @@ __all__ = ["SpecTable", "EditorRowError", "COLUMNS", "ENABLED", "HEAD_TYPES", "P
 
 logger = logging.getLogger(__name__)
 
-COLUMNS = ("type", "size", "kernel_size", "padding", "pooling", "pool_size", "pool_strides",
-           "activation", "wide", "use_bias", "other")
+COLUMNS = ("type", "size", "kernel_size", "padding", "dilation", "pooling", "pool_size",
+           "pool_strides", "activation", "wide", "use_bias", "other")
 """The editor's columns, in table order."""
 
-INT_COLUMNS = frozenset({"size", "kernel_size", "pool_size", "pool_strides"})
+INT_COLUMNS = frozenset({"size", "kernel_size", "dilation", "pool_size", "pool_strides"})
 """Columns holding a whole number (typed as text: "3.5" or an empty field is an error)."""
 
-_INT_FIELDS = frozenset({"filters", "units", "kernel_size", "pool_size", "pool_strides"})
+_INT_FIELDS = frozenset({"filters", "units", "kernel_size", "dilation", "pool_size",
+                         "pool_strides"})
 
 _CONV_COLUMNS = frozenset({"size", "kernel_size", "padding", "pooling", "pool_size",
                            "pool_strides", "activation", "wide", "use_bias"})
 _POOL_COLUMNS = frozenset({"pool_size", "pool_strides"})
 ENABLED = types.MappingProxyType({
-    "conv2d": _CONV_COLUMNS, "conv1d": _CONV_COLUMNS, "convtranspose2d": _CONV_COLUMNS,
+    # The synthesis tool dilates Conv1d only (both devices).
+    "conv2d": _CONV_COLUMNS, "conv1d": _CONV_COLUMNS | {"dilation"},
+    "convtranspose2d": _CONV_COLUMNS,
     "dense": frozenset({"size", "activation", "wide", "use_bias"}),
     "maxpool": _POOL_COLUMNS, "avgpool": _POOL_COLUMNS,
     "flatten": frozenset(), "dropout": frozenset({"other"}), "reshape": frozenset({"other"}),
@@ -301,6 +304,7 @@ class SpecTable:
             "size": _whole(row.get("filters", row.get("units", 0)) or 0),
             "kernel_size": _first(row.get("kernel_size") or None, 3),
             "padding": row.get("padding", 1) if row.get("padding") in (0, 1, 2) else 1,
+            "dilation": _whole(row.get("dilation", 1)),
             "pooling": str(row.get("pooling")),
             "pool_size": _first(row.get("pool_size"), POOL_DEFAULT),
             "pool_strides": _first(row.get("pool_strides"), POOL_DEFAULT),

@@ -721,6 +721,95 @@ def random_multi_output_model(seed):
     raise RuntimeError(f"no buildable multi-output model for seed {seed} in {MAX_DRAWS} draws")
 
 
+DILATED_PUSHES = ("kernel_memory", "padded_conv1d_channels", "many_layers", "big_input")
+"""Limits a dilated Conv1D model is pushed past: long stretched kernels for many outputs
+(kernel memory), padding with more than 64 input channels (MAX78002), more layers than the
+device has, an input past one data-memory instance."""
+
+
+def _dilated_conv1d(d, L, x, length, push, first):
+    """One random Conv1D, dilated two times in three; returns (output, length, wide)."""
+    kernel = d.pick(list(range(2, 10)))
+    longest = 8 // (kernel - 1)  # the stretched kernel spans (k - 1) * dilation + 1 <= 9
+    dilation = d.pick(list(range(1, longest + 1))) if d.chance(0.67) else 1
+    pool = d.pool([length], 1)
+    pooled = _pooled([length], pool)[0]
+    pad = d.pick(list(range(0, min(2, kernel - 1) + 1)))
+    if push == "padded_conv1d_channels" and first:
+        pad = max(pad, 1)
+    filters = d.pick([4, 8, 16, 32, 64, 100])
+    if push == "kernel_memory" and first:
+        filters = d.pick([400, 512, 1000])
+        kernel, dilation = d.pick([(2, 8), (3, 4), (5, 2), (9, 1)])
+        pad = min(pad, kernel - 1)
+    if push == "many_layers":
+        filters = 4
+    span = (kernel - 1) * dilation + 1
+    if pooled + 2 * pad < span:
+        raise ValueError("too short for the dilated kernel: draw again")
+    wide = d.chance(0.2)
+    x = L.Conv1D(filters, kernel, padding=pad, dilation=dilation, **pool,
+                 **d.common(wide=wide))(x)
+    return x, pooled + 2 * pad - span + 1, wide
+
+
+def _build_dilated(seed, rng):
+    import keras
+
+    from ai8x_nb import layers as L
+
+    device = "MAX78000" if seed % 2 == 0 else "MAX78002"
+    d = _Draw(rng, device)
+    push = d.pick(list(DILATED_PUSHES)) if d.chance(0.4) else ""
+    length = d.pick([24, 32, 48, 64, 96, 128])
+    channels = d.pick([1, 2, 4, 8, 16, 32, 64, 100, 128])
+    if push == "padded_conv1d_channels":
+        channels = d.pick([72, 100, 128])
+    if push == "big_input":
+        length, channels = (8200 if device == "MAX78000" else 20500), d.pick([4, 8])
+    if push == "kernel_memory":
+        channels = d.pick([64, 128])
+    inputs = keras.Input((length, channels))
+    count = d.pick([1, 2, 3, 4])
+    if push == "many_layers":
+        count = d.pick([33, 36]) if device == "MAX78000" else d.pick([129, 131])
+    x, wide = inputs, False
+    for i in range(count):
+        x, length, wide = _dilated_conv1d(d, L, x, length, push, i == 0)
+        if wide and i < count - 1:
+            raise ValueError("a wide layer must be last: draw again")
+    if not wide and length * int(x.shape[-1]) <= 1024 and d.chance(0.5):
+        x = _dense_head(d, L, keras, x)
+    model = keras.Model(inputs, x, name=f"d{seed}")
+    return GeneratedModel(seed, model, device, "dilated_conv1d", push)
+
+
+def random_dilated_model(seed):
+    """The generated dilated-Conv1D model for `seed`: 1..4 Conv1D layers, two in three of
+    them dilated (kernel 2..9, `(k - 1) * dilation + 1 <= 9`), fused pooling and padding
+    drawn as in the other families, sometimes a dense head.
+
+    About 40 % are pushed past a limit (`DILATED_PUSHES`).
+
+    Args:
+        seed: an int; even seeds are for the MAX78000, odd ones for the MAX78002.
+
+    Returns:
+        A `GeneratedModel` with seeded uniform weights.
+    """
+    from ai8x_nb.errors import DeviceLimitError
+
+    rng = np.random.default_rng(seed + 19 * 10**6)
+    for _ in range(MAX_DRAWS):
+        try:
+            generated = _build_dilated(seed, rng)
+        except (DeviceLimitError, ValueError):
+            continue
+        _set_weights(generated.model, seed)
+        return generated
+    raise RuntimeError(f"no buildable dilated model for seed {seed} in {MAX_DRAWS} draws")
+
+
 def random_hardware_model(seed):
     """The generated model for `seed` (redrawn until its layers accept their arguments).
 
@@ -772,6 +861,12 @@ def concat_model_generator():
 def streaming_model_generator():
     """`random_streaming_model(seed) -> GeneratedModel`, the seeded streaming-model generator."""
     return random_streaming_model
+
+
+@pytest.fixture(scope="session")
+def dilated_model_generator():
+    """`random_dilated_model(seed) -> GeneratedModel`, dilated Conv1D models."""
+    return random_dilated_model
 
 
 @pytest.fixture(scope="session")

@@ -85,10 +85,12 @@ def zero_pad(x, p):
     return np.pad(x, widths)
 
 
-def conv(x, w, padding):
+def conv(x, w, padding, dilation=1):
     """Stride-1 convolution (cross-correlation) of 1D or 2D channels-last data.
 
     Works on int64 or float64 arrays: out[n, i, j, o] = sum_{a, b, c} xp[n, i+a, j+b, c] w[a, b, c, o].
+    1D with `dilation` d (ai8x-synthesis `compute.conv1d`): out[n, i, o] = sum_{a, c}
+    xp[n, i + a*d, c] w[a, c, o], length L + 2p - (k - 1) d.
     """
     xp = zero_pad(x, padding)
     k = w.shape[0]
@@ -99,10 +101,10 @@ def conv(x, w, padding):
             for b in range(k):
                 out = out + np.einsum("nhwc,co->nhwo", xp[:, a:a + rows, b:b + cols, :], w[a, b])
         return out
-    length = xp.shape[1] - k + 1
+    length = xp.shape[1] - (k - 1) * dilation
     out = 0
     for a in range(k):
-        out = out + np.einsum("nlc,co->nlo", xp[:, a:a + length, :], w[a])
+        out = out + np.einsum("nlc,co->nlo", xp[:, a * dilation:a * dilation + length, :], w[a])
     return out
 
 
@@ -129,10 +131,10 @@ def dense(x, w):
     return x @ w
 
 
-def operate(op, x, w, padding=0):
+def operate(op, x, w, padding=0, dilation=1):
     """Dispatch on "conv2d", "conv1d", "convtranspose2d" or "dense"."""
     if op in ("conv2d", "conv1d"):
-        return conv(x, w, padding)
+        return conv(x, w, padding, dilation)
     if op == "convtranspose2d":
         return conv_transpose(x, w, padding)
     return dense(x, w)
@@ -178,7 +180,8 @@ def activate(x, activation):
 
 # ---------------------------------------------------------------------------- layers
 def layer_int(x_int, op, w_int=None, b_int=None, *, bits=8, shift=0, padding=0,
-              pooling=None, pool_size=None, pool_strides=None, activation=None, wide=False):
+              pooling=None, pool_size=None, pool_strides=None, activation=None, wide=False,
+              dilation=1):
     """The device's integer computation of one layer.
 
     Returns:
@@ -189,7 +192,7 @@ def layer_int(x_int, op, w_int=None, b_int=None, *, bits=8, shift=0, padding=0,
         x = pool_int(x, pooling, pool_size, pool_strides)
     if op is None:  # pool-only layer
         return np.clip(x, -128, 127)
-    acc = operate(op, x, w_int, padding).astype(np.int64)
+    acc = operate(op, x, w_int, padding, dilation).astype(np.int64)
     if b_int is not None:
         acc = acc + b_int * DATA_SCALE
     if wide:
@@ -251,7 +254,7 @@ def batch_norm(y, mean, var, gamma=None, beta=None, eps=1e-5):
 
 
 def layer_float(x, op, w=None, b=None, *, padding=0, pooling=None, pool_size=None,
-                pool_strides=None, activation=None, wide=False, bn=None):
+                pool_strides=None, activation=None, wide=False, bn=None, dilation=1):
     """The float training forward: pool -> pad -> op + bias -> [bn / 4] -> act -> clamp.
 
     Args:
@@ -262,7 +265,7 @@ def layer_float(x, op, w=None, b=None, *, padding=0, pooling=None, pool_size=Non
         x = pool_float(x, pooling, pool_size, pool_strides)
     if op is None:
         return np.clip(x, -1.0, 127.0 / 128.0)
-    y = operate(op, x, np.asarray(w, np.float64), padding)
+    y = operate(op, x, np.asarray(w, np.float64), padding, dilation)
     if b is not None:
         y = y + b
     if bn is not None:

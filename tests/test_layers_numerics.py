@@ -38,7 +38,7 @@ def _check_float(layer, x, w, b, op):
     expected = nd.layer_float(
         x, op, w, b if layer.use_bias else None, padding=getattr(layer, "padding", 0),
         pooling=layer.pooling, pool_size=layer.pool_size, pool_strides=layer.pool_strides,
-        activation=layer.activation, wide=layer.wide)
+        activation=layer.activation, wide=layer.wide, dilation=getattr(layer, "dilation", 1))
     assert got.shape == expected.shape
     np.testing.assert_allclose(got, expected, atol=1e-5, rtol=0)
 
@@ -55,7 +55,7 @@ def _check_qat(layer, x_int, x, w, b, op):
     expected = nd.layer_int(
         x_int, op, w_int, b_int, bits=bits, shift=shift, padding=getattr(layer, "padding", 0),
         pooling=layer.pooling, pool_size=layer.pool_size, pool_strides=layer.pool_strides,
-        activation=layer.activation, wide=layer.wide)
+        activation=layer.activation, wide=layer.wide, dilation=getattr(layer, "dilation", 1))
     scale = 128.0 * 2 ** (bits - 1) if layer.wide else 128.0
     scaled = got * scale
     np.testing.assert_array_equal(scaled, np.round(scaled))  # on the device grid
@@ -100,6 +100,23 @@ def test_conv1d_matches_device(kernel_size, padding, extra):
     x_int, x = _grid_input(rng, (2, 19, 4))
     layer, w, b = _build(L.Conv1D, (5,), dict(kernel_size=kernel_size, padding=padding, **extra),
                          x, rng, 0.4)
+    _check_float(layer, x, w, b, "conv1d")
+    _check_qat(layer, x_int, x, w, b, "conv1d")
+
+
+@pytest.mark.parametrize("kernel_size,dilation,padding", [(2, 8, 1), (3, 2, 0), (3, 4, 2),
+                                                          (5, 2, 1), (9, 1, 2)])
+@pytest.mark.parametrize("device", ["MAX78000", "MAX78002"])
+def test_dilated_conv1d_matches_device(kernel_size, dilation, padding, device):
+    rng = np.random.default_rng(kernel_size * 31 + dilation)
+    x_int, x = _grid_input(rng, (2, 23, 4))
+    extra = dict(pooling="avg", pool_size=2, pool_strides=1) if padding == 1 else {}
+    layer, w, b = _build(L.Conv1D, (5,), dict(kernel_size=kernel_size, padding=padding,
+                                              dilation=dilation, activation="relu",
+                                              device=device, **extra), x, rng, 0.4)
+    pooled = 22 if extra else 23
+    assert layer.compute_output_shape(x.shape)[1] == pooled + 2 * padding - (kernel_size - 1) \
+        * dilation
     _check_float(layer, x, w, b, "conv1d")
     _check_qat(layer, x_int, x, w, b, "conv1d")
 

@@ -10,7 +10,7 @@ import pytest
 from ai8x_nb import layers as L
 from ai8x_nb.errors import QuantizationError
 from ai8x_nb.quantize import convert, enable_qat
-from ai8x_nb.simulate import round_shift, simulate
+from ai8x_nb.simulate import round_shift, simulate, simulate_layers
 
 import numpy_device as nd
 from support import assert_exact, random_input, randomize
@@ -76,6 +76,23 @@ def test_conv1d_exact(kernel):
                    L.Conv1D(5, kernel, padding=padding, pooling="avg", pool_size=2))
     randomize(model, seed=kernel)
     assert_exact(model, random_input(model, 12))
+
+
+@pytest.mark.parametrize("kernel,dilation,padding", [(2, 8, 1), (3, 4, 0), (3, 2, 2), (5, 2, 1)])
+def test_dilated_conv1d_exact(kernel, dilation, padding):
+    """The simulator's stretched kernel (zeros between the taps, as the tool stores it) equals
+    the fake-quantized layer and the NumPy device model's tap-by-tap sum."""
+    model = _model((30, 6), L.Conv1D(8, kernel, padding=padding, dilation=dilation,
+                                     activation="relu"),
+                   L.Conv1D(5, 3, padding=1, dilation=2, pooling="max", pool_size=2))
+    randomize(model, seed=kernel * dilation)
+    x_int = random_input(model, 6)
+    qmodel = assert_exact(model, x_int)
+    first = qmodel.layers[0]
+    expected = nd.layer_int(x_int, "conv1d", first.weights, first.bias,
+                            bits=first.weight_bits, shift=first.output_shift, padding=padding,
+                            activation="relu", dilation=dilation)
+    np.testing.assert_array_equal(simulate_layers(qmodel, x_int)[0], expected)
 
 
 # ------------------------------------------------------- convtranspose2d

@@ -55,6 +55,10 @@ OUTPUTS_SEEDS = range(*(int(v) for v in os.environ.get("AI8X_NB_PARITY_OUTPUTS_S
 (about 35 s); every output is compared with the tool's sampleoutput.h. To look further, set
 AI8X_NB_PARITY_OUTPUTS_SEEDS=START:STOP (0:100: 0 disagreements, 0 answer mismatches; MAX78000
 37 accepted / 13 rejected, MAX78002 39 / 11)."""
+DILATED_SEEDS = range(*(int(v) for v in os.environ.get("AI8X_NB_PARITY_DILATED_SEEDS",
+                                                       "0:8").split(":")))
+"""Generated dilated Conv1D models (`random_dilated_model`): seeds 0..7 in CI. To look
+further, set AI8X_NB_PARITY_DILATED_SEEDS=START:STOP (see the issue-25 note for the numbers)."""
 WORKERS = 2
 """Tool processes run side by side (CI has two cores; exporting is cheap next to them)."""
 MIN_EACH = 10
@@ -329,3 +333,15 @@ def test_multi_output_models_verdict_equals_the_tool(tmp_path, multi_output_mode
                                       firmware_cache)
     assert not problems, table + "\n" + "\n".join(problems)
     _assert_both_verdicts(counts, OUTPUTS_SEEDS, MIN_EACH_STREAMING, 16)
+
+
+def test_dilated_conv1d_models_verdict_equals_the_tool(tmp_path, dilated_model_generator,
+                                                      warm_synthesis_python, capsys,
+                                                      firmware_cache):
+    """Dilated Conv1D (`dilation`, both devices): the tool's stretched kernels in kernel
+    memory, its known answer, cycles and operation counts."""
+    counts, problems, table = _parity(dilated_model_generator, DILATED_SEEDS, tmp_path,
+                                      warm_synthesis_python, capsys, "dilated Conv1D models",
+                                      firmware_cache)
+    assert not problems, table + "\n" + "\n".join(problems)
+    _assert_both_verdicts(counts, DILATED_SEEDS, MIN_EACH_STREAMING, 32)

@@ -89,12 +89,13 @@ class _Shape:
     pooled: tuple
     out_chan: int
     out_dim: tuple
-    kernel: tuple
+    kernel: tuple           # the kernel the operations count (the layer's own)
     padding: tuple
     operands: int
     pool_first: bool
     flatten: bool
     upsample: int = 1       # ConvTranspose2d: the tool counts its pooled input times 2
+    hw_kernel: tuple = None  # the kernel the hardware runs (a dilated Conv1D's, stretched)
 
 
 def _shape(hw, graph_layers):
@@ -119,11 +120,15 @@ def _shape(hw, graph_layers):
         kernel, padding = (k, k), (k - 1 - p if op == "convtranspose2d" else p,) * 2
     elif op == "conv1d":
         kernel, padding = (int(layer.kernel_size), 1), (int(layer.padding), 0)
+        hw_kernel = (int(layer.effective_kernel_size), 1)
     else:
         kernel, padding = (1, 1), (0, 0)
+    if op != "conv1d":
+        hw_kernel = kernel
     return _Shape(operator=operator, in_chan=int(hw.in_channels), in_dim=in_dim, pool=pool,
                   pooled=pooled, out_chan=int(hw.out_channels), out_dim=out_dim,
                   kernel=kernel, padding=padding, operands=int(hw.operands),
+                  hw_kernel=hw_kernel,
                   pool_first=not (hw.eltwise and pooling is not None),
                   flatten=op == "linear" and hw.flatten_from is not None,
                   upsample=int(getattr(layer, "required_stride", 1) or 1)
@@ -175,7 +180,7 @@ def _cycles(s, placed, *, wide, kernel_offset):
         out_dim = s.out_dim
     pooled_rows, pooled_cols = s.pooled[0] * s.upsample, s.pooled[1] * s.upsample
     row_pad, col_pad = s.padding
-    kern_rows, kern_cols = s.kernel
+    kern_rows, kern_cols = s.hw_kernel  # the tool's latency model reads `hw_kernel_size`
     out_cols = out_dim[1]
     elements = s.operands
     flatten_adj = 1 if s.flatten and in_expand * s.pooled[0] * s.pooled[1] - 1 >= 16 else 0

@@ -46,7 +46,8 @@ def _kernel_text(hw):
     if hw.op in ("conv2d", "convtranspose2d"):
         return f"{layer.kernel_size}x{layer.kernel_size}"
     if hw.op == "conv1d":
-        return f"k{layer.kernel_size}"
+        dilation = getattr(layer, "dilation", 1)
+        return f"k{layer.kernel_size}" + (f" d{dilation}" if dilation > 1 else "")
     if hw.op == "linear":
         return "1x1"
     return ""

@@ -139,14 +139,15 @@ def _operator(layer, name, assign):
         return pieces
     rank = layer.rank
     k, p = layer.kernel_size, layer.padding
-    same = k % 2 == 1 and p == k // 2
+    dilation = getattr(layer, "dilation", 1)
+    same = dilation == 1 and k % 2 == 1 and p == k // 2
     if p and not same:
         pad = keras.layers.ZeroPadding2D(p) if rank == 2 else keras.layers.ZeroPadding1D(p)
         pad.name = f"{name}_pad"
         pieces.append(pad)
     cls = keras.layers.Conv2D if rank == 2 else keras.layers.Conv1D
     op = cls(layer.filters, k, padding="same" if same else "valid", use_bias=use_bias,
-             name=name)
+             dilation_rate=dilation, name=name)
     assign(op, kernel, bias)
     pieces.append(op)
     return pieces

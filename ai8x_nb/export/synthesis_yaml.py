@@ -81,6 +81,8 @@ def _layer_entry(hw, ql, placements, index, outputs=()):
         entry["kernel_size"] = f"{layer.kernel_size}x{layer.kernel_size}"
     elif hw.op == "conv1d":
         entry["kernel_size"] = int(layer.kernel_size)
+        if layer.dilation > 1:
+            entry["dilation"] = int(layer.dilation)
     if hw.op in ("conv2d", "conv1d", "convtranspose2d"):
         entry["pad"] = int(layer.padding)
     entry["activate"] = ACTIVATIONS[getattr(layer, "activation", None)]

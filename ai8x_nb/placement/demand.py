@@ -14,7 +14,7 @@ Facts used (ai8x reference sections 4 and 6, checked against ai8x-synthesis):
   multiple of 4 above 64 channels (as for inputs).
 - Kernel words per input processor: `k = out_span * out_passes * in_passes` kernels of
   `kernel_values` weights each (9 for 3x3, 1 for 1x1 and linear layers, L for a Conv1D of
-  length L), with `q = 8 // bits` kernels of sub-8-bit weights sharing one 8-bit slot:
+  length L, `(L - 1) * dilation + 1` for a dilated one), with `q = 8 // bits` kernels of sub-8-bit weights sharing one 8-bit slot:
   `ceil((k * values * bits + (k % q) * values * (q - 1)) / 72)`. A linear layer after a
   Flatten holds `pixels` kernels per (input processor, output) pair instead of one.
 - Data per instance: an HWC tensor takes one 32-bit word per pixel and pass (16 bytes for a
@@ -222,8 +222,8 @@ def _kernel_values(hw, layers):
     layer = hw.layer
     if hw.op in ("conv2d", "convtranspose2d"):
         return emulated_kernel(hw, layers)[0] ** 2
-    if hw.op == "conv1d":
-        return int(layer.kernel_size)
+    if hw.op == "conv1d":  # a dilated kernel is stored stretched, zeros between the taps
+        return int(layer.effective_kernel_size)
     if hw.op == "linear":
         return 1
     return 0
