@@ -721,36 +721,40 @@ def random_multi_output_model(seed):
     raise RuntimeError(f"no buildable multi-output model for seed {seed} in {MAX_DRAWS} draws")
 
 
-DILATED_PUSHES = ("kernel_memory", "padded_conv1d_channels", "many_layers", "big_input")
+DILATED_PUSHES = ("kernel_memory", "padded_conv1d_channels", "many_layers", "bias_outputs")
 """Limits a dilated Conv1D model is pushed past: long stretched kernels for many outputs
 (kernel memory), padding with more than 64 input channels (MAX78002), more layers than the
-device has, an input past one data-memory instance."""
+device has, more biased outputs than the bias memory holds (MAX78000)."""
 
 
-def _dilated_conv1d(d, L, x, length, push, first):
+def _dilated_conv1d(d, L, x, length, push, first, last):
     """One random Conv1D, dilated two times in three; returns (output, length, wide)."""
-    kernel = d.pick(list(range(2, 10)))
-    longest = 8 // (kernel - 1)  # the stretched kernel spans (k - 1) * dilation + 1 <= 9
-    dilation = d.pick(list(range(1, longest + 1))) if d.chance(0.67) else 1
+    if d.chance(0.67):
+        kernel = d.pick([2, 3, 4, 5], p=[0.35, 0.4, 0.15, 0.1])
+        # The stretched kernel spans (k - 1) * dilation + 1 <= 9 steps.
+        dilation = d.pick(list(range(2, 8 // (kernel - 1) + 1)))
+    else:
+        kernel, dilation = d.pick(list(range(1, 10))), 1
     pool = d.pool([length], 1)
     pooled = _pooled([length], pool)[0]
     pad = d.pick(list(range(0, min(2, kernel - 1) + 1)))
     if push == "padded_conv1d_channels" and first:
-        pad = max(pad, 1)
+        kernel, pad = max(kernel, 2), max(pad, 1)
     filters = d.pick([4, 8, 16, 32, 64, 100])
     if push == "kernel_memory" and first:
         filters = d.pick([400, 512, 1000])
         kernel, dilation = d.pick([(2, 8), (3, 4), (5, 2), (9, 1)])
         pad = min(pad, kernel - 1)
-    if push == "many_layers":
-        filters = 4
+    if push == "many_layers":  # the length stays: 2 taps 2 apart, padding 1
+        filters, kernel, dilation, pad, pool, pooled = 4, 2, 2, 1, {}, length
     span = (kernel - 1) * dilation + 1
+    kwargs = d.common(wide=last and d.chance(0.3))
+    if push == "bias_outputs" and first:
+        filters, kwargs["use_bias"] = d.pick([520, 600]), True
     if pooled + 2 * pad < span:
         raise ValueError("too short for the dilated kernel: draw again")
-    wide = d.chance(0.2)
-    x = L.Conv1D(filters, kernel, padding=pad, dilation=dilation, **pool,
-                 **d.common(wide=wide))(x)
-    return x, pooled + 2 * pad - span + 1, wide
+    x = L.Conv1D(filters, kernel, padding=pad, dilation=dilation, **pool, **kwargs)(x)
+    return x, pooled + 2 * pad - span + 1, bool(kwargs.get("wide"))
 
 
 def _build_dilated(seed, rng):
@@ -765,8 +769,6 @@ def _build_dilated(seed, rng):
     channels = d.pick([1, 2, 4, 8, 16, 32, 64, 100, 128])
     if push == "padded_conv1d_channels":
         channels = d.pick([72, 100, 128])
-    if push == "big_input":
-        length, channels = (8200 if device == "MAX78000" else 20500), d.pick([4, 8])
     if push == "kernel_memory":
         channels = d.pick([64, 128])
     inputs = keras.Input((length, channels))
@@ -775,9 +777,7 @@ def _build_dilated(seed, rng):
         count = d.pick([33, 36]) if device == "MAX78000" else d.pick([129, 131])
     x, wide = inputs, False
     for i in range(count):
-        x, length, wide = _dilated_conv1d(d, L, x, length, push, i == 0)
-        if wide and i < count - 1:
-            raise ValueError("a wide layer must be last: draw again")
+        x, length, wide = _dilated_conv1d(d, L, x, length, push, i == 0, i == count - 1)
     if not wide and length * int(x.shape[-1]) <= 1024 and d.chance(0.5):
         x = _dense_head(d, L, keras, x)
     model = keras.Model(inputs, x, name=f"d{seed}")
