@@ -179,13 +179,17 @@ def _linear(x, w, dtype):
     return np.matmul(x.astype(dtype, copy=False), w.astype(dtype))
 
 
-def _pool(x, mode, size, strides):
-    """Max or truncating-average pooling without padding on integer channels-last data."""
+def _pool(x, mode, size, strides, dilation=None):
+    """Max or truncating-average pooling without padding on integer channels-last data.
+
+    `dilation` (MAX78002 `pool_dilation`) spaces a window's taps that far apart."""
     spatial = x.shape[1:-1]
-    out = tuple((s - k) // st + 1 for s, k, st in zip(spatial, size, strides))
+    dilation = dilation or (1,) * len(size)
+    out = tuple((s - (k - 1) * d - 1) // st + 1
+                for s, k, st, d in zip(spatial, size, strides, dilation))
     combine = np.maximum if mode == "max" else np.add
-    windows = [x[(slice(None),) + tuple(slice(o, o + st * (n - 1) + 1, st)
-                                        for o, st, n in zip(offset, strides, out))]
+    windows = [x[(slice(None),) + tuple(slice(o * d, o * d + st * (n - 1) + 1, st)
+                                        for o, st, n, d in zip(offset, strides, out, dilation))]
                for offset in np.ndindex(*size)]
     if len(windows) == 1:
         result = windows[0].copy()
@@ -275,7 +279,8 @@ def _run_layer(ql, inputs, stats):
     # pool and convolve.
     x = _eltwise(hw.eltwise, xs, None) if hw.eltwise else xs[0]
     if getattr(layer, "pooling", None) is not None:
-        x = _pool(x, layer.pooling, layer.pool_size, layer.pool_strides)
+        x = _pool(x, layer.pooling, layer.pool_size, layer.pool_strides,
+                  getattr(layer, "pool_dilation", None))
     if hw.op == "passthrough":
         return _clamp(x.copy(), DATA_MIN, DATA_MAX, stats)
     acc = _accumulate(ql, x)

@@ -30,24 +30,26 @@ __all__ = ["SpecTable", "EditorRowError", "COLUMNS", "ENABLED", "HEAD_TYPES", "P
 logger = logging.getLogger(__name__)
 
 COLUMNS = ("type", "size", "kernel_size", "padding", "dilation", "pooling", "pool_size",
-           "pool_strides", "activation", "wide", "use_bias", "other")
+           "pool_strides", "pool_dilation", "activation", "wide", "use_bias", "other")
 """The editor's columns, in table order."""
 
-INT_COLUMNS = frozenset({"size", "kernel_size", "dilation", "pool_size", "pool_strides"})
+INT_COLUMNS = frozenset({"size", "kernel_size", "dilation", "pool_size", "pool_strides",
+                         "pool_dilation"})
 """Columns holding a whole number (typed as text: "3.5" or an empty field is an error)."""
 
 _INT_FIELDS = frozenset({"filters", "units", "kernel_size", "dilation", "pool_size",
-                         "pool_strides"})
+                         "pool_strides", "pool_dilation"})
 
 _CONV_COLUMNS = frozenset({"size", "kernel_size", "padding", "pooling", "pool_size",
                            "pool_strides", "activation", "wide", "use_bias"})
 _POOL_COLUMNS = frozenset({"pool_size", "pool_strides"})
 ENABLED = types.MappingProxyType({
-    # The synthesis tool dilates Conv1d only (both devices).
-    "conv2d": _CONV_COLUMNS, "conv1d": _CONV_COLUMNS | {"dilation"},
-    "convtranspose2d": _CONV_COLUMNS,
+    # The synthesis tool dilates Conv1d only (both devices); pooling in 2D on the MAX78002
+    # (`device_columns`).
+    "conv2d": _CONV_COLUMNS | {"pool_dilation"}, "conv1d": _CONV_COLUMNS | {"dilation"},
+    "convtranspose2d": _CONV_COLUMNS | {"pool_dilation"},
     "dense": frozenset({"size", "activation", "wide", "use_bias"}),
-    "maxpool": _POOL_COLUMNS, "avgpool": _POOL_COLUMNS,
+    "maxpool": _POOL_COLUMNS | {"pool_dilation"}, "avgpool": _POOL_COLUMNS | {"pool_dilation"},
     "flatten": frozenset(), "dropout": frozenset({"other"}), "reshape": frozenset({"other"}),
 })
 """The columns each layer type uses (the others are disabled in its row)."""
@@ -308,6 +310,7 @@ class SpecTable:
             "pooling": str(row.get("pooling")),
             "pool_size": _first(row.get("pool_size"), POOL_DEFAULT),
             "pool_strides": _first(row.get("pool_strides"), POOL_DEFAULT),
+            "pool_dilation": _first(row.get("pool_dilation"), 1),
             "activation": str(row.get("activation")),
             "wide": bool(row.get("wide", False)),
             "use_bias": bool(row.get("use_bias", False)),
@@ -319,8 +322,10 @@ class SpecTable:
         row = self._rows[index]
         if column == "type":
             return True
-        if column in _POOL_COLUMNS and row["type"] in specs.CONV_TYPES:
-            return row.get("pooling") is not None
+        if column == "pool_dilation" and get_device(self._device).max_pool_dilation == 1:
+            return False  # the MAX78000 has no pooling dilation
+        if column in _POOL_COLUMNS | {"pool_dilation"} and row["type"] in specs.CONV_TYPES:
+            return row.get("pooling") is not None and column in ENABLED[row["type"]]
         return column in ENABLED[row["type"]]
 
     def set_column(self, index, column, value):

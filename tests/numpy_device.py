@@ -37,20 +37,26 @@ def round_half_up(x):
 
 
 # ---------------------------------------------------------------------------- pooling
-def _windows(x, size, strides):
-    """Yield (output index tuple, window array (N, *size, C)) over the spatial axes."""
+def _windows(x, size, strides, dilation=None):
+    """Yield (output index tuple, window array (N, *size, C)) over the spatial axes.
+
+    With `dilation` d the window's taps lie d apart (ai8x-synthesis `compute.pool2d`:
+    `data[row:row + pool * d:d]`), spanning (k - 1) * d + 1.
+    """
     spatial = x.shape[1:-1]
-    out = [(n - k) // s + 1 for n, k, s in zip(spatial, size, strides)]
+    dilation = dilation or (1,) * len(size)
+    out = [(n - (k - 1) * d - 1) // s + 1 for n, k, s, d in zip(spatial, size, strides, dilation)]
     for idx in np.ndindex(*out):
-        sl = tuple(slice(i * s, i * s + k) for i, k, s in zip(idx, size, strides))
+        sl = tuple(slice(i * s, i * s + (k - 1) * d + 1, d)
+                   for i, k, s, d in zip(idx, size, strides, dilation))
         yield idx, x[(slice(None),) + sl + (slice(None),)], out
 
 
-def pool_float(x, mode, size, strides):
+def pool_float(x, mode, size, strides, dilation=None):
     """Max or mean pooling without padding, float."""
     x = np.asarray(x, dtype=np.float64)
     result = None
-    for idx, win, out in _windows(x, size, strides):
+    for idx, win, out in _windows(x, size, strides, dilation):
         if result is None:
             result = np.zeros((x.shape[0], *out, x.shape[-1]))
         axes = tuple(range(1, win.ndim - 1))
@@ -59,13 +65,13 @@ def pool_float(x, mode, size, strides):
     return result
 
 
-def pool_int(x_int, mode, size, strides):
+def pool_int(x_int, mode, size, strides, dilation=None):
     """The device's pooling on integers: max, or the window sum divided by the window size
     and truncated toward zero."""
     x_int = np.asarray(x_int, dtype=np.int64)
     count = int(np.prod(size))
     result = None
-    for idx, win, out in _windows(x_int, size, strides):
+    for idx, win, out in _windows(x_int, size, strides, dilation):
         if result is None:
             result = np.zeros((x_int.shape[0], *out, x_int.shape[-1]), dtype=np.int64)
         axes = tuple(range(1, win.ndim - 1))
@@ -181,7 +187,7 @@ def activate(x, activation):
 # ---------------------------------------------------------------------------- layers
 def layer_int(x_int, op, w_int=None, b_int=None, *, bits=8, shift=0, padding=0,
               pooling=None, pool_size=None, pool_strides=None, activation=None, wide=False,
-              dilation=1):
+              dilation=1, pool_dilation=None):
     """The device's integer computation of one layer.
 
     Returns:
@@ -189,7 +195,7 @@ def layer_int(x_int, op, w_int=None, b_int=None, *, bits=8, shift=0, padding=0,
     """
     x = np.asarray(x_int, dtype=np.int64)
     if pooling is not None:
-        x = pool_int(x, pooling, pool_size, pool_strides)
+        x = pool_int(x, pooling, pool_size, pool_strides, pool_dilation)
     if op is None:  # pool-only layer
         return np.clip(x, -128, 127)
     acc = operate(op, x, w_int, padding, dilation).astype(np.int64)
@@ -254,7 +260,8 @@ def batch_norm(y, mean, var, gamma=None, beta=None, eps=1e-5):
 
 
 def layer_float(x, op, w=None, b=None, *, padding=0, pooling=None, pool_size=None,
-                pool_strides=None, activation=None, wide=False, bn=None, dilation=1):
+                pool_strides=None, activation=None, wide=False, bn=None, dilation=1,
+                pool_dilation=None):
     """The float training forward: pool -> pad -> op + bias -> [bn / 4] -> act -> clamp.
 
     Args:
@@ -262,7 +269,7 @@ def layer_float(x, op, w=None, b=None, *, padding=0, pooling=None, pool_size=Non
     """
     x = np.asarray(x, dtype=np.float64)
     if pooling is not None:
-        x = pool_float(x, pooling, pool_size, pool_strides)
+        x = pool_float(x, pooling, pool_size, pool_strides, pool_dilation)
     if op is None:
         return np.clip(x, -1.0, 127.0 / 128.0)
     y = operate(op, x, np.asarray(w, np.float64), padding, dilation)

@@ -25,6 +25,7 @@ def _conv2d_model():
 def _conv1d_model():
     inputs = keras.Input((40, 4))
     x = L.Conv1D(6, 5, padding=2, activation="relu", name="k5")(inputs)
+    x = L.Conv1D(6, 3, padding=1, dilation=3, activation="relu", name="k3d3")(x)
     x = L.Conv1D(5, 9, padding=0, pooling="max", pool_size=2, use_bias=False,
                  batch_norm="affine", name="k9")(x)
     x = L.MaxPool1D(2, name="mp1")(x)
@@ -166,6 +167,16 @@ def _build(layer, shape):
     (lambda: L.Conv2D(4, activation="sigmoid"), r"activation='sigmoid' .*ReLU and Abs"),
     (lambda: L.Conv2D(4, batch_norm="yes"), r"batch_norm='yes'"),
     (lambda: L.Dense(4, pooling="max"), r"no pooling in a linear layer"),
+    (lambda: L.Conv1D(4, 3, dilation=5),
+     r"dilation=5 is not supported by MAX78000 .*\(kernel_size - 1\) \* dilation \+ 1 <= 9.*"
+     r"spans 11.*Use dilation <= 4 with kernel_size=3"),
+    (lambda: L.Conv1D(4, 2, dilation=9, device="MAX78002"),
+     r"dilation=9 is not supported by MAX78002 .*<= 9 steps.*dilation <= 8"),
+    (lambda: L.Conv1D(4, 1, padding=0, dilation=2), r"dilation=2 .*kernel longer than 1 tap"),
+    (lambda: L.Conv1D(4, 3, dilation=0), r"dilation=0 .*dilation 1 or more"),
+    (lambda: L.Conv2D(4, 3, dilation=2, device="MAX78002"),
+     r"dilation=2 is not supported by MAX78002 .*dilates Conv1D only.*Conv1D\(dilation="),
+    (lambda: L.Conv2D(4, 3, dilation=(1, 2)), r"dilation=\(1, 2\) .*MAX78000"),
 ], ids=lambda v: v if isinstance(v, str) else "")
 def test_constructor_limits(make, match):
     with pytest.raises(DeviceLimitError, match=match):

@@ -38,7 +38,8 @@ def _check_float(layer, x, w, b, op):
     expected = nd.layer_float(
         x, op, w, b if layer.use_bias else None, padding=getattr(layer, "padding", 0),
         pooling=layer.pooling, pool_size=layer.pool_size, pool_strides=layer.pool_strides,
-        activation=layer.activation, wide=layer.wide, dilation=getattr(layer, "dilation", 1))
+        activation=layer.activation, wide=layer.wide, dilation=getattr(layer, "dilation", 1),
+        pool_dilation=layer.pool_dilation)
     assert got.shape == expected.shape
     np.testing.assert_allclose(got, expected, atol=1e-5, rtol=0)
 
@@ -55,7 +56,8 @@ def _check_qat(layer, x_int, x, w, b, op):
     expected = nd.layer_int(
         x_int, op, w_int, b_int, bits=bits, shift=shift, padding=getattr(layer, "padding", 0),
         pooling=layer.pooling, pool_size=layer.pool_size, pool_strides=layer.pool_strides,
-        activation=layer.activation, wide=layer.wide, dilation=getattr(layer, "dilation", 1))
+        activation=layer.activation, wide=layer.wide, dilation=getattr(layer, "dilation", 1),
+        pool_dilation=layer.pool_dilation)
     scale = 128.0 * 2 ** (bits - 1) if layer.wide else 128.0
     scaled = got * scale
     np.testing.assert_array_equal(scaled, np.round(scaled))  # on the device grid
@@ -119,6 +121,26 @@ def test_dilated_conv1d_matches_device(kernel_size, dilation, padding, device):
         * dilation
     _check_float(layer, x, w, b, "conv1d")
     _check_qat(layer, x_int, x, w, b, "conv1d")
+
+
+@pytest.mark.parametrize("pooling", ["max", "avg"])
+@pytest.mark.parametrize("pool_size,pool_strides,pool_dilation", [
+    (2, 1, 2), (2, 2, 3), (2, 3, 15), ((2, 1), 1, (4, 1)), ((2, 2), 2, (1, 5))])
+def test_dilated_pooling_matches_device(pooling, pool_size, pool_strides, pool_dilation):
+    rng = np.random.default_rng(len(str((pool_size, pool_strides, pool_dilation))))
+    x_int, x = _grid_input(rng, (2, 17, 18, 3))
+    layer, w, b = _build(L.Conv2D, (4,), dict(kernel_size=3, padding=1, pooling=pooling,
+                                              pool_size=pool_size, pool_strides=pool_strides,
+                                              pool_dilation=pool_dilation, activation="relu",
+                                              device="MAX78002"), x, rng, 0.4)
+    _check_float(layer, x, w, b, "conv2d")
+    _check_qat(layer, x_int, x, w, b, "conv2d")
+    pool = {"MaxPool2D": L.MaxPool2D, "AvgPool2D": L.AvgPool2D}[
+        "MaxPool2D" if pooling == "max" else "AvgPool2D"](
+        pool_size, pool_strides, pool_dilation=pool_dilation, device="MAX78002")
+    got = np.asarray(pool(x), dtype=np.float64)
+    np.testing.assert_allclose(got, nd.pool_float(x, pooling, pool.pool_size, pool.pool_strides,
+                                                  pool.pool_dilation), atol=1e-6)
 
 
 @pytest.mark.parametrize("padding", [0, 1, 2])

@@ -95,6 +95,29 @@ def test_dilated_conv1d_exact(kernel, dilation, padding):
     np.testing.assert_array_equal(simulate_layers(qmodel, x_int)[0], expected)
 
 
+@pytest.mark.parametrize("mode", ["max", "avg"])
+def test_dilated_pooling_exact(mode):
+    """MAX78002 `pool_dilation`, fused and pool-only: the simulator equals the fake-quantized
+    layers and the NumPy device model's dilated windows."""
+    model = _model((14, 15, 3),
+                   L.Conv2D(6, 3, padding=1, pooling=mode, pool_size=2, pool_strides=1,
+                            pool_dilation=3, activation="relu", device="MAX78002"),
+                   {"max": L.MaxPool2D, "avg": L.AvgPool2D}[mode](
+                       2, 2, pool_dilation=(2, 4), device="MAX78002"),
+                   L.Conv2D(4, 1, padding=0, device="MAX78002"))
+    randomize(model, seed=5)
+    x_int = random_input(model, 5)
+    qmodel = assert_exact(model, x_int)
+    first = qmodel.layers[0]
+    expected = nd.layer_int(x_int, "conv2d", first.weights, first.bias,
+                            bits=first.weight_bits, shift=first.output_shift, padding=1,
+                            pooling=mode, pool_size=(2, 2), pool_strides=(1, 1),
+                            pool_dilation=(3, 3), activation="relu")
+    got = simulate_layers(qmodel, x_int)
+    np.testing.assert_array_equal(got[0], expected)
+    np.testing.assert_array_equal(got[1], nd.pool_int(expected, mode, (2, 2), (2, 2), (2, 4)))
+
+
 # ------------------------------------------------------- convtranspose2d
 @pytest.mark.parametrize("padding", [0, 1, 2])
 @pytest.mark.parametrize("activation", [None, "relu"])

@@ -146,6 +146,22 @@ def test_passthrough_and_non_square_pool():
     assert parsed[2]["avg_pool"] == 2 and parsed[2]["pool_stride"] == 2
 
 
+def test_dilated_conv1d_yaml_and_kernel_words():
+    """`dilation` goes to the YAML with the layer's own kernel_size (the tool stretches it);
+    kernel memory counts the stretched kernel: 3 taps 4 apart take 9 words' worth."""
+    from ai8x_nb.check import check_model
+
+    inp = keras.Input((40, 8))
+    x = layers.Conv1D(16, 3, padding=1, dilation=4, activation="relu")(inp)
+    x = layers.Conv1D(16, 3, padding=1, activation="relu")(x)
+    model = set_deterministic_weights(keras.Model(inp, x, name="dil"))
+    parsed = yaml.safe_load(generate(model)[0])["layers"]
+    assert parsed[0]["kernel_size"] == 3 and parsed[0]["dilation"] == 4
+    assert parsed[0]["pad"] == 1 and "dilation" not in parsed[1]
+    placed = check_model(model, "MAX78000").placement.layers
+    assert [lp.kernel_values for lp in placed] == [9, 3]
+
+
 def test_unsupported_layer_is_refused():
     inp = keras.Input((8, 8, 3))
     x = keras.layers.Conv2D(4, 3)(inp)

@@ -254,7 +254,7 @@ def test_portable_weights_are_the_integer_weights(tmp_path):
 def test_portable_form_computes_the_float_network():
     # The float model and its portable form compute the same function, the device's output
     # clamps included (they bind here): padding 0/1/2, pooling, Conv1D, transposed
-    # convolution, Add, Sub, Abs, a plain Keras layer, Dropout.
+    # convolution, Add, Sub, Abs, a plain Keras layer, Dropout, a dilated Conv1D.
     inp = keras.Input((10, 10, 4))
     a = layers.Conv2D(6, 3, padding=2, pooling="max", pool_size=2, activation="relu")(inp)
     b = layers.Conv2D(6, 1, padding=0, activation="abs")(a)
@@ -266,6 +266,7 @@ def test_portable_form_computes_the_float_network():
     x = layers.Conv2D(5, 3, padding=1, pooling="avg", pool_size=3, pool_strides=3)(x)
     x = keras.layers.Reshape((-1, 5))(x)
     x = layers.Conv1D(4, 3, padding=1, activation="relu")(x)
+    x = layers.Conv1D(4, 2, padding=1, dilation=3)(x)
     x = keras.layers.Flatten()(x)
     x = keras.layers.Dense(3)(x)
     model = set_deterministic_weights(keras.Model(inp, x, name="mix"), seed=5, scale=0.5)

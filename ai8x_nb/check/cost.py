@@ -112,7 +112,10 @@ def _shape(hw, graph_layers):
         stride = _pair(layer.pool_strides, op == "conv1d" or one_d and len(layer.pool_size) == 1)
     else:
         pool, stride = (1, 1), (1, 1)
-    pooled = tuple((d - p) // s + 1 for d, p, s in zip(in_dim, pool, stride))
+    dilation = getattr(layer, "pool_dilation", None) if pooling is not None else None
+    dilation = _pair(dilation, one_d) if dilation else (1, 1)
+    pooled = tuple((d - (p - 1) * g - 1) // s + 1
+                   for d, p, s, g in zip(in_dim, pool, stride, dilation))
     out_spatial = tuple(int(s) for s in hw.out_shape[:-1]) or (1,)
     out_dim = (out_spatial[0], 1) if len(out_spatial) == 1 else out_spatial[:2]
     if op in ("conv2d", "convtranspose2d"):

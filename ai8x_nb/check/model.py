@@ -38,7 +38,9 @@ def _pool_text(layer):
     strides = set(layer.pool_strides)
     stride = str(layer.pool_strides[0]) if len(strides) == 1 else "x".join(
         str(s) for s in layer.pool_strides)
-    return f"{layer.pooling} {size}/{stride}"
+    dilation = getattr(layer, "pool_dilation", None)
+    dilated = f" d{'x'.join(str(d) for d in dilation)}" if dilation else ""
+    return f"{layer.pooling} {size}/{stride}{dilated}"
 
 
 def _kernel_text(hw):

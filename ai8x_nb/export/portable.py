@@ -103,9 +103,37 @@ class Eltwise(keras.layers.Layer):
         return ops.clip(total, _ops.OUT_MIN, _ops.OUT_MAX)
 
 
+class DilatedPool(keras.layers.Layer):
+    """Dilated max / average pooling (MAX78002 `pool_dilation`): one strided slice per window
+    tap, combined with MAXIMUM or ADD and a MUL (STRIDED_SLICE, MAXIMUM, ADD, MUL builtins)."""
+
+    def __init__(self, mode, pool_size, strides, dilation, **kwargs):
+        super().__init__(**kwargs)
+        self.mode, self.pool_size = mode, tuple(pool_size)
+        self.strides, self.dilation = tuple(strides), tuple(dilation)
+
+    def call(self, x):
+        return _ops.dilated_pool(x, self.mode, self.pool_size, self.strides, self.dilation)
+
+    def compute_output_shape(self, input_shape):
+        spatial = [None if n is None else (n - (k - 1) * d - 1) // s + 1
+                   for n, k, s, d in zip(input_shape[1:-1], self.pool_size, self.strides,
+                                         self.dilation)]
+        return (input_shape[0], *spatial, input_shape[-1])
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(mode=self.mode, pool_size=self.pool_size, strides=self.strides,
+                      dilation=self.dilation)
+        return config
+
+
 def _pooling(layer, name):
     if layer.pooling is None:
         return []
+    if getattr(layer, "pool_dilation", None):
+        return [DilatedPool(layer.pooling, layer.pool_size, layer.pool_strides,
+                            layer.pool_dilation, name=f"{name}_pool")]
     rank = len(layer.pool_size)
     cls = {("max", 1): keras.layers.MaxPooling1D, ("max", 2): keras.layers.MaxPooling2D,
            ("avg", 1): keras.layers.AveragePooling1D,

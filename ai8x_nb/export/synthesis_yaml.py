@@ -90,6 +90,8 @@ def _layer_entry(hw, ql, placements, index, outputs=()):
     if pooling is not None:
         entry[f"{pooling}_pool"] = _pool_value(layer.pool_size)
         entry["pool_stride"] = _pool_value(layer.pool_strides)
+        if getattr(layer, "pool_dilation", None):
+            entry["pool_dilation"] = _pool_value(layer.pool_dilation)
     if ql is not None and ql.weights is not None:
         entry["output_shift"] = int(ql.output_shift)
         entry["quantization"] = int(ql.weight_bits)

@@ -33,6 +33,10 @@ class HardwareLayer(keras.layers.Layer):
         pooling: None, "max" or "avg" (case-insensitive), applied before the operator.
         pool_size: int or tuple, 1..16.
         pool_strides: int or tuple, 1..16; defaults to `pool_size`.
+        pool_dilation: int or tuple, default 1: the pooling window's taps lie this far apart
+            (a window of k taps spans `(k - 1) * pool_dilation + 1` rows / columns).
+            MAX78002 only, 2D pooling only, with pool_size 2 in each dilated dimension,
+            1..15 (see `_validate.check_pool_dilation`).
         activation: None, "relu" or "abs".
         wide: 32-bit output (last layer only, no activation).
         use_bias: whether the operator has a bias.
@@ -63,6 +67,7 @@ class HardwareLayer(keras.layers.Layer):
         pooling=None,
         pool_size=2,
         pool_strides=None,
+        pool_dilation=1,
         activation=None,
         wide=False,
         use_bias=True,
@@ -92,6 +97,7 @@ class HardwareLayer(keras.layers.Layer):
                 self, pool_size, pool_strides, max(self.rank, 1))
         else:
             self.pool_size, self.pool_strides = None, None
+        self.pool_dilation = v.check_pool_dilation(self, pool_dilation, max(self.rank, 1))
         self.wide = bool(wide)
         if self.wide and self.activation is not None:
             v.fail(self, "wide", wide, "a wide (32-bit) output has no activation",
@@ -116,6 +122,10 @@ class HardwareLayer(keras.layers.Layer):
                    "Pass streaming=True for a layer whose input is too large for the data "
                    "memory, else False.")
         self.streaming = streaming
+        if streaming and self.pool_dilation is not None:
+            v.fail(self, "pool_dilation", self.pool_dilation,
+                   "a streaming layer pools without dilation here",
+                   "Use pool_dilation=1 on streaming layers.")
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.bias_initializer = keras.initializers.get(bias_initializer)
         self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
@@ -180,12 +190,17 @@ class HardwareLayer(keras.layers.Layer):
         if self.pooling is None:
             return tuple(spatial)
         out = []
-        for size, k, s in zip(spatial, self.pool_size, self.pool_strides):
-            if size is not None and size < k:
-                v.fail(self, "pool_size", self.pool_size,
-                       f"the pool must fit in the input, which is {tuple(spatial)}",
-                       "Use a smaller pool or a larger input.")
-            out.append(None if size is None else (size - k) // s + 1)
+        dilation = self.pool_dilation or (1,) * len(self.pool_size)
+        for size, k, s, d in zip(spatial, self.pool_size, self.pool_strides, dilation):
+            span = (k - 1) * d + 1
+            if size is not None and size < span:
+                v.fail(self, "pool_size" if d == 1 else "pool_dilation",
+                       self.pool_size if d == 1 else self.pool_dilation,
+                       f"the pool{'' if d == 1 else f' window (spanning {span})'} must "
+                       f"fit in the input, which is {tuple(spatial)}",
+                       "Use a smaller pool or a larger input." if d == 1 else
+                       "Use a smaller pool_dilation or a larger input.")
+            out.append(None if size is None else (size - span) // s + 1)
         return tuple(out)
 
     # ------------------------------------------------------------------ call
@@ -195,7 +210,8 @@ class HardwareLayer(keras.layers.Layer):
     def _pool(self, x):
         if self.pooling is None:
             return x
-        return _ops.pool(x, self.pooling, self.pool_size, self.pool_strides, quantized=self.qat)
+        return _ops.pool(x, self.pooling, self.pool_size, self.pool_strides, quantized=self.qat,
+                         dilation=self.pool_dilation)
 
     def call(self, inputs, training=None):
         x = self._pool(inputs)
@@ -293,6 +309,7 @@ class HardwareLayer(keras.layers.Layer):
             "pooling": self.pooling,
             "pool_size": self.pool_size,
             "pool_strides": self.pool_strides,
+            "pool_dilation": 1 if self.pool_dilation is None else self.pool_dilation,
             "activation": self.activation,
             "wide": self.wide,
             "use_bias": self.use_bias,

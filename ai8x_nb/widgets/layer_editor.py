@@ -32,6 +32,7 @@ GRID = (
     ("pooling", "pool", "62px"),
     ("pool_size", "size", "44px"),
     ("pool_strides", "stride", "46px"),
+    ("pool_dilation", "pdil", "40px"),
     ("activation", "act", "62px"),
     ("wide", "wide", "34px"),
     ("use_bias", "bias", "34px"),
@@ -45,7 +46,7 @@ are grids with these tracks, so a header sits over its fields at any width; a ne
 entry here (plus its widget in `LayerEditor._cell`, or an HTML cell in `_make_row`)."""
 
 GRID_TEMPLATE = " ".join(track for _, _, track in GRID)
-GRID_MIN_WIDTH = "1164px"
+GRID_MIN_WIDTH = "1208px"
 """Below this width the table scrolls sideways (its columns never squeeze)."""
 BUTTONS = (("insert", "plus", "insert a layer above"), ("up", "arrow-up", "move up"),
            ("down", "arrow-down", "move down"), ("delete", "trash", "delete"))
@@ -360,7 +361,7 @@ class LayerEditor:
                     else values[column]
                 if widget.value != value:
                     widget.value = value
-                if column in ("pool_size", "pool_strides"):
+                if column in ("pool_size", "pool_strides", "pool_dilation"):
                     widget.disabled = not self.table.column_enabled(index, column)
         finally:
             self._busy = False
