@@ -810,6 +810,117 @@ def random_dilated_model(seed):
     raise RuntimeError(f"no buildable dilated model for seed {seed} in {MAX_DRAWS} draws")
 
 
+POOL_DILATED_PUSHES = ("kernel_memory", "many_layers", "big_input", "pool_only_channels")
+"""Limits a dilated-pooling model (MAX78002) is pushed past."""
+
+
+def _dilated_pool_args(d, spatial):
+    """Fused pooling with `pool_dilation` (two times in three), fitting `spatial` (or {})."""
+    size = [2, d.pick([1, 2], p=[0.2, 0.8])]
+    dilation = [d.pick([2, 3, 4, 7, 15], p=[0.35, 0.25, 0.2, 0.1, 0.1]) if k == 2 else 1
+                for k in size]
+    if d.chance(0.33):
+        dilation = [1, 1]
+    elif d.chance(0.5):
+        dilation[1] = dilation[0] if size[1] == 2 else 1
+    stride = d.pick([1, 2, 3], p=[0.4, 0.5, 0.1])
+    if any(s < (k - 1) * g + 1 for s, k, g in zip(spatial, size, dilation)):
+        return {}
+    return {"pooling": d.pick(["max", "avg"]), "pool_size": tuple(size),
+            "pool_strides": stride, "pool_dilation": tuple(dilation)}
+
+
+def _dilated_pooled(spatial, pool):
+    if not pool:
+        return list(spatial)
+    return [(s - (k - 1) * g - 1) // pool["pool_strides"] + 1
+            for s, k, g in zip(spatial, pool["pool_size"], pool["pool_dilation"])]
+
+
+def _build_pool_dilated(seed, rng):
+    import keras
+
+    from ai8x_nb import layers as L
+
+    device = "MAX78002"
+    d = _Draw(rng, device)
+    push = d.pick(list(POOL_DILATED_PUSHES)) if d.chance(0.35) else ""
+    size = d.pick([12, 16, 20, 24, 32, 40])
+    if push == "big_input":
+        size = 150
+    spatial = [size, size if d.chance(0.7) else d.pick([12, 16, 24])]
+    channels = d.pick([1, 3, 4, 8, 16, 32, 64, 100])
+    inputs = keras.Input(tuple(spatial) + (channels,))
+    x = inputs
+    count = d.pick([1, 2, 3, 4])
+    if push == "many_layers":
+        count = d.pick([129, 131])
+    elif push == "big_input":
+        count = 1
+    pushed_at = d.pick(list(range(count)))
+    wide = False
+    for i in range(count):
+        if push == "many_layers":
+            x = L.Conv2D(4, 1, padding=0, **d.common())(x)
+            continue
+        if push == "pool_only_channels" and i == pushed_at:
+            x = L.Conv2D(d.pick([72, 100, 128]), 1, padding=0, device=device)(x)
+        if (d.chance(0.2) or push == "pool_only_channels" and i == pushed_at) \
+                and i < count - 1:
+            pool = _dilated_pool_args(d, spatial)
+            if pool:
+                cls = L.MaxPool2D if pool.pop("pooling") == "max" else L.AvgPool2D
+                x = cls(pool["pool_size"], pool["pool_strides"],
+                        pool_dilation=pool["pool_dilation"], device=device)(x)
+                spatial = [int(s) for s in x.shape[1:3]]
+                continue
+        pool = _dilated_pool_args(d, spatial) if d.chance(0.7) else {}
+        pooled = _dilated_pooled(spatial, pool)
+        kernel = d.pick([1, 3], p=[0.3, 0.7])
+        pad = 0 if kernel == 1 else d.pick([0, 1, 2], p=[0.2, 0.7, 0.1])
+        if kernel == 3 and pad == 0 and min(pooled) < 3:
+            pad = 1
+        filters = d.pick([4, 8, 16, 32, 64, 100])
+        if push == "kernel_memory" and i == pushed_at:
+            filters, kernel, pad = d.pick([900, 1000]), 3, 1
+        if push == "big_input":
+            filters = d.pick([4, 8])
+        wide = i == count - 1 and d.chance(0.3)
+        x = L.Conv2D(filters, kernel, padding=pad, **pool, **d.common(wide=wide))(x)
+        spatial = [int(s) for s in x.shape[1:3]]
+    if not wide and int(np.prod(spatial)) <= 64 and d.chance(0.5):
+        x = _dense_head(d, L, keras, x)
+    model = keras.Model(inputs, x, name=f"p{seed}")
+    return GeneratedModel(seed, model, device, "pool_dilation", push)
+
+
+def random_pool_dilated_model(seed):
+    """The generated dilated-pooling model for `seed` (MAX78002, the device that has it):
+    1..4 Conv2D layers and pool-only layers whose pooling is dilated two times in three
+    (pool size 2 in each dilated dimension, dilation 2..15), sometimes a dense head.
+
+    About 35 % are pushed past a limit (`POOL_DILATED_PUSHES`).
+
+    Args:
+        seed: an int.
+
+    Returns:
+        A `GeneratedModel` with seeded uniform weights.
+    """
+    from ai8x_nb.errors import DeviceLimitError
+
+    rng = np.random.default_rng(seed + 23 * 10**6)
+    for _ in range(MAX_DRAWS):
+        try:
+            generated = _build_pool_dilated(seed, rng)
+        except (DeviceLimitError, ValueError):
+            continue
+        _set_weights(generated.model, seed)
+        return generated
+    raise RuntimeError(f"no buildable dilated-pooling model for seed {seed} in {MAX_DRAWS} "
+                       f"draws")
+
+
 def random_hardware_model(seed):
     """The generated model for `seed` (redrawn until its layers accept their arguments).
 
@@ -867,6 +978,12 @@ def streaming_model_generator():
 def dilated_model_generator():
     """`random_dilated_model(seed) -> GeneratedModel`, dilated Conv1D models."""
     return random_dilated_model
+
+
+@pytest.fixture(scope="session")
+def pool_dilated_model_generator():
+    """`random_pool_dilated_model(seed) -> GeneratedModel`, dilated pooling (MAX78002)."""
+    return random_pool_dilated_model
 
 
 @pytest.fixture(scope="session")

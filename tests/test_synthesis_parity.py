@@ -59,6 +59,10 @@ DILATED_SEEDS = range(*(int(v) for v in os.environ.get("AI8X_NB_PARITY_DILATED_S
                                                        "0:8").split(":")))
 """Generated dilated Conv1D models (`random_dilated_model`): seeds 0..7 in CI. To look
 further, set AI8X_NB_PARITY_DILATED_SEEDS=START:STOP (see the issue-25 note for the numbers)."""
+POOL_DILATED_SEEDS = range(*(int(v) for v in os.environ.get(
+    "AI8X_NB_PARITY_POOL_DILATED_SEEDS", "0:8").split(":")))
+"""Generated dilated-pooling models (`random_pool_dilated_model`, MAX78002): seeds 0..7 in
+CI. To look further, set AI8X_NB_PARITY_POOL_DILATED_SEEDS=START:STOP."""
 WORKERS = 2
 """Tool processes run side by side (CI has two cores; exporting is cheap next to them)."""
 MIN_EACH = 10
@@ -345,3 +349,14 @@ def test_dilated_conv1d_models_verdict_equals_the_tool(tmp_path, dilated_model_g
                                       firmware_cache)
     assert not problems, table + "\n" + "\n".join(problems)
     _assert_both_verdicts(counts, DILATED_SEEDS, MIN_EACH_STREAMING, 32)
+
+
+def test_dilated_pooling_models_verdict_equals_the_tool(tmp_path, pool_dilated_model_generator,
+                                                       warm_synthesis_python, capsys,
+                                                       firmware_cache):
+    """Dilated pooling (`pool_dilation`, MAX78002): fused and pool-only layers."""
+    counts, problems, table = _parity(pool_dilated_model_generator, POOL_DILATED_SEEDS,
+                                      tmp_path, warm_synthesis_python, capsys,
+                                      "dilated-pooling models", firmware_cache)
+    assert not problems, table + "\n" + "\n".join(problems)
+    _assert_both_verdicts(counts, POOL_DILATED_SEEDS, MIN_EACH_STREAMING, 32)
