@@ -223,6 +223,22 @@ def _dilated(w, dilation):
     return out
 
 
+def _depthwise(x, w, padding, dtype):
+    """Depthwise 2D correlation: channel c of x with kernel w[:, :, 0, c] (kernel (k, k, 1, C)),
+    one multiply-add per tap over whole planes (exact in `dtype`)."""
+    k = w.shape[0]
+    x = x.astype(dtype, copy=False)
+    if padding:
+        x = np.pad(x, [(0, 0), (padding, padding), (padding, padding), (0, 0)])
+    rows, cols = x.shape[1] - k + 1, x.shape[2] - k + 1
+    out = np.zeros((x.shape[0], rows, cols, w.shape[-1]), dtype=dtype)
+    wd = w.astype(dtype)
+    for a in range(k):
+        for b in range(k):
+            out += x[:, a:a + rows, b:b + cols, :] * wd[a, b, 0]
+    return out
+
+
 def _accumulate(ql, x):
     """The layer's integer accumulator: pooled input * weights + bias * 128."""
     hw, layer = ql.hw, ql.hw.layer
@@ -233,6 +249,8 @@ def _accumulate(ql, x):
     if hw.op == "conv1d":
         acc = _conv(x, _dilated(ql.weights, getattr(layer, "dilation", 1)), layer.padding,
                     dtype)
+    elif hw.op == "conv2d" and getattr(layer, "groups", 1) > 1:
+        acc = _depthwise(x, ql.weights, layer.padding, dtype)
     elif hw.op == "conv2d":
         acc = _conv(x, ql.weights, layer.padding, dtype)
     elif hw.op == "convtranspose2d":

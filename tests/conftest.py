@@ -921,6 +921,86 @@ def random_pool_dilated_model(seed):
                        f"draws")
 
 
+DEPTHWISE_PUSHES = ("kernel_memory", "many_layers", "big_input")
+"""Limits a depthwise model (MAX78002) is pushed past."""
+
+
+def _build_depthwise(seed, rng):
+    import keras
+
+    from ai8x_nb import layers as L
+
+    device = "MAX78002"
+    d = _Draw(rng, device)
+    push = d.pick(list(DEPTHWISE_PUSHES)) if d.chance(0.3) else ""
+    size = d.pick([8, 12, 16, 24, 32])
+    if push == "big_input":
+        size = 150
+    channels = d.pick([1, 3, 4, 8, 16, 32])
+    inputs = keras.Input((size, size, channels))
+    x, spatial = inputs, [size, size]
+    blocks = d.pick([1, 2, 3])
+    if push == "many_layers":
+        blocks = d.pick([44, 45])
+    pushed_at = d.pick(list(range(blocks)))
+    wide = False
+    for i in range(blocks):
+        width = d.pick([4, 8, 12, 16, 24, 32, 48, 64, 72, 96, 128, 256],
+                       p=[.06, .1, .06, .12, .08, .14, .08, .12, .05, .07, .07, .05])
+        if push == "many_layers":
+            width = 4
+        if push == "kernel_memory" and i == pushed_at:
+            width = d.pick([900, 1000])
+        if push == "big_input":
+            width = d.pick([4, 8])
+        if channels != width or d.chance(0.6):  # pointwise expansion
+            x = L.Conv2D(width, 1, padding=0, **d.common())(x)
+        pool = d.pool(spatial, 2)
+        pooled = _pooled(spatial, pool)
+        kernel = d.pick([1, 3], p=[0.2, 0.8])
+        pad = 0 if kernel == 1 else d.pick([0, 1, 2], p=[0.15, 0.75, 0.1])
+        if kernel == 3 and pad == 0 and min(pooled) < 3:
+            pad = 1
+        x = L.Conv2D(width, kernel, padding=pad, groups=width, **pool, **d.common())(x)
+        spatial = [s + 2 * pad - kernel + 1 for s in pooled]
+        channels = width
+        if d.chance(0.5) or i == blocks - 1:  # pointwise projection
+            channels = d.pick([4, 8, 16, 24, 32, 64])
+            wide = i == blocks - 1 and d.chance(0.3)
+            x = L.Conv2D(channels, 1, padding=0, **d.common(wide=wide))(x)
+    if not wide and int(np.prod(spatial)) * channels <= 1024 and d.chance(0.4):
+        x = _dense_head(d, L, keras, x)
+    model = keras.Model(inputs, x, name=f"w{seed}")
+    return GeneratedModel(seed, model, device, "depthwise", push)
+
+
+def random_depthwise_model(seed):
+    """The generated depthwise-separable model for `seed` (MAX78002, the device that has it):
+    1..3 MobileNet-style blocks (pointwise expansion, a depthwise 1x1 or 3x3 `Conv2D(groups=
+    width)` with fused pooling sometimes, a pointwise projection), widths up to 256 (several
+    passes), any weight bits, sometimes a dense head.
+
+    About 30 % are pushed past a limit (`DEPTHWISE_PUSHES`).
+
+    Args:
+        seed: an int.
+
+    Returns:
+        A `GeneratedModel` with seeded uniform weights.
+    """
+    from ai8x_nb.errors import DeviceLimitError
+
+    rng = np.random.default_rng(seed + 29 * 10**6)
+    for _ in range(MAX_DRAWS):
+        try:
+            generated = _build_depthwise(seed, rng)
+        except (DeviceLimitError, ValueError):
+            continue
+        _set_weights(generated.model, seed)
+        return generated
+    raise RuntimeError(f"no buildable depthwise model for seed {seed} in {MAX_DRAWS} draws")
+
+
 def random_hardware_model(seed):
     """The generated model for `seed` (redrawn until its layers accept their arguments).
 
@@ -984,6 +1064,12 @@ def dilated_model_generator():
 def pool_dilated_model_generator():
     """`random_pool_dilated_model(seed) -> GeneratedModel`, dilated pooling (MAX78002)."""
     return random_pool_dilated_model
+
+
+@pytest.fixture(scope="session")
+def depthwise_model_generator():
+    """`random_depthwise_model(seed) -> GeneratedModel`, depthwise-separable (MAX78002)."""
+    return random_depthwise_model
 
 
 @pytest.fixture(scope="session")

@@ -91,6 +91,17 @@ def zero_pad(x, p):
     return np.pad(x, widths)
 
 
+def depthwise_conv(x, w, padding):
+    """Depthwise 2D convolution (ai8x-synthesis `compute.conv2d` with groups == channels):
+    out[n, i, j, c] = sum_{a, b} xp[n, i+a, j+b, c] w[a, b, 0, c], written as the grouped
+    convolution it is: each channel's one-channel kernel placed on the diagonal of a full one."""
+    k, channels = w.shape[0], w.shape[-1]
+    full = np.zeros((k, k, channels, channels), dtype=w.dtype)
+    for c in range(channels):
+        full[:, :, c, c] = w[:, :, 0, c]
+    return conv(x, full, padding)
+
+
 def conv(x, w, padding, dilation=1):
     """Stride-1 convolution (cross-correlation) of 1D or 2D channels-last data.
 
@@ -138,7 +149,9 @@ def dense(x, w):
 
 
 def operate(op, x, w, padding=0, dilation=1):
-    """Dispatch on "conv2d", "conv1d", "convtranspose2d" or "dense"."""
+    """Dispatch on "conv2d", "conv1d", "convtranspose2d", "depthwise" or "dense"."""
+    if op == "depthwise":
+        return depthwise_conv(x, w, padding)
     if op in ("conv2d", "conv1d"):
         return conv(x, w, padding, dilation)
     if op == "convtranspose2d":

@@ -123,6 +123,24 @@ def test_dilated_conv1d_matches_device(kernel_size, dilation, padding, device):
     _check_qat(layer, x_int, x, w, b, "conv1d")
 
 
+@pytest.mark.parametrize("case", [dict(kernel_size=3, padding=1), dict(kernel_size=3, padding=0),
+                                  dict(kernel_size=3, padding=2, activation="abs"),
+                                  dict(kernel_size=1, padding=0, use_bias=False),
+                                  dict(kernel_size=3, padding=1, pooling="avg", pool_size=2),
+                                  dict(kernel_size=3, padding=1, wide=True),
+                                  dict(kernel_size=3, padding=1, weight_bits=2)],
+                         ids=lambda c: "-".join(f"{k}{v}" for k, v in c.items()))
+@pytest.mark.parametrize("weight_scale", [0.1, 0.9])
+def test_depthwise_conv2d_matches_device(case, weight_scale):
+    rng = np.random.default_rng(len(str(case)) * 13 + int(weight_scale * 10))
+    x_int, x = _grid_input(rng, (2, 7, 8, 6))
+    layer, w, b = _build(L.Conv2D, (6,), dict(groups=6, device="MAX78002", **case), x, rng,
+                         weight_scale)
+    assert layer.kernel.shape == (case["kernel_size"],) * 2 + (1, 6)
+    _check_float(layer, x, w, b, "depthwise")
+    _check_qat(layer, x_int, x, w, b, "depthwise")
+
+
 @pytest.mark.parametrize("pooling", ["max", "avg"])
 @pytest.mark.parametrize("pool_size,pool_strides,pool_dilation", [
     (2, 1, 2), (2, 2, 3), (2, 3, 15), ((2, 1), 1, (4, 1)), ((2, 2), 2, (1, 5))])

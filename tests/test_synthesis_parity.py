@@ -63,6 +63,10 @@ POOL_DILATED_SEEDS = range(*(int(v) for v in os.environ.get(
     "AI8X_NB_PARITY_POOL_DILATED_SEEDS", "0:8").split(":")))
 """Generated dilated-pooling models (`random_pool_dilated_model`, MAX78002): seeds 0..7 in
 CI. To look further, set AI8X_NB_PARITY_POOL_DILATED_SEEDS=START:STOP."""
+DEPTHWISE_SEEDS = range(*(int(v) for v in os.environ.get(
+    "AI8X_NB_PARITY_DEPTHWISE_SEEDS", "0:8").split(":")))
+"""Generated depthwise-separable models (`random_depthwise_model`, MAX78002): seeds 0..7 in
+CI. To look further, set AI8X_NB_PARITY_DEPTHWISE_SEEDS=START:STOP."""
 WORKERS = 2
 """Tool processes run side by side (CI has two cores; exporting is cheap next to them)."""
 MIN_EACH = 10
@@ -360,3 +364,13 @@ def test_dilated_pooling_models_verdict_equals_the_tool(tmp_path, pool_dilated_m
                                       "dilated-pooling models", firmware_cache)
     assert not problems, table + "\n" + "\n".join(problems)
     _assert_both_verdicts(counts, POOL_DILATED_SEEDS, MIN_EACH_STREAMING, 32)
+
+
+def test_depthwise_models_verdict_equals_the_tool(tmp_path, depthwise_model_generator,
+                                                 warm_synthesis_python, capsys, firmware_cache):
+    """Depthwise convolutions (`groups`, MAX78002): their kernel memory, passes, answer."""
+    counts, problems, table = _parity(depthwise_model_generator, DEPTHWISE_SEEDS, tmp_path,
+                                      warm_synthesis_python, capsys, "depthwise models",
+                                      firmware_cache)
+    assert not problems, table + "\n" + "\n".join(problems)
+    _assert_both_verdicts(counts, DEPTHWISE_SEEDS, MIN_EACH_STREAMING, 32)

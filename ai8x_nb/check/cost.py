@@ -247,7 +247,8 @@ def _operations(hw, s, cost):
         combine(s.in_chan * s.pooled[0] * s.pooled[1])
     if not s.operator:
         return
-    in_values = s.in_chan * (s.pooled[0] * s.pooled[1] if s.flatten else 1)
+    groups = int(getattr(hw.layer, "groups", 1)) if op == "conv2d" else 1
+    in_values = s.in_chan // groups * (s.pooled[0] * s.pooled[1] if s.flatten else 1)
     outputs = s.out_chan * (1 if s.flatten else s.out_dim[0] * s.out_dim[1])
     kernel = s.kernel[0] * (1 if one_d else s.kernel[1])
     cost.macc += in_values * kernel * outputs

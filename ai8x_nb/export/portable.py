@@ -169,6 +169,14 @@ def _operator(layer, name, assign):
     k, p = layer.kernel_size, layer.padding
     dilation = getattr(layer, "dilation", 1)
     same = dilation == 1 and k % 2 == 1 and p == k // 2
+    if getattr(layer, "groups", 1) > 1:  # depthwise: DEPTHWISE_CONV_2D
+        if p and not same:
+            pieces.append(keras.layers.ZeroPadding2D(p, name=f"{name}_pad"))
+        op = keras.layers.DepthwiseConv2D(k, padding="same" if same else "valid",
+                                          use_bias=use_bias, name=name)
+        assign(op, np.transpose(kernel, (0, 1, 3, 2)), bias)
+        pieces.append(op)
+        return pieces
     if p and not same:
         pad = keras.layers.ZeroPadding2D(p) if rank == 2 else keras.layers.ZeroPadding1D(p)
         pad.name = f"{name}_pad"

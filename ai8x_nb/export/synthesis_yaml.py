@@ -79,6 +79,8 @@ def _layer_entry(hw, ql, placements, index, outputs=()):
         entry["write_gap"] = int(hw.write_gap)
     if hw.op in ("conv2d", "convtranspose2d"):
         entry["kernel_size"] = f"{layer.kernel_size}x{layer.kernel_size}"
+        if getattr(layer, "groups", 1) > 1:
+            entry["groups"] = int(layer.groups)
     elif hw.op == "conv1d":
         entry["kernel_size"] = int(layer.kernel_size)
         if layer.dilation > 1:

@@ -27,7 +27,8 @@ class _Conv(HardwareLayer):
     kernel_sizes_attr = "conv2d_kernels"
     kernel_fix = "Use 3, or stack two 3x3 layers."
 
-    def __init__(self, filters, kernel_size=3, padding=1, strides=1, dilation=1, **kwargs):
+    def __init__(self, filters, kernel_size=3, padding=1, strides=1, dilation=1, groups=1,
+                 **kwargs):
         super().__init__(**kwargs)
         v.check_channels(self, "filters", filters)
         self.filters = int(filters)
@@ -50,8 +51,39 @@ class _Conv(HardwareLayer):
                    "Downsample with pooling instead, e.g. pooling='max', pool_size=1, "
                    "pool_strides=2.")
         self.dilation = self._check_dilation(dilation)
+        self.groups = self._check_groups(groups)
 
     required_stride = 1
+
+    def _check_groups(self, groups):
+        """Grouped convolution: the tool runs depthwise only (`groups == in == out channels`,
+        MAX78002 `SUPPORT_DEPTHWISE`), and only as a Conv2D here."""
+        if isinstance(groups, bool) or not isinstance(groups, int) or groups < 1:
+            v.fail(self, "groups", groups, "an int >= 1",
+                   "Use groups=1, or groups=filters for a depthwise convolution.")
+        if groups == 1:
+            return 1
+        if not self.supports_groups:
+            v.fail(self, "groups", groups, f"groups=1 for {type(self).__name__}",
+                   "Use a Conv2D(groups=filters) for a depthwise convolution.")
+        if not self.device.depthwise:
+            v.fail(self, "groups", groups,
+                   "no depthwise (grouped) convolution; the MAX78002 has it",
+                   "Use device='MAX78002', or groups=1 (a full convolution).")
+        if groups != self.filters:
+            v.fail(self, "groups", groups,
+                   f"depthwise only: groups == input channels == filters, here filters="
+                   f"{self.filters}",
+                   f"Use groups={self.filters} with {self.filters} input channels, or "
+                   f"groups=1.")
+        return int(groups)
+
+    supports_groups = False
+
+    @property
+    def depthwise(self):
+        """Each output channel convolves its own input channel (`groups` > 1)."""
+        return self.groups > 1
 
     def _check_dilation(self, dilation):
         """The synthesis tool (ab4f4c0) dilates Conv1d only, on both devices (`MAX_DILATION`
@@ -77,11 +109,18 @@ class _Conv(HardwareLayer):
                    "Reshape the input first.")
         in_channels = input_shape[-1]
         v.check_channels(self, "input channels", in_channels)
+        if self.depthwise and in_channels != self.groups:
+            v.fail(self, "groups", self.groups,
+                   f"depthwise: groups == input channels == filters, but the input has "
+                   f"{in_channels} channels",
+                   f"Give it {self.groups} input channels, or use groups={in_channels} and "
+                   f"filters={in_channels}.")
         self._check_passes(in_channels)
         spatial = self._pooled_shape(input_shape[1:-1])
         v.check_spatial(self, spatial, "the pooled input")
         v.check_spatial(self, self._out_spatial(spatial), "the output")
-        kernel_shape = (self.kernel_size,) * self.rank + (in_channels, self.filters)
+        kernel_shape = (self.kernel_size,) * self.rank + (in_channels // self.groups,
+                                                           self.filters)
         self._add_params(kernel_shape, self.filters)
 
     def _check_passes(self, in_channels):
@@ -102,6 +141,8 @@ class _Conv(HardwareLayer):
         return ops.pad(x, [[0, 0]] + [[p, p]] * self.rank + [[0, 0]])
 
     def _operate(self, x, kernel, bias):
+        if self.depthwise:
+            return self._operate_depthwise(x, kernel, bias)
         if self.dilation == 1 and self.kernel_size % 2 == 1 \
                 and self.padding == self.kernel_size // 2:
             # Symmetric "same" padding: the convolution pads itself (bit-identical to pad +
@@ -114,11 +155,22 @@ class _Conv(HardwareLayer):
             y = y + bias
         return y
 
+    def _operate_depthwise(self, x, kernel, bias):
+        # Kernel (k, k, 1, C) in the grouped layout; depthwise_conv takes (k, k, C, 1).
+        kernel = ops.transpose(kernel, (0, 1, 3, 2))
+        if self.kernel_size % 2 == 1 and self.padding == self.kernel_size // 2:
+            y = ops.depthwise_conv(x, kernel, strides=1, padding="same")
+        else:
+            y = ops.depthwise_conv(self._pad(x), kernel, strides=1, padding="valid")
+        if bias is not None:
+            y = y + bias
+        return y
+
     def get_config(self):
         config = super().get_config()
         config.update({"filters": self.filters, "kernel_size": self.kernel_size,
                        "padding": self.padding, "strides": self.required_stride,
-                       "dilation": self.dilation})
+                       "dilation": self.dilation, "groups": self.groups})
         return config
 
 
@@ -127,19 +179,25 @@ class Conv2D(_Conv):
     """2D convolution of the accelerator, with optional fused pooling before it.
 
     Args:
-        filters: output channels, 1..1024 (MAX78000) / 2048 (MAX78002).
+        filters: output channels, 1..1024.
         kernel_size: 1 or 3.
         padding: 0, 1 or 2 zero rows/columns on each side (or "valid" / "same").
         strides: must be 1 (downsample with pooling).
+        dilation: must be 1 (the synthesis tool dilates Conv1D only).
+        groups: 1, or `filters` for a depthwise convolution (MAX78002): each output channel
+            convolves its own input channel, so the input has `filters` channels too. The
+            kernel is (k, k, 1, filters).
         **kwargs: pooling, pool_size, pool_strides, activation, wide, use_bias, batch_norm,
             weight_bits, device and the Keras layer arguments; see `HardwareLayer`.
 
     Example:
 
     >>> layer = Conv2D(60, 3, padding=1, pooling="max", pool_size=2, activation="relu")
+    >>> depthwise = Conv2D(32, 3, padding=1, groups=32, device="MAX78002")
     """
 
     rank = 2
+    supports_groups = True
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
