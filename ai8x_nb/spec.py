@@ -16,7 +16,8 @@ Optional conv/dense fields, written only when set: `batch_norm` ("affine"/"noaff
 `weight_bits` (4/2/1), `l2` (kernel L2 regularisation factor); conv1d only: `dilation`
 (2.., both devices; the kernel spans `(kernel_size - 1) * dilation + 1 <= 9` steps);
 conv2d, convtranspose2d and pool rows: `pool_dilation` (MAX78002, 2D pooling of size 2 in
-each dilated dimension, 2..15). Pool rows become 1D or 2D
+each dilated dimension, 2..15); conv2d only: `groups` (MAX78002 depthwise: groups == filters
+== the row's input channels). Pool rows become 1D or 2D
 pooling from the rank of their input. Layers are named by `layer_names` (conv1, conv2, ...,
 fc). The seed models' specs live in `ai8x_nb.models` (`seed_spec(name)`).
 
@@ -56,9 +57,11 @@ LAYER_TYPES = CONV_TYPES + ("dense",) + POOL_TYPES + ("flatten", "dropout", "res
 OPTIONAL_KEYS = ("batch_norm", "weight_bits", "l2")
 CONV1D_KEYS = ("dilation",)
 """Optional fields of conv1d rows only (the tool dilates Conv1d only)."""
+CONV2D_KEYS = ("groups",)
+"""Optional fields of conv2d rows only (depthwise convolution, MAX78002)."""
 POOL_KEYS = ("pool_dilation",)
 """Optional fields of rows that pool in 2D (conv2d, convtranspose2d, maxpool, avgpool)."""
-_NEUTRAL = {"weight_bits": 8, "dilation": 1, "pool_dilation": 1}
+_NEUTRAL = {"weight_bits": 8, "dilation": 1, "pool_dilation": 1, "groups": 1}
 """Optional fields dropped from the canonical row at these values."""
 
 
@@ -143,6 +146,8 @@ def normalize_row(row, index=None):
         allowed |= set(CONV1D_KEYS)
     elif layer_type in CONV_TYPES + POOL_TYPES:
         allowed |= set(POOL_KEYS)
+    if layer_type == "conv2d":
+        allowed |= set(CONV2D_KEYS)
     unknown = sorted(set(row) - allowed)
     if unknown:
         raise SpecError(f"Model spec {where} ({layer_type}): unknown field(s) "
@@ -169,14 +174,14 @@ def normalize_row(row, index=None):
         out["pool_strides"] = _compact(strides if strides is not None else out["pool_size"])
     if layer_type == "reshape":
         out["target_shape"] = [int(v) for v in out["target_shape"]]
-    for key in OPTIONAL_KEYS + CONV1D_KEYS + POOL_KEYS:
+    for key in OPTIONAL_KEYS + CONV1D_KEYS + CONV2D_KEYS + POOL_KEYS:
         if key in out and out[key] in (None, _NEUTRAL.get(key), 0, 0.0):
             del out[key]
     return out
 
 
 _WHOLE = {"filters": None, "units": 1, "kernel_size": 1, "padding": 0, "pool_size": 1,
-          "pool_strides": 1, "weight_bits": 1, "dilation": 1, "pool_dilation": 1}
+          "pool_strides": 1, "weight_bits": 1, "dilation": 1, "pool_dilation": 1, "groups": 1}
 """Fields that are whole numbers (or lists of them), with their smallest value (None: the
 layer checks the range, with the device's limits and the fix: "Use at least 1 channel")."""
 
@@ -330,7 +335,7 @@ def _make_layer(row, name, rank, device):
     if kind in CONV_TYPES or kind == "dense":
         kwargs = {"activation": row["activation"], "wide": row["wide"],
                   "use_bias": row["use_bias"], "device": device, "name": name}
-        for key in ("batch_norm", "weight_bits") + CONV1D_KEYS:
+        for key in ("batch_norm", "weight_bits") + CONV1D_KEYS + CONV2D_KEYS:
             if key in row:
                 kwargs[key] = row[key]
         if "l2" in row:
@@ -484,6 +489,8 @@ def _layer_row(layer):
             row["dilation"] = layer.dilation
         if getattr(layer, "pool_dilation", None):
             row["pool_dilation"] = layer.pool_dilation
+        if getattr(layer, "groups", 1) != 1:
+            row["groups"] = layer.groups
         reg = layer.kernel_regularizer
         if reg is not None:
             l2 = reg.get_config().get("l2") if hasattr(reg, "get_config") else None

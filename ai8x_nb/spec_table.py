@@ -29,16 +29,17 @@ __all__ = ["SpecTable", "EditorRowError", "COLUMNS", "ENABLED", "HEAD_TYPES", "P
 
 logger = logging.getLogger(__name__)
 
-COLUMNS = ("type", "size", "kernel_size", "padding", "dilation", "pooling", "pool_size",
-           "pool_strides", "pool_dilation", "activation", "wide", "use_bias", "other")
+COLUMNS = ("type", "size", "kernel_size", "padding", "dilation", "groups", "pooling",
+           "pool_size", "pool_strides", "pool_dilation", "activation", "wide", "use_bias",
+           "other")
 """The editor's columns, in table order."""
 
-INT_COLUMNS = frozenset({"size", "kernel_size", "dilation", "pool_size", "pool_strides",
-                         "pool_dilation"})
+INT_COLUMNS = frozenset({"size", "kernel_size", "dilation", "groups", "pool_size",
+                         "pool_strides", "pool_dilation"})
 """Columns holding a whole number (typed as text: "3.5" or an empty field is an error)."""
 
-_INT_FIELDS = frozenset({"filters", "units", "kernel_size", "dilation", "pool_size",
-                         "pool_strides", "pool_dilation"})
+_INT_FIELDS = frozenset({"filters", "units", "kernel_size", "dilation", "groups",
+                         "pool_size", "pool_strides", "pool_dilation"})
 
 _CONV_COLUMNS = frozenset({"size", "kernel_size", "padding", "pooling", "pool_size",
                            "pool_strides", "activation", "wide", "use_bias"})
@@ -46,7 +47,8 @@ _POOL_COLUMNS = frozenset({"pool_size", "pool_strides"})
 ENABLED = types.MappingProxyType({
     # The synthesis tool dilates Conv1d only (both devices); pooling in 2D on the MAX78002
     # (`device_columns`).
-    "conv2d": _CONV_COLUMNS | {"pool_dilation"}, "conv1d": _CONV_COLUMNS | {"dilation"},
+    "conv2d": _CONV_COLUMNS | {"pool_dilation", "groups"},
+    "conv1d": _CONV_COLUMNS | {"dilation"},
     "convtranspose2d": _CONV_COLUMNS | {"pool_dilation"},
     "dense": frozenset({"size", "activation", "wide", "use_bias"}),
     "maxpool": _POOL_COLUMNS | {"pool_dilation"}, "avgpool": _POOL_COLUMNS | {"pool_dilation"},
@@ -307,6 +309,7 @@ class SpecTable:
             "kernel_size": _first(row.get("kernel_size") or None, 3),
             "padding": row.get("padding", 1) if row.get("padding") in (0, 1, 2) else 1,
             "dilation": _whole(row.get("dilation", 1)),
+            "groups": _whole(row.get("groups", 1)),
             "pooling": str(row.get("pooling")),
             "pool_size": _first(row.get("pool_size"), POOL_DEFAULT),
             "pool_strides": _first(row.get("pool_strides"), POOL_DEFAULT),
@@ -322,8 +325,11 @@ class SpecTable:
         row = self._rows[index]
         if column == "type":
             return True
-        if column == "pool_dilation" and get_device(self._device).max_pool_dilation == 1:
+        device = get_device(self._device)
+        if column == "pool_dilation" and device.max_pool_dilation == 1:
             return False  # the MAX78000 has no pooling dilation
+        if column == "groups" and not device.depthwise:
+            return False  # nor depthwise convolution
         if column in _POOL_COLUMNS | {"pool_dilation"} and row["type"] in specs.CONV_TYPES:
             return row.get("pooling") is not None and column in ENABLED[row["type"]]
         return column in ENABLED[row["type"]]

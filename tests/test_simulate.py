@@ -118,6 +118,25 @@ def test_dilated_pooling_exact(mode):
     np.testing.assert_array_equal(got[1], nd.pool_int(expected, mode, (2, 2), (2, 2), (2, 4)))
 
 
+@pytest.mark.parametrize("channels,bits", [(6, 8), (100, 4), (8, 1)])
+def test_depthwise_exact(channels, bits):
+    """MAX78002 depthwise Conv2D (several passes at 100 channels): the simulator equals the
+    fake-quantized layer and the NumPy device model's grouped convolution."""
+    model = _model((9, 10, channels),
+                   L.Conv2D(channels, 3, padding=1, groups=channels, weight_bits=bits,
+                            activation="relu", device="MAX78002"),
+                   L.Conv2D(channels, 1, padding=0, groups=channels, pooling="avg",
+                            pool_size=2, device="MAX78002"))
+    randomize(model, seed=channels)
+    x_int = random_input(model, 4)
+    qmodel = assert_exact(model, x_int)
+    first = qmodel.layers[0]
+    expected = nd.layer_int(x_int, "depthwise", first.weights, first.bias,
+                            bits=first.weight_bits, shift=first.output_shift, padding=1,
+                            activation="relu")
+    np.testing.assert_array_equal(simulate_layers(qmodel, x_int)[0], expected)
+
+
 # ------------------------------------------------------- convtranspose2d
 @pytest.mark.parametrize("padding", [0, 1, 2])
 @pytest.mark.parametrize("activation", [None, "relu"])

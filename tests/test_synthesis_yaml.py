@@ -162,6 +162,25 @@ def test_dilated_conv1d_yaml_and_kernel_words():
     assert [lp.kernel_values for lp in placed] == [9, 3]
 
 
+def test_depthwise_and_pool_dilation_yaml_and_kernel_words():
+    """`groups` and `pool_dilation` go to the YAML; a depthwise layer holds one kernel per
+    input processor and pass (100 channels: 2 passes, 2 words), not one per output."""
+    from ai8x_nb.check import check_model
+
+    inp = keras.Input((8, 8, 100))
+    x = layers.Conv2D(100, 3, padding=1, groups=100, pooling="avg", pool_size=(2, 1),
+                      pool_strides=1, pool_dilation=(3, 1), device="MAX78002")(inp)
+    x = layers.Conv2D(8, 1, padding=0, device="MAX78002")(x)
+    model = set_deterministic_weights(keras.Model(inp, x, name="dw"))
+    parsed = yaml.safe_load(generate(model)[0])["layers"]
+    assert parsed[0]["groups"] == 100 and parsed[0]["kernel_size"] == "3x3"
+    assert parsed[0]["avg_pool"] == [2, 1] and parsed[0]["pool_dilation"] == [3, 1]
+    assert "groups" not in parsed[1] and "pool_dilation" not in parsed[1]
+    report = check_model(model, "MAX78002")
+    assert report.ok, report.errors
+    assert report.rows[0].weight_words_per_processor == 2
+
+
 def test_unsupported_layer_is_refused():
     inp = keras.Input((8, 8, 3))
     x = keras.layers.Conv2D(4, 3)(inp)

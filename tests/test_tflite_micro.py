@@ -270,12 +270,30 @@ def test_portable_form_computes_the_float_network():
     x = keras.layers.Flatten()(x)
     x = keras.layers.Dense(3)(x)
     model = set_deterministic_weights(keras.Model(inp, x, name="mix"), seed=5, scale=0.5)
+    _assert_portable_equal(model, (10, 10, 4))
+
+
+def test_portable_form_of_the_max78002_layers():
+    # A depthwise convolution (DEPTHWISE_CONV_2D) and dilated pooling (strided slices).
+    inp = keras.Input((10, 10, 4))
+    x = layers.Conv2D(4, 3, padding=1, groups=4, activation="relu", device="MAX78002")(inp)
+    x = layers.Conv2D(4, 3, padding=2, groups=4, pooling="avg", pool_size=2, pool_strides=1,
+                      pool_dilation=3, device="MAX78002")(x)
+    x = layers.MaxPool2D(2, 2, pool_dilation=(2, 1), device="MAX78002")(x)
+    x = layers.Conv2D(3, 1, padding=0, device="MAX78002")(x)
+    model = set_deterministic_weights(keras.Model(inp, x, name="m2"), seed=6, scale=0.5)
+    _assert_portable_equal(model, (10, 10, 4), clamps=False)
+
+
+def _assert_portable_equal(model, shape, clamps=True):
     plain = portable_model(model)
     assert not any(isinstance(l, layers.HardwareLayer) for l in plain.layers)
-    x = _random_int8((10, 10, 4), 6).astype(np.float32) / 128
+    x = _random_int8(shape, 6).astype(np.float32) / 128
     want = np.asarray(model(x))
     assert np.abs(want).max() > 1e-3
     assert np.allclose(np.asarray(plain(x)), want, atol=1e-5)
+    if not clamps:
+        return
     outputs = keras.Model(model.inputs, [l.output for l in model.layers[1:]])(x)
     bound = [l.name for l, y in zip(model.layers[1:], outputs)
              if np.max(np.asarray(y)) == np.float32(127 / 128)]

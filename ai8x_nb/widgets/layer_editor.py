@@ -29,6 +29,7 @@ GRID = (
     ("kernel_size", "kernel", "46px"),
     ("padding", "pad", "46px"),
     ("dilation", "dil", "40px"),
+    ("groups", "groups", "52px"),
     ("pooling", "pool", "62px"),
     ("pool_size", "size", "44px"),
     ("pool_strides", "stride", "46px"),
@@ -46,7 +47,7 @@ are grids with these tracks, so a header sits over its fields at any width; a ne
 entry here (plus its widget in `LayerEditor._cell`, or an HTML cell in `_make_row`)."""
 
 GRID_TEMPLATE = " ".join(track for _, _, track in GRID)
-GRID_MIN_WIDTH = "1208px"
+GRID_MIN_WIDTH = "1264px"
 """Below this width the table scrolls sideways (its columns never squeeze)."""
 BUTTONS = (("insert", "plus", "insert a layer above"), ("up", "arrow-up", "move up"),
            ("down", "arrow-down", "move down"), ("delete", "trash", "delete"))
