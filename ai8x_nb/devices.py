@@ -60,6 +60,9 @@ class Device:
     conv2d_dilation: bool = False
     depthwise: bool = False
     max_pool_dilation: int = 1
+    binary_weights: bool = False
+    # +-1 weights (`weight_bits="binary"`, the tool's `quantization: bin`,
+    # `SUPPORT_BINARY_WEIGHTS`); a network cannot mix them with 1-bit weights.
     # Pooling dilation (`pool_dilation`): the tool's MAX_POOL_DILATION is 16 on the MAX78002,
     # but its pooling row counter holds (pool - 1) * dilation < 16, so 15 with pool size 2.
     max_pool_only_passes: int = 1
@@ -178,6 +181,7 @@ MAX78002 = Device(
     conv2d_dilation=False,
     depthwise=True,
     max_pool_dilation=15,
+    binary_weights=True,
     max_pool_only_passes=2**16,
     padded_conv1d_multipass=False,
     avg_pool_reset_after_eltwise=True,

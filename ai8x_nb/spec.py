@@ -13,7 +13,7 @@ papermill run reproduces an edited model. Each row has a `type` and that type's 
 | reshape | target_shape |
 
 Optional conv/dense fields, written only when set: `batch_norm` ("affine"/"noaffine"),
-`weight_bits` (4/2/1), `l2` (kernel L2 regularisation factor); conv1d only: `dilation`
+`weight_bits` (4/2/1, or "binary": +-1 weights on the MAX78002), `l2` (kernel L2 regularisation factor); conv1d only: `dilation`
 (2.., both devices; the kernel spans `(kernel_size - 1) * dilation + 1 <= 9` steps);
 conv2d, convtranspose2d and pool rows: `pool_dilation` (MAX78002, 2D pooling of size 2 in
 each dilated dimension, 2..15); conv2d only: `groups` (MAX78002 depthwise: groups == filters
@@ -199,7 +199,7 @@ def _check_values(row, where, index):
 
     for key, low in _WHOLE.items():
         value = row.get(key)
-        if value is None:
+        if value is None or key == "weight_bits" and value in ("binary", "bin"):
             continue
         values = value if isinstance(value, (list, tuple)) else [value]
         if not values or not all(whole(v, low) for v in values):

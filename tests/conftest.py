@@ -1001,6 +1001,85 @@ def random_depthwise_model(seed):
     raise RuntimeError(f"no buildable depthwise model for seed {seed} in {MAX_DRAWS} draws")
 
 
+BINARY_PUSHES = ("mixed_1bit", "kernel_memory", "many_layers")
+"""Limits a binary-weight model (MAX78002) is pushed past: binary and 1-bit layers in one
+network (the tool refuses), kernel memory, the layer count."""
+
+
+def _build_binary(seed, rng):
+    import keras
+
+    from ai8x_nb import layers as L
+
+    device = "MAX78002"
+    d = _Draw(rng, device)
+    push = d.pick(list(BINARY_PUSHES)) if d.chance(0.35) else ""
+    size = d.pick([8, 12, 16, 24, 32])
+    spatial = [size, size]
+    inputs = keras.Input((size, size, d.pick([1, 3, 4, 8, 16, 64, 100])))
+    x = inputs
+    count = d.pick([1, 2, 3, 4])
+    if push == "many_layers":
+        count = d.pick([129, 131])
+    pushed_at = d.pick(list(range(count)))
+    wide = False
+
+    def common(last=False):
+        kwargs = d.common(wide=last and d.chance(0.3))
+        kwargs["weight_bits"] = d.pick(["binary", 8, 4, 2], p=[0.6, 0.2, 0.1, 0.1])
+        return kwargs
+
+    for i in range(count):
+        pool = d.pool(spatial, 2) if push != "many_layers" else {}
+        pooled = _pooled(spatial, pool)
+        kernel = d.pick([1, 3], p=[0.3, 0.7]) if push != "many_layers" else 1
+        pad = 0 if kernel == 1 else d.pick([0, 1, 2], p=[0.2, 0.7, 0.1])
+        if kernel == 3 and pad == 0 and min(pooled) < 3:
+            pad = 1
+        filters = d.pick([4, 8, 16, 32, 64, 100, 128]) if push != "many_layers" else 4
+        kwargs = common(last=i == count - 1)
+        if push == "kernel_memory" and i == pushed_at:
+            filters, kernel, pad, kwargs["weight_bits"] = d.pick([1000, 1024]), 3, 1, 8
+        if push == "mixed_1bit" and i == pushed_at:
+            kwargs["weight_bits"] = 1
+        if push == "mixed_1bit" and count == 1:
+            raise ValueError("mixing needs two layers: draw again")
+        wide = bool(kwargs.get("wide"))
+        x = L.Conv2D(filters, kernel, padding=pad, **pool, **kwargs)(x)
+        spatial = [s + 2 * pad - kernel + 1 for s in pooled]
+    if not wide and int(np.prod(spatial)) * int(x.shape[-1]) <= 1024 and d.chance(0.4):
+        x = keras.layers.Flatten()(x)
+        x = L.Dense(d.pick([2, 5, 10]), **common(last=True))(x)
+    model = keras.Model(inputs, x, name=f"b{seed}")
+    return GeneratedModel(seed, model, device, "binary", push)
+
+
+def random_binary_model(seed):
+    """The generated binary-weight model for `seed` (MAX78002, the device that has +-1
+    weights): 1..4 Conv2D layers, most with `weight_bits="binary"` beside 8/4/2-bit ones,
+    fused pooling, sometimes a dense head.
+
+    About 35 % are pushed past a limit (`BINARY_PUSHES`).
+
+    Args:
+        seed: an int.
+
+    Returns:
+        A `GeneratedModel` with seeded uniform weights.
+    """
+    from ai8x_nb.errors import DeviceLimitError
+
+    rng = np.random.default_rng(seed + 31 * 10**6)
+    for _ in range(MAX_DRAWS):
+        try:
+            generated = _build_binary(seed, rng)
+        except (DeviceLimitError, ValueError):
+            continue
+        _set_weights(generated.model, seed)
+        return generated
+    raise RuntimeError(f"no buildable binary model for seed {seed} in {MAX_DRAWS} draws")
+
+
 def random_hardware_model(seed):
     """The generated model for `seed` (redrawn until its layers accept their arguments).
 
@@ -1070,6 +1149,12 @@ def pool_dilated_model_generator():
 def depthwise_model_generator():
     """`random_depthwise_model(seed) -> GeneratedModel`, depthwise-separable (MAX78002)."""
     return random_depthwise_model
+
+
+@pytest.fixture(scope="session")
+def binary_model_generator():
+    """`random_binary_model(seed) -> GeneratedModel`, +-1 weights (MAX78002)."""
+    return random_binary_model
 
 
 @pytest.fixture(scope="session")

@@ -67,6 +67,10 @@ DEPTHWISE_SEEDS = range(*(int(v) for v in os.environ.get(
     "AI8X_NB_PARITY_DEPTHWISE_SEEDS", "0:8").split(":")))
 """Generated depthwise-separable models (`random_depthwise_model`, MAX78002): seeds 0..7 in
 CI. To look further, set AI8X_NB_PARITY_DEPTHWISE_SEEDS=START:STOP."""
+BINARY_SEEDS = range(*(int(v) for v in os.environ.get(
+    "AI8X_NB_PARITY_BINARY_SEEDS", "0:8").split(":")))
+"""Generated binary-weight models (`random_binary_model`, MAX78002): seeds 0..7 in CI. To
+look further, set AI8X_NB_PARITY_BINARY_SEEDS=START:STOP."""
 WORKERS = 2
 """Tool processes run side by side (CI has two cores; exporting is cheap next to them)."""
 MIN_EACH = 10
@@ -374,3 +378,14 @@ def test_depthwise_models_verdict_equals_the_tool(tmp_path, depthwise_model_gene
                                       firmware_cache)
     assert not problems, table + "\n" + "\n".join(problems)
     _assert_both_verdicts(counts, DEPTHWISE_SEEDS, MIN_EACH_STREAMING, 32)
+
+
+def test_binary_weight_models_verdict_equals_the_tool(tmp_path, binary_model_generator,
+                                                     warm_synthesis_python, capsys,
+                                                     firmware_cache):
+    """+-1 weights (`weight_bits="binary"`, `quantization: bin`, MAX78002)."""
+    counts, problems, table = _parity(binary_model_generator, BINARY_SEEDS, tmp_path,
+                                      warm_synthesis_python, capsys, "binary-weight models",
+                                      firmware_cache)
+    assert not problems, table + "\n" + "\n".join(problems)
+    _assert_both_verdicts(counts, BINARY_SEEDS, MIN_EACH_STREAMING, 32)

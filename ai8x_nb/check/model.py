@@ -59,6 +59,21 @@ def _bias_in_use(layer):
     return getattr(layer, "bias", None) is not None and getattr(layer, "_bias_in_use", True)
 
 
+def _binary_errors(graph):
+    """The tool switches binary weights on for the whole accelerator (a control-register bit):
+    "Cannot combine binary quantization with 1-bit quantization"."""
+    weighted = [hw.layer for hw in graph.layers
+                if hw.is_hardware and getattr(hw.layer, "has_operator", False)]
+    binary = [layer.name for layer in weighted if getattr(layer, "binary_weights", False)]
+    one_bit = [layer.name for layer in weighted
+               if not getattr(layer, "binary_weights", False) and layer.weight_bits == 1]
+    if binary and one_bit:
+        yield (f"Layers {', '.join(repr(n) for n in binary)} have binary (+-1) weights and "
+               f"{', '.join(repr(n) for n in one_bit)} 1-bit weights; the synthesis tool "
+               f"cannot combine them in one network (binary mode is one switch for the whole "
+               f"accelerator). Use weight_bits=2 (or 'binary') for the 1-bit layers.")
+
+
 class _Checker:
     """Checks the layers one by one, then places the whole model."""
 
@@ -72,6 +87,7 @@ class _Checker:
     def run(self, graph):
         self.errors.extend(graph.problems)
         self.errors.extend(streaming_errors(graph, self.dev))
+        self.errors.extend(_binary_errors(graph))
         for hw in graph.layers:
             self.errors.extend(hw.problems)
             if hw.is_hardware:
@@ -106,6 +122,8 @@ class _Checker:
             row.notes = f"copies layer {hw.copy_of} into an interleaved buffer"
         if hw.streaming:
             row.notes = "; ".join(n for n in (row.notes, "streams (circular input buffer)") if n)
+        if getattr(layer, "binary_weights", False):
+            row.notes = "; ".join(n for n in (row.notes, "binary (+-1) weights") if n)
         if hw.op in _WEIGHT_OPS:
             row.weights = _prod(layer.kernel.shape)
             row.bias_bytes = out_ch if _bias_in_use(layer) else 0

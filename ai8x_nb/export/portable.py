@@ -63,7 +63,7 @@ def effective_weights(layer):
     shift = float(ops.convert_to_numpy(layer.output_shift_tensor()))
     scale = 2.0 ** -shift
     kernel = np.asarray(ops.convert_to_numpy(
-        _ops.quantize_weight(kernel * scale, layer.weight_bits)), dtype=np.float32)
+        layer.quantized_kernel(kernel * scale)), dtype=np.float32)
     if bias is not None:
         bias = np.asarray(ops.convert_to_numpy(
             _ops.quantize_bias(bias * scale, layer.weight_bits)), dtype=np.float32)

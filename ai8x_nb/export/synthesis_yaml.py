@@ -96,7 +96,7 @@ def _layer_entry(hw, ql, placements, index, outputs=()):
             entry["pool_dilation"] = _pool_value(layer.pool_dilation)
     if ql is not None and ql.weights is not None:
         entry["output_shift"] = int(ql.output_shift)
-        entry["quantization"] = int(ql.weight_bits)
+        entry["quantization"] = "bin" if ql.binary else int(ql.weight_bits)
     if hw.op == "linear" and hw.flatten_from is not None:
         entry["flatten"] = True
     if getattr(layer, "wide", False):

@@ -134,6 +134,17 @@ def quantize_weight(w, bits):
     return ops.clip(q, -scale, scale - 1.0) / scale
 
 
+def quantize_binary(w):
+    """Fake-quantize weights to +-1 (MAX78002 binary weights): +1 where w >= 0, else -1.
+
+    The gradient is the straight-through estimator of BinaryConnect: it passes unchanged where
+    |w| <= 1 and is zero outside (the weight cannot move further from the sign it has), so
+    weights stay in [-1, 1] and can flip sign again.
+    """
+    q = ops.where(w >= 0, 1.0, -1.0)
+    return straight_through(ops.clip(w, -1.0, 1.0), q)
+
+
 def quantize_bias(b, bits):
     """Fake-quantize a bias: 8-bit integer in units of (data x weight), i.e. grid 2^-(bits-1).
 

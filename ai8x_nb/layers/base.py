@@ -42,7 +42,10 @@ class HardwareLayer(keras.layers.Layer):
         use_bias: whether the operator has a bias.
         batch_norm: None, "affine" or "noaffine": BatchNorm after the operator, trained as
             bn(x) / 4 and folded into weights and bias for quantization.
-        weight_bits: 8, 4, 2 or 1 (used when `qat` is on and at conversion).
+        weight_bits: 8, 4, 2 or 1 (used when `qat` is on and at conversion), or "binary"
+            (MAX78002): +-1 weights, trained with a straight-through estimator
+            (`_ops.quantize_binary`); they take 1 bit of kernel memory each, and
+            `weight_bits` then reads 1 (`binary_weights` is True).
         qat: fake quantization on (set by `ai8x_nb.quantize`, stored in the config).
         shift_quantile: quantile of |W, b| that sets output_shift, in (0, 1].
         output_shift: None (default) derives the output_shift from the weights (see
@@ -106,10 +109,7 @@ class HardwareLayer(keras.layers.Layer):
         self.batch_norm = v.normalize_choice(
             self, "batch_norm", batch_norm, BATCH_NORMS,
             "Use batch_norm=None, 'affine' or 'noaffine'.")
-        if weight_bits not in self.device.weight_bits:
-            v.fail(self, "weight_bits", weight_bits, "8, 4, 2 or 1 bits",
-                   "Use weight_bits=8 unless the weight memory is too small.")
-        self.weight_bits = int(weight_bits)
+        self.weight_bits = weight_bits
         if not 0.0 < float(shift_quantile) <= 1.0:
             v.fail(self, "shift_quantile", shift_quantile, "a quantile in (0, 1]",
                    "Use 1.0 (the maximum) or e.g. 0.995.")
@@ -136,6 +136,25 @@ class HardwareLayer(keras.layers.Layer):
             # PyTorch momentum 0.05 == Keras momentum 0.95; eps as in PyTorch.
             self.bn = keras.layers.BatchNormalization(
                 momentum=0.95, epsilon=1e-5, center=affine, scale=affine, name="bn")
+
+    @property
+    def weight_bits(self):
+        """Bits per weight: 8, 4, 2 or 1 (1 for binary weights, see `binary_weights`)."""
+        return self._weight_bits
+
+    @weight_bits.setter
+    def weight_bits(self, value):
+        binary = isinstance(value, str) and value.strip().lower() in ("binary", "bin")
+        if binary and not self.device.binary_weights:
+            v.fail(self, "weight_bits", value, "8, 4, 2 or 1 bits; the MAX78002 has +-1 "
+                   "(binary) weights", "Use weight_bits=1, or device='MAX78002'.")
+        if not binary and (isinstance(value, bool) or value not in self.device.weight_bits):
+            allowed = "8, 4, 2, 1 or 'binary'" if self.device.binary_weights else \
+                "8, 4, 2 or 1 bits"
+            v.fail(self, "weight_bits", value, allowed,
+                   "Use weight_bits=8 unless the weight memory is too small.")
+        self.binary_weights = binary
+        self._weight_bits = 1 if binary else int(value)
 
     def _fixed_shift(self, value):
         if value is None:
@@ -251,7 +270,7 @@ class HardwareLayer(keras.layers.Layer):
                 f"fake quantization (ai8x_nb.quantize.enable_qat does both).")
         shift = self.output_shift_tensor()
         weight_scale = ops.power(2.0, -shift)
-        kernel = _ops.quantize_weight(self.kernel * weight_scale, self.weight_bits)
+        kernel = self.quantized_kernel(self.kernel * weight_scale)
         bias = None
         if self.bias is not None:
             bias = _ops.quantize_bias(self.bias * weight_scale, self.weight_bits)
@@ -268,6 +287,13 @@ class HardwareLayer(keras.layers.Layer):
         return _ops.quantize_scaled_output(y, self.activation, fused=training)
 
     # ---------------------------------------------------------- quantization
+    def quantized_kernel(self, scaled_kernel):
+        """The fake-quantized kernel (weights on the device grid) of an already shifted
+        kernel: `weight_bits` bits, or +-1 for binary weights."""
+        if self.binary_weights:
+            return _ops.quantize_binary(scaled_kernel)
+        return _ops.quantize_weight(scaled_kernel, self.weight_bits)
+
     def output_shift_tensor(self, shift_quantile=None):
         """The layer's output_shift (float tensor, integer value).
 
@@ -314,7 +340,7 @@ class HardwareLayer(keras.layers.Layer):
             "wide": self.wide,
             "use_bias": self.use_bias,
             "batch_norm": self.batch_norm,
-            "weight_bits": self.weight_bits,
+            "weight_bits": "binary" if self.binary_weights else self.weight_bits,
             "qat": self.qat,
             "shift_quantile": self.shift_quantile,
             "output_shift": self.output_shift,
