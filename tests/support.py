@@ -119,3 +119,11 @@ def keras_file_weights(path):
         h5.visititems(lambda name, obj: found.__setitem__(name, obj[()])
                       if isinstance(obj, h5py.Dataset) else None)
     return found
+
+
+def registry_device(name):
+    """The device a registry model is built for in tests: its own (`ModelInfo.device`, e.g.
+    MAX78002 for the depthwise model), else the MAX78000."""
+    from ai8x_nb.models import get_info
+
+    return get_info(name).device or "MAX78000"

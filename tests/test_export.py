@@ -16,14 +16,15 @@ from ai8x_nb.models import get_model, model_names
 from ai8x_nb.quantize import convert
 from ai8x_nb.simulate import simulate
 
-from support import random_dataset, set_deterministic_weights
+from support import random_dataset, registry_device, set_deterministic_weights
 
 SAMPLE_SHAPES = {"mnist": (1, 28, 28), "fashionmnist": (1, 28, 28), "cifar10": (3, 32, 32),
                  "cifar100": (3, 32, 32), "kws20": (128, 128), "rock": (3, 64, 64),
                  "ressimplenet": (3, 32, 32)}
 DATA_SHAPES = {"mnist": (28, 28, 1), "fashionmnist": (28, 28, 1), "cifar10": (32, 32, 3),
                "cifar100": (32, 32, 3), "kws20": (128, 128), "rock": (64, 64, 3),
-               "ressimplenet": (32, 32, 3)}
+               "ressimplenet": (32, 32, 3), "kws20_dilated": (128, 128),
+               "mobilenetv2_cifar10": (32, 32, 3)}
 
 
 BACKEND = keras.backend.backend()
@@ -40,7 +41,7 @@ def leftovers(parent):
 
 @pytest.mark.parametrize("name", model_names())
 def test_seed_models_export_synthesis_package(tmp_path, name):
-    model = set_deterministic_weights(get_model(name), seed=2)
+    model = set_deterministic_weights(get_model(name, device=registry_device(name)), seed=2)
     info_classes = int(model.outputs[0].shape[-1])
     ds = random_dataset(name, DATA_SHAPES[name], info_classes, n_test=6)
     manifest = export_model(model, tmp_path / name, dataset=ds, targets=("synthesis",),

@@ -12,7 +12,7 @@ from ai8x_nb.export import synthesis_yaml
 from ai8x_nb.models import get_model, model_names
 from ai8x_nb.quantize import convert
 
-from support import set_deterministic_weights
+from support import registry_device, set_deterministic_weights
 
 VENDOR_MNIST_YAML = """
 arch: ai85net5
@@ -38,7 +38,8 @@ def generate(model, dataset="TEST"):
 def seed_yaml():
     out = {}
     for name in model_names():
-        model = set_deterministic_weights(get_model(name), seed=1)
+        model = set_deterministic_weights(get_model(name, device=registry_device(name)),
+                                          seed=1)
         out[name] = generate(model, dataset=name.upper())
     return out
 

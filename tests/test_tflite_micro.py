@@ -23,7 +23,7 @@ from ai8x_nb.export.portable import effective_weights, portable_model
 from ai8x_nb.models import get_model, model_names
 from ai8x_nb.quantize import convert, enable_qat
 
-from support import random_dataset, set_deterministic_weights
+from support import random_dataset, registry_device, set_deterministic_weights
 
 pytestmark = [
     pytest.mark.skipif(keras.backend.backend() != "tensorflow",
@@ -175,7 +175,7 @@ def _random_int8(shape, n, seed=0):
 
 @pytest.mark.parametrize("name", sorted(set(model_names()) | {"ressimplenet"}))
 def test_seed_models_run_in_tflite_micro_equal_to_litert(tmp_path, name):
-    model = set_deterministic_weights(get_model(name), seed=3)
+    model = set_deterministic_weights(get_model(name, device=registry_device(name)), seed=3)
     enable_qat(model)
     shape = tuple(model.inputs[0].shape[1:])
     manifest, ds = _int8_export(model, tmp_path, name, shape, int(model.outputs[0].shape[-1]))

@@ -5,7 +5,7 @@ a 3x3 stem, then inverted-residual blocks: a pointwise (1x1) expansion, a depthw
 convolution (`Conv2D(groups=channels)`, MAX78002 only) that also downsamples with a fused
 2x2 max pool where the block halves the size, and a pointwise projection without activation;
 blocks of the same width and size add their input (`Add`, which the device runs inside the
-next convolution). The head pools 4x4 to 1x1 (average) and ends in a wide 1x1 convolution.
+next convolution). The head pools 8x8 to 1x1 (average) and ends in a wide 1x1 convolution.
 BatchNorm after every convolution but the last (folded at QAT), no bias otherwise.
 
 Layers (channels; "pool" = 2x2 max pool fused before the depthwise convolution):
@@ -16,7 +16,7 @@ Layers (channels; "pool" = 2x2 max pool fused before the depthwise convolution):
     b3: expand 128, dw 128, project 32, + b2
     b4: expand 128, dw 128 pool, project 64
     b5: expand 192, dw 192, project 64, + b4
-    head: 1x1 128, avg pool 4x4, 1x1 10 wide, flatten
+    head: 1x1 128, avg pool 8x8, 1x1 10 wide, flatten
 
 Example:
 
@@ -64,7 +64,7 @@ def build(device=DEVICE):
         y = _conv(y, out, 1, f"b{i}_project", device, activation=None)
         x = layers.Add(device=device, name=f"b{i}_add")([y, x]) if residual else y
     x = _conv(x, 128, 1, "head", device)
-    x = layers.Conv2D(10, 1, padding=0, pooling="avg", pool_size=4, wide=True,
+    x = layers.Conv2D(10, 1, padding=0, pooling="avg", pool_size=8, wide=True,
                       use_bias=True, device=device, name="classifier")(x)
     x = keras.layers.Flatten(name="flatten")(x)
     return keras.Model(inputs, x, name=NAME)
