@@ -189,6 +189,19 @@ def quantize_params(w, b, bits, shift):
     return w_int.astype(np.int64), None if b_int is None else b_int.astype(np.int64)
 
 
+def quantize_binary_params(w, b, shift):
+    """MAX78002 binary weights: +1 where the shifted weight is >= 0, else -1 (never 0), read
+    as 1-bit weights (scale 2^0, the loader's implicit shift 7); the bias as for 1-bit.
+
+    Returns:
+        (w_int in {-1, +1}, b_int or None), int64.
+    """
+    scaled = np.asarray(w, np.float64) * 2.0 ** (-shift)
+    w_int = np.where(scaled >= 0, 1, -1)
+    _, b_int = quantize_params(w, b, 1, shift)
+    return w_int.astype(np.int64), b_int
+
+
 def activate(x, activation):
     if activation == "relu":
         return np.maximum(x, 0)

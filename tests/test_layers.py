@@ -200,6 +200,10 @@ def _build(layer, shape):
     (lambda: L.MaxPool1D(2, pool_dilation=2, device="MAX78002"),
      r"pool_dilation=2 .*2D pooling only"),
     (lambda: L.MaxPool2D(2, pool_dilation=16, device="MAX78002"), r"pool_dilation=16 .*1\.\.15"),
+    (lambda: L.Conv2D(8, 3, weight_bits="binary"),
+     r"weight_bits='binary' is not supported by MAX78000 .*MAX78002 has \+-1.*device='MAX78002'"),
+    (lambda: L.Conv2D(8, 3, weight_bits=3, device="MAX78002"),
+     r"weight_bits=3 .*8, 4, 2, 1 or 'binary'"),
 ], ids=lambda v: v if isinstance(v, str) else "")
 def test_constructor_limits(make, match):
     with pytest.raises(DeviceLimitError, match=match):

@@ -161,6 +161,50 @@ def test_dilated_pooling_matches_device(pooling, pool_size, pool_strides, pool_d
                                                   pool.pool_dilation), atol=1e-6)
 
 
+@pytest.mark.parametrize("cls,shape,args,extra", [
+    (L.Conv2D, (2, 6, 7, 5), (6, 3), dict(padding=1, activation="relu")),
+    (L.Conv2D, (2, 6, 7, 5), (6, 1), dict(padding=0, pooling="avg", pool_size=2)),
+    (L.Conv2D, (2, 6, 7, 6), (6, 3), dict(padding=1, groups=6)),
+    (L.Conv1D, (2, 15, 4), (5, 3), dict(padding=1, dilation=2, activation="abs")),
+    (L.Dense, (3, 40), (7,), dict(wide=True)),
+])
+@pytest.mark.parametrize("weight_scale", [0.05, 0.6])
+def test_binary_weights_qat_matches_device(cls, shape, args, extra, weight_scale):
+    """weight_bits="binary" (MAX78002): the fake-quantized forward is the device's integer
+    arithmetic with +-1 weights and the 1-bit scale."""
+    rng = np.random.default_rng(len(shape) * 7 + int(weight_scale * 100))
+    x_int, x = _grid_input(rng, shape)
+    layer, w, b = _build(cls, args, dict(weight_bits="binary", device="MAX78002", **extra), x,
+                         rng, weight_scale)
+    assert layer.weight_bits == 1 and layer.binary_weights
+    assert layer.get_config()["weight_bits"] == "binary"
+    layer.qat = True
+    got = np.asarray(layer(x), dtype=np.float64)
+    shift = nd.output_shift(w, b)
+    w_int, b_int = nd.quantize_binary_params(w, b, shift)
+    op = "depthwise" if extra.get("groups") else OPS[cls]
+    expected = nd.layer_int(
+        x_int, op, w_int, b_int, bits=1, shift=shift, padding=extra.get("padding", 0),
+        pooling=layer.pooling, pool_size=layer.pool_size, pool_strides=layer.pool_strides,
+        activation=layer.activation, wide=layer.wide, dilation=extra.get("dilation", 1))
+    # 8-bit outputs are x128; a wide output x128 * 2^(bits - 1), the same 128 at one bit.
+    np.testing.assert_array_equal(np.round(got * 128.0).astype(np.int64), expected)
+
+
+def test_binary_weights_straight_through_gradient():
+    """The binary forward is +-1; the gradient passes where |w| <= 1 and stops outside."""
+    import tensorflow as tf
+
+    from ai8x_nb.layers import _ops
+
+    w = tf.Variable([-1.5, -0.3, 0.0, 0.4, 2.0])
+    with tf.GradientTape() as tape:
+        q = _ops.quantize_binary(w)
+        loss = tf.reduce_sum(q * tf.constant([1.0, 2.0, 3.0, 4.0, 5.0]))
+    np.testing.assert_array_equal(q.numpy(), [-1, -1, 1, 1, 1])
+    np.testing.assert_array_equal(tape.gradient(loss, w).numpy(), [0, 2, 3, 4, 0])
+
+
 @pytest.mark.parametrize("padding", [0, 1, 2])
 @pytest.mark.parametrize("extra", [dict(), dict(activation="relu", pooling="max", pool_size=2),
                                    dict(use_bias=False, wide=True)])

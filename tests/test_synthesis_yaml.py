@@ -182,6 +182,26 @@ def test_depthwise_and_pool_dilation_yaml_and_kernel_words():
     assert report.rows[0].weight_words_per_processor == 2
 
 
+def test_binary_weights_yaml_checkpoint_and_the_no_mixing_rule():
+    """`quantization: bin`, +-1 checkpoint weights; binary and 1-bit layers never mix."""
+    from ai8x_nb.check import check_model
+    from ai8x_nb.export.synthesis_checkpoint import device_weight
+
+    inp = keras.Input((8, 8, 3))
+    x = layers.Conv2D(8, 3, padding=1, weight_bits="binary", device="MAX78002")(inp)
+    x = layers.Conv2D(4, 1, padding=0, weight_bits=2, device="MAX78002")(x)
+    model = set_deterministic_weights(keras.Model(inp, x, name="bin"))
+    parsed = yaml.safe_load(generate(model)[0])["layers"]
+    assert parsed[0]["quantization"] == "bin" and parsed[1]["quantization"] == 2
+    weights = device_weight(convert(model).layers[0])
+    assert set(weights.ravel().tolist()) == {-1, 1}
+    assert check_model(model, "MAX78002").ok
+    x = layers.Conv2D(4, 1, padding=0, weight_bits=1, device="MAX78002", name="one_bit")(x)
+    report = check_model(keras.Model(inp, x), "MAX78002")
+    assert not report.ok
+    assert any("binary (+-1) weights and 'one_bit' 1-bit weights" in e for e in report.errors)
+
+
 def test_unsupported_layer_is_refused():
     inp = keras.Input((8, 8, 3))
     x = keras.layers.Conv2D(4, 3)(inp)
