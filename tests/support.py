@@ -20,11 +20,15 @@ SCALES = (0.004, 0.03, 0.2, 0.9, 2.5, 11.0)
 
 
 def set_deterministic_weights(model, seed=0, scale=0.4):
-    """Give every weight of `model` seeded uniform values in [-scale, scale]."""
+    """Give every weight of `model` seeded uniform values in [-scale, scale] (a BatchNorm's
+    moving variance in [0.5, 0.5 + scale]: it must stay positive)."""
     rng = np.random.default_rng(seed)
     for var in model.weights:
         shape = tuple(var.shape)
-        var.assign(rng.uniform(-scale, scale, size=shape).astype("float32"))
+        values = rng.uniform(-scale, scale, size=shape).astype("float32")
+        if "moving_variance" in var.path:
+            values = np.abs(values) + 0.5
+        var.assign(values)
     return model
 
 

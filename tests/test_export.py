@@ -20,7 +20,8 @@ from support import random_dataset, registry_device, set_deterministic_weights
 
 SAMPLE_SHAPES = {"mnist": (1, 28, 28), "fashionmnist": (1, 28, 28), "cifar10": (3, 32, 32),
                  "cifar100": (3, 32, 32), "kws20": (128, 128), "rock": (3, 64, 64),
-                 "ressimplenet": (3, 32, 32)}
+                 "ressimplenet": (3, 32, 32), "kws20_dilated": (128, 128),
+                 "mobilenetv2_cifar10": (3, 32, 32)}
 DATA_SHAPES = {"mnist": (28, 28, 1), "fashionmnist": (28, 28, 1), "cifar10": (32, 32, 3),
                "cifar100": (32, 32, 3), "kws20": (128, 128), "rock": (64, 64, 3),
                "ressimplenet": (32, 32, 3), "kws20_dilated": (128, 128),
@@ -61,7 +62,8 @@ def test_seed_models_export_synthesis_package(tmp_path, name):
     want = simulate(convert(model), ds.test.x[3:4].reshape((1,) + tuple(model.inputs[0].shape[1:])))
     # Every seed model ends in a 1x1 map or a Dense layer: the device order is the flat order.
     assert y.dtype == np.int64 and np.array_equal(y.reshape(-1), want[0].reshape(-1))
-    assert y.shape == ((100, 1, 1) if name in ("cifar100", "ressimplenet") else want[0].shape)
+    conv_head = {"cifar100": 100, "ressimplenet": 100, "mobilenetv2_cifar10": 10}  # conv + Flatten
+    assert y.shape == ((conv_head[name], 1, 1) if name in conv_head else want[0].shape)
     assert manifest.sample["label"] == int(ds.test.y[3])
     command = (folder / "ai8xize_command.txt").read_text().strip()
     assert command == manifest.ai8xize_command
