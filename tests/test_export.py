@@ -70,7 +70,8 @@ def test_seed_models_export_synthesis_package(tmp_path, name):
     folder_abs = folder.resolve()
     assert f"--checkpoint-file {folder_abs}/{name}-q.pth.tar" in command
     assert f"--config-file {folder_abs}/{name}.yaml" in command
-    assert f"--sample-input {folder_abs}/sampledata.npy --device MAX78000" in command
+    assert (f"--sample-input {folder_abs}/sampledata.npy --device {registry_device(name)}"
+            in command)
     assert command.startswith('cd "${AI8X_SYNTHESIS_DIR')  # the tool runs from its folder
     assert "integer_simulation" in manifest.accuracy and "keras_float" in manifest.accuracy
 
