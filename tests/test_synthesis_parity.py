@@ -56,24 +56,24 @@ OUTPUTS_SEEDS = range(*(int(v) for v in os.environ.get("AI8X_NB_PARITY_OUTPUTS_S
 AI8X_NB_PARITY_OUTPUTS_SEEDS=START:STOP (0:100: 0 disagreements, 0 answer mismatches; MAX78000
 37 accepted / 13 rejected, MAX78002 39 / 11)."""
 DILATED_SEEDS = range(*(int(v) for v in os.environ.get("AI8X_NB_PARITY_DILATED_SEEDS",
-                                                       "0:6").split(":")))
-"""Generated dilated Conv1D models (`random_dilated_model`): seeds 0..5 in CI (both devices).
+                                                       "0:8").split(":")))
+"""Generated dilated Conv1D models (`random_dilated_model`): seeds 0..7 in CI (both devices).
 To look further, set AI8X_NB_PARITY_DILATED_SEEDS=START:STOP (0:100 on 2026-12-07: MAX78000
 38 accepted / 12 rejected, MAX78002 43 / 7; 0 disagreements, 0 answer mismatches, 0 kernel
 placement or cost differences)."""
 POOL_DILATED_SEEDS = range(*(int(v) for v in os.environ.get(
-    "AI8X_NB_PARITY_POOL_DILATED_SEEDS", "0:4").split(":")))
-"""Generated dilated-pooling models (`random_pool_dilated_model`, MAX78002): seeds 0..3 in
+    "AI8X_NB_PARITY_POOL_DILATED_SEEDS", "0:8").split(":")))
+"""Generated dilated-pooling models (`random_pool_dilated_model`, MAX78002): seeds 0..7 in
 CI. To look further, set AI8X_NB_PARITY_POOL_DILATED_SEEDS=START:STOP (0:100: 83 accepted /
 17 rejected, 0 disagreements, 0 answer mismatches)."""
 DEPTHWISE_SEEDS = range(*(int(v) for v in os.environ.get(
-    "AI8X_NB_PARITY_DEPTHWISE_SEEDS", "0:6").split(":")))
-"""Generated depthwise-separable models (`random_depthwise_model`, MAX78002): seeds 0..5 in
+    "AI8X_NB_PARITY_DEPTHWISE_SEEDS", "0:8").split(":")))
+"""Generated depthwise-separable models (`random_depthwise_model`, MAX78002): seeds 0..7 in
 CI. To look further, set AI8X_NB_PARITY_DEPTHWISE_SEEDS=START:STOP (0:150: 137 accepted / 13
 rejected, 0 disagreements, 0 answer mismatches, 0 kernel placement differences)."""
 BINARY_SEEDS = range(*(int(v) for v in os.environ.get(
-    "AI8X_NB_PARITY_BINARY_SEEDS", "0:4").split(":")))
-"""Generated binary-weight models (`random_binary_model`, MAX78002): seeds 0..3 in CI. To
+    "AI8X_NB_PARITY_BINARY_SEEDS", "0:8").split(":")))
+"""Generated binary-weight models (`random_binary_model`, MAX78002): seeds 0..7 in CI. To
 look further, set AI8X_NB_PARITY_BINARY_SEEDS=START:STOP (0:100: 77 accepted / 23 rejected,
 0 disagreements, 0 answer mismatches)."""
 WORKERS = 2
