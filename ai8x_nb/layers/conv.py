@@ -91,8 +91,8 @@ class _Conv(HardwareLayer):
         values = v.as_tuple(self, "dilation", dilation, self.rank)
         if set(values) != {1}:
             v.fail(self, "dilation", dilation,
-                   f"dilation 1 only: the synthesis tool dilates Conv1D only, on the MAX78000 "
-                   f"and the MAX78002 alike",
+                   "dilation 1 only: the synthesis tool dilates Conv1D only, on the MAX78000 "
+                   "and the MAX78002 alike",
                    "Use dilation=1; for a wider view use pooling before the layer, stack 3x3 "
                    "layers, or a Conv1D(dilation=...) on 1D data.")
         return 1
