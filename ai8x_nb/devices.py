@@ -62,6 +62,12 @@ class Device:
     max_eltwise_operands: int = 16
     conv2d_dilation: bool = False
     depthwise: bool = False
+    max_pool_dilation: int = 1
+    binary_weights: bool = False
+    # +-1 weights (`weight_bits="binary"`, the tool's `quantization: bin`,
+    # `SUPPORT_BINARY_WEIGHTS`); a network cannot mix them with 1-bit weights.
+    # Pooling dilation (`pool_dilation`): the tool's MAX_POOL_DILATION is 16 on the MAX78002,
+    # but its pooling row counter holds (pool - 1) * dilation < 16, so 15 with pool size 2.
     max_pool_only_passes: int = 1
     # Passes a pool-only layer may take when it does not pool down to 1x1 (ai8x-synthesis
     # `MAX_POOL_PASSES`): one on the MAX78000, so at most 64 channels.
@@ -173,8 +179,12 @@ MAX78002 = Device(
     max_pixels_chw=81920,
     max_rows=2048,
     max_cols=2048,
-    conv2d_dilation=True,
+    # ADI's README lists Conv2D dilation for the MAX78002, but the synthesis tool (ab4f4c0)
+    # keeps MAX_DILATION = 1 on every device and dilates Conv1d only: the tool wins.
+    conv2d_dilation=False,
     depthwise=True,
+    max_pool_dilation=15,
+    binary_weights=True,
     max_pool_only_passes=2**16,
     padded_conv1d_multipass=False,
     avg_pool_reset_after_eltwise=True,

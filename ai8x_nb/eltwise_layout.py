@@ -75,7 +75,9 @@ def _can_fuse(add, consumer, consumers, output_index):
     if getattr(layer, "pooling", None) is not None and operands > POOL_LAST_OPERANDS:
         return False
     device = layer.device
-    if not device.eltwise_conv_bias and layer.bias is not None and layer._bias_in_use:
+    # An unfolded BatchNorm becomes a bias when it is folded (at QAT or conversion).
+    biased = layer.bias is not None and (layer._bias_in_use or layer.batch_norm is not None)
+    if not device.eltwise_conv_bias and biased:
         return False
     passes = math.ceil(int(add.out_shape[-1]) / device.processors)
     return (passes == 1 or device.eltwise_multipass_conv

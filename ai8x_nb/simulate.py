@@ -189,13 +189,17 @@ def _linear(x, w, dtype):
     return np.matmul(x.astype(dtype, copy=False), w.astype(dtype))
 
 
-def _pool(x, mode, size, strides):
-    """Max or truncating-average pooling without padding on integer channels-last data."""
+def _pool(x, mode, size, strides, dilation=None):
+    """Max or truncating-average pooling without padding on integer channels-last data.
+
+    `dilation` (MAX78002 `pool_dilation`) spaces a window's taps that far apart."""
     spatial = x.shape[1:-1]
-    out = tuple((s - k) // st + 1 for s, k, st in zip(spatial, size, strides))
+    dilation = dilation or (1,) * len(size)
+    out = tuple((s - (k - 1) * d - 1) // st + 1
+                for s, k, st, d in zip(spatial, size, strides, dilation))
     combine = np.maximum if mode == "max" else np.add
-    windows = [x[(slice(None),) + tuple(slice(o, o + st * (n - 1) + 1, st)
-                                        for o, st, n in zip(offset, strides, out))]
+    windows = [x[(slice(None),) + tuple(slice(o * d, o * d + st * (n - 1) + 1, st)
+                                        for o, st, n, d in zip(offset, strides, out, dilation))]
                for offset in np.ndindex(*size)]
     if len(windows) == 1:
         result = windows[0].copy()
@@ -218,6 +222,33 @@ def _clamp(y, low, high, stats):
     return np.clip(y, low, high, out=y)
 
 
+def _dilated(w, dilation):
+    """A Conv1D kernel (k, C, O) stretched as the tool stores a dilated one: zeros between
+    the taps, `(k - 1) * dilation + 1` taps long."""
+    if dilation == 1:
+        return w
+    k = w.shape[0]
+    out = np.zeros(((k - 1) * dilation + 1,) + w.shape[1:], dtype=w.dtype)
+    out[::dilation] = w
+    return out
+
+
+def _depthwise(x, w, padding, dtype):
+    """Depthwise 2D correlation: channel c of x with kernel w[:, :, 0, c] (kernel (k, k, 1, C)),
+    one multiply-add per tap over whole planes (exact in `dtype`)."""
+    k = w.shape[0]
+    x = x.astype(dtype, copy=False)
+    if padding:
+        x = np.pad(x, [(0, 0), (padding, padding), (padding, padding), (0, 0)])
+    rows, cols = x.shape[1] - k + 1, x.shape[2] - k + 1
+    out = np.zeros((x.shape[0], rows, cols, w.shape[-1]), dtype=dtype)
+    wd = w.astype(dtype)
+    for a in range(k):
+        for b in range(k):
+            out += x[:, a:a + rows, b:b + cols, :] * wd[a, b, 0]
+    return out
+
+
 def _accumulate(ql, x):
     """The layer's integer accumulator: pooled input * weights + bias * 128."""
     hw, layer = ql.hw, ql.hw.layer
@@ -225,7 +256,12 @@ def _accumulate(ql, x):
     if hw.op == "convtranspose2d":
         terms = ql.weights.shape[2] * 9
     dtype, int_dtype = _exact_dtype(x, ql.weights, terms, ql.bias)
-    if hw.op in ("conv2d", "conv1d"):
+    if hw.op == "conv1d":
+        acc = _conv(x, _dilated(ql.weights, getattr(layer, "dilation", 1)), layer.padding,
+                    dtype)
+    elif hw.op == "conv2d" and getattr(layer, "groups", 1) > 1:
+        acc = _depthwise(x, ql.weights, layer.padding, dtype)
+    elif hw.op == "conv2d":
         acc = _conv(x, ql.weights, layer.padding, dtype)
     elif hw.op == "convtranspose2d":
         acc = _conv_transpose(x, ql.weights, layer.padding, dtype)
@@ -271,7 +307,8 @@ def _run_layer(ql, inputs, stats):
     # pool and convolve.
     x = _eltwise(hw.eltwise, xs, None) if hw.eltwise else xs[0]
     if getattr(layer, "pooling", None) is not None:
-        x = _pool(x, layer.pooling, layer.pool_size, layer.pool_strides)
+        x = _pool(x, layer.pooling, layer.pool_size, layer.pool_strides,
+                  getattr(layer, "pool_dilation", None))
     if hw.op == "passthrough":
         return _clamp(x.copy(), DATA_MIN, DATA_MAX, stats)
     acc = _accumulate(ql, x)

@@ -13,7 +13,11 @@ papermill run reproduces an edited model. Each row has a `type` and that type's 
 | reshape | target_shape |
 
 Optional conv/dense fields, written only when set: `batch_norm` ("affine"/"noaffine"),
-`weight_bits` (4/2/1), `l2` (kernel L2 regularisation factor). Pool rows become 1D or 2D
+`weight_bits` (4/2/1, or "binary": +-1 weights on the MAX78002), `l2` (kernel L2 regularisation factor); conv1d only: `dilation`
+(2.., both devices; the kernel spans `(kernel_size - 1) * dilation + 1 <= 9` steps);
+conv2d, convtranspose2d and pool rows: `pool_dilation` (MAX78002, 2D pooling of size 2 in
+each dilated dimension, 2..15); conv2d only: `groups` (MAX78002 depthwise: groups == filters
+== the row's input channels). Pool rows become 1D or 2D
 pooling from the rank of their input. Layers are named by `layer_names` (conv1, conv2, ...,
 fc). The seed models' specs live in `ai8x_nb.models` (`seed_spec(name)`).
 
@@ -52,6 +56,14 @@ CONV_TYPES = ("conv2d", "conv1d", "convtranspose2d")
 POOL_TYPES = ("maxpool", "avgpool")
 LAYER_TYPES = CONV_TYPES + ("dense",) + POOL_TYPES + ("flatten", "dropout", "reshape")
 OPTIONAL_KEYS = ("batch_norm", "weight_bits", "l2")
+CONV1D_KEYS = ("dilation",)
+"""Optional fields of conv1d rows only (the tool dilates Conv1d only)."""
+CONV2D_KEYS = ("groups",)
+"""Optional fields of conv2d rows only (depthwise convolution, MAX78002)."""
+POOL_KEYS = ("pool_dilation",)
+"""Optional fields of rows that pool in 2D (conv2d, convtranspose2d, maxpool, avgpool)."""
+_NEUTRAL = {"weight_bits": 8, "dilation": 1, "pool_dilation": 1, "groups": 1}
+"""Optional fields dropped from the canonical row at these values."""
 
 
 class SpecError(Ai8xNbError, ValueError):
@@ -131,6 +143,12 @@ def normalize_row(row, index=None):
                         f"{', '.join(LAYER_TYPES)}.", index)
     out = default_row(layer_type)
     allowed = set(out) | (set(OPTIONAL_KEYS) if layer_type in CONV_TYPES + ("dense",) else set())
+    if layer_type == "conv1d":
+        allowed |= set(CONV1D_KEYS)
+    elif layer_type in CONV_TYPES + POOL_TYPES:
+        allowed |= set(POOL_KEYS)
+    if layer_type == "conv2d":
+        allowed |= set(CONV2D_KEYS)
     unknown = sorted(set(row) - allowed)
     if unknown:
         raise SpecError(f"Model spec {where} ({layer_type}): unknown field(s) "
@@ -149,20 +167,22 @@ def normalize_row(row, index=None):
             out["pool_size"] = _compact(out["pool_size"] if out["pool_size"] is not None else 2)
             strides = out["pool_strides"]
             out["pool_strides"] = _compact(strides if strides is not None else out["pool_size"])
+    if out.get("pool_dilation") is not None:
+        out["pool_dilation"] = _compact(out["pool_dilation"])
     if layer_type in POOL_TYPES:
         out["pool_size"] = _compact(out["pool_size"])
         strides = out["pool_strides"]
         out["pool_strides"] = _compact(strides if strides is not None else out["pool_size"])
     if layer_type == "reshape":
         out["target_shape"] = [int(v) for v in out["target_shape"]]
-    for key in OPTIONAL_KEYS:
-        if key in out and out[key] in (None, 8 if key == "weight_bits" else None, 0, 0.0):
+    for key in OPTIONAL_KEYS + CONV1D_KEYS + CONV2D_KEYS + POOL_KEYS:
+        if key in out and out[key] in (None, _NEUTRAL.get(key), 0, 0.0):
             del out[key]
     return out
 
 
 _WHOLE = {"filters": None, "units": 1, "kernel_size": 1, "padding": 0, "pool_size": 1,
-          "pool_strides": 1, "weight_bits": 1}
+          "pool_strides": 1, "weight_bits": 1, "dilation": 1, "pool_dilation": 1, "groups": 1}
 """Fields that are whole numbers (or lists of them), with their smallest value (None: the
 layer checks the range, with the device's limits and the fix: "Use at least 1 channel")."""
 
@@ -180,12 +200,13 @@ def _check_values(row, where, index):
 
     for key, low in _WHOLE.items():
         value = row.get(key)
-        if value is None:
+        if value is None or key == "weight_bits" and value in ("binary", "bin"):
             continue
         values = value if isinstance(value, (list, tuple)) else [value]
         if not values or not all(whole(v, low) for v in values):
             bad(key, value, ("an int" if low is None else f"an int >= {low}")
-                + (" (or a list of them)" if key in ("kernel_size", "pool_size", "pool_strides")
+                + (" (or a list of them)" if key in ("kernel_size", "pool_size", "pool_strides",
+                                                    "pool_dilation")
                    else ""))
     if row["type"] == "reshape":
         shape = row.get("target_shape")
@@ -315,7 +336,7 @@ def _make_layer(row, name, rank, device):
     if kind in CONV_TYPES or kind == "dense":
         kwargs = {"activation": row["activation"], "wide": row["wide"],
                   "use_bias": row["use_bias"], "device": device, "name": name}
-        for key in ("batch_norm", "weight_bits"):
+        for key in ("batch_norm", "weight_bits") + CONV1D_KEYS + CONV2D_KEYS:
             if key in row:
                 kwargs[key] = row[key]
         if "l2" in row:
@@ -325,6 +346,8 @@ def _make_layer(row, name, rank, device):
         if row["pooling"] is not None:
             kwargs.update(pooling=row["pooling"], pool_size=row["pool_size"],
                           pool_strides=row["pool_strides"])
+        if "pool_dilation" in row:
+            kwargs["pool_dilation"] = row["pool_dilation"]
         cls = {"conv2d": layers.Conv2D, "conv1d": layers.Conv1D,
                "convtranspose2d": layers.ConvTranspose2D}[kind]
         return cls(row["filters"], kernel_size=row["kernel_size"], padding=row["padding"],
@@ -334,7 +357,7 @@ def _make_layer(row, name, rank, device):
         cls = {("maxpool", False): layers.MaxPool2D, ("maxpool", True): layers.MaxPool1D,
                ("avgpool", False): layers.AvgPool2D, ("avgpool", True): layers.AvgPool1D}
         return cls[(kind, one_d)](row["pool_size"], row["pool_strides"], device=device,
-                                  name=name)
+                                  name=name, pool_dilation=row.get("pool_dilation", 1))
     if kind == "flatten":
         return keras.layers.Flatten(name=name)
     if kind == "dropout":
@@ -444,8 +467,11 @@ def _layer_row(layer):
     from ai8x_nb import layers
 
     if isinstance(layer, layers.HardwareLayer) and not layer.has_operator:
-        return normalize_row({"type": f"{layer.pooling}pool", "pool_size": layer.pool_size,
-                              "pool_strides": layer.pool_strides})
+        row = {"type": f"{layer.pooling}pool", "pool_size": layer.pool_size,
+               "pool_strides": layer.pool_strides}
+        if layer.pool_dilation:
+            row["pool_dilation"] = layer.pool_dilation
+        return normalize_row(row)
     if isinstance(layer, (layers.Conv2D, layers.Conv1D, layers.ConvTranspose2D, layers.Dense)):
         if isinstance(layer, layers.Dense):
             row = {"type": "dense", "units": layer.units}
@@ -460,6 +486,12 @@ def _layer_row(layer):
             row["batch_norm"] = layer.batch_norm
         if layer.weight_bits != 8:
             row["weight_bits"] = layer.weight_bits
+        if getattr(layer, "dilation", 1) != 1:
+            row["dilation"] = layer.dilation
+        if getattr(layer, "pool_dilation", None):
+            row["pool_dilation"] = layer.pool_dilation
+        if getattr(layer, "groups", 1) != 1:
+            row["groups"] = layer.groups
         reg = layer.kernel_regularizer
         if reg is not None:
             l2 = reg.get_config().get("l2") if hasattr(reg, "get_config") else None

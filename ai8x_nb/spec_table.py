@@ -28,22 +28,29 @@ __all__ = ["SpecTable", "EditorRowError", "COLUMNS", "ENABLED", "HEAD_TYPES", "P
 
 logger = logging.getLogger(__name__)
 
-COLUMNS = ("type", "size", "kernel_size", "padding", "pooling", "pool_size", "pool_strides",
-           "activation", "wide", "use_bias", "other")
+COLUMNS = ("type", "size", "kernel_size", "padding", "dilation", "groups", "pooling",
+           "pool_size", "pool_strides", "pool_dilation", "activation", "wide", "use_bias",
+           "other")
 """The editor's columns, in table order."""
 
-INT_COLUMNS = frozenset({"size", "kernel_size", "pool_size", "pool_strides"})
+INT_COLUMNS = frozenset({"size", "kernel_size", "dilation", "groups", "pool_size",
+                         "pool_strides", "pool_dilation"})
 """Columns holding a whole number (typed as text: "3.5" or an empty field is an error)."""
 
-_INT_FIELDS = frozenset({"filters", "units", "kernel_size", "pool_size", "pool_strides"})
+_INT_FIELDS = frozenset({"filters", "units", "kernel_size", "dilation", "groups",
+                         "pool_size", "pool_strides", "pool_dilation"})
 
 _CONV_COLUMNS = frozenset({"size", "kernel_size", "padding", "pooling", "pool_size",
                            "pool_strides", "activation", "wide", "use_bias"})
 _POOL_COLUMNS = frozenset({"pool_size", "pool_strides"})
 ENABLED = types.MappingProxyType({
-    "conv2d": _CONV_COLUMNS, "conv1d": _CONV_COLUMNS, "convtranspose2d": _CONV_COLUMNS,
+    # The synthesis tool dilates Conv1d only (both devices); pooling in 2D on the MAX78002
+    # (`device_columns`).
+    "conv2d": _CONV_COLUMNS | {"pool_dilation", "groups"},
+    "conv1d": _CONV_COLUMNS | {"dilation"},
+    "convtranspose2d": _CONV_COLUMNS | {"pool_dilation"},
     "dense": frozenset({"size", "activation", "wide", "use_bias"}),
-    "maxpool": _POOL_COLUMNS, "avgpool": _POOL_COLUMNS,
+    "maxpool": _POOL_COLUMNS | {"pool_dilation"}, "avgpool": _POOL_COLUMNS | {"pool_dilation"},
     "flatten": frozenset(), "dropout": frozenset({"other"}), "reshape": frozenset({"other"}),
 })
 """The columns each layer type uses (the others are disabled in its row)."""
@@ -300,9 +307,12 @@ class SpecTable:
             "size": _whole(row.get("filters", row.get("units", 0)) or 0),
             "kernel_size": _first(row.get("kernel_size") or None, 3),
             "padding": row.get("padding", 1) if row.get("padding") in (0, 1, 2) else 1,
+            "dilation": _whole(row.get("dilation", 1)),
+            "groups": _whole(row.get("groups", 1)),
             "pooling": str(row.get("pooling")),
             "pool_size": _first(row.get("pool_size"), POOL_DEFAULT),
             "pool_strides": _first(row.get("pool_strides"), POOL_DEFAULT),
+            "pool_dilation": _first(row.get("pool_dilation"), 1),
             "activation": str(row.get("activation")),
             "wide": bool(row.get("wide", False)),
             "use_bias": bool(row.get("use_bias", False)),
@@ -314,8 +324,13 @@ class SpecTable:
         row = self._rows[index]
         if column == "type":
             return True
-        if column in _POOL_COLUMNS and row["type"] in specs.CONV_TYPES:
-            return row.get("pooling") is not None
+        device = get_device(self._device)
+        if column == "pool_dilation" and device.max_pool_dilation == 1:
+            return False  # the MAX78000 has no pooling dilation
+        if column == "groups" and not device.depthwise:
+            return False  # nor depthwise convolution
+        if column in _POOL_COLUMNS | {"pool_dilation"} and row["type"] in specs.CONV_TYPES:
+            return row.get("pooling") is not None and column in ENABLED[row["type"]]
         return column in ENABLED[row["type"]]
 
     def set_column(self, index, column, value):

@@ -721,6 +721,365 @@ def random_multi_output_model(seed):
     raise RuntimeError(f"no buildable multi-output model for seed {seed} in {MAX_DRAWS} draws")
 
 
+DILATED_PUSHES = ("kernel_memory", "padded_conv1d_channels", "many_layers", "bias_outputs")
+"""Limits a dilated Conv1D model is pushed past: long stretched kernels for many outputs
+(kernel memory), padding with more than 64 input channels (MAX78002), more layers than the
+device has, more biased outputs than the bias memory holds (MAX78000)."""
+
+
+def _dilated_conv1d(d, L, x, length, push, first, last):
+    """One random Conv1D, dilated two times in three; returns (output, length, wide)."""
+    if d.chance(0.67):
+        kernel = d.pick([2, 3, 4, 5], p=[0.35, 0.4, 0.15, 0.1])
+        # The stretched kernel spans (k - 1) * dilation + 1 <= 9 steps.
+        dilation = d.pick(list(range(2, 8 // (kernel - 1) + 1)))
+    else:
+        kernel, dilation = d.pick(list(range(1, 10))), 1
+    pool = d.pool([length], 1)
+    pooled = _pooled([length], pool)[0]
+    pad = d.pick(list(range(0, min(2, kernel - 1) + 1)))
+    if push == "padded_conv1d_channels" and first:
+        kernel, pad = max(kernel, 2), max(pad, 1)
+    filters = d.pick([4, 8, 16, 32, 64, 100])
+    if push == "kernel_memory" and first:
+        filters = d.pick([400, 512, 1000])
+        kernel, dilation = d.pick([(2, 8), (3, 4), (5, 2), (9, 1)])
+        pad = min(pad, kernel - 1)
+    if push == "many_layers":  # the length stays: 2 taps 2 apart, padding 1
+        filters, kernel, dilation, pad, pool, pooled = 4, 2, 2, 1, {}, length
+    span = (kernel - 1) * dilation + 1
+    kwargs = d.common(wide=last and d.chance(0.3))
+    if push == "bias_outputs" and first:
+        filters, kwargs["use_bias"] = d.pick([520, 600]), True
+    if pooled + 2 * pad < span:
+        raise ValueError("too short for the dilated kernel: draw again")
+    x = L.Conv1D(filters, kernel, padding=pad, dilation=dilation, **pool, **kwargs)(x)
+    return x, pooled + 2 * pad - span + 1, bool(kwargs.get("wide"))
+
+
+def _build_dilated(seed, rng):
+    import keras
+
+    from ai8x_nb import layers as L
+
+    device = "MAX78000" if seed % 2 == 0 else "MAX78002"
+    d = _Draw(rng, device)
+    push = d.pick(list(DILATED_PUSHES)) if d.chance(0.4) else ""
+    length = d.pick([24, 32, 48, 64, 96, 128])
+    channels = d.pick([1, 2, 4, 8, 16, 32, 64, 100, 128])
+    if push == "padded_conv1d_channels":
+        channels = d.pick([72, 100, 128])
+    if push == "kernel_memory":
+        channels = d.pick([64, 128])
+    inputs = keras.Input((length, channels))
+    count = d.pick([1, 2, 3, 4])
+    if push == "many_layers":
+        count = d.pick([33, 36]) if device == "MAX78000" else d.pick([129, 131])
+    x, wide = inputs, False
+    for i in range(count):
+        x, length, wide = _dilated_conv1d(d, L, x, length, push, i == 0, i == count - 1)
+    if not wide and length * int(x.shape[-1]) <= 1024 and d.chance(0.5):
+        x = _dense_head(d, L, keras, x)
+    model = keras.Model(inputs, x, name=f"d{seed}")
+    return GeneratedModel(seed, model, device, "dilated_conv1d", push)
+
+
+def random_dilated_model(seed):
+    """The generated dilated-Conv1D model for `seed`: 1..4 Conv1D layers, two in three of
+    them dilated (kernel 2..9, `(k - 1) * dilation + 1 <= 9`), fused pooling and padding
+    drawn as in the other families, sometimes a dense head.
+
+    About 40 % are pushed past a limit (`DILATED_PUSHES`).
+
+    Args:
+        seed: an int; even seeds are for the MAX78000, odd ones for the MAX78002.
+
+    Returns:
+        A `GeneratedModel` with seeded uniform weights.
+    """
+    from ai8x_nb.errors import DeviceLimitError
+
+    rng = np.random.default_rng(seed + 19 * 10**6)
+    for _ in range(MAX_DRAWS):
+        try:
+            generated = _build_dilated(seed, rng)
+        except (DeviceLimitError, ValueError):
+            continue
+        _set_weights(generated.model, seed)
+        return generated
+    raise RuntimeError(f"no buildable dilated model for seed {seed} in {MAX_DRAWS} draws")
+
+
+POOL_DILATED_PUSHES = ("kernel_memory", "many_layers", "big_input", "pool_only_channels")
+"""Limits a dilated-pooling model (MAX78002) is pushed past."""
+
+
+def _dilated_pool_args(d, spatial):
+    """Fused pooling with `pool_dilation` (two times in three), fitting `spatial` (or {})."""
+    size = [2, d.pick([1, 2], p=[0.2, 0.8])]
+    dilation = [d.pick([2, 3, 4, 7, 15], p=[0.35, 0.25, 0.2, 0.1, 0.1]) if k == 2 else 1
+                for k in size]
+    if d.chance(0.33):
+        dilation = [1, 1]
+    elif d.chance(0.5):
+        dilation[1] = dilation[0] if size[1] == 2 else 1
+    stride = d.pick([1, 2, 3], p=[0.4, 0.5, 0.1])
+    if any(s < (k - 1) * g + 1 for s, k, g in zip(spatial, size, dilation)):
+        return {}
+    return {"pooling": d.pick(["max", "avg"]), "pool_size": tuple(size),
+            "pool_strides": stride, "pool_dilation": tuple(dilation)}
+
+
+def _dilated_pooled(spatial, pool):
+    if not pool:
+        return list(spatial)
+    return [(s - (k - 1) * g - 1) // pool["pool_strides"] + 1
+            for s, k, g in zip(spatial, pool["pool_size"], pool["pool_dilation"])]
+
+
+def _build_pool_dilated(seed, rng):
+    import keras
+
+    from ai8x_nb import layers as L
+
+    device = "MAX78002"
+    d = _Draw(rng, device)
+    push = d.pick(list(POOL_DILATED_PUSHES)) if d.chance(0.35) else ""
+    size = d.pick([12, 16, 20, 24, 32, 40])
+    if push == "big_input":
+        size = 150
+    spatial = [size, size if d.chance(0.7) else d.pick([12, 16, 24])]
+    channels = d.pick([1, 3, 4, 8, 16, 32, 64, 100])
+    inputs = keras.Input(tuple(spatial) + (channels,))
+    x = inputs
+    count = d.pick([1, 2, 3, 4])
+    if push == "many_layers":
+        count = d.pick([129, 131])
+    elif push == "big_input":
+        count = 1
+    pushed_at = d.pick(list(range(count)))
+    wide = False
+    for i in range(count):
+        if push == "many_layers":
+            x = L.Conv2D(4, 1, padding=0, **d.common())(x)
+            continue
+        if push == "pool_only_channels" and i == pushed_at:
+            x = L.Conv2D(d.pick([72, 100, 128]), 1, padding=0, device=device)(x)
+        if (d.chance(0.2) or push == "pool_only_channels" and i == pushed_at) \
+                and i < count - 1:
+            pool = _dilated_pool_args(d, spatial)
+            if pool:
+                cls = L.MaxPool2D if pool.pop("pooling") == "max" else L.AvgPool2D
+                x = cls(pool["pool_size"], pool["pool_strides"],
+                        pool_dilation=pool["pool_dilation"], device=device)(x)
+                spatial = [int(s) for s in x.shape[1:3]]
+                continue
+        pool = _dilated_pool_args(d, spatial) if d.chance(0.7) else {}
+        pooled = _dilated_pooled(spatial, pool)
+        kernel = d.pick([1, 3], p=[0.3, 0.7])
+        pad = 0 if kernel == 1 else d.pick([0, 1, 2], p=[0.2, 0.7, 0.1])
+        if kernel == 3 and pad == 0 and min(pooled) < 3:
+            pad = 1
+        filters = d.pick([4, 8, 16, 32, 64, 100])
+        if push == "kernel_memory" and i == pushed_at:
+            filters, kernel, pad = d.pick([900, 1000]), 3, 1
+        if push == "big_input":
+            filters = d.pick([4, 8])
+        wide = i == count - 1 and d.chance(0.3)
+        x = L.Conv2D(filters, kernel, padding=pad, **pool, **d.common(wide=wide))(x)
+        spatial = [int(s) for s in x.shape[1:3]]
+    if not wide and int(np.prod(spatial)) <= 64 and d.chance(0.5):
+        x = _dense_head(d, L, keras, x)
+    model = keras.Model(inputs, x, name=f"p{seed}")
+    return GeneratedModel(seed, model, device, "pool_dilation", push)
+
+
+def random_pool_dilated_model(seed):
+    """The generated dilated-pooling model for `seed` (MAX78002, the device that has it):
+    1..4 Conv2D layers and pool-only layers whose pooling is dilated two times in three
+    (pool size 2 in each dilated dimension, dilation 2..15), sometimes a dense head.
+
+    About 35 % are pushed past a limit (`POOL_DILATED_PUSHES`).
+
+    Args:
+        seed: an int.
+
+    Returns:
+        A `GeneratedModel` with seeded uniform weights.
+    """
+    from ai8x_nb.errors import DeviceLimitError
+
+    rng = np.random.default_rng(seed + 23 * 10**6)
+    for _ in range(MAX_DRAWS):
+        try:
+            generated = _build_pool_dilated(seed, rng)
+        except (DeviceLimitError, ValueError):
+            continue
+        _set_weights(generated.model, seed)
+        return generated
+    raise RuntimeError(f"no buildable dilated-pooling model for seed {seed} in {MAX_DRAWS} "
+                       f"draws")
+
+
+DEPTHWISE_PUSHES = ("kernel_memory", "many_layers", "big_input")
+"""Limits a depthwise model (MAX78002) is pushed past."""
+
+
+def _build_depthwise(seed, rng):
+    import keras
+
+    from ai8x_nb import layers as L
+
+    device = "MAX78002"
+    d = _Draw(rng, device)
+    push = d.pick(list(DEPTHWISE_PUSHES)) if d.chance(0.3) else ""
+    size = d.pick([8, 12, 16, 24, 32])
+    if push == "big_input":
+        size = 150
+    channels = d.pick([1, 3, 4, 8, 16, 32])
+    inputs = keras.Input((size, size, channels))
+    x, spatial = inputs, [size, size]
+    blocks = d.pick([1, 2, 3])
+    if push == "many_layers":
+        blocks = d.pick([44, 45])
+    pushed_at = d.pick(list(range(blocks)))
+    wide = False
+    for i in range(blocks):
+        width = d.pick([4, 8, 12, 16, 24, 32, 48, 64, 72, 96, 128, 256],
+                       p=[.06, .1, .06, .12, .08, .14, .08, .12, .05, .07, .07, .05])
+        if push == "many_layers":
+            width = 4
+        if push == "kernel_memory" and i == pushed_at:
+            width = d.pick([900, 1000])
+        if push == "big_input":
+            width = d.pick([4, 8])
+        if channels != width or d.chance(0.6):  # pointwise expansion
+            x = L.Conv2D(width, 1, padding=0, **d.common())(x)
+        pool = d.pool(spatial, 2)
+        pooled = _pooled(spatial, pool)
+        kernel = d.pick([1, 3], p=[0.2, 0.8])
+        pad = 0 if kernel == 1 else d.pick([0, 1, 2], p=[0.15, 0.75, 0.1])
+        if kernel == 3 and pad == 0 and min(pooled) < 3:
+            pad = 1
+        x = L.Conv2D(width, kernel, padding=pad, groups=width, **pool, **d.common())(x)
+        spatial = [s + 2 * pad - kernel + 1 for s in pooled]
+        channels = width
+        if d.chance(0.5) or i == blocks - 1:  # pointwise projection
+            channels = d.pick([4, 8, 16, 24, 32, 64])
+            wide = i == blocks - 1 and d.chance(0.3)
+            x = L.Conv2D(channels, 1, padding=0, **d.common(wide=wide))(x)
+    if not wide and int(np.prod(spatial)) * channels <= 1024 and d.chance(0.4):
+        x = _dense_head(d, L, keras, x)
+    model = keras.Model(inputs, x, name=f"w{seed}")
+    return GeneratedModel(seed, model, device, "depthwise", push)
+
+
+def random_depthwise_model(seed):
+    """The generated depthwise-separable model for `seed` (MAX78002, the device that has it):
+    1..3 MobileNet-style blocks (pointwise expansion, a depthwise 1x1 or 3x3 `Conv2D(groups=
+    width)` with fused pooling sometimes, a pointwise projection), widths up to 256 (several
+    passes), any weight bits, sometimes a dense head.
+
+    About 30 % are pushed past a limit (`DEPTHWISE_PUSHES`).
+
+    Args:
+        seed: an int.
+
+    Returns:
+        A `GeneratedModel` with seeded uniform weights.
+    """
+    from ai8x_nb.errors import DeviceLimitError
+
+    rng = np.random.default_rng(seed + 29 * 10**6)
+    for _ in range(MAX_DRAWS):
+        try:
+            generated = _build_depthwise(seed, rng)
+        except (DeviceLimitError, ValueError):
+            continue
+        _set_weights(generated.model, seed)
+        return generated
+    raise RuntimeError(f"no buildable depthwise model for seed {seed} in {MAX_DRAWS} draws")
+
+
+BINARY_PUSHES = ("mixed_1bit", "kernel_memory", "many_layers")
+"""Limits a binary-weight model (MAX78002) is pushed past: binary and 1-bit layers in one
+network (the tool refuses), kernel memory, the layer count."""
+
+
+def _build_binary(seed, rng):
+    import keras
+
+    from ai8x_nb import layers as L
+
+    device = "MAX78002"
+    d = _Draw(rng, device)
+    push = d.pick(list(BINARY_PUSHES)) if d.chance(0.35) else ""
+    size = d.pick([8, 12, 16, 24, 32])
+    spatial = [size, size]
+    inputs = keras.Input((size, size, d.pick([1, 3, 4, 8, 16, 64, 100])))
+    x = inputs
+    count = d.pick([1, 2, 3, 4])
+    if push == "many_layers":
+        count = d.pick([129, 131])
+    pushed_at = d.pick(list(range(count)))
+    wide = False
+
+    def common(last=False):
+        kwargs = d.common(wide=last and d.chance(0.3))
+        kwargs["weight_bits"] = d.pick(["binary", 8, 4, 2], p=[0.6, 0.2, 0.1, 0.1])
+        return kwargs
+
+    for i in range(count):
+        pool = d.pool(spatial, 2) if push != "many_layers" else {}
+        pooled = _pooled(spatial, pool)
+        kernel = d.pick([1, 3], p=[0.3, 0.7]) if push != "many_layers" else 1
+        pad = 0 if kernel == 1 else d.pick([0, 1, 2], p=[0.2, 0.7, 0.1])
+        if kernel == 3 and pad == 0 and min(pooled) < 3:
+            pad = 1
+        filters = d.pick([4, 8, 16, 32, 64, 100, 128]) if push != "many_layers" else 4
+        kwargs = common(last=i == count - 1)
+        if push == "kernel_memory" and i == pushed_at:
+            filters, kernel, pad, kwargs["weight_bits"] = d.pick([1000, 1024]), 3, 1, 8
+        if push == "mixed_1bit" and i == pushed_at:
+            kwargs["weight_bits"] = 1
+        if push == "mixed_1bit" and count == 1:
+            raise ValueError("mixing needs two layers: draw again")
+        wide = bool(kwargs.get("wide"))
+        x = L.Conv2D(filters, kernel, padding=pad, **pool, **kwargs)(x)
+        spatial = [s + 2 * pad - kernel + 1 for s in pooled]
+    if not wide and int(np.prod(spatial)) * int(x.shape[-1]) <= 1024 and d.chance(0.4):
+        x = keras.layers.Flatten()(x)
+        x = L.Dense(d.pick([2, 5, 10]), **common(last=True))(x)
+    model = keras.Model(inputs, x, name=f"b{seed}")
+    return GeneratedModel(seed, model, device, "binary", push)
+
+
+def random_binary_model(seed):
+    """The generated binary-weight model for `seed` (MAX78002, the device that has +-1
+    weights): 1..4 Conv2D layers, most with `weight_bits="binary"` beside 8/4/2-bit ones,
+    fused pooling, sometimes a dense head.
+
+    About 35 % are pushed past a limit (`BINARY_PUSHES`).
+
+    Args:
+        seed: an int.
+
+    Returns:
+        A `GeneratedModel` with seeded uniform weights.
+    """
+    from ai8x_nb.errors import DeviceLimitError
+
+    rng = np.random.default_rng(seed + 31 * 10**6)
+    for _ in range(MAX_DRAWS):
+        try:
+            generated = _build_binary(seed, rng)
+        except (DeviceLimitError, ValueError):
+            continue
+        _set_weights(generated.model, seed)
+        return generated
+    raise RuntimeError(f"no buildable binary model for seed {seed} in {MAX_DRAWS} draws")
+
+
 def random_hardware_model(seed):
     """The generated model for `seed` (redrawn until its layers accept their arguments).
 
@@ -772,6 +1131,30 @@ def concat_model_generator():
 def streaming_model_generator():
     """`random_streaming_model(seed) -> GeneratedModel`, the seeded streaming-model generator."""
     return random_streaming_model
+
+
+@pytest.fixture(scope="session")
+def dilated_model_generator():
+    """`random_dilated_model(seed) -> GeneratedModel`, dilated Conv1D models."""
+    return random_dilated_model
+
+
+@pytest.fixture(scope="session")
+def pool_dilated_model_generator():
+    """`random_pool_dilated_model(seed) -> GeneratedModel`, dilated pooling (MAX78002)."""
+    return random_pool_dilated_model
+
+
+@pytest.fixture(scope="session")
+def depthwise_model_generator():
+    """`random_depthwise_model(seed) -> GeneratedModel`, depthwise-separable (MAX78002)."""
+    return random_depthwise_model
+
+
+@pytest.fixture(scope="session")
+def binary_model_generator():
+    """`random_binary_model(seed) -> GeneratedModel`, +-1 weights (MAX78002)."""
+    return random_binary_model
 
 
 @pytest.fixture(scope="session")

@@ -37,20 +37,26 @@ def round_half_up(x):
 
 
 # ---------------------------------------------------------------------------- pooling
-def _windows(x, size, strides):
-    """Yield (output index tuple, window array (N, *size, C)) over the spatial axes."""
+def _windows(x, size, strides, dilation=None):
+    """Yield (output index tuple, window array (N, *size, C)) over the spatial axes.
+
+    With `dilation` d the window's taps lie d apart (ai8x-synthesis `compute.pool2d`:
+    `data[row:row + pool * d:d]`), spanning (k - 1) * d + 1.
+    """
     spatial = x.shape[1:-1]
-    out = [(n - k) // s + 1 for n, k, s in zip(spatial, size, strides)]
+    dilation = dilation or (1,) * len(size)
+    out = [(n - (k - 1) * d - 1) // s + 1 for n, k, s, d in zip(spatial, size, strides, dilation)]
     for idx in np.ndindex(*out):
-        sl = tuple(slice(i * s, i * s + k) for i, k, s in zip(idx, size, strides))
+        sl = tuple(slice(i * s, i * s + (k - 1) * d + 1, d)
+                   for i, k, s, d in zip(idx, size, strides, dilation))
         yield idx, x[(slice(None),) + sl + (slice(None),)], out
 
 
-def pool_float(x, mode, size, strides):
+def pool_float(x, mode, size, strides, dilation=None):
     """Max or mean pooling without padding, float."""
     x = np.asarray(x, dtype=np.float64)
     result = None
-    for idx, win, out in _windows(x, size, strides):
+    for idx, win, out in _windows(x, size, strides, dilation):
         if result is None:
             result = np.zeros((x.shape[0], *out, x.shape[-1]))
         axes = tuple(range(1, win.ndim - 1))
@@ -59,13 +65,13 @@ def pool_float(x, mode, size, strides):
     return result
 
 
-def pool_int(x_int, mode, size, strides):
+def pool_int(x_int, mode, size, strides, dilation=None):
     """The device's pooling on integers: max, or the window sum divided by the window size
     and truncated toward zero."""
     x_int = np.asarray(x_int, dtype=np.int64)
     count = int(np.prod(size))
     result = None
-    for idx, win, out in _windows(x_int, size, strides):
+    for idx, win, out in _windows(x_int, size, strides, dilation):
         if result is None:
             result = np.zeros((x_int.shape[0], *out, x_int.shape[-1]), dtype=np.int64)
         axes = tuple(range(1, win.ndim - 1))
@@ -85,10 +91,23 @@ def zero_pad(x, p):
     return np.pad(x, widths)
 
 
-def conv(x, w, padding):
+def depthwise_conv(x, w, padding):
+    """Depthwise 2D convolution (ai8x-synthesis `compute.conv2d` with groups == channels):
+    out[n, i, j, c] = sum_{a, b} xp[n, i+a, j+b, c] w[a, b, 0, c], written as the grouped
+    convolution it is: each channel's one-channel kernel placed on the diagonal of a full one."""
+    k, channels = w.shape[0], w.shape[-1]
+    full = np.zeros((k, k, channels, channels), dtype=w.dtype)
+    for c in range(channels):
+        full[:, :, c, c] = w[:, :, 0, c]
+    return conv(x, full, padding)
+
+
+def conv(x, w, padding, dilation=1):
     """Stride-1 convolution (cross-correlation) of 1D or 2D channels-last data.
 
     Works on int64 or float64 arrays: out[n, i, j, o] = sum_{a, b, c} xp[n, i+a, j+b, c] w[a, b, c, o].
+    1D with `dilation` d (ai8x-synthesis `compute.conv1d`): out[n, i, o] = sum_{a, c}
+    xp[n, i + a*d, c] w[a, c, o], length L + 2p - (k - 1) d.
     """
     xp = zero_pad(x, padding)
     k = w.shape[0]
@@ -99,10 +118,10 @@ def conv(x, w, padding):
             for b in range(k):
                 out = out + np.einsum("nhwc,co->nhwo", xp[:, a:a + rows, b:b + cols, :], w[a, b])
         return out
-    length = xp.shape[1] - k + 1
+    length = xp.shape[1] - (k - 1) * dilation
     out = 0
     for a in range(k):
-        out = out + np.einsum("nlc,co->nlo", xp[:, a:a + length, :], w[a])
+        out = out + np.einsum("nlc,co->nlo", xp[:, a * dilation:a * dilation + length, :], w[a])
     return out
 
 
@@ -129,10 +148,12 @@ def dense(x, w):
     return x @ w
 
 
-def operate(op, x, w, padding=0):
-    """Dispatch on "conv2d", "conv1d", "convtranspose2d" or "dense"."""
+def operate(op, x, w, padding=0, dilation=1):
+    """Dispatch on "conv2d", "conv1d", "convtranspose2d", "depthwise" or "dense"."""
+    if op == "depthwise":
+        return depthwise_conv(x, w, padding)
     if op in ("conv2d", "conv1d"):
-        return conv(x, w, padding)
+        return conv(x, w, padding, dilation)
     if op == "convtranspose2d":
         return conv_transpose(x, w, padding)
     return dense(x, w)
@@ -168,6 +189,19 @@ def quantize_params(w, b, bits, shift):
     return w_int.astype(np.int64), None if b_int is None else b_int.astype(np.int64)
 
 
+def quantize_binary_params(w, b, shift):
+    """MAX78002 binary weights: +1 where the shifted weight is >= 0, else -1 (never 0), read
+    as 1-bit weights (scale 2^0, the loader's implicit shift 7); the bias as for 1-bit.
+
+    Returns:
+        (w_int in {-1, +1}, b_int or None), int64.
+    """
+    scaled = np.asarray(w, np.float64) * 2.0 ** (-shift)
+    w_int = np.where(scaled >= 0, 1, -1)
+    _, b_int = quantize_params(w, b, 1, shift)
+    return w_int.astype(np.int64), b_int
+
+
 def activate(x, activation):
     if activation == "relu":
         return np.maximum(x, 0)
@@ -178,7 +212,8 @@ def activate(x, activation):
 
 # ---------------------------------------------------------------------------- layers
 def layer_int(x_int, op, w_int=None, b_int=None, *, bits=8, shift=0, padding=0,
-              pooling=None, pool_size=None, pool_strides=None, activation=None, wide=False):
+              pooling=None, pool_size=None, pool_strides=None, activation=None, wide=False,
+              dilation=1, pool_dilation=None):
     """The device's integer computation of one layer.
 
     Returns:
@@ -186,10 +221,10 @@ def layer_int(x_int, op, w_int=None, b_int=None, *, bits=8, shift=0, padding=0,
     """
     x = np.asarray(x_int, dtype=np.int64)
     if pooling is not None:
-        x = pool_int(x, pooling, pool_size, pool_strides)
+        x = pool_int(x, pooling, pool_size, pool_strides, pool_dilation)
     if op is None:  # pool-only layer
         return np.clip(x, -128, 127)
-    acc = operate(op, x, w_int, padding).astype(np.int64)
+    acc = operate(op, x, w_int, padding, dilation).astype(np.int64)
     if b_int is not None:
         acc = acc + b_int * DATA_SCALE
     if wide:
@@ -251,7 +286,8 @@ def batch_norm(y, mean, var, gamma=None, beta=None, eps=1e-5):
 
 
 def layer_float(x, op, w=None, b=None, *, padding=0, pooling=None, pool_size=None,
-                pool_strides=None, activation=None, wide=False, bn=None):
+                pool_strides=None, activation=None, wide=False, bn=None, dilation=1,
+                pool_dilation=None):
     """The float training forward: pool -> pad -> op + bias -> [bn / 4] -> act -> clamp.
 
     Args:
@@ -259,10 +295,10 @@ def layer_float(x, op, w=None, b=None, *, padding=0, pooling=None, pool_size=Non
     """
     x = np.asarray(x, dtype=np.float64)
     if pooling is not None:
-        x = pool_float(x, pooling, pool_size, pool_strides)
+        x = pool_float(x, pooling, pool_size, pool_strides, pool_dilation)
     if op is None:
         return np.clip(x, -1.0, 127.0 / 128.0)
-    y = operate(op, x, np.asarray(w, np.float64), padding)
+    y = operate(op, x, np.asarray(w, np.float64), padding, dilation)
     if b is not None:
         y = y + b
     if bn is not None:

@@ -20,11 +20,15 @@ SCALES = (0.004, 0.03, 0.2, 0.9, 2.5, 11.0)
 
 
 def set_deterministic_weights(model, seed=0, scale=0.4):
-    """Give every weight of `model` seeded uniform values in [-scale, scale]."""
+    """Give every weight of `model` seeded uniform values in [-scale, scale] (a BatchNorm's
+    moving variance in [0.5, 0.5 + scale]: it must stay positive)."""
     rng = np.random.default_rng(seed)
     for var in model.weights:
         shape = tuple(var.shape)
-        var.assign(rng.uniform(-scale, scale, size=shape).astype("float32"))
+        values = rng.uniform(-scale, scale, size=shape).astype("float32")
+        if "moving_variance" in var.path:
+            values = np.abs(values) + 0.5
+        var.assign(values)
     return model
 
 
@@ -119,3 +123,11 @@ def keras_file_weights(path):
         h5.visititems(lambda name, obj: found.__setitem__(name, obj[()])
                       if isinstance(obj, h5py.Dataset) else None)
     return found
+
+
+def registry_device(name):
+    """The device a registry model is built for in tests: its own (`ModelInfo.device`, e.g.
+    MAX78002 for the depthwise model), else the MAX78000."""
+    from ai8x_nb.models import get_info
+
+    return get_info(name).device or "MAX78000"

@@ -16,14 +16,16 @@ from ai8x_nb.models import get_model, model_names
 from ai8x_nb.quantize import convert
 from ai8x_nb.simulate import simulate
 
-from support import random_dataset, set_deterministic_weights
+from support import random_dataset, registry_device, set_deterministic_weights
 
 SAMPLE_SHAPES = {"mnist": (1, 28, 28), "fashionmnist": (1, 28, 28), "cifar10": (3, 32, 32),
                  "cifar100": (3, 32, 32), "kws20": (128, 128), "rock": (3, 64, 64),
-                 "ressimplenet": (3, 32, 32)}
+                 "ressimplenet": (3, 32, 32), "kws20_dilated": (128, 128),
+                 "mobilenetv2_cifar10": (3, 32, 32)}
 DATA_SHAPES = {"mnist": (28, 28, 1), "fashionmnist": (28, 28, 1), "cifar10": (32, 32, 3),
                "cifar100": (32, 32, 3), "kws20": (128, 128), "rock": (64, 64, 3),
-               "ressimplenet": (32, 32, 3)}
+               "ressimplenet": (32, 32, 3), "kws20_dilated": (128, 128),
+               "mobilenetv2_cifar10": (32, 32, 3)}
 
 
 BACKEND = keras.backend.backend()
@@ -40,7 +42,7 @@ def leftovers(parent):
 
 @pytest.mark.parametrize("name", model_names())
 def test_seed_models_export_synthesis_package(tmp_path, name):
-    model = set_deterministic_weights(get_model(name), seed=2)
+    model = set_deterministic_weights(get_model(name, device=registry_device(name)), seed=2)
     info_classes = int(model.outputs[0].shape[-1])
     ds = random_dataset(name, DATA_SHAPES[name], info_classes, n_test=6)
     manifest = export_model(model, tmp_path / name, dataset=ds, targets=("synthesis",),
@@ -60,14 +62,16 @@ def test_seed_models_export_synthesis_package(tmp_path, name):
     want = simulate(convert(model), ds.test.x[3:4].reshape((1,) + tuple(model.inputs[0].shape[1:])))
     # Every seed model ends in a 1x1 map or a Dense layer: the device order is the flat order.
     assert y.dtype == np.int64 and np.array_equal(y.reshape(-1), want[0].reshape(-1))
-    assert y.shape == ((100, 1, 1) if name in ("cifar100", "ressimplenet") else want[0].shape)
+    conv_head = {"cifar100": 100, "ressimplenet": 100, "mobilenetv2_cifar10": 10}  # conv + Flatten
+    assert y.shape == ((conv_head[name], 1, 1) if name in conv_head else want[0].shape)
     assert manifest.sample["label"] == int(ds.test.y[3])
     command = (folder / "ai8xize_command.txt").read_text().strip()
     assert command == manifest.ai8xize_command
     folder_abs = folder.resolve()
     assert f"--checkpoint-file {folder_abs}/{name}-q.pth.tar" in command
     assert f"--config-file {folder_abs}/{name}.yaml" in command
-    assert f"--sample-input {folder_abs}/sampledata.npy --device MAX78000" in command
+    assert (f"--sample-input {folder_abs}/sampledata.npy --device {registry_device(name)}"
+            in command)
     assert command.startswith('cd "${AI8X_SYNTHESIS_DIR')  # the tool runs from its folder
     assert "integer_simulation" in manifest.accuracy and "keras_float" in manifest.accuracy
 

@@ -25,6 +25,7 @@ def _conv2d_model():
 def _conv1d_model():
     inputs = keras.Input((40, 4))
     x = L.Conv1D(6, 5, padding=2, activation="relu", name="k5")(inputs)
+    x = L.Conv1D(6, 3, padding=1, dilation=3, activation="relu", name="k3d3")(x)
     x = L.Conv1D(5, 9, padding=0, pooling="max", pool_size=2, use_bias=False,
                  batch_norm="affine", name="k9")(x)
     x = L.MaxPool1D(2, name="mp1")(x)
@@ -53,7 +54,17 @@ def _dense_add_model():
     return keras.Model(inputs, x, name="dense_model")
 
 
-MODELS = {"conv2d": _conv2d_model, "conv1d": _conv1d_model,
+def _depthwise_model():
+    inputs = keras.Input((8, 8, 3))
+    x = L.Conv2D(8, 1, padding=0, activation="relu", device="MAX78002", name="expand")(inputs)
+    x = L.Conv2D(8, 3, padding=1, groups=8, batch_norm="affine", activation="relu",
+                 pooling="max", pool_size=2, pool_dilation=2, pool_strides=1,
+                 device="MAX78002", name="dw")(x)
+    x = L.Conv2D(4, 1, padding=0, device="MAX78002", name="project")(x)
+    return keras.Model(inputs, x, name="depthwise_model")
+
+
+MODELS = {"conv2d": _conv2d_model, "conv1d": _conv1d_model, "depthwise": _depthwise_model,
           "transpose": _transpose_pool_model, "dense_add": _dense_add_model}
 
 
@@ -166,6 +177,33 @@ def _build(layer, shape):
     (lambda: L.Conv2D(4, activation="sigmoid"), r"activation='sigmoid' .*ReLU and Abs"),
     (lambda: L.Conv2D(4, batch_norm="yes"), r"batch_norm='yes'"),
     (lambda: L.Dense(4, pooling="max"), r"no pooling in a linear layer"),
+    (lambda: L.Conv1D(4, 3, dilation=5),
+     r"dilation=5 is not supported by MAX78000 .*\(kernel_size - 1\) \* dilation \+ 1 <= 9.*"
+     r"spans 11.*Use dilation <= 4 with kernel_size=3"),
+    (lambda: L.Conv1D(4, 2, dilation=9, device="MAX78002"),
+     r"dilation=9 is not supported by MAX78002 .*<= 9 steps.*dilation <= 8"),
+    (lambda: L.Conv1D(4, 1, padding=0, dilation=2), r"dilation=2 .*kernel longer than 1 tap"),
+    (lambda: L.Conv1D(4, 3, dilation=0), r"dilation=0 .*dilation 1 or more"),
+    (lambda: L.Conv2D(4, 3, dilation=2, device="MAX78002"),
+     r"dilation=2 is not supported by MAX78002 .*dilates Conv1D only.*Conv1D\(dilation="),
+    (lambda: L.Conv2D(4, 3, dilation=(1, 2)), r"dilation=\(1, 2\) .*MAX78000"),
+    (lambda: L.Conv2D(8, 3, groups=8),
+     r"groups=8 is not supported by MAX78000 .*no depthwise.*device='MAX78002', or groups=1"),
+    (lambda: L.Conv2D(8, 3, groups=4, device="MAX78002"),
+     r"groups=4 .*depthwise only: groups == input channels == filters.*Use groups=8"),
+    (lambda: L.Conv1D(8, 3, groups=8, device="MAX78002"),
+     r"groups=8 .*groups=1 for Conv1D.*Conv2D\(groups=filters\)"),
+    (lambda: L.Conv2D(8, 3, pooling="max", pool_size=2, pool_dilation=2),
+     r"pool_dilation=2 is not supported by MAX78000 .*device='MAX78002'"),
+    (lambda: L.Conv2D(8, 3, pooling="max", pool_size=3, pool_dilation=2, device="MAX78002"),
+     r"pool_dilation=2 .*needs pool_size 2"),
+    (lambda: L.MaxPool1D(2, pool_dilation=2, device="MAX78002"),
+     r"pool_dilation=2 .*2D pooling only"),
+    (lambda: L.MaxPool2D(2, pool_dilation=16, device="MAX78002"), r"pool_dilation=16 .*1\.\.15"),
+    (lambda: L.Conv2D(8, 3, weight_bits="binary"),
+     r"weight_bits='binary' is not supported by MAX78000 .*MAX78002 has \+-1.*device='MAX78002'"),
+    (lambda: L.Conv2D(8, 3, weight_bits=3, device="MAX78002"),
+     r"weight_bits=3 .*8, 4, 2, 1 or 'binary'"),
 ], ids=lambda v: v if isinstance(v, str) else "")
 def test_constructor_limits(make, match):
     with pytest.raises(DeviceLimitError, match=match):
@@ -180,6 +218,8 @@ def test_constructor_limits(make, match):
     (lambda: L.MaxPool1D(9), (8, 2), r"the pool must fit"),
     (lambda: L.Conv2D(4), (16, 2), r"2D channels-last input"),
     (lambda: L.Conv2D(4, padding=0), (2, 2, 3), r"at least 1 pixel"),
+    (lambda: L.Conv2D(8, groups=8, device="MAX78002"), (4, 4, 6),
+     r"groups=8 .*input has 6 channels.*Give it 8 input channels"),
 ])
 def test_build_limits(layer, shape, match):
     with pytest.raises(DeviceLimitError, match=match):

@@ -38,7 +38,8 @@ def _check_float(layer, x, w, b, op):
     expected = nd.layer_float(
         x, op, w, b if layer.use_bias else None, padding=getattr(layer, "padding", 0),
         pooling=layer.pooling, pool_size=layer.pool_size, pool_strides=layer.pool_strides,
-        activation=layer.activation, wide=layer.wide)
+        activation=layer.activation, wide=layer.wide, dilation=getattr(layer, "dilation", 1),
+        pool_dilation=layer.pool_dilation)
     assert got.shape == expected.shape
     np.testing.assert_allclose(got, expected, atol=1e-5, rtol=0)
 
@@ -55,7 +56,8 @@ def _check_qat(layer, x_int, x, w, b, op):
     expected = nd.layer_int(
         x_int, op, w_int, b_int, bits=bits, shift=shift, padding=getattr(layer, "padding", 0),
         pooling=layer.pooling, pool_size=layer.pool_size, pool_strides=layer.pool_strides,
-        activation=layer.activation, wide=layer.wide)
+        activation=layer.activation, wide=layer.wide, dilation=getattr(layer, "dilation", 1),
+        pool_dilation=layer.pool_dilation)
     scale = 128.0 * 2 ** (bits - 1) if layer.wide else 128.0
     scaled = got * scale
     np.testing.assert_array_equal(scaled, np.round(scaled))  # on the device grid
@@ -102,6 +104,105 @@ def test_conv1d_matches_device(kernel_size, padding, extra):
                          x, rng, 0.4)
     _check_float(layer, x, w, b, "conv1d")
     _check_qat(layer, x_int, x, w, b, "conv1d")
+
+
+@pytest.mark.parametrize("kernel_size,dilation,padding", [(2, 8, 1), (3, 2, 0), (3, 4, 2),
+                                                          (5, 2, 1), (9, 1, 2)])
+@pytest.mark.parametrize("device", ["MAX78000", "MAX78002"])
+def test_dilated_conv1d_matches_device(kernel_size, dilation, padding, device):
+    rng = np.random.default_rng(kernel_size * 31 + dilation)
+    x_int, x = _grid_input(rng, (2, 23, 4))
+    extra = dict(pooling="avg", pool_size=2, pool_strides=1) if padding == 1 else {}
+    layer, w, b = _build(L.Conv1D, (5,), dict(kernel_size=kernel_size, padding=padding,
+                                              dilation=dilation, activation="relu",
+                                              device=device, **extra), x, rng, 0.4)
+    pooled = 22 if extra else 23
+    assert layer.compute_output_shape(x.shape)[1] == pooled + 2 * padding - (kernel_size - 1) \
+        * dilation
+    _check_float(layer, x, w, b, "conv1d")
+    _check_qat(layer, x_int, x, w, b, "conv1d")
+
+
+@pytest.mark.parametrize("case", [dict(kernel_size=3, padding=1), dict(kernel_size=3, padding=0),
+                                  dict(kernel_size=3, padding=2, activation="abs"),
+                                  dict(kernel_size=1, padding=0, use_bias=False),
+                                  dict(kernel_size=3, padding=1, pooling="avg", pool_size=2),
+                                  dict(kernel_size=3, padding=1, wide=True),
+                                  dict(kernel_size=3, padding=1, weight_bits=2)],
+                         ids=lambda c: "-".join(f"{k}{v}" for k, v in c.items()))
+@pytest.mark.parametrize("weight_scale", [0.1, 0.9])
+def test_depthwise_conv2d_matches_device(case, weight_scale):
+    rng = np.random.default_rng(len(str(case)) * 13 + int(weight_scale * 10))
+    x_int, x = _grid_input(rng, (2, 7, 8, 6))
+    layer, w, b = _build(L.Conv2D, (6,), dict(groups=6, device="MAX78002", **case), x, rng,
+                         weight_scale)
+    assert layer.kernel.shape == (case["kernel_size"],) * 2 + (1, 6)
+    _check_float(layer, x, w, b, "depthwise")
+    _check_qat(layer, x_int, x, w, b, "depthwise")
+
+
+@pytest.mark.parametrize("pooling", ["max", "avg"])
+@pytest.mark.parametrize("pool_size,pool_strides,pool_dilation", [
+    (2, 1, 2), (2, 2, 3), (2, 3, 15), ((2, 1), 1, (4, 1)), ((2, 2), 2, (1, 5))])
+def test_dilated_pooling_matches_device(pooling, pool_size, pool_strides, pool_dilation):
+    rng = np.random.default_rng(len(str((pool_size, pool_strides, pool_dilation))))
+    x_int, x = _grid_input(rng, (2, 17, 18, 3))
+    layer, w, b = _build(L.Conv2D, (4,), dict(kernel_size=3, padding=1, pooling=pooling,
+                                              pool_size=pool_size, pool_strides=pool_strides,
+                                              pool_dilation=pool_dilation, activation="relu",
+                                              device="MAX78002"), x, rng, 0.4)
+    _check_float(layer, x, w, b, "conv2d")
+    _check_qat(layer, x_int, x, w, b, "conv2d")
+    pool = {"MaxPool2D": L.MaxPool2D, "AvgPool2D": L.AvgPool2D}[
+        "MaxPool2D" if pooling == "max" else "AvgPool2D"](
+        pool_size, pool_strides, pool_dilation=pool_dilation, device="MAX78002")
+    got = np.asarray(pool(x), dtype=np.float64)
+    np.testing.assert_allclose(got, nd.pool_float(x, pooling, pool.pool_size, pool.pool_strides,
+                                                  pool.pool_dilation), atol=1e-6)
+
+
+@pytest.mark.parametrize("cls,shape,args,extra", [
+    (L.Conv2D, (2, 6, 7, 5), (6, 3), dict(padding=1, activation="relu")),
+    (L.Conv2D, (2, 6, 7, 5), (6, 1), dict(padding=0, pooling="avg", pool_size=2)),
+    (L.Conv2D, (2, 6, 7, 6), (6, 3), dict(padding=1, groups=6)),
+    (L.Conv1D, (2, 15, 4), (5, 3), dict(padding=1, dilation=2, activation="abs")),
+    (L.Dense, (3, 40), (7,), dict(wide=True)),
+])
+@pytest.mark.parametrize("weight_scale", [0.05, 0.6])
+def test_binary_weights_qat_matches_device(cls, shape, args, extra, weight_scale):
+    """weight_bits="binary" (MAX78002): the fake-quantized forward is the device's integer
+    arithmetic with +-1 weights and the 1-bit scale."""
+    rng = np.random.default_rng(len(shape) * 7 + int(weight_scale * 100))
+    x_int, x = _grid_input(rng, shape)
+    layer, w, b = _build(cls, args, dict(weight_bits="binary", device="MAX78002", **extra), x,
+                         rng, weight_scale)
+    assert layer.weight_bits == 1 and layer.binary_weights
+    assert layer.get_config()["weight_bits"] == "binary"
+    layer.qat = True
+    got = np.asarray(layer(x), dtype=np.float64)
+    shift = nd.output_shift(w, b)
+    w_int, b_int = nd.quantize_binary_params(w, b, shift)
+    op = "depthwise" if extra.get("groups") else OPS[cls]
+    expected = nd.layer_int(
+        x_int, op, w_int, b_int, bits=1, shift=shift, padding=extra.get("padding", 0),
+        pooling=layer.pooling, pool_size=layer.pool_size, pool_strides=layer.pool_strides,
+        activation=layer.activation, wide=layer.wide, dilation=extra.get("dilation", 1))
+    # 8-bit outputs are x128; a wide output x128 * 2^(bits - 1), the same 128 at one bit.
+    np.testing.assert_array_equal(np.round(got * 128.0).astype(np.int64), expected)
+
+
+def test_binary_weights_straight_through_gradient():
+    """The binary forward is +-1; the gradient passes where |w| <= 1 and stops outside."""
+    import tensorflow as tf
+
+    from ai8x_nb.layers import _ops
+
+    w = tf.Variable([-1.5, -0.3, 0.0, 0.4, 2.0])
+    with tf.GradientTape() as tape:
+        q = _ops.quantize_binary(w)
+        loss = tf.reduce_sum(q * tf.constant([1.0, 2.0, 3.0, 4.0, 5.0]))
+    np.testing.assert_array_equal(q.numpy(), [-1, -1, 1, 1, 1])
+    np.testing.assert_array_equal(tape.gradient(loss, w).numpy(), [0, 2, 3, 4, 0])
 
 
 @pytest.mark.parametrize("padding", [0, 1, 2])

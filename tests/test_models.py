@@ -7,6 +7,7 @@ import pytest
 from ai8x_nb import layers
 from ai8x_nb.graph import trace_model
 from ai8x_nb.models import MODELS, UnknownModelError, get_model, model_for_dataset, model_names
+from support import registry_device
 from ai8x_nb.models.schedules import StepSchedule
 
 # Independent expectations: reference section 5 (seed document) and the input layouts.
@@ -19,12 +20,16 @@ EXPECTED = {
     "rock": (54_693, (64, 64, 3), 3),
     # ADI's ai85ressimplenet: the cifar100 convolutions plus three Adds (no parameters).
     "ressimplenet": (381_792, (32, 32, 3), 100),
+    # The kws20 layers with three 3-tap dilated Conv1D (100*100*3 + 100*50*3 + 50*16*3 more).
+    "kws20_dilated": (158_090, (128, 128), 21),
+    # Stem, five inverted-residual blocks (depthwise), head, wide classifier; BatchNorm.
+    "mobilenetv2_cifar10": (77_794, (32, 32, 3), 10),
 }
 
 
 @pytest.fixture(scope="module")
 def built():
-    return {name: get_model(name) for name in EXPECTED}
+    return {name: get_model(name, device=registry_device(name)) for name in EXPECTED}
 
 
 def test_registry_lists_the_seed_models():
@@ -54,8 +59,11 @@ def test_models_trace_onto_hardware_layers_without_problems(built, name):
     assert all(hw.op != "unsupported" for hw in graph.layers)
     last = graph.layers[graph.output_index].layer
     assert last.wide and last.activation is None
+    # MobileNetV2's projections are linear (no activation), by design; its Adds are layers
+    # of their own on the MAX78002 (before a convolution with a bias).
     assert all(hw.layer.activation == "relu" for hw in graph.layers
-               if hw.layer is not last and hw.op != "passthrough")
+               if hw.layer is not last and hw.op not in ("passthrough", "add")
+               and not hw.name.endswith("_project"))
 
 
 def test_mnist_biases_only_on_the_linear_layer(built):
@@ -107,6 +115,8 @@ def test_training_defaults_as_data():
         "kws20": (128, 3e-4, "adam", "kws20"),
         "rock": (32, 1e-3, "adam", "rock"),
         "ressimplenet": (32, 6.4e-4, "adam", "cifar100"),
+        "kws20_dilated": (128, 3e-4, "adam", "kws20"),
+        "mobilenetv2_cifar10": (64, 1e-3, "adam", "cifar10"),
     }
     assert model_for_dataset("cifar10") is MODELS["cifar10"]
     assert model_for_dataset("nope") is None

@@ -15,6 +15,7 @@ from ai8x_nb.placement.bias import place_biases
 from ai8x_nb.placement.data import choose_offset, instances
 from ai8x_nb.placement.kernels import KernelMemory
 from ai8x_nb.quantize import convert
+from support import registry_device
 
 
 # -------------------------------------------------------------------- kernel memory
@@ -132,8 +133,8 @@ def test_output_that_does_not_fit_its_instance():
 
 @pytest.mark.parametrize("name", model_names())
 def test_the_yaml_gets_what_check_model_reports(name):
-    model = get_model(name)
-    report = check_model(model)
+    model = get_model(name, device=registry_device(name))
+    report = check_model(model, registry_device(name))
     desc, _ = synthesis_yaml.network_description(convert(model), arch=name, dataset="X")
     parsed = yaml.safe_load(synthesis_yaml.to_yaml(desc))["layers"]
     assert [e["processors"] for e in parsed] == [r.processor_mask for r in report.rows]

@@ -400,3 +400,31 @@ def test_cli_evaluate_run_dir(tmp_path, capsys, mnist_data):
     data = json.loads((run / "quant_report.json").read_text())
     assert data["samples"] == 300 and data["exact_agreement"] == 1.0
     assert [row["output_shift"] for row in data["layers"]] == [q.output_shift for q in expected.layers]
+
+
+def test_policy_binary_weights_train_with_qat():
+    """A policy may ask for "binary" (+-1) weights (MAX78002); QAT then trains them: the
+    forward uses +-1, a training step moves the float weights (straight-through gradient)."""
+    from ai8x_nb.quantize import enable_qat, load_policy
+
+    policy = load_policy({"start_epoch": 0, "weight_bits": 8,
+                          "overrides": {"conv": {"weight_bits": "bin"}}})
+    assert policy.bits_for("conv") == "binary"
+    inp = keras.Input((6, 6, 2))
+    x = L.Conv2D(4, 3, padding=1, activation="relu", device="MAX78002", name="conv")(inp)
+    x = keras.layers.Flatten()(x)
+    x = L.Dense(3, wide=True, device="MAX78002", name="fc")(x)
+    model = keras.Model(inp, x)
+    enable_qat(model, policy)
+    conv = model.get_layer("conv")
+    assert conv.binary_weights and model.get_layer("fc").weight_bits == 8
+    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    before = conv.kernel.numpy().copy()
+    rng = np.random.default_rng(0)
+    model.fit(rng.integers(-128, 128, (32, 6, 6, 2)) / 128.0, rng.integers(0, 3, 32),
+              epochs=1, batch_size=8, verbose=0)
+    assert not np.array_equal(before, conv.kernel.numpy())
+    inp = keras.Input((4,))
+    on_max78000 = keras.Model(inp, L.Dense(2, name="d")(inp))
+    with pytest.raises(Exception, match="weight_bits='binary' is not supported by MAX78000"):
+        enable_qat(on_max78000, {"start_epoch": 0, "weight_bits": "binary"})

@@ -10,7 +10,7 @@ import pytest
 from ai8x_nb import layers as L
 from ai8x_nb.errors import QuantizationError
 from ai8x_nb.quantize import convert, enable_qat
-from ai8x_nb.simulate import round_shift, simulate
+from ai8x_nb.simulate import round_shift, simulate, simulate_layers
 
 import numpy_device as nd
 from support import assert_exact, random_input, randomize
@@ -76,6 +76,65 @@ def test_conv1d_exact(kernel):
                    L.Conv1D(5, kernel, padding=padding, pooling="avg", pool_size=2))
     randomize(model, seed=kernel)
     assert_exact(model, random_input(model, 12))
+
+
+@pytest.mark.parametrize("kernel,dilation,padding", [(2, 8, 1), (3, 4, 0), (3, 2, 2), (5, 2, 1)])
+def test_dilated_conv1d_exact(kernel, dilation, padding):
+    """The simulator's stretched kernel (zeros between the taps, as the tool stores it) equals
+    the fake-quantized layer and the NumPy device model's tap-by-tap sum."""
+    model = _model((30, 6), L.Conv1D(8, kernel, padding=padding, dilation=dilation,
+                                     activation="relu"),
+                   L.Conv1D(5, 3, padding=1, dilation=2, pooling="max", pool_size=2))
+    randomize(model, seed=kernel * dilation)
+    x_int = random_input(model, 6)
+    qmodel = assert_exact(model, x_int)
+    first = qmodel.layers[0]
+    expected = nd.layer_int(x_int, "conv1d", first.weights, first.bias,
+                            bits=first.weight_bits, shift=first.output_shift, padding=padding,
+                            activation="relu", dilation=dilation)
+    np.testing.assert_array_equal(simulate_layers(qmodel, x_int)[0], expected)
+
+
+@pytest.mark.parametrize("mode", ["max", "avg"])
+def test_dilated_pooling_exact(mode):
+    """MAX78002 `pool_dilation`, fused and pool-only: the simulator equals the fake-quantized
+    layers and the NumPy device model's dilated windows."""
+    model = _model((14, 15, 3),
+                   L.Conv2D(6, 3, padding=1, pooling=mode, pool_size=2, pool_strides=1,
+                            pool_dilation=3, activation="relu", device="MAX78002"),
+                   {"max": L.MaxPool2D, "avg": L.AvgPool2D}[mode](
+                       2, 2, pool_dilation=(2, 4), device="MAX78002"),
+                   L.Conv2D(4, 1, padding=0, device="MAX78002"))
+    randomize(model, seed=5)
+    x_int = random_input(model, 5)
+    qmodel = assert_exact(model, x_int)
+    first = qmodel.layers[0]
+    expected = nd.layer_int(x_int, "conv2d", first.weights, first.bias,
+                            bits=first.weight_bits, shift=first.output_shift, padding=1,
+                            pooling=mode, pool_size=(2, 2), pool_strides=(1, 1),
+                            pool_dilation=(3, 3), activation="relu")
+    got = simulate_layers(qmodel, x_int)
+    np.testing.assert_array_equal(got[0], expected)
+    np.testing.assert_array_equal(got[1], nd.pool_int(expected, mode, (2, 2), (2, 2), (2, 4)))
+
+
+@pytest.mark.parametrize("channels,bits", [(6, 8), (100, 4), (8, 1)])
+def test_depthwise_exact(channels, bits):
+    """MAX78002 depthwise Conv2D (several passes at 100 channels): the simulator equals the
+    fake-quantized layer and the NumPy device model's grouped convolution."""
+    model = _model((9, 10, channels),
+                   L.Conv2D(channels, 3, padding=1, groups=channels, weight_bits=bits,
+                            activation="relu", device="MAX78002"),
+                   L.Conv2D(channels, 1, padding=0, groups=channels, pooling="avg",
+                            pool_size=2, device="MAX78002"))
+    randomize(model, seed=channels)
+    x_int = random_input(model, 4)
+    qmodel = assert_exact(model, x_int)
+    first = qmodel.layers[0]
+    expected = nd.layer_int(x_int, "depthwise", first.weights, first.bias,
+                            bits=first.weight_bits, shift=first.output_shift, padding=1,
+                            activation="relu")
+    np.testing.assert_array_equal(simulate_layers(qmodel, x_int)[0], expected)
 
 
 # ------------------------------------------------------- convtranspose2d

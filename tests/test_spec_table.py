@@ -79,3 +79,38 @@ def test_the_table_does_not_import_ipywidgets():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)
     assert out.stdout.strip().splitlines()[-1] == "False"
+
+
+def test_max78002_columns_only_where_the_device_has_them():
+    """`dilation` (conv1d rows, both devices), `groups` and `pool_dilation` (MAX78002): the
+    editor offers each only where the device and the row allow it; they round-trip the spec."""
+    spec = [{"type": "conv2d", "filters": 8, "kernel_size": 1, "padding": 0},
+            {"type": "conv2d", "filters": 8, "pooling": "max", "pool_size": 2},
+            {"type": "flatten"}, {"type": "dense", "units": 10, "wide": True}]
+    table = SpecTable(spec, (12, 12, 3), 10, device="MAX78000")
+    assert not table.column_enabled(1, "groups") and not table.column_enabled(1, "pool_dilation")
+    assert not table.column_enabled(1, "dilation")
+    table.set_device("MAX78002")
+    assert table.column_enabled(1, "groups") and table.column_enabled(1, "pool_dilation")
+    assert not table.column_enabled(0, "pool_dilation")  # no pooling in that row
+    table.set_column(1, "groups", "8")
+    table.set_column(1, "pool_dilation", "3")
+    assert table.ok, table.results
+    assert table.row(1)["groups"] == 8 and table.row(1)["pool_dilation"] == 3
+    model = table.to_model()
+    assert model.layers[2].groups == 8 and model.layers[2].pool_dilation == (3, 3)
+    from ai8x_nb.spec import model_to_spec
+    assert model_to_spec(model)[1] == table.row(1)
+    table.set_column(1, "groups", "4")
+    assert not table.ok and "groups=4" in table.results[1][1]
+    table.set_device("MAX78000")
+    table.set_column(1, "groups", "1")
+    assert not table.ok and "pool_dilation=3 is not supported by MAX78000" in table.results[1][1]
+
+    one_d = SpecTable([{"type": "conv1d", "filters": 8, "kernel_size": 3, "dilation": 4},
+                       {"type": "flatten"}, {"type": "dense", "units": 4, "wide": True}],
+                      (40, 2), 4)
+    assert one_d.ok and one_d.column_enabled(0, "dilation")
+    assert one_d.column_values(0)["dilation"] == 4
+    one_d.set_column(0, "dilation", "5")
+    assert not one_d.ok and "Use dilation <= 4 with kernel_size=3" in one_d.results[0][1]

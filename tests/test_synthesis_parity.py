@@ -55,6 +55,27 @@ OUTPUTS_SEEDS = range(*(int(v) for v in os.environ.get("AI8X_NB_PARITY_OUTPUTS_S
 (about 35 s); every output is compared with the tool's sampleoutput.h. To look further, set
 AI8X_NB_PARITY_OUTPUTS_SEEDS=START:STOP (0:100: 0 disagreements, 0 answer mismatches; MAX78000
 37 accepted / 13 rejected, MAX78002 39 / 11)."""
+DILATED_SEEDS = range(*(int(v) for v in os.environ.get("AI8X_NB_PARITY_DILATED_SEEDS",
+                                                       "0:8").split(":")))
+"""Generated dilated Conv1D models (`random_dilated_model`): seeds 0..7 in CI (both devices).
+To look further, set AI8X_NB_PARITY_DILATED_SEEDS=START:STOP (0:100 on 2026-12-07: MAX78000
+38 accepted / 12 rejected, MAX78002 43 / 7; 0 disagreements, 0 answer mismatches, 0 kernel
+placement or cost differences)."""
+POOL_DILATED_SEEDS = range(*(int(v) for v in os.environ.get(
+    "AI8X_NB_PARITY_POOL_DILATED_SEEDS", "0:8").split(":")))
+"""Generated dilated-pooling models (`random_pool_dilated_model`, MAX78002): seeds 0..7 in
+CI. To look further, set AI8X_NB_PARITY_POOL_DILATED_SEEDS=START:STOP (0:100: 83 accepted /
+17 rejected, 0 disagreements, 0 answer mismatches)."""
+DEPTHWISE_SEEDS = range(*(int(v) for v in os.environ.get(
+    "AI8X_NB_PARITY_DEPTHWISE_SEEDS", "0:8").split(":")))
+"""Generated depthwise-separable models (`random_depthwise_model`, MAX78002): seeds 0..7 in
+CI. To look further, set AI8X_NB_PARITY_DEPTHWISE_SEEDS=START:STOP (0:150: 137 accepted / 13
+rejected, 0 disagreements, 0 answer mismatches, 0 kernel placement differences)."""
+BINARY_SEEDS = range(*(int(v) for v in os.environ.get(
+    "AI8X_NB_PARITY_BINARY_SEEDS", "0:8").split(":")))
+"""Generated binary-weight models (`random_binary_model`, MAX78002): seeds 0..7 in CI. To
+look further, set AI8X_NB_PARITY_BINARY_SEEDS=START:STOP (0:100: 77 accepted / 23 rejected,
+0 disagreements, 0 answer mismatches)."""
 WORKERS = 2
 """Tool processes run side by side (CI has two cores; exporting is cheap next to them)."""
 MIN_EACH = 10
@@ -329,3 +350,47 @@ def test_multi_output_models_verdict_equals_the_tool(tmp_path, multi_output_mode
                                       firmware_cache)
     assert not problems, table + "\n" + "\n".join(problems)
     _assert_both_verdicts(counts, OUTPUTS_SEEDS, MIN_EACH_STREAMING, 16)
+
+
+def test_dilated_conv1d_models_verdict_equals_the_tool(tmp_path, dilated_model_generator,
+                                                      warm_synthesis_python, capsys,
+                                                      firmware_cache):
+    """Dilated Conv1D (`dilation`, both devices): the tool's stretched kernels in kernel
+    memory, its known answer, cycles and operation counts."""
+    counts, problems, table = _parity(dilated_model_generator, DILATED_SEEDS, tmp_path,
+                                      warm_synthesis_python, capsys, "dilated Conv1D models",
+                                      firmware_cache)
+    assert not problems, table + "\n" + "\n".join(problems)
+    _assert_both_verdicts(counts, DILATED_SEEDS, MIN_EACH_STREAMING, 32)
+
+
+def test_dilated_pooling_models_verdict_equals_the_tool(tmp_path, pool_dilated_model_generator,
+                                                       warm_synthesis_python, capsys,
+                                                       firmware_cache):
+    """Dilated pooling (`pool_dilation`, MAX78002): fused and pool-only layers."""
+    counts, problems, table = _parity(pool_dilated_model_generator, POOL_DILATED_SEEDS,
+                                      tmp_path, warm_synthesis_python, capsys,
+                                      "dilated-pooling models", firmware_cache)
+    assert not problems, table + "\n" + "\n".join(problems)
+    _assert_both_verdicts(counts, POOL_DILATED_SEEDS, MIN_EACH_STREAMING, 32)
+
+
+def test_depthwise_models_verdict_equals_the_tool(tmp_path, depthwise_model_generator,
+                                                 warm_synthesis_python, capsys, firmware_cache):
+    """Depthwise convolutions (`groups`, MAX78002): their kernel memory, passes, answer."""
+    counts, problems, table = _parity(depthwise_model_generator, DEPTHWISE_SEEDS, tmp_path,
+                                      warm_synthesis_python, capsys, "depthwise models",
+                                      firmware_cache)
+    assert not problems, table + "\n" + "\n".join(problems)
+    _assert_both_verdicts(counts, DEPTHWISE_SEEDS, MIN_EACH_STREAMING, 32)
+
+
+def test_binary_weight_models_verdict_equals_the_tool(tmp_path, binary_model_generator,
+                                                     warm_synthesis_python, capsys,
+                                                     firmware_cache):
+    """+-1 weights (`weight_bits="binary"`, `quantization: bin`, MAX78002)."""
+    counts, problems, table = _parity(binary_model_generator, BINARY_SEEDS, tmp_path,
+                                      warm_synthesis_python, capsys, "binary-weight models",
+                                      firmware_cache)
+    assert not problems, table + "\n" + "\n".join(problems)
+    _assert_both_verdicts(counts, BINARY_SEEDS, MIN_EACH_STREAMING, 32)

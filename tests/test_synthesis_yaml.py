@@ -12,7 +12,7 @@ from ai8x_nb.export import synthesis_yaml
 from ai8x_nb.models import get_model, model_names
 from ai8x_nb.quantize import convert
 
-from support import set_deterministic_weights
+from support import registry_device, set_deterministic_weights
 
 VENDOR_MNIST_YAML = """
 arch: ai85net5
@@ -38,7 +38,8 @@ def generate(model, dataset="TEST"):
 def seed_yaml():
     out = {}
     for name in model_names():
-        model = set_deterministic_weights(get_model(name), seed=1)
+        model = set_deterministic_weights(get_model(name, device=registry_device(name)),
+                                          seed=1)
         out[name] = generate(model, dataset=name.upper())
     return out
 
@@ -144,6 +145,61 @@ def test_passthrough_and_non_square_pool():
     assert parsed[2]["processors"] == pool["processors"]
     assert parsed[2]["kernel_size"] == "1x1" and parsed[2]["activate"] == "Abs"
     assert parsed[2]["avg_pool"] == 2 and parsed[2]["pool_stride"] == 2
+
+
+def test_dilated_conv1d_yaml_and_kernel_words():
+    """`dilation` goes to the YAML with the layer's own kernel_size (the tool stretches it);
+    kernel memory counts the stretched kernel: 3 taps 4 apart take 9 words' worth."""
+    from ai8x_nb.check import check_model
+
+    inp = keras.Input((40, 8))
+    x = layers.Conv1D(16, 3, padding=1, dilation=4, activation="relu")(inp)
+    x = layers.Conv1D(16, 3, padding=1, activation="relu")(x)
+    model = set_deterministic_weights(keras.Model(inp, x, name="dil"))
+    parsed = yaml.safe_load(generate(model)[0])["layers"]
+    assert parsed[0]["kernel_size"] == 3 and parsed[0]["dilation"] == 4
+    assert parsed[0]["pad"] == 1 and "dilation" not in parsed[1]
+    placed = check_model(model, "MAX78000").placement.layers
+    assert [lp.kernel_values for lp in placed] == [9, 3]
+
+
+def test_depthwise_and_pool_dilation_yaml_and_kernel_words():
+    """`groups` and `pool_dilation` go to the YAML; a depthwise layer holds one kernel per
+    input processor and pass (100 channels: 2 passes, 2 words), not one per output."""
+    from ai8x_nb.check import check_model
+
+    inp = keras.Input((8, 8, 100))
+    x = layers.Conv2D(100, 3, padding=1, groups=100, pooling="avg", pool_size=(2, 1),
+                      pool_strides=1, pool_dilation=(3, 1), device="MAX78002")(inp)
+    x = layers.Conv2D(8, 1, padding=0, device="MAX78002")(x)
+    model = set_deterministic_weights(keras.Model(inp, x, name="dw"))
+    parsed = yaml.safe_load(generate(model)[0])["layers"]
+    assert parsed[0]["groups"] == 100 and parsed[0]["kernel_size"] == "3x3"
+    assert parsed[0]["avg_pool"] == [2, 1] and parsed[0]["pool_dilation"] == [3, 1]
+    assert "groups" not in parsed[1] and "pool_dilation" not in parsed[1]
+    report = check_model(model, "MAX78002")
+    assert report.ok, report.errors
+    assert report.rows[0].weight_words_per_processor == 2
+
+
+def test_binary_weights_yaml_checkpoint_and_the_no_mixing_rule():
+    """`quantization: bin`, +-1 checkpoint weights; binary and 1-bit layers never mix."""
+    from ai8x_nb.check import check_model
+    from ai8x_nb.export.synthesis_checkpoint import device_weight
+
+    inp = keras.Input((8, 8, 3))
+    x = layers.Conv2D(8, 3, padding=1, weight_bits="binary", device="MAX78002")(inp)
+    x = layers.Conv2D(4, 1, padding=0, weight_bits=2, device="MAX78002")(x)
+    model = set_deterministic_weights(keras.Model(inp, x, name="bin"))
+    parsed = yaml.safe_load(generate(model)[0])["layers"]
+    assert parsed[0]["quantization"] == "bin" and parsed[1]["quantization"] == 2
+    weights = device_weight(convert(model).layers[0])
+    assert set(weights.ravel().tolist()) == {-1, 1}
+    assert check_model(model, "MAX78002").ok
+    x = layers.Conv2D(4, 1, padding=0, weight_bits=1, device="MAX78002", name="one_bit")(x)
+    report = check_model(keras.Model(inp, x), "MAX78002")
+    assert not report.ok
+    assert any("binary (+-1) weights and 'one_bit' 1-bit weights" in e for e in report.errors)
 
 
 def test_unsupported_layer_is_refused():

@@ -23,7 +23,7 @@ from ai8x_nb.export.portable import effective_weights, portable_model
 from ai8x_nb.models import get_model, model_names
 from ai8x_nb.quantize import convert, enable_qat
 
-from support import random_dataset, set_deterministic_weights
+from support import random_dataset, registry_device, set_deterministic_weights
 
 pytestmark = [
     pytest.mark.skipif(keras.backend.backend() != "tensorflow",
@@ -175,7 +175,7 @@ def _random_int8(shape, n, seed=0):
 
 @pytest.mark.parametrize("name", sorted(set(model_names()) | {"ressimplenet"}))
 def test_seed_models_run_in_tflite_micro_equal_to_litert(tmp_path, name):
-    model = set_deterministic_weights(get_model(name), seed=3)
+    model = set_deterministic_weights(get_model(name, device=registry_device(name)), seed=3)
     enable_qat(model)
     shape = tuple(model.inputs[0].shape[1:])
     manifest, ds = _int8_export(model, tmp_path, name, shape, int(model.outputs[0].shape[-1]))
@@ -254,7 +254,7 @@ def test_portable_weights_are_the_integer_weights(tmp_path):
 def test_portable_form_computes_the_float_network():
     # The float model and its portable form compute the same function, the device's output
     # clamps included (they bind here): padding 0/1/2, pooling, Conv1D, transposed
-    # convolution, Add, Sub, Abs, a plain Keras layer, Dropout.
+    # convolution, Add, Sub, Abs, a plain Keras layer, Dropout, a dilated Conv1D.
     inp = keras.Input((10, 10, 4))
     a = layers.Conv2D(6, 3, padding=2, pooling="max", pool_size=2, activation="relu")(inp)
     b = layers.Conv2D(6, 1, padding=0, activation="abs")(a)
@@ -266,15 +266,34 @@ def test_portable_form_computes_the_float_network():
     x = layers.Conv2D(5, 3, padding=1, pooling="avg", pool_size=3, pool_strides=3)(x)
     x = keras.layers.Reshape((-1, 5))(x)
     x = layers.Conv1D(4, 3, padding=1, activation="relu")(x)
+    x = layers.Conv1D(4, 2, padding=1, dilation=3)(x)
     x = keras.layers.Flatten()(x)
     x = keras.layers.Dense(3)(x)
     model = set_deterministic_weights(keras.Model(inp, x, name="mix"), seed=5, scale=0.5)
+    _assert_portable_equal(model, (10, 10, 4))
+
+
+def test_portable_form_of_the_max78002_layers():
+    # A depthwise convolution (DEPTHWISE_CONV_2D) and dilated pooling (strided slices).
+    inp = keras.Input((10, 10, 4))
+    x = layers.Conv2D(4, 3, padding=1, groups=4, activation="relu", device="MAX78002")(inp)
+    x = layers.Conv2D(4, 3, padding=2, groups=4, pooling="avg", pool_size=2, pool_strides=1,
+                      pool_dilation=3, device="MAX78002")(x)
+    x = layers.MaxPool2D(2, 2, pool_dilation=(2, 1), device="MAX78002")(x)
+    x = layers.Conv2D(3, 1, padding=0, device="MAX78002")(x)
+    model = set_deterministic_weights(keras.Model(inp, x, name="m2"), seed=6, scale=0.5)
+    _assert_portable_equal(model, (10, 10, 4), clamps=False)
+
+
+def _assert_portable_equal(model, shape, clamps=True):
     plain = portable_model(model)
     assert not any(isinstance(l, layers.HardwareLayer) for l in plain.layers)
-    x = _random_int8((10, 10, 4), 6).astype(np.float32) / 128
+    x = _random_int8(shape, 6).astype(np.float32) / 128
     want = np.asarray(model(x))
     assert np.abs(want).max() > 1e-3
     assert np.allclose(np.asarray(plain(x)), want, atol=1e-5)
+    if not clamps:
+        return
     outputs = keras.Model(model.inputs, [l.output for l in model.layers[1:]])(x)
     bound = [l.name for l, y in zip(model.layers[1:], outputs)
              if np.max(np.asarray(y)) == np.float32(127 / 128)]

@@ -291,7 +291,9 @@ def _model_name_note(name):
     if not others:
         return "."
     listed = ", ".join(f'`"{info.name}"` ({info.description})' for info in others)
-    return (f": here {listed}; e.g. `ai8x-nb run {name} -p model_name {others[0].name}`.")
+    first = others[0]
+    device = f" -p device {first.device}" if first.device == "MAX78002" else ""
+    return (f": here {listed}; e.g. `ai8x-nb run {name} -p model_name {first.name}{device}`.")
 
 
 def build_notebook(name):

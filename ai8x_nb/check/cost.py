@@ -89,12 +89,13 @@ class _Shape:
     pooled: tuple
     out_chan: int
     out_dim: tuple
-    kernel: tuple
+    kernel: tuple           # the kernel the operations count (the layer's own)
     padding: tuple
     operands: int
     pool_first: bool
     flatten: bool
     upsample: int = 1       # ConvTranspose2d: the tool counts its pooled input times 2
+    hw_kernel: tuple = None  # the kernel the hardware runs (a dilated Conv1D's, stretched)
 
 
 def _shape(hw, graph_layers):
@@ -111,7 +112,10 @@ def _shape(hw, graph_layers):
         stride = _pair(layer.pool_strides, op == "conv1d" or one_d and len(layer.pool_size) == 1)
     else:
         pool, stride = (1, 1), (1, 1)
-    pooled = tuple((d - p) // s + 1 for d, p, s in zip(in_dim, pool, stride))
+    dilation = getattr(layer, "pool_dilation", None) if pooling is not None else None
+    dilation = _pair(dilation, one_d) if dilation else (1, 1)
+    pooled = tuple((d - (p - 1) * g - 1) // s + 1
+                   for d, p, s, g in zip(in_dim, pool, stride, dilation))
     out_spatial = tuple(int(s) for s in hw.out_shape[:-1]) or (1,)
     out_dim = (out_spatial[0], 1) if len(out_spatial) == 1 else out_spatial[:2]
     if op in ("conv2d", "convtranspose2d"):
@@ -119,11 +123,15 @@ def _shape(hw, graph_layers):
         kernel, padding = (k, k), (k - 1 - p if op == "convtranspose2d" else p,) * 2
     elif op == "conv1d":
         kernel, padding = (int(layer.kernel_size), 1), (int(layer.padding), 0)
+        hw_kernel = (int(layer.effective_kernel_size), 1)
     else:
         kernel, padding = (1, 1), (0, 0)
+    if op != "conv1d":
+        hw_kernel = kernel
     return _Shape(operator=operator, in_chan=int(hw.in_channels), in_dim=in_dim, pool=pool,
                   pooled=pooled, out_chan=int(hw.out_channels), out_dim=out_dim,
                   kernel=kernel, padding=padding, operands=int(hw.operands),
+                  hw_kernel=hw_kernel,
                   pool_first=not (hw.eltwise and pooling is not None),
                   flatten=op == "linear" and hw.flatten_from is not None,
                   upsample=int(getattr(layer, "required_stride", 1) or 1)
@@ -175,7 +183,7 @@ def _cycles(s, placed, *, wide, kernel_offset):
         out_dim = s.out_dim
     pooled_rows, pooled_cols = s.pooled[0] * s.upsample, s.pooled[1] * s.upsample
     row_pad, col_pad = s.padding
-    kern_rows, kern_cols = s.kernel
+    kern_rows, kern_cols = s.hw_kernel  # the tool's latency model reads `hw_kernel_size`
     out_cols = out_dim[1]
     elements = s.operands
     flatten_adj = 1 if s.flatten and in_expand * s.pooled[0] * s.pooled[1] - 1 >= 16 else 0
@@ -239,7 +247,8 @@ def _operations(hw, s, cost):
         combine(s.in_chan * s.pooled[0] * s.pooled[1])
     if not s.operator:
         return
-    in_values = s.in_chan * (s.pooled[0] * s.pooled[1] if s.flatten else 1)
+    groups = int(getattr(hw.layer, "groups", 1)) if op == "conv2d" else 1
+    in_values = s.in_chan // groups * (s.pooled[0] * s.pooled[1] if s.flatten else 1)
     outputs = s.out_chan * (1 if s.flatten else s.out_dim[0] * s.out_dim[1])
     kernel = s.kernel[0] * (1 if one_d else s.kernel[1])
     cost.macc += in_values * kernel * outputs

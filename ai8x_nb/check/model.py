@@ -33,7 +33,9 @@ def _pool_text(layer):
     strides = set(layer.pool_strides)
     stride = str(layer.pool_strides[0]) if len(strides) == 1 else "x".join(
         str(s) for s in layer.pool_strides)
-    return f"{layer.pooling} {size}/{stride}"
+    dilation = getattr(layer, "pool_dilation", None)
+    dilated = f" d{'x'.join(str(d) for d in dilation)}" if dilation else ""
+    return f"{layer.pooling} {size}/{stride}{dilated}"
 
 
 def _kernel_text(hw):
@@ -41,7 +43,8 @@ def _kernel_text(hw):
     if hw.op in ("conv2d", "convtranspose2d"):
         return f"{layer.kernel_size}x{layer.kernel_size}"
     if hw.op == "conv1d":
-        return f"k{layer.kernel_size}"
+        dilation = getattr(layer, "dilation", 1)
+        return f"k{layer.kernel_size}" + (f" d{dilation}" if dilation > 1 else "")
     if hw.op == "linear":
         return "1x1"
     return ""
@@ -49,6 +52,21 @@ def _kernel_text(hw):
 
 def _bias_in_use(layer):
     return getattr(layer, "bias", None) is not None and getattr(layer, "_bias_in_use", True)
+
+
+def _binary_errors(graph):
+    """The tool switches binary weights on for the whole accelerator (a control-register bit):
+    "Cannot combine binary quantization with 1-bit quantization"."""
+    weighted = [hw.layer for hw in graph.layers
+                if hw.is_hardware and getattr(hw.layer, "has_operator", False)]
+    binary = [layer.name for layer in weighted if getattr(layer, "binary_weights", False)]
+    one_bit = [layer.name for layer in weighted
+               if not getattr(layer, "binary_weights", False) and layer.weight_bits == 1]
+    if binary and one_bit:
+        yield (f"Layers {', '.join(repr(n) for n in binary)} have binary (+-1) weights and "
+               f"{', '.join(repr(n) for n in one_bit)} 1-bit weights; the synthesis tool "
+               f"cannot combine them in one network (binary mode is one switch for the whole "
+               f"accelerator). Use weight_bits=2 (or 'binary') for the 1-bit layers.")
 
 
 class _Checker:
@@ -64,6 +82,7 @@ class _Checker:
     def run(self, graph):
         self.errors.extend(graph.problems)
         self.errors.extend(streaming_errors(graph, self.dev))
+        self.errors.extend(_binary_errors(graph))
         for hw in graph.layers:
             self.errors.extend(hw.problems)
             if hw.is_hardware:
@@ -98,6 +117,8 @@ class _Checker:
             row.notes = f"copies layer {hw.copy_of} into an interleaved buffer"
         if hw.streaming:
             row.notes = "; ".join(n for n in (row.notes, "streams (circular input buffer)") if n)
+        if getattr(layer, "binary_weights", False):
+            row.notes = "; ".join(n for n in (row.notes, "binary (+-1) weights") if n)
         if hw.op in _WEIGHT_OPS:
             row.weights = shape_size(layer.kernel.shape)
             row.bias_bytes = out_ch if _bias_in_use(layer) else 0

@@ -40,7 +40,8 @@ SAMPLE_LAYERS = "samplelayers.npz"
 COMMAND_FILE = "ai8xize_command.txt"
 
 
-def ai8xize_command(name, device, export_dir, *, out=None, softmax=True, fifo=False):
+def ai8xize_command(name, device, export_dir, *, out=None, softmax=True, fifo=False,
+                    deduplicate=True):
     """The synthesis command for an export folder, to run from the tool's own folder.
 
     Args:
@@ -51,6 +52,8 @@ def ai8xize_command(name, device, export_dir, *, out=None, softmax=True, fifo=Fa
         softmax: ask for the C project's softmax (`--softmax`; only for one wide score per
             class, see `ai8x_nb.export.tool_command.wants_softmax`).
         fifo: load the input through the FIFOs (`--fifo`): the model has streaming layers.
+        deduplicate: False adds `--no-deduplicate-weights` (depthwise models, see
+            `ai8x_nb.export.tool_command.depthwise`).
 
     Returns:
         The shell command line as a string: `cd` into `$AI8X_SYNTHESIS_DIR`, then the
@@ -62,7 +65,7 @@ def ai8xize_command(name, device, export_dir, *, out=None, softmax=True, fifo=Fa
         checkpoint=export_dir / synthesis_checkpoint.checkpoint_name(name),
         config=export_dir / f"{name}.yaml", sample=export_dir / SAMPLE_INPUT,
         test_dir=Path(out).resolve() if out else export_dir / "sdk", verbose=False,
-        softmax=softmax, fifo=fifo)
+        softmax=softmax, fifo=fifo, deduplicate=deduplicate)
     return ('cd "${AI8X_SYNTHESIS_DIR:?set AI8X_SYNTHESIS_DIR to your ai8x-synthesis folder}" '
             '&& "${AI8X_SYNTHESIS_PYTHON:-python}" ' + " ".join(shlex.quote(a) for a in args))
 
@@ -250,7 +253,9 @@ def _export_synthesis(model, tmp, manifest, dev, sample_index, test_x, test_y, *
     command = ai8xize_command(name, dev.name, final_dir,
                               softmax=wants_softmax(getattr(graph.layers[-1].layer, "wide", False),
                                                     y_out.shape),
-                              fifo=any(hw.streaming for hw in graph.layers))
+                              fifo=any(hw.streaming for hw in graph.layers),
+                              deduplicate=not any(getattr(hw.layer, "groups", 1) > 1
+                                                  for hw in graph.layers))
     (tmp / COMMAND_FILE).write_text(command + "\n")
     manifest.ai8xize_command = command
     manifest.artifacts.update({

@@ -63,7 +63,7 @@ def effective_weights(layer):
     shift = float(ops.convert_to_numpy(layer.output_shift_tensor()))
     scale = 2.0 ** -shift
     kernel = np.asarray(ops.convert_to_numpy(
-        _ops.quantize_weight(kernel * scale, layer.weight_bits)), dtype=np.float32)
+        layer.quantized_kernel(kernel * scale)), dtype=np.float32)
     if bias is not None:
         bias = np.asarray(ops.convert_to_numpy(
             _ops.quantize_bias(bias * scale, layer.weight_bits)), dtype=np.float32)
@@ -103,9 +103,37 @@ class Eltwise(keras.layers.Layer):
         return ops.clip(total, _ops.OUT_MIN, _ops.OUT_MAX)
 
 
+class DilatedPool(keras.layers.Layer):
+    """Dilated max / average pooling (MAX78002 `pool_dilation`): one strided slice per window
+    tap, combined with MAXIMUM or ADD and a MUL (STRIDED_SLICE, MAXIMUM, ADD, MUL builtins)."""
+
+    def __init__(self, mode, pool_size, strides, dilation, **kwargs):
+        super().__init__(**kwargs)
+        self.mode, self.pool_size = mode, tuple(pool_size)
+        self.strides, self.dilation = tuple(strides), tuple(dilation)
+
+    def call(self, x):
+        return _ops.dilated_pool(x, self.mode, self.pool_size, self.strides, self.dilation)
+
+    def compute_output_shape(self, input_shape):
+        spatial = [None if n is None else (n - (k - 1) * d - 1) // s + 1
+                   for n, k, s, d in zip(input_shape[1:-1], self.pool_size, self.strides,
+                                         self.dilation)]
+        return (input_shape[0], *spatial, input_shape[-1])
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(mode=self.mode, pool_size=self.pool_size, strides=self.strides,
+                      dilation=self.dilation)
+        return config
+
+
 def _pooling(layer, name):
     if layer.pooling is None:
         return []
+    if getattr(layer, "pool_dilation", None):
+        return [DilatedPool(layer.pooling, layer.pool_size, layer.pool_strides,
+                            layer.pool_dilation, name=f"{name}_pool")]
     rank = len(layer.pool_size)
     cls = {("max", 1): keras.layers.MaxPooling1D, ("max", 2): keras.layers.MaxPooling2D,
            ("avg", 1): keras.layers.AveragePooling1D,
@@ -139,14 +167,23 @@ def _operator(layer, name, assign):
         return pieces
     rank = layer.rank
     k, p = layer.kernel_size, layer.padding
-    same = k % 2 == 1 and p == k // 2
+    dilation = getattr(layer, "dilation", 1)
+    same = dilation == 1 and k % 2 == 1 and p == k // 2
+    if getattr(layer, "groups", 1) > 1:  # depthwise: DEPTHWISE_CONV_2D
+        if p and not same:
+            pieces.append(keras.layers.ZeroPadding2D(p, name=f"{name}_pad"))
+        op = keras.layers.DepthwiseConv2D(k, padding="same" if same else "valid",
+                                          use_bias=use_bias, name=name)
+        assign(op, np.transpose(kernel, (0, 1, 3, 2)), bias)
+        pieces.append(op)
+        return pieces
     if p and not same:
         pad = keras.layers.ZeroPadding2D(p) if rank == 2 else keras.layers.ZeroPadding1D(p)
         pad.name = f"{name}_pad"
         pieces.append(pad)
     cls = keras.layers.Conv2D if rank == 2 else keras.layers.Conv1D
     op = cls(layer.filters, k, padding="same" if same else "valid", use_bias=use_bias,
-             name=name)
+             dilation_rate=dilation, name=name)
     assign(op, kernel, bias)
     pieces.append(op)
     return pieces

@@ -67,6 +67,11 @@ def device_weight(qlayer):
     w = np.asarray(qlayer.weights, dtype=np.int64)
     bits = int(qlayer.weight_bits)
     low, high = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
+    if getattr(qlayer, "binary", False):  # +-1, never 0 (the tool tells binary by |w| == 1)
+        low, high = -1, 1
+        if w.size and np.any(w == 0):
+            raise ExportError(f"Layer '{hw.name}': binary weights must be +-1, found 0. "
+                              f"Re-run ai8x_nb.quantize.convert; this is a bug if it persists.")
     if w.size and (w.min() < low or w.max() > high):
         raise ExportError(
             f"Layer '{hw.name}': integer weights span [{w.min()}, {w.max()}], outside the "

@@ -79,8 +79,12 @@ def _layer_entry(hw, ql, placements, index, outputs=()):
         entry["write_gap"] = int(hw.write_gap)
     if hw.op in ("conv2d", "convtranspose2d"):
         entry["kernel_size"] = f"{layer.kernel_size}x{layer.kernel_size}"
+        if getattr(layer, "groups", 1) > 1:
+            entry["groups"] = int(layer.groups)
     elif hw.op == "conv1d":
         entry["kernel_size"] = int(layer.kernel_size)
+        if layer.dilation > 1:
+            entry["dilation"] = int(layer.dilation)
     if hw.op in ("conv2d", "conv1d", "convtranspose2d"):
         entry["pad"] = int(layer.padding)
     entry["activate"] = ACTIVATIONS[getattr(layer, "activation", None)]
@@ -88,9 +92,11 @@ def _layer_entry(hw, ql, placements, index, outputs=()):
     if pooling is not None:
         entry[f"{pooling}_pool"] = _pool_value(layer.pool_size)
         entry["pool_stride"] = _pool_value(layer.pool_strides)
+        if getattr(layer, "pool_dilation", None):
+            entry["pool_dilation"] = _pool_value(layer.pool_dilation)
     if ql is not None and ql.weights is not None:
         entry["output_shift"] = int(ql.output_shift)
-        entry["quantization"] = int(ql.weight_bits)
+        entry["quantization"] = "bin" if ql.binary else int(ql.weight_bits)
     if hw.op == "linear" and hw.flatten_from is not None:
         entry["flatten"] = True
     if getattr(layer, "wide", False):

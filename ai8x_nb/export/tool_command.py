@@ -13,7 +13,7 @@ SCRIPT = "ai8xize.py"
 
 
 def tool_arguments(*, prefix, device, checkpoint, config, sample, test_dir, verbose=True,
-                   softmax=True, fifo=False):
+                   softmax=True, fifo=False, deduplicate=True):
     """The arguments of `ai8xize.py` for one export (absolute paths).
 
     Args:
@@ -26,6 +26,9 @@ def tool_arguments(*, prefix, device, checkpoint, config, sample, test_dir, verb
             8-bit output: the tool's softmax then calls CMSIS-NN's `arm_softmax_q7_q15`
             without declaring `q7_t`, and that `main.c` does not compile.
         fifo: load the input through the FIFOs (`--fifo`), as streaming layers need.
+        deduplicate: let the tool share identical kernels and biases between layers (its
+            default). False adds `--no-deduplicate-weights`, which depthwise networks need
+            (see `depthwise`).
 
     Returns:
         A list of strings, starting with `ai8xize.py`.
@@ -39,6 +42,8 @@ def tool_arguments(*, prefix, device, checkpoint, config, sample, test_dir, verb
         args.insert(args.index("--compact-data"), "--softmax")
     if fifo:
         args.insert(args.index("--compact-data"), "--fifo")
+    if not deduplicate:
+        args.insert(args.index("--compact-data"), "--no-deduplicate-weights")
     if verbose:
         args.append("--verbose")
     return args
@@ -47,6 +52,18 @@ def tool_arguments(*, prefix, device, checkpoint, config, sample, test_dir, verb
 def streams(layers):
     """True when a network YAML's layers (a list of dicts) stream: the tool needs `--fifo`."""
     return any(bool(layer.get("streaming")) for layer in layers or ())
+
+
+def depthwise(layers):
+    """True when a network YAML's layers (a list of dicts) have a depthwise convolution.
+
+    The tool (ab4f4c0) then needs `--no-deduplicate-weights`: it keeps a depthwise layer's
+    bias in every quadrant (its bias group is the string 'all'), and when another layer's
+    bias has the same integer values it shares that entry and stops with a TypeError
+    (`1 << bias_group[ll]`); measured on generated depthwise models with many layers.
+    """
+    return any(int(layer.get("groups", layer.get("conv_groups", 1)) or 1) > 1
+               for layer in layers or ())
 
 
 def wants_softmax(wide, output_shape):

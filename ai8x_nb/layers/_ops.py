@@ -134,6 +134,17 @@ def quantize_weight(w, bits):
     return ops.clip(q, -scale, scale - 1.0) / scale
 
 
+def quantize_binary(w):
+    """Fake-quantize weights to +-1 (MAX78002 binary weights): +1 where w >= 0, else -1.
+
+    The gradient is the straight-through estimator of BinaryConnect: it passes unchanged where
+    |w| <= 1 and is zero outside (the weight cannot move further from the sign it has), so
+    weights stay in [-1, 1] and can flip sign again.
+    """
+    q = ops.where(w >= 0, 1.0, -1.0)
+    return straight_through(ops.clip(w, -1.0, 1.0), q)
+
+
 def quantize_bias(b, bits):
     """Fake-quantize a bias: 8-bit integer in units of (data x weight), i.e. grid 2^-(bits-1).
 
@@ -186,15 +197,21 @@ def output_shift(kernel, bias=None, shift_quantile=1.0):
     return ops.stop_gradient(shift)
 
 
-def pool(x, mode, pool_size, strides, quantized=False):
+def pool(x, mode, pool_size, strides, quantized=False, dilation=None):
     """Max or average pooling without padding, channels last (1D or 2D from `pool_size`).
 
     With `quantized=True` the average is truncated toward zero on the 1/128 grid, as the
-    device does.
+    device does. `dilation` (per spatial axis, default 1) spaces the window's taps: a
+    window of k taps spans `(k - 1) * dilation + 1` input rows / columns.
     """
-    if mode == "max":
+    if dilation is not None and any(d > 1 for d in dilation):
+        y = dilated_pool(x, mode, pool_size, strides, dilation)
+        if mode == "max":
+            return y
+    elif mode == "max":
         return ops.max_pool(x, pool_size, strides, padding="valid")
-    y = ops.average_pool(x, pool_size, strides, padding="valid")
+    else:
+        y = ops.average_pool(x, pool_size, strides, padding="valid")
     if not quantized:
         return y
     count = 1
@@ -206,3 +223,37 @@ def pool(x, mode, pool_size, strides, quantized=False):
     total = ops.round(y * (count * DATA_SCALE))
     trunc = ops.sign(total) * ops.floor(ops.abs(total) / count + 0.5 / count)
     return straight_through(y, trunc / DATA_SCALE)
+
+
+def dilated_pool(x, mode, pool_size, strides, dilation):
+    """Max or mean over windows whose taps lie `dilation` apart (float; no truncation).
+
+    One strided slice per tap of the window, combined with maximum or a sum: exactly the
+    taps the device reads (`(k - 1) * dilation + 1` span, output `(n - span) // s + 1`).
+    """
+    spatial = tuple(x.shape[1:-1])
+    out = [(n - (k - 1) * d - 1) // s + 1
+           for n, k, s, d in zip(spatial, pool_size, strides, dilation)]
+    result = None
+    count = 0
+    for taps in _window_taps(pool_size):
+        index = (slice(None),) + tuple(
+            slice(t * d, t * d + s * (o - 1) + 1, s)
+            for t, d, s, o in zip(taps, dilation, strides, out)) + (slice(None),)
+        window = x[index]
+        count += 1
+        if result is None:
+            result = window
+        elif mode == "max":
+            result = ops.maximum(result, window)
+        else:
+            result = result + window
+    return result if mode == "max" else result / float(count)
+
+
+def _window_taps(pool_size):
+    """Every tap (a, b, ...) of a window, row-major."""
+    taps = [()]
+    for k in pool_size:
+        taps = [t + (i,) for t in taps for i in range(k)]
+    return taps

@@ -66,6 +66,43 @@ def check_pooling(layer, pool_size, pool_strides, rank):
     return size, strides
 
 
+def check_pool_dilation(layer, pool_dilation, rank):
+    """Validate pool_dilation; returns None (no dilation) or a `rank`-tuple with a value > 1.
+
+    The synthesis tool (ab4f4c0) dilates pooling on the MAX78002 only (`MAX_POOL_DILATION`
+    16 there, 1 on the MAX78000). Its pooled size, `(n + stride - pool - dilation + 1) //
+    stride`, is the true one, `(n - (pool - 1) * dilation - 1) // stride + 1`, only for a
+    pool of 2 in each dilated dimension (larger pools get windows that run past the input);
+    its row / column counter holds `(pool - 1) * dilation < 16`, so 15 at most; its known
+    answer ignores the dilation of 1D max pooling, so 2D pooling only.
+    """
+    values = as_tuple(layer, "pool_dilation", pool_dilation, rank)
+    if set(values) == {1}:
+        return None
+    dev = layer.device
+    if dev.max_pool_dilation == 1:
+        fail(layer, "pool_dilation", pool_dilation,
+             "pool_dilation 1 only; the MAX78002 dilates pooling",
+             "Use pool_dilation=1, or device='MAX78002'.")
+    if layer.pooling is None:
+        fail(layer, "pool_dilation", pool_dilation, "pool_dilation needs pooling",
+             "Set pooling='max' or 'avg' with pool_size=2, or use pool_dilation=1.")
+    if rank != 2:
+        fail(layer, "pool_dilation", pool_dilation,
+             "pool_dilation on 2D pooling only (the synthesis tool's known answer ignores "
+             "the dilation of 1D max pooling)",
+             "Use pool_dilation=1 on 1D layers, or a dilated Conv1D (dilation=...).")
+    check_range(layer, "pool_dilation", values, 1, dev.max_pool_dilation,
+                f"Use a pool_dilation from 1 to {dev.max_pool_dilation}.", shown=pool_dilation)
+    for k, d in zip(layer.pool_size, values):
+        if d > 1 and k != 2:
+            fail(layer, "pool_dilation", pool_dilation,
+                 f"a dilated dimension needs pool_size 2 (got pool_size={layer.pool_size}); "
+                 f"the synthesis tool sizes larger dilated pools wrongly",
+                 "Use pool_size=2 with pool_dilation, or pool_dilation=1.")
+    return values
+
+
 def check_channels(layer, argument, value):
     """Check a channel count against the device maximum."""
     limit = layer.device.max_channels

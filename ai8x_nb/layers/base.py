@@ -33,12 +33,19 @@ class HardwareLayer(keras.layers.Layer):
         pooling: None, "max" or "avg" (case-insensitive), applied before the operator.
         pool_size: int or tuple, 1..16.
         pool_strides: int or tuple, 1..16; defaults to `pool_size`.
+        pool_dilation: int or tuple, default 1: the pooling window's taps lie this far apart
+            (a window of k taps spans `(k - 1) * pool_dilation + 1` rows / columns).
+            MAX78002 only, 2D pooling only, with pool_size 2 in each dilated dimension,
+            1..15 (see `_validate.check_pool_dilation`).
         activation: None, "relu" or "abs".
         wide: 32-bit output (last layer only, no activation).
         use_bias: whether the operator has a bias.
         batch_norm: None, "affine" or "noaffine": BatchNorm after the operator, trained as
             bn(x) / 4 and folded into weights and bias for quantization.
-        weight_bits: 8, 4, 2 or 1 (used when `qat` is on and at conversion).
+        weight_bits: 8, 4, 2 or 1 (used when `qat` is on and at conversion), or "binary"
+            (MAX78002): +-1 weights, trained with a straight-through estimator
+            (`_ops.quantize_binary`); they take 1 bit of kernel memory each, and
+            `weight_bits` then reads 1 (`binary_weights` is True).
         qat: fake quantization on (set by `ai8x_nb.quantize`, stored in the config).
         shift_quantile: quantile of |W, b| that sets output_shift, in (0, 1].
         output_shift: None (default) derives the output_shift from the weights (see
@@ -63,6 +70,7 @@ class HardwareLayer(keras.layers.Layer):
         pooling=None,
         pool_size=2,
         pool_strides=None,
+        pool_dilation=1,
         activation=None,
         wide=False,
         use_bias=True,
@@ -92,6 +100,7 @@ class HardwareLayer(keras.layers.Layer):
                 self, pool_size, pool_strides, max(self.rank, 1))
         else:
             self.pool_size, self.pool_strides = None, None
+        self.pool_dilation = v.check_pool_dilation(self, pool_dilation, max(self.rank, 1))
         self.wide = bool(wide)
         if self.wide and self.activation is not None:
             v.fail(self, "wide", wide, "a wide (32-bit) output has no activation",
@@ -100,10 +109,7 @@ class HardwareLayer(keras.layers.Layer):
         self.batch_norm = v.normalize_choice(
             self, "batch_norm", batch_norm, BATCH_NORMS,
             "Use batch_norm=None, 'affine' or 'noaffine'.")
-        if weight_bits not in self.device.weight_bits:
-            v.fail(self, "weight_bits", weight_bits, "8, 4, 2 or 1 bits",
-                   "Use weight_bits=8 unless the weight memory is too small.")
-        self.weight_bits = int(weight_bits)
+        self.weight_bits = weight_bits
         if not 0.0 < float(shift_quantile) <= 1.0:
             v.fail(self, "shift_quantile", shift_quantile, "a quantile in (0, 1]",
                    "Use 1.0 (the maximum) or e.g. 0.995.")
@@ -116,6 +122,10 @@ class HardwareLayer(keras.layers.Layer):
                    "Pass streaming=True for a layer whose input is too large for the data "
                    "memory, else False.")
         self.streaming = streaming
+        if streaming and self.pool_dilation is not None:
+            v.fail(self, "pool_dilation", self.pool_dilation,
+                   "a streaming layer pools without dilation here",
+                   "Use pool_dilation=1 on streaming layers.")
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.bias_initializer = keras.initializers.get(bias_initializer)
         self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
@@ -126,6 +136,25 @@ class HardwareLayer(keras.layers.Layer):
             # PyTorch momentum 0.05 == Keras momentum 0.95; eps as in PyTorch.
             self.bn = keras.layers.BatchNormalization(
                 momentum=0.95, epsilon=1e-5, center=affine, scale=affine, name="bn")
+
+    @property
+    def weight_bits(self):
+        """Bits per weight: 8, 4, 2 or 1 (1 for binary weights, see `binary_weights`)."""
+        return self._weight_bits
+
+    @weight_bits.setter
+    def weight_bits(self, value):
+        binary = isinstance(value, str) and value.strip().lower() in ("binary", "bin")
+        if binary and not self.device.binary_weights:
+            v.fail(self, "weight_bits", value, "8, 4, 2 or 1 bits; the MAX78002 has +-1 "
+                   "(binary) weights", "Use weight_bits=1, or device='MAX78002'.")
+        if not binary and (isinstance(value, bool) or value not in self.device.weight_bits):
+            allowed = "8, 4, 2, 1 or 'binary'" if self.device.binary_weights else \
+                "8, 4, 2 or 1 bits"
+            v.fail(self, "weight_bits", value, allowed,
+                   "Use weight_bits=8 unless the weight memory is too small.")
+        self.binary_weights = binary
+        self._weight_bits = 1 if binary else int(value)
 
     def _fixed_shift(self, value):
         if value is None:
@@ -180,12 +209,17 @@ class HardwareLayer(keras.layers.Layer):
         if self.pooling is None:
             return tuple(spatial)
         out = []
-        for size, k, s in zip(spatial, self.pool_size, self.pool_strides):
-            if size is not None and size < k:
-                v.fail(self, "pool_size", self.pool_size,
-                       f"the pool must fit in the input, which is {tuple(spatial)}",
-                       "Use a smaller pool or a larger input.")
-            out.append(None if size is None else (size - k) // s + 1)
+        dilation = self.pool_dilation or (1,) * len(self.pool_size)
+        for size, k, s, d in zip(spatial, self.pool_size, self.pool_strides, dilation):
+            span = (k - 1) * d + 1
+            if size is not None and size < span:
+                v.fail(self, "pool_size" if d == 1 else "pool_dilation",
+                       self.pool_size if d == 1 else self.pool_dilation,
+                       f"the pool{'' if d == 1 else f' window (spanning {span})'} must "
+                       f"fit in the input, which is {tuple(spatial)}",
+                       "Use a smaller pool or a larger input." if d == 1 else
+                       "Use a smaller pool_dilation or a larger input.")
+            out.append(None if size is None else (size - span) // s + 1)
         return tuple(out)
 
     # ------------------------------------------------------------------ call
@@ -195,7 +229,8 @@ class HardwareLayer(keras.layers.Layer):
     def _pool(self, x):
         if self.pooling is None:
             return x
-        return _ops.pool(x, self.pooling, self.pool_size, self.pool_strides, quantized=self.qat)
+        return _ops.pool(x, self.pooling, self.pool_size, self.pool_strides, quantized=self.qat,
+                         dilation=self.pool_dilation)
 
     def call(self, inputs, training=None):
         x = self._pool(inputs)
@@ -235,7 +270,7 @@ class HardwareLayer(keras.layers.Layer):
                 f"fake quantization (ai8x_nb.quantize.enable_qat does both).")
         shift = self.output_shift_tensor()
         weight_scale = ops.power(2.0, -shift)
-        kernel = _ops.quantize_weight(self.kernel * weight_scale, self.weight_bits)
+        kernel = self.quantized_kernel(self.kernel * weight_scale)
         bias = None
         if self.bias is not None:
             bias = _ops.quantize_bias(self.bias * weight_scale, self.weight_bits)
@@ -252,6 +287,13 @@ class HardwareLayer(keras.layers.Layer):
         return _ops.quantize_scaled_output(y, self.activation, fused=training)
 
     # ---------------------------------------------------------- quantization
+    def quantized_kernel(self, scaled_kernel):
+        """The fake-quantized kernel (weights on the device grid) of an already shifted
+        kernel: `weight_bits` bits, or +-1 for binary weights."""
+        if self.binary_weights:
+            return _ops.quantize_binary(scaled_kernel)
+        return _ops.quantize_weight(scaled_kernel, self.weight_bits)
+
     def output_shift_tensor(self, shift_quantile=None):
         """The layer's output_shift (float tensor, integer value).
 
@@ -293,11 +335,12 @@ class HardwareLayer(keras.layers.Layer):
             "pooling": self.pooling,
             "pool_size": self.pool_size,
             "pool_strides": self.pool_strides,
+            "pool_dilation": 1 if self.pool_dilation is None else self.pool_dilation,
             "activation": self.activation,
             "wide": self.wide,
             "use_bias": self.use_bias,
             "batch_norm": self.batch_norm,
-            "weight_bits": self.weight_bits,
+            "weight_bits": "binary" if self.binary_weights else self.weight_bits,
             "qat": self.qat,
             "shift_quantile": self.shift_quantile,
             "output_shift": self.output_shift,

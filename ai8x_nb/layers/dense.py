@@ -63,6 +63,6 @@ class Dense(HardwareLayer):
     def get_config(self):
         config = super().get_config()
         config["units"] = self.units
-        for key in ("pooling", "pool_size", "pool_strides"):
+        for key in ("pooling", "pool_size", "pool_strides", "pool_dilation"):
             config.pop(key)
         return config

@@ -21,6 +21,8 @@ import types
 from ai8x_nb.errors import Ai8xNbError
 from ai8x_nb.models import cifar10, cifar100, fashionmnist, kws20, mnist, rock
 from ai8x_nb.models import ressimplenet  # residual (Add) network: a builder, not a spec
+from ai8x_nb.models import kws20_dilated  # the kws20 seed with a dilated Conv1D front end
+from ai8x_nb.models import mobilenetv2_cifar10  # depthwise (MAX78002 only): a builder
 from ai8x_nb.models.base import ModelInfo
 
 __all__ = ["MODELS", "SEED_SPECS", "ModelInfo", "UnknownModelError", "get_info", "get_model",
@@ -34,12 +36,13 @@ class UnknownModelError(Ai8xNbError, ValueError):
 
 MODELS = types.MappingProxyType({
     module.INFO.name: module.INFO
-    for module in (mnist, fashionmnist, cifar10, cifar100, kws20, rock, ressimplenet)
+    for module in (mnist, fashionmnist, cifar10, cifar100, kws20, rock, ressimplenet,
+                   kws20_dilated, mobilenetv2_cifar10)
 })
 """Registry of the seed models: name -> `ModelInfo` (read-only)."""
 
 SEED_SPECS = tuple(name for name, info in MODELS.items() if info.spec is not None)
-"""Names of the seed models defined by a spec (the six dataset models)."""
+"""Names of the seed models defined by a spec (the six dataset models and kws20_dilated)."""
 
 
 def model_names():

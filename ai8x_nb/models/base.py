@@ -69,6 +69,8 @@ class ModelInfo:
         epochs: default number of epochs.
         schedule: `schedule(lr) -> keras.callbacks.Callback`, the LR schedule.
         description: one line for listings.
+        device: the device the model needs ("MAX78002" for depthwise layers), or None when
+            it runs on either.
 
     Raises:
         ValueError: neither or both of `spec` and `build` given.
@@ -88,6 +90,7 @@ class ModelInfo:
     epochs: int = 100
     schedule: Callable = reduce_on_plateau
     description: str = ""
+    device: str = None
 
     def __post_init__(self):
         if (self.spec is None) == (self.build is None):

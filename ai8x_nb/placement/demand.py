@@ -12,9 +12,10 @@ Facts used (ai8x reference sections 4 and 6, checked against ai8x-synthesis):
   output pass).
 - Output passes: `ceil(C_out / 64)`, on `ceil(C_out / passes)` processors, rounded up to a
   multiple of 4 above 64 channels (as for inputs).
-- Kernel words per input processor: `k = out_span * out_passes * in_passes` kernels of
+- Kernel words per input processor: `k = out_span * out_passes * in_passes` kernels (a
+  depthwise layer: `k = in_passes`, the processor's own channel in each pass) of
   `kernel_values` weights each (9 for 3x3, 1 for 1x1 and linear layers, L for a Conv1D of
-  length L), with `q = 8 // bits` kernels of sub-8-bit weights sharing one 8-bit slot:
+  length L, `(L - 1) * dilation + 1` for a dilated one), with `q = 8 // bits` kernels of sub-8-bit weights sharing one 8-bit slot:
   `ceil((k * values * bits + (k % q) * values * (q - 1)) / 72)`. A linear layer after a
   Flatten holds `pixels` kernels per (input processor, output) pair instead of one.
 - Data per instance: an HWC tensor takes one 32-bit word per pixel and pass (16 bytes for a
@@ -102,6 +103,12 @@ class LayerDemand:
     gap_slot: int = 0
     streaming: bool = False
     output: bool = False
+    groups: int = 1
+
+    @property
+    def depthwise(self):
+        """A depthwise convolution (MAX78002): one kernel per input channel and pass."""
+        return self.groups > 1
 
     @property
     def weighted(self):
@@ -194,6 +201,13 @@ def written_words(d, out_span):
     per_byte = 8 // d.bits
     size = d.kernel_values
     written = []
+    if d.depthwise:
+        # Per pass, the processor's own channel's kernel (or zeros where it has none).
+        for ch in range(d.count):
+            written_bytes = sum(size if ie * d.count + ch < d.in_channels else size // per_byte
+                                for ie in range(d.passes))
+            written.append(max(d.words, -(-written_bytes // 9)))
+        return tuple(written)
     for ch in range(d.count):
         if d.flatten_pixels is not None:
             written_bytes = 0
@@ -218,8 +232,8 @@ def _kernel_values(hw, layers):
     layer = hw.layer
     if hw.op in ("conv2d", "convtranspose2d"):
         return emulated_kernel(hw, layers)[0] ** 2
-    if hw.op == "conv1d":
-        return int(layer.kernel_size)
+    if hw.op == "conv1d":  # a dilated kernel is stored stretched, zeros between the taps
+        return int(layer.effective_kernel_size)
     if hw.op == "linear":
         return 1
     return 0
@@ -274,7 +288,8 @@ def layer_demands(graph, device):
             in_bytes=in_bytes, out_bytes=out_bytes, first=first,
             last=i == graph.output_index, inputs=tuple(hw.inputs), operands=hw.operands,
             write_gap=int(hw.write_gap), gap_slot=int(hw.gap_slot), streaming=i < streams,
-            output=graph.several_outputs and i in graph.output_indices))
+            output=graph.several_outputs and i in graph.output_indices,
+            groups=int(getattr(layer, "groups", 1)) if hw.op == "conv2d" else 1))
     readers = {}
     for d in demands:
         for src in d.inputs:
@@ -284,8 +299,12 @@ def layer_demands(graph, device):
             reader = demands[readers[i]] if i in readers else None
             # A concatenation reads this output beside others: it spans this layer's own.
             span = reader.count if reader and not reader.concatenates else d.out_count
+            if d.depthwise:  # the tool's kern_count: one kernel per pass
+                span, out_passes = 1, 1
+            else:
+                out_passes = d.out_passes
             d.words = kernel_words(kernel_values=d.kernel_values, bits=d.bits, out_span=span,
-                                   out_passes=d.out_passes, in_passes=d.passes,
+                                   out_passes=out_passes, in_passes=d.passes,
                                    flatten_pixels=d.flatten_pixels,
                                    out_channels=d.out_channels)
             d.written = written_words(d, span)

@@ -41,7 +41,8 @@ class QuantizedLayer:
         weights: int64 array in the Keras kernel layout ((kh, kw, in, out), (k, in, out) or
             (in, out)), values in [-2^(bits-1), 2^(bits-1) - 1]; None for pooling-only and Add.
         bias: int64 array of [-128, 127] (the accumulator adds `bias * 128`), or None.
-        weight_bits: 8, 4, 2 or 1.
+        weight_bits: 8, 4, 2 or 1 (1 for binary weights).
+        binary: +-1 weights (MAX78002, the YAML's `quantization: bin`).
         output_shift: the layer's shift (YAML value, without the loader's `8 - bits`).
     """
 
@@ -50,6 +51,7 @@ class QuantizedLayer:
     bias: np.ndarray = None
     weight_bits: int = 8
     output_shift: int = 0
+    binary: bool = False
 
     @property
     def name(self):
@@ -102,7 +104,7 @@ def _integer_parameters(layer, shift_quantile):
     bias = layer.bias
     shift = layer.output_shift_tensor(shift_quantile)
     weight_scale = ops.power(2.0, -shift)
-    kernel = _ops.quantize_weight(layer.kernel * weight_scale, bits) * scale
+    kernel = layer.quantized_kernel(layer.kernel * weight_scale) * scale
     w_int = np.rint(np.asarray(ops.convert_to_numpy(kernel), dtype=np.float64)).astype(np.int64)
     b_int = None
     if bias is not None:
@@ -190,7 +192,8 @@ def convert(model, *, ptq_quantile=None):
                 f"(weight decay).")
         qlayers.append(QuantizedLayer(hw=hw, weights=w_int, bias=b_int,
                                       weight_bits=source.weight_bits,
-                                      output_shift=0 if source.wide else shift))
+                                      output_shift=0 if source.wide else shift,
+                                      binary=source.binary_weights))
     output_shape = tuple(model.outputs[0].shape[1:])
     logger.debug("Converted model '%s': %d hardware layers.", model.name, len(qlayers))
     return QuantizedModel(graph=graph, layers=qlayers, device=device, output_shape=output_shape)

@@ -39,10 +39,13 @@ _OVERRIDE_KEYS = ("weight_bits",)
 
 
 def _check_bits(value, where):
+    if isinstance(value, str) and value.strip().lower() in ("binary", "bin"):
+        return "binary"  # +-1 weights (MAX78002); the layer checks its device
     if isinstance(value, bool) or value not in WEIGHT_BITS:
         raise QuantizationError(
-            f"QAT policy {where} is {value!r}; the device supports 8, 4, 2 or 1-bit weights. "
-            f"Use weight_bits: 8 unless the weight memory is too small.")
+            f"QAT policy {where} is {value!r}; the device supports 8, 4, 2 or 1-bit weights "
+            f"(and 'binary' +-1 weights on the MAX78002). Use weight_bits: 8 unless the weight "
+            f"memory is too small.")
     return int(value)
 
 

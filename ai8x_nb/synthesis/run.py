@@ -29,7 +29,7 @@ from ai8x_nb.synthesis import result as res
 from ai8x_nb.synthesis.toollog import parse_latency, parse_ops
 from ai8x_nb.synthesis.trace import LayerTrace, parse_layer_outputs, trace_layers
 from ai8x_nb.synthesis.firmware import build_firmware, firmware_tools
-from ai8x_nb.export.tool_command import streams, tool_arguments, wants_softmax
+from ai8x_nb.export.tool_command import depthwise, streams, tool_arguments, wants_softmax
 from ai8x_nb.synthesis.tool import find_tool
 
 __all__ = ["synthesize", "KNOWN_ANSWER", "REQUIRED_ROLES"]
@@ -257,7 +257,8 @@ def _synthesize_locked(export_dir, out, synthesis_dir, python, progress, timeout
                           checkpoint=manifest.path("synthesis_weights"),
                           config=manifest.path("synthesis_yaml"),
                           sample=manifest.path("sample_input"), test_dir=out, verbose=True,
-                          softmax=_classifier_output(manifest), fifo=_streams(manifest))
+                          softmax=_classifier_output(manifest), fifo=_streams(manifest),
+                          deduplicate=not _depthwise(manifest))
     # --verbose for the latency table; the data of every layer only for a trace.
     args += ([] if trace else ["--short-log"])
     if "--fifo" in args:  # the export streams: asked for already
@@ -403,15 +404,23 @@ def _every_output(manifest, project):
     return ka.compare_memory(ours, tools)
 
 
-def _streams(manifest):
-    """True when the export's network YAML has streaming layers: the tool needs `--fifo`."""
+def _yaml_layers(manifest):
     config = manifest.path("synthesis_yaml")
     try:
-        layers = (yaml.safe_load(config.read_text()) or {}).get("layers") or []
+        return (yaml.safe_load(config.read_text()) or {}).get("layers") or []
     except (OSError, yaml.YAMLError) as err:
         raise SynthesisError(f"Cannot read the export's network YAML {str(config)!r}: {err}. "
                              f"Export the model again.") from err
-    return streams(layers)
+
+
+def _streams(manifest):
+    """True when the export's network YAML has streaming layers: the tool needs `--fifo`."""
+    return streams(_yaml_layers(manifest))
+
+
+def _depthwise(manifest):
+    """True when the export has depthwise layers: the tool needs `--no-deduplicate-weights`."""
+    return depthwise(_yaml_layers(manifest))
 
 
 def _record(export_dir, result):

@@ -28,9 +28,12 @@ GRID = (
     ("size", "filters", "56px"),
     ("kernel_size", "kernel", "46px"),
     ("padding", "pad", "46px"),
+    ("dilation", "dil", "40px"),
+    ("groups", "groups", "52px"),
     ("pooling", "pool", "62px"),
     ("pool_size", "size", "44px"),
     ("pool_strides", "stride", "46px"),
+    ("pool_dilation", "pdil", "40px"),
     ("activation", "act", "62px"),
     ("wide", "wide", "34px"),
     ("use_bias", "bias", "34px"),
@@ -370,7 +373,7 @@ class LayerEditor:
                     else values[column]
                 if widget.value != value:
                     widget.value = value
-                if column in ("pool_size", "pool_strides"):
+                if column in ("pool_size", "pool_strides", "pool_dilation"):
                     widget.disabled = not self.table.column_enabled(index, column)
         finally:
             self._busy = False
