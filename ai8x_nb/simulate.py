@@ -337,7 +337,7 @@ def _tf_layers(qmodel):
     A convolution or linear layer qualifies when every partial sum stays below 2^24 (float32
     is exact) and it reads 8-bit codes; pooling-only and element-wise layers always do
     (unless they read a wide layer's raw accumulator). Transposed convolutions and any
-    convolution option the TensorFlow form does not model (dilation, groups) run in NumPy.
+    option the TensorFlow form does not model (dilation, pool dilation, groups) run in NumPy.
     """
     from ai8x_nb.simulate_tf import TfLayer  # imports TensorFlow, loaded with the model
 
@@ -346,12 +346,11 @@ def _tf_layers(qmodel):
     plan = {}
     for ql in qmodel.layers:
         hw = ql.hw
-        if any(i in wide for i in hw.inputs):
+        if any(i in wide for i in hw.inputs) or not _plain_layer(hw.layer):
             continue
         if hw.op in ("conv2d", "conv1d", "linear"):
             terms = int(np.prod(ql.weights.shape[:-1]))
-            if not _plain_conv(hw.layer) or _exact_dtype(codes, ql.weights, terms,
-                                                         ql.bias)[0] != np.float32:
+            if _exact_dtype(codes, ql.weights, terms, ql.bias)[0] != np.float32:
                 continue
         elif hw.op != "passthrough" and hw.op not in _ELTWISE:
             continue
@@ -359,11 +358,11 @@ def _tf_layers(qmodel):
     return plan
 
 
-def _plain_conv(layer):
-    """No dilation and one group: the convolution `simulate_tf.TfLayer` computes."""
-    for name in ("dilation", "dilation_rate", "groups"):
+def _plain_layer(layer):
+    """No dilation (convolution or pooling) and one group: what `simulate_tf.TfLayer` computes."""
+    for name in ("dilation", "dilation_rate", "groups", "pool_dilation"):
         value = getattr(layer, name, 1)
-        if any(int(v) != 1 for v in np.ravel(value)):
+        if value is not None and any(int(v) != 1 for v in np.ravel(value)):
             return False
     return True
 

@@ -75,6 +75,22 @@ def _float64_layer():
     return keras.Model(inputs, L.Conv2D(4, 1, padding=0)(x))
 
 
+def _dilated_1d():
+    inputs = keras.Input((24, 4))
+    x = L.Conv1D(8, 3, padding=2, dilation=2, activation="relu")(inputs)
+    return keras.Model(inputs, L.Conv1D(6, 3, padding=1)(x))
+
+
+def _max78002_forms():
+    # Depthwise (groups) and dilated pooling (fused and pool-only): MAX78002 layers.
+    inputs = keras.Input((12, 12, 6))
+    x = L.Conv2D(6, 3, padding=1, groups=6, device="MAX78002")(inputs)
+    x = L.Conv2D(6, 3, padding=1, pooling="max", pool_size=2, pool_strides=1,
+                 pool_dilation=2, device="MAX78002")(x)
+    x = L.AvgPool2D(2, pool_strides=1, pool_dilation=2, device="MAX78002")(x)
+    return keras.Model(inputs, L.Conv2D(4, 1, padding=0, device="MAX78002")(x))
+
+
 def _randomize(model, seed):
     randomize(model, seed=seed, scales=(1.0, 3.0))
     if "wide_sum" in [layer.name for layer in model.layers]:
@@ -88,7 +104,12 @@ def _randomize(model, seed):
 
 MODELS = {"chain_2d": _chain_2d, "chain_1d": _chain_1d, "eltwise": _eltwise, "concat": _concat,
           "concat_transpose": lambda: _concat(unet=True), "avg_pool_16": _avg_pool_16,
-          "float64_layer": _float64_layer}
+          "float64_layer": _float64_layer, "dilated_1d": _dilated_1d,
+          "max78002_forms": _max78002_forms}
+NUMPY_LAYERS = {"concat_transpose": ["convtranspose2d"], "float64_layer": ["conv2d"],
+                "dilated_1d": ["conv1d"]}
+"""The layers each model runs in NumPy (the others run in TensorFlow; a layer with an option
+`simulate_tf.TfLayer` does not model must be among them, or the three engines would differ)."""
 BATCH = 4
 N = BATCH * sim._COMPILE_MIN_BATCHES + 3  # batches of 4, the last one shorter
 
@@ -124,8 +145,10 @@ def test_numpy_eager_and_graph_agree(name, monkeypatch):
     x = _inputs(model)
     tf_layers = sim._tf_layers(qmodel)
     numpy_layers = [ql.op for ql in qmodel.layers if ql.hw.index not in tf_layers]
-    expected_numpy = {"concat_transpose": ["convtranspose2d"], "float64_layer": ["conv2d"]}
-    assert numpy_layers == expected_numpy.get(name, []), numpy_layers
+    if name == "max78002_forms":
+        assert numpy_layers[:2] == ["conv2d", "conv2d"] and len(numpy_layers) == 3, numpy_layers
+    else:
+        assert numpy_layers == NUMPY_LAYERS.get(name, []), numpy_layers
 
     y_numpy, stats_numpy, _ = _run(qmodel, x, monkeypatch, "numpy")
     y_eager, stats_eager, eager_graph = _run(qmodel, x, monkeypatch, "eager")
