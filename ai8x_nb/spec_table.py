@@ -319,6 +319,16 @@ class SpecTable:
             "other": other,
         }
 
+    def column_offered(self, column):
+        """Whether the table needs `column` at all: some row's type uses it on this device (the
+        editor hides the dilation, groups and pool-dilation columns otherwise)."""
+        device = get_device(self._device)
+        if column == "pool_dilation" and device.max_pool_dilation == 1:
+            return False
+        if column == "groups" and not device.depthwise:
+            return False
+        return any(column in ENABLED[row["type"]] for row in self._rows)
+
     def column_enabled(self, index, column):
         """Whether row `index` uses `column` (a conv row's pool size needs pooling on)."""
         row = self._rows[index]

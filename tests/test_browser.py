@@ -249,18 +249,19 @@ def _set_field(page, row, column, value):
     field.press("Enter")
 
 
+SHOWN_BOXES = """grid => Array.from(grid.children)
+    .filter(el => getComputedStyle(el).display !== 'none')
+    .map(el => { const r = el.getBoundingClientRect(); return {x: r.x, width: r.width}; })"""
+"""The boxes of a grid's shown cells (the editor hides the columns no row can use)."""
+
+
 def _header_offsets(page):
-    """For each column: how far the header's left and right edges are from row 0's cell."""
-    header = page.locator(f"{EDITOR} .ai8x-layer-header > *")
-    cells = page.locator(ROW).first.locator(":scope > *")
-    count = header.count()
-    assert count == cells.count() >= 14, (count, cells.count())
-    offsets = []
-    for i in range(count):
-        h, c = header.nth(i).bounding_box(), cells.nth(i).bounding_box()
-        offsets.append((abs(h["x"] - c["x"]), abs(h["x"] + h["width"] - c["x"] - c["width"]),
-                        c["width"]))
-    return offsets
+    """For each shown column: how far the header's left and right edges are from row 0's cell."""
+    header = page.locator(f"{EDITOR} .ai8x-layer-header").evaluate(SHOWN_BOXES)
+    cells = page.locator(ROW).first.evaluate(SHOWN_BOXES)
+    assert len(header) == len(cells) >= 14, (len(header), len(cells))
+    return [(abs(h["x"] - c["x"]), abs(h["x"] + h["width"] - c["x"] - c["width"]), c["width"])
+            for h, c in zip(header, cells)]
 
 
 def _check_header_alignment(page, width, artifacts):

@@ -66,6 +66,30 @@ def test_device_dropdown_changes_the_limits(editor):
     assert "5 / 128" in editor.budget.value
 
 
+def test_optional_columns_show_only_where_a_row_can_use_them(editor):
+    from ai8x_nb.widgets.layer_editor import GRID, GRID_MIN_WIDTH
+
+    def shown(box):
+        return [key for (key, _, _), cell in zip(GRID, box.children)
+                if cell.layout.display != "none"]
+
+    header = editor._header
+    assert not {"dilation", "groups", "pool_dilation"} & set(shown(header))  # MAX78000, 2D
+    assert header.layout.min_width == GRID_MIN_WIDTH
+    editor.device_dropdown.value = "MAX78002"  # depthwise and dilated pooling: conv2d rows
+    assert {"groups", "pool_dilation"} <= set(shown(header)) and "dilation" not in shown(header)
+    for box in [header] + [row["box"] for row in editor.rows]:
+        assert shown(box) == shown(header)
+        assert len(box.layout.grid_template_columns.split(" ")) == len(shown(header)) + 1
+    wider = int(header.layout.min_width[:-2])
+    assert wider > int(GRID_MIN_WIDTH[:-2])
+    editor.device_dropdown.value = "MAX78000"
+    editor.rows[0]["type"].value = "conv1d"  # Conv1D dilation, on either device
+    assert "dilation" in shown(editor._header)
+    assert editor.rows[0]["dilation"].disabled is False
+    assert editor.rows[1]["dilation"].disabled is True  # a conv2d row: no dilation
+
+
 def test_add_insert_delete_move_rows(editor):
     editor.add_type.value = "dropout"
     editor.add_button.click()  # a dropout goes before the classifier (the last row)

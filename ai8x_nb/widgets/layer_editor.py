@@ -48,18 +48,23 @@ entry here (plus its widget in `LayerEditor._cell`, or an HTML cell in `_make_ro
 sit before the one flexible column (output / error, which wraps) so that they stay in view in a
 notebook beside JupyterLab's file browser at 1440 px."""
 
-GRID_TEMPLATE = " ".join(track for _, _, track in GRID)
+OPTIONAL_COLUMNS = frozenset({"dilation", "groups", "pool_dilation"})
+"""Shown only while some row can use them on the selected device (`SpecTable.column_offered`):
+Conv1D dilation on either device, depthwise groups and pool dilation on the MAX78002."""
 GRID_GAP_PX = 3
 
 
-def _grid_min_width():
-    """The narrowest the table gets: every track at its minimum, plus the gaps between them."""
-    widths = [int(re.search(r"(\d+)px", track).group(1)) for _, _, track in GRID]
-    return f"{sum(widths) + GRID_GAP_PX * (len(GRID) - 1)}px"
+def grid_tracks(columns):
+    """The CSS grid template of the shown `columns` (keys of `GRID`) and the narrowest the
+    table gets with them: every track at its minimum, plus the gaps between them."""
+    tracks = [track for key, _, track in GRID if key in columns]
+    widths = [int(re.search(r"(\d+)px", track).group(1)) for track in tracks]
+    return " ".join(tracks), f"{sum(widths) + GRID_GAP_PX * (len(tracks) - 1)}px"
 
 
-GRID_MIN_WIDTH = _grid_min_width()
-"""Below this width the table scrolls sideways (its columns never squeeze)."""
+GRID_TEMPLATE, GRID_MIN_WIDTH = grid_tracks({key for key, _, _ in GRID} - OPTIONAL_COLUMNS)
+"""Without the optional columns; below that width the table scrolls sideways (its columns
+never squeeze)."""
 BUTTONS = (("insert", "plus", "insert a layer above"), ("up", "arrow-up", "move up"),
            ("down", "arrow-down", "move down"), ("delete", "trash", "delete"))
 SNAPSHOT_CLASS = "ai8x-editor-snapshot"
@@ -113,7 +118,9 @@ class LayerEditor:
                                    tooltip="insert a layer before the classifier head",
                                    layout=w.Layout(width="120px", min_width="120px"))
         self.add_button.on_click(lambda _: self.add_layer(self.add_type.value))
-        self.rows_box = w.VBox(layout=w.Layout(width="100%", min_width=GRID_MIN_WIDTH))
+        self._shown = self._shown_columns()
+        self.rows_box = w.VBox(layout=w.Layout(width="100%",
+                                               min_width=grid_tracks(self._shown)[1]))
         self.summary = w.HTML()
         self.budget = w.HTML()
         self.save_button = w.Button(description="Save spec", icon="save",
@@ -128,9 +135,11 @@ class LayerEditor:
         code_box = w.Accordion(children=[self.code], titles=("model_spec (paste into the "
                                                               "parameters cell)",))
         code_box.selected_index = None
-        header = self._grid([w.HTML(f"<b>{title}</b>", layout=self._cell_layout())
-                             for _, title, _ in GRID])
+        self._header_cells = {key: w.HTML(f"<b>{title}</b>", layout=self._cell_layout())
+                              for key, title, _ in GRID}
+        header = self._grid(list(self._header_cells.values()))
         header.add_class("ai8x-layer-header")
+        self._header = header
         table = w.VBox([header, self.rows_box], layout=w.Layout(overflow="auto",
                                                                 width="100%"))
         # While this live editor is on the page its static image (shown by a reopened
@@ -288,11 +297,19 @@ class LayerEditor:
             self._snapshot.update(self._snapshot_bundle(), raw=True)
 
     # -------------------------------------------------------------- binding
+    def _shown_columns(self):
+        return {key for key, _, _ in GRID
+                if key not in OPTIONAL_COLUMNS or self.table.column_offered(key)}
+
     def _grid(self, children):
-        """A row of the table: a CSS grid with the tracks of `GRID`."""
+        """A row of the table: a CSS grid with the tracks of the shown columns of `GRID`
+        (`children`: one cell per column of `GRID`; the hidden ones are not displayed)."""
+        template, min_width = grid_tracks(self._shown)
+        for (key, _, _), cell in zip(GRID, children):
+            cell.layout.display = None if key in self._shown else "none"
         return self._w.GridBox(children, layout=self._w.Layout(
-            grid_template_columns=GRID_TEMPLATE, grid_gap=f"0px {GRID_GAP_PX}px", width="100%",
-            min_width=GRID_MIN_WIDTH, align_items="center"))
+            grid_template_columns=template, grid_gap=f"0px {GRID_GAP_PX}px", width="100%",
+            min_width=min_width, align_items="center"))
 
     def _cell_layout(self):
         return self._w.Layout(width="auto", min_width="0px")
@@ -349,6 +366,15 @@ class LayerEditor:
     def _rebuild(self):
         self._busy = True
         try:
+            shown = self._shown_columns()
+            if shown != self._shown:  # a column appears or goes: the header follows
+                self._shown = shown
+                template, min_width = grid_tracks(shown)
+                for key, cell in self._header_cells.items():
+                    cell.layout.display = None if key in shown else "none"
+                self._header.layout.grid_template_columns = template
+                self._header.layout.min_width = min_width
+                self.rows_box.layout.min_width = min_width
             self.rows = [self._make_row(i) for i in range(len(self.table))]
             self.rows_box.children = [entry["box"] for entry in self.rows]
         finally:
