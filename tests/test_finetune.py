@@ -81,6 +81,25 @@ def test_load_for_fine_tuning_replaces_the_head_only_when_needed(tmp_path):
         load_for_fine_tuning(str(tmp_path / "m.keras"), 10, device="MAX78002")
 
 
+def test_train_init_from_loads_fits_the_head_and_the_plan_records_it(tmp_path, mnist_data):
+    from ai8x_nb.training import train
+    from ai8x_nb.training.plan import RunPlan
+
+    model = set_deterministic_weights(get_model("mnist"), seed=3)
+    model.save(tmp_path / "m.keras")
+    result = train(None, "mnist", epochs=1, init_from=tmp_path / "m.keras", batch_size=8,
+                   data_dir=mnist_data, dataset_kwargs={"limit": 16}, out=tmp_path / "logs",
+                   verbose=0)
+    config = json.loads((result.run_dir.path / "config.json").read_text())
+    assert config["init_from"] == str(tmp_path / "m.keras")
+    assert RunPlan.from_config(config, 2).init_from == str(tmp_path / "m.keras")
+    trained = {layer.name: layer for layer in result.model.layers}
+    assert "conv1" in trained and result.model.outputs[0].shape[-1] == 10
+    with pytest.raises(TrainingError, match="init_from"):
+        train(None, "mnist", epochs=1, init_from=7, out=tmp_path / "bad")
+    assert not (tmp_path / "bad").exists()
+
+
 def test_cli_refuses_init_from_with_model_and_new_head_alone(tmp_path, capsys, mnist_data):
     from ai8x_nb.cli import main
 

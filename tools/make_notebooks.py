@@ -487,7 +487,7 @@ result = train(
     model, dataset, epochs=epochs, optimizer=optimizer, recipe=recipe,
     **{key: value for key, (value, _) in chosen.items()},
     qat_policy=derived["qat_policy"], out="logs", seed=seed, device=device,
-    callbacks=[live], distribute=distribute,
+    callbacks=[live], distribute=distribute, init_from=init_from,
     dataset_kwargs={"data_dir": derived["data_dir"], "folder": dataset_folder,
                     "allow_partial": allow_partial, "limit": sample_limit, "seed": seed})
 """),

@@ -278,7 +278,8 @@ def run(args):
         lr=args.lr, metrics=args.metrics, qat_policy=args.qat_policy, out=args.out,
         run_dir=args.run_dir, seed=args.seed, data_dir=args.data_dir,
         dataset_kwargs=_dataset_kwargs(args), device=args.device, schedule=args.schedule,
-        warmup_epochs=args.warmup_epochs, recipe=args.recipe, distribute=args.distribute)
+        warmup_epochs=args.warmup_epochs, recipe=args.recipe, distribute=args.distribute,
+        init_from=args.init_from)
     folder = result.run_dir.path
     _save_samples(args, ds, folder)
     print(f"run dir: {folder}")

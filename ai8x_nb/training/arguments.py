@@ -31,6 +31,7 @@ class TrainArgs:
         recipe: the `ai8x_nb.training.recipes.Recipe` given, or None.
         distribute: "mirrored", "multiworker" or None.
         data_dir, dataset_kwargs: as passed to `train` (`dataset_kwargs` a dict or None).
+        init_from: the trained model file the run fine-tunes, or None.
     """
 
     epochs: int
@@ -47,6 +48,7 @@ class TrainArgs:
     distribute: str = None
     data_dir: object = None
     dataset_kwargs: dict = None
+    init_from: str = None
 
 
 def _fail(name, value, expected, fix):
@@ -55,7 +57,8 @@ def _fail(name, value, expected, fix):
 
 def check_train_args(*, epochs, batch_size=None, optimizer=None, lr=None, metrics=None,
                      schedule=None, warmup_epochs=None, seed=None, device=None, qat_policy=None,
-                     recipe=None, distribute=None, data_dir=None, dataset_kwargs=None):
+                     recipe=None, distribute=None, data_dir=None, dataset_kwargs=None,
+                     init_from=None):
     """Check `train`'s arguments against the parameter table; return them as a `TrainArgs`.
 
     The rules are `ai8x_nb.parameters`' (the notebooks and the CLI check the same values
@@ -78,6 +81,7 @@ def check_train_args(*, epochs, batch_size=None, optimizer=None, lr=None, metric
         distribute: None, "mirrored" or "multiworker" (any case).
         data_dir: None or a folder.
         dataset_kwargs: None or a dict of `ai8x_nb.datasets.load` arguments.
+        init_from: None or a trained model file (a path) to fine-tune.
 
     Returns:
         A `TrainArgs`.
@@ -126,7 +130,9 @@ def check_train_args(*, epochs, batch_size=None, optimizer=None, lr=None, metric
                      seed=seed, device=device, qat_policy=qat_policy,
                      recipe=None if recipe is None else get_recipe(recipe),
                      distribute=check_value("distribute", distribute), data_dir=data_dir,
-                     dataset_kwargs=dataset_kwargs)
+                     dataset_kwargs=dataset_kwargs,
+                     init_from=None if init_from is None else str(check_value("init_from",
+                                                                              init_from)))
 
 
 def _is_policy(value):

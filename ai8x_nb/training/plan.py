@@ -68,6 +68,8 @@ class RunPlan:
             variant); `training` is the recipe for this dataset.
         distribute: "mirrored", "multiworker" or None (one device).
         defaults_from: the seed model whose defaults filled the gaps, or None.
+        init_from: the trained model file the run fine-tunes (`train(init_from=...)`), or
+            None (trained from its initial weights).
     """
 
     dataset: str
@@ -84,6 +86,7 @@ class RunPlan:
     recipe: Recipe = RECIPES["seed"]
     distribute: str = None
     defaults_from: str = None
+    init_from: str = None
 
     @property
     def training(self):
@@ -116,7 +119,7 @@ class RunPlan:
             device=config.get("device") or DEFAULT_DEVICE,
             policy=resolve_policy(config.get("qat_policy"), epochs),
             recipe=recipe_from_config(config), distribute=config.get("distribute"),
-            defaults_from=config.get("defaults_from"))
+            defaults_from=config.get("defaults_from"), init_from=config.get("init_from"))
 
     def to_config(self, ds, ds_kwargs, model, model_ref):
         """The config.json content of a run with this plan.
@@ -147,6 +150,7 @@ class RunPlan:
             **recipe_config(self.recipe),
             "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
             "distribute": self.distribute,
+            "init_from": self.init_from,
         }
 
     def make_schedule(self):
@@ -187,7 +191,8 @@ def resolve_plan(args, dataset, info, device):
         warmup_epochs=pick(args.warmup_epochs, used.warmup_epochs, DEFAULT_WARMUP_EPOCHS),
         seed=pick(args.seed, DEFAULT_SEED), device=device,
         policy=resolve_policy(args.qat_policy, args.epochs, used), recipe=recipe,
-        distribute=args.distribute, defaults_from=info.name if info else None)
+        distribute=args.distribute, defaults_from=info.name if info else None,
+        init_from=args.init_from)
 
 
 def resolve_policy(qat_policy, epochs, recipe=None):

@@ -31,7 +31,7 @@ def train(model_or_name=None, dataset_or_name=None, *, epochs, batch_size=None,
           optimizer=None, lr=None, metrics=None, qat_policy=None, out="logs",
           run_dir=None, seed=None, data_dir=None, dataset_kwargs=None, verbose="auto",
           callbacks=(), device=None, schedule=None, warmup_epochs=None, name=None,
-          distribute=None, recipe=None):
+          distribute=None, recipe=None, init_from=None):
     """Train a model, with checkpoints, resume, optional QAT and a test-split evaluation.
 
     Every argument is checked before anything is loaded or written: a bad value raises and
@@ -90,6 +90,11 @@ def train(model_or_name=None, dataset_or_name=None, *, epochs, batch_size=None,
             smoothing, QAT for the last fifth of the run with the "default" policy); see
             `ai8x_nb.training.recipes`. Explicit arguments win over the recipe's defaults.
             Saved in config.json and used on resume.
+        init_from: a trained model file to fine-tune (a `.keras` written by a run or by
+            `ai8x-nb import ... --out`). With `model_or_name` None it is loaded here
+            (`ai8x_nb.zoo.finetune.load_for_fine_tuning`: a new head when the dataset's class
+            count differs); with a model already loaded from it, it is only recorded. Part of
+            the run's plan, saved in config.json.
 
     Returns:
         A `TrainResult`; `model` is the run's best checkpoint (`qat_best.keras` when QAT ran,
@@ -115,7 +120,7 @@ def train(model_or_name=None, dataset_or_name=None, *, epochs, batch_size=None,
                             metrics=metrics, schedule=schedule, warmup_epochs=warmup_epochs,
                             seed=seed, device=device, qat_policy=qat_policy, recipe=recipe,
                             distribute=distribute, data_dir=data_dir,
-                            dataset_kwargs=dataset_kwargs)
+                            dataset_kwargs=dataset_kwargs, init_from=init_from)
     run = RunDir(run_dir) if run_dir is not None else None
     distribute = args.distribute
     if run is not None and run.is_run:
@@ -139,6 +144,10 @@ def _new_run(run, model_or_name, dataset_or_name, args, *, out, name, distributi
     if dataset_or_name is None and isinstance(model_or_name, str):
         dataset_or_name = models.get_info(model_or_name).dataset
     ds, ds_kwargs = _load_dataset(dataset_or_name, args.data_dir, args.dataset_kwargs)
+    if model_or_name is None and args.init_from is not None:
+        from ai8x_nb.zoo.finetune import load_for_fine_tuning
+
+        model_or_name = load_for_fine_tuning(args.init_from, ds.num_classes, device=args.device)
     model_ref, info = model_defaults(model_or_name, ds)
     plan = resolve_plan(args, ds.name, info, plan_device(model_or_name, args.device))
     check_metrics(plan.metrics, ds.num_classes)

@@ -10,7 +10,7 @@ continues with QAT at its bit widths.
 
 import logging
 
-from ai8x_nb.training.arguments import TrainingError
+from ai8x_nb.errors import TrainingError
 
 __all__ = ["load_for_fine_tuning", "replace_head"]
 
