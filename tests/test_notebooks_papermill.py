@@ -101,6 +101,8 @@ def test_notebook_runs_and_exports(results, name):
     assert "ESP32-S3 (int8 TFLite): accuracy" in text and "MAX78000: accuracy" in text
     if name == FINE_TUNED:  # started from the trained model: no editor, a new 10-class head
         assert "fine-tuning" in text and "(its trained layers; no layer editor)" in text
+        config = json.loads((Path(summary["run_dir"]) / "config.json").read_text())
+        assert config["init_from"].endswith("start.keras")  # part of the run's plan
         assert images >= 6, f"{name}: only {images} figures in {result.output_notebook}"
         return
     # The editor's picture holds the memory bars (the Model cell draws them only without one).
