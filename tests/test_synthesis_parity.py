@@ -302,54 +302,50 @@ def _assert_both_verdicts(counts, seeds, minimum, at_least):
             f"rejected models; it should give both verdicts at least {minimum} times")
 
 
+def _assert_parity(generator, seeds, what, minimum, full, tmp_path, python, capsys,
+                   firmware_cache):
+    """One generated family through the tool: no problem, and both verdicts on each device
+    at least `minimum` times once `full` seeds run (see `_assert_both_verdicts`)."""
+    counts, problems, table = _parity(generator, seeds, tmp_path, python, capsys, what,
+                                      firmware_cache)
+    assert not problems, table + "\n" + "\n".join(problems)
+    _assert_both_verdicts(counts, seeds, minimum, full)
+
+
 def test_check_model_verdict_equals_the_tool(tmp_path, hardware_model_generator,
                                              warm_synthesis_python, capsys, firmware_cache):
-    counts, problems, table = _parity(hardware_model_generator, SEEDS, tmp_path,
-                                      warm_synthesis_python, capsys, "models", firmware_cache)
-    assert not problems, table + "\n" + "\n".join(problems)
-    _assert_both_verdicts(counts, SEEDS, MIN_EACH, 200)
+    _assert_parity(hardware_model_generator, SEEDS, "models",
+                   MIN_EACH, 200, tmp_path, warm_synthesis_python, capsys, firmware_cache)
 
 
 def test_residual_models_verdict_equals_the_tool(tmp_path, residual_model_generator,
                                                  warm_synthesis_python, capsys, firmware_cache):
     """Residual (`Add`) graphs: fused element-wise convolutions, operand copies, write gaps."""
-    counts, problems, table = _parity(residual_model_generator, RESIDUAL_SEEDS, tmp_path,
-                                      warm_synthesis_python, capsys, "residual models",
-                                      firmware_cache)
-    assert not problems, table + "\n" + "\n".join(problems)
-    _assert_both_verdicts(counts, RESIDUAL_SEEDS, MIN_EACH_RESIDUAL, 40)
+    _assert_parity(residual_model_generator, RESIDUAL_SEEDS, "residual models",
+                   MIN_EACH_RESIDUAL, 40, tmp_path, warm_synthesis_python, capsys, firmware_cache)
 
 
 def test_concat_models_verdict_equals_the_tool(tmp_path, concat_model_generator,
                                                warm_synthesis_python, capsys, firmware_cache):
     """Channel concatenation (`in_sequences: [a, b]` on a convolution), UNet-like skips."""
-    counts, problems, table = _parity(concat_model_generator, CONCAT_SEEDS, tmp_path,
-                                      warm_synthesis_python, capsys, "concatenation models",
-                                      firmware_cache)
-    assert not problems, table + "\n" + "\n".join(problems)
-    _assert_both_verdicts(counts, CONCAT_SEEDS, MIN_EACH_CONCAT, 32)
+    _assert_parity(concat_model_generator, CONCAT_SEEDS, "concatenation models",
+                   MIN_EACH_CONCAT, 32, tmp_path, warm_synthesis_python, capsys, firmware_cache)
 
 
 def test_streaming_models_verdict_equals_the_tool(tmp_path, streaming_model_generator,
                                                   warm_synthesis_python, capsys,
                                                   firmware_cache):
     """Streaming layers (`streaming: true`, `--fifo`): large inputs through circular buffers."""
-    counts, problems, table = _parity(streaming_model_generator, STREAMING_SEEDS, tmp_path,
-                                      warm_synthesis_python, capsys, "streaming models",
-                                      firmware_cache)
-    assert not problems, table + "\n" + "\n".join(problems)
-    _assert_both_verdicts(counts, STREAMING_SEEDS, MIN_EACH_STREAMING, 16)
+    _assert_parity(streaming_model_generator, STREAMING_SEEDS, "streaming models",
+                   MIN_EACH_STREAMING, 16, tmp_path, warm_synthesis_python, capsys, firmware_cache)
 
 
 def test_multi_output_models_verdict_equals_the_tool(tmp_path, multi_output_model_generator,
                                                     warm_synthesis_python, capsys,
                                                     firmware_cache):
     """Several outputs (`output: true`): every output in the tool's known answer equals ours."""
-    counts, problems, table = _parity(multi_output_model_generator, OUTPUTS_SEEDS, tmp_path,
-                                      warm_synthesis_python, capsys, "multi-output models",
-                                      firmware_cache)
-    assert not problems, table + "\n" + "\n".join(problems)
-    _assert_both_verdicts(counts, OUTPUTS_SEEDS, MIN_EACH_STREAMING, 16)
+    _assert_parity(multi_output_model_generator, OUTPUTS_SEEDS, "multi-output models",
+                   MIN_EACH_STREAMING, 16, tmp_path, warm_synthesis_python, capsys, firmware_cache)
 
 
 def test_dilated_conv1d_models_verdict_equals_the_tool(tmp_path, dilated_model_generator,
@@ -357,40 +353,28 @@ def test_dilated_conv1d_models_verdict_equals_the_tool(tmp_path, dilated_model_g
                                                       firmware_cache):
     """Dilated Conv1D (`dilation`, both devices): the tool's stretched kernels in kernel
     memory, its known answer, cycles and operation counts."""
-    counts, problems, table = _parity(dilated_model_generator, DILATED_SEEDS, tmp_path,
-                                      warm_synthesis_python, capsys, "dilated Conv1D models",
-                                      firmware_cache)
-    assert not problems, table + "\n" + "\n".join(problems)
-    _assert_both_verdicts(counts, DILATED_SEEDS, MIN_EACH_STREAMING, 32)
+    _assert_parity(dilated_model_generator, DILATED_SEEDS, "dilated Conv1D models",
+                   MIN_EACH_STREAMING, 32, tmp_path, warm_synthesis_python, capsys, firmware_cache)
 
 
 def test_dilated_pooling_models_verdict_equals_the_tool(tmp_path, pool_dilated_model_generator,
                                                        warm_synthesis_python, capsys,
                                                        firmware_cache):
     """Dilated pooling (`pool_dilation`, MAX78002): fused and pool-only layers."""
-    counts, problems, table = _parity(pool_dilated_model_generator, POOL_DILATED_SEEDS,
-                                      tmp_path, warm_synthesis_python, capsys,
-                                      "dilated-pooling models", firmware_cache)
-    assert not problems, table + "\n" + "\n".join(problems)
-    _assert_both_verdicts(counts, POOL_DILATED_SEEDS, MIN_EACH_STREAMING, 32)
+    _assert_parity(pool_dilated_model_generator, POOL_DILATED_SEEDS, "dilated-pooling models",
+                   MIN_EACH_STREAMING, 32, tmp_path, warm_synthesis_python, capsys, firmware_cache)
 
 
 def test_depthwise_models_verdict_equals_the_tool(tmp_path, depthwise_model_generator,
                                                  warm_synthesis_python, capsys, firmware_cache):
     """Depthwise convolutions (`groups`, MAX78002): their kernel memory, passes, answer."""
-    counts, problems, table = _parity(depthwise_model_generator, DEPTHWISE_SEEDS, tmp_path,
-                                      warm_synthesis_python, capsys, "depthwise models",
-                                      firmware_cache)
-    assert not problems, table + "\n" + "\n".join(problems)
-    _assert_both_verdicts(counts, DEPTHWISE_SEEDS, MIN_EACH_STREAMING, 32)
+    _assert_parity(depthwise_model_generator, DEPTHWISE_SEEDS, "depthwise models",
+                   MIN_EACH_STREAMING, 32, tmp_path, warm_synthesis_python, capsys, firmware_cache)
 
 
 def test_binary_weight_models_verdict_equals_the_tool(tmp_path, binary_model_generator,
                                                      warm_synthesis_python, capsys,
                                                      firmware_cache):
     """+-1 weights (`weight_bits="binary"`, `quantization: bin`, MAX78002)."""
-    counts, problems, table = _parity(binary_model_generator, BINARY_SEEDS, tmp_path,
-                                      warm_synthesis_python, capsys, "binary-weight models",
-                                      firmware_cache)
-    assert not problems, table + "\n" + "\n".join(problems)
-    _assert_both_verdicts(counts, BINARY_SEEDS, MIN_EACH_STREAMING, 32)
+    _assert_parity(binary_model_generator, BINARY_SEEDS, "binary-weight models",
+                   MIN_EACH_STREAMING, 32, tmp_path, warm_synthesis_python, capsys, firmware_cache)
